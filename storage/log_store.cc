@@ -1,0 +1,435 @@
+// LogStore: the read (LogReader) and write paths. Open and recovery are in
+// log_store_open.cc.
+#include "storage/log_store.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
+#include "storage/encoding.h"
+#include "storage/rocks_status.h"
+
+namespace raftkv::storage {
+namespace {
+
+rocksdb::Slice ToSlice(absl::string_view s) {
+  return rocksdb::Slice(s.data(), s.size());
+}
+
+bool SameIdentity(const storagepb::NodeIdentity& a,
+                  const storagepb::NodeIdentity& b) {
+  return a.cluster_id() == b.cluster_id() && a.node_id() == b.node_id();
+}
+
+std::string IdentityString(const storagepb::NodeIdentity& id) {
+  return absl::StrCat("cluster ", id.cluster_id(), " node ", id.node_id());
+}
+
+// The LogReader's error for an index the log no longer holds.
+absl::Status Compacted(uint64_t i, uint64_t first_index) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "compacted: index ", i, " is no longer in the log (first index ",
+      first_index, ")"));
+}
+
+}  // namespace
+
+// ---- Writes -----------------------------------------------------------------
+
+absl::Status LogStore::Write(rocksdb::WriteBatch* batch,
+                             absl::string_view what) {
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  rocksdb::Status s = db_->Write(wo, batch);
+  if (!s.ok()) {
+    LOG(ERROR) << "storage dir " << dir() << ": " << what
+               << " failed: " << s.ToString();
+    return Annotate(FromRocks(s, what));
+  }
+  return absl::OkStatus();
+}
+
+void LogStore::DeleteLogRange(rocksdb::WriteBatch* batch, uint64_t lo,
+                              uint64_t hi) {
+  if (lo >= hi) return;
+  batch->DeleteRange(log_cf_, LogKey(lo), LogKey(hi));
+}
+
+absl::Status LogStore::ClearData(rocksdb::WriteBatch* batch) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
+  it->SeekToFirst();
+  if (!it->Valid()) {
+    return Annotate(FromRocks(it->status(), "scanning data"));
+  }
+  const std::string first = it->key().ToString();
+  it->SeekToLast();
+  if (!it->Valid()) {
+    if (!it->status().ok()) return Annotate(FromRocks(it->status(), "scanning data"));
+    return absl::OkStatus();
+  }
+  // [first, last + "\0") is every key from first through last inclusive.
+  std::string end = it->key().ToString();
+  end.push_back('\0');
+  batch->DeleteRange(data_cf_, first, end);
+  return absl::OkStatus();
+}
+
+void LogStore::AddDataChanges(rocksdb::WriteBatch* batch,
+                              const DataBatch& changes) {
+  for (const DataBatch::Op& op : changes.ops()) {
+    if (op.type == DataBatch::OpType::kPut) {
+      batch->Put(data_cf_, op.key, op.value);
+    } else {
+      batch->Delete(data_cf_, op.key);
+    }
+  }
+}
+
+absl::Status LogStore::Bootstrap(const storagepb::NodeIdentity& identity,
+                                 const raftpb::ConfState& initial_conf) {
+  if (identity.cluster_id() == 0 || identity.node_id() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Bootstrap: zero id in ", IdentityString(identity)));
+  }
+  absl::MutexLock lock(&mu_);
+  if (identity_.has_value()) {
+    if (SameIdentity(*identity_, identity)) return absl::OkStatus();
+    return Annotate(absl::FailedPreconditionError(absl::StrCat(
+        "identity mismatch: the store belongs to ", IdentityString(*identity_),
+        ", refusing to bootstrap it as ", IdentityString(identity))));
+  }
+  if (options_.expected_identity.has_value() &&
+      !SameIdentity(*options_.expected_identity, identity)) {
+    return Annotate(absl::FailedPreconditionError(absl::StrCat(
+        "identity mismatch: opened for ",
+        IdentityString(*options_.expected_identity),
+        ", refusing to bootstrap it as ", IdentityString(identity))));
+  }
+  if (last_index_ != 0 || snapshot_.index() != 0 || hard_state_.term() != 0 ||
+      hard_state_.vote() != 0 || hard_state_.commit() != 0 ||
+      applied_index_.load() != 0) {
+    return Annotate(absl::FailedPreconditionError(
+        "refusing to bootstrap: the store has state but no identity"));
+  }
+  raftpb::SnapshotMetadata snapshot;
+  *snapshot.mutable_conf_state() = initial_conf;
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf_, kIdentityKey, identity.SerializeAsString());
+  batch.Put(meta_cf_, kSnapshotKey, snapshot.SerializeAsString());
+  if (absl::Status s = Write(&batch, "Bootstrap"); !s.ok()) return s;
+  identity_ = identity;
+  snapshot_ = std::move(snapshot);
+  return absl::OkStatus();
+}
+
+std::optional<storagepb::NodeIdentity> LogStore::identity() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return identity_;
+}
+
+absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
+                              const raftpb::HardState* hs) {
+  if (entries.empty() && hs == nullptr) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  uint64_t new_last = last_index_;
+  if (!entries.empty()) {
+    const uint64_t first = entries.front().index();
+    if (first <= snapshot_.index()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Append: first index ", first, " is not past the snapshot index ",
+          snapshot_.index()));
+    }
+    if (first > last_index_ + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Append: first index ", first, " leaves a gap after the last index ",
+          last_index_));
+    }
+    for (size_t i = 1; i < entries.size(); ++i) {
+      if (entries[i].index() != first + i) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Append: entries not contiguous: index ", entries[i].index(),
+            " at position ", i, " after first index ", first));
+      }
+    }
+    new_last = entries.back().index();
+    if (new_last == ~uint64_t{0}) {
+      return absl::InvalidArgumentError("Append: index overflow");
+    }
+  }
+  const uint64_t new_commit = hs != nullptr ? hs->commit() : hard_state_.commit();
+  if (new_commit > new_last) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Append: commit index ", new_commit, " would pass the last index ",
+        new_last));
+  }
+
+  rocksdb::WriteBatch batch;
+  std::string buf;
+  for (const raftpb::Entry& e : entries) {
+    buf.clear();
+    e.SerializeToString(&buf);
+    batch.Put(log_cf_, LogKey(e.index()), buf);
+  }
+  if (!entries.empty()) DeleteLogRange(&batch, new_last + 1, last_index_ + 1);
+  if (hs != nullptr) batch.Put(meta_cf_, kHardStateKey, hs->SerializeAsString());
+  if (absl::Status s = Write(&batch, "Append"); !s.ok()) return s;
+
+  if (!entries.empty()) {
+    last_index_ = new_last;
+    last_term_ = entries.back().term();
+  }
+  if (hs != nullptr) hard_state_ = *hs;
+  return absl::OkStatus();
+}
+
+absl::Status LogStore::Compact(uint64_t index, uint64_t term,
+                               const raftpb::ConfState& conf_state) {
+  absl::MutexLock lock(&mu_);
+  if (index <= snapshot_.index()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "compacted: Compact(", index, ") is not past the snapshot index ",
+        snapshot_.index()));
+  }
+  if (index > applied_index_.load()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Compact(", index, "): not applied yet (applied index ",
+        applied_index_.load(), ")"));
+  }
+  if (index > last_index_) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "Compact(", index, ") is past the last index ", last_index_));
+  }
+  absl::StatusOr<uint64_t> stored = TermLocked(index);
+  if (!stored.ok()) return stored.status();
+  if (*stored != term) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Compact(", index, "): term ", term, " differs from the log's ",
+        *stored));
+  }
+  raftpb::SnapshotMetadata snapshot;
+  snapshot.set_index(index);
+  snapshot.set_term(term);
+  *snapshot.mutable_conf_state() = conf_state;
+
+  rocksdb::WriteBatch batch;
+  // From 0, not the first index: also sweeps any stray key below it.
+  DeleteLogRange(&batch, 0, index + 1);
+  batch.Put(meta_cf_, kSnapshotKey, snapshot.SerializeAsString());
+  if (absl::Status s = Write(&batch, "Compact"); !s.ok()) return s;
+  snapshot_ = std::move(snapshot);
+  return absl::OkStatus();
+}
+
+absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
+                                     const DataBatch* data) {
+  absl::MutexLock lock(&mu_);
+  absl::MutexLock apply_lock(&apply_mu_);
+  if (meta.index() <= snapshot_.index()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "snapshot out of date: index ", meta.index(),
+        " is not past the current snapshot index ", snapshot_.index()));
+  }
+  const uint64_t applied = applied_index_.load();
+  if (data == nullptr && applied < meta.index()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ApplySnapshot without data: applied index ", applied,
+        " is below the snapshot index ", meta.index()));
+  }
+  if (data != nullptr && applied > meta.index()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ApplySnapshot: the data already reflects index ", applied,
+        ", past the snapshot index ", meta.index()));
+  }
+  bool keep_suffix = false;
+  if (meta.index() <= last_index_) {
+    absl::StatusOr<uint64_t> t = TermLocked(meta.index());
+    if (!t.ok()) return t.status();
+    keep_suffix = *t == meta.term();
+  }
+
+  rocksdb::WriteBatch batch;
+  uint64_t new_last = last_index_;
+  uint64_t new_last_term = last_term_;
+  if (keep_suffix) {
+    DeleteLogRange(&batch, 0, meta.index() + 1);
+  } else {
+    DeleteLogRange(&batch, 0, last_index_ + 1);
+    new_last = meta.index();
+    new_last_term = meta.term();
+  }
+  batch.Put(meta_cf_, kSnapshotKey, meta.SerializeAsString());
+  raftpb::HardState hs = hard_state_;
+  if (hs.commit() < meta.index()) {
+    hs.set_commit(meta.index());
+    batch.Put(meta_cf_, kHardStateKey, hs.SerializeAsString());
+  }
+  if (data != nullptr) {
+    if (absl::Status s = ClearData(&batch); !s.ok()) return s;
+    AddDataChanges(&batch, *data);
+    batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(meta.index()));
+  }
+  if (absl::Status s = Write(&batch, "ApplySnapshot"); !s.ok()) return s;
+
+  snapshot_ = meta;
+  hard_state_ = std::move(hs);
+  last_index_ = new_last;
+  last_term_ = new_last_term;
+  if (data != nullptr) applied_index_.store(meta.index());
+  return absl::OkStatus();
+}
+
+raftpb::HardState LogStore::hard_state() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return hard_state_;
+}
+
+absl::Status LogStore::ApplyBatch(const DataBatch& changes,
+                                  uint64_t applied_index) {
+  absl::MutexLock lock(&apply_mu_);
+  const uint64_t current = applied_index_.load();
+  if (applied_index <= current) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ApplyBatch: applied index ", applied_index,
+        " does not advance the current ", current));
+  }
+  rocksdb::WriteBatch batch;
+  AddDataChanges(&batch, changes);
+  batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(applied_index));
+  if (absl::Status s = Write(&batch, "ApplyBatch"); !s.ok()) return s;
+  applied_index_.store(applied_index);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LogStore::Get(absl::string_view key) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), data_cf_, ToSlice(key), &value);
+  if (s.IsNotFound()) return absl::NotFoundError("key not found");
+  if (!s.ok()) return Annotate(FromRocks(s, "Get"));
+  return value;
+}
+
+// ---- raft::LogReader ----------------------------------------------------------
+
+absl::StatusOr<raft::InitialState> LogStore::GetInitialState() const {
+  absl::ReaderMutexLock lock(&mu_);
+  raft::InitialState state;
+  state.hard_state = hard_state_;
+  state.snapshot = snapshot_;
+  return state;
+}
+
+absl::StatusOr<raftpb::Entry> LogStore::ReadEntry(uint64_t i) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), log_cf_, LogKey(i), &value);
+  if (s.IsNotFound()) {
+    return Annotate(absl::DataLossError(
+        absl::StrCat("log entry ", i, " is missing")));
+  }
+  if (!s.ok()) return Annotate(FromRocks(s, absl::StrCat("reading entry ", i)));
+  raftpb::Entry e;
+  if (!e.ParseFromString(value) || e.index() != i) {
+    return Annotate(absl::DataLossError(
+        absl::StrCat("malformed log entry at index ", i)));
+  }
+  return e;
+}
+
+absl::StatusOr<uint64_t> LogStore::TermLocked(uint64_t i) const {
+  if (i < snapshot_.index()) return Compacted(i, snapshot_.index() + 1);
+  if (i == snapshot_.index()) return snapshot_.term();
+  if (i > last_index_) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "index ", i, " is past the last index ", last_index_));
+  }
+  if (i == last_index_) return last_term_;
+  absl::StatusOr<raftpb::Entry> e = ReadEntry(i);
+  if (!e.ok()) return e.status();
+  return e->term();
+}
+
+absl::StatusOr<uint64_t> LogStore::Term(uint64_t i) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return TermLocked(i);
+}
+
+absl::StatusOr<std::vector<raftpb::Entry>> LogStore::Entries(
+    uint64_t lo, uint64_t hi, uint64_t max_bytes) const {
+  absl::ReaderMutexLock lock(&mu_);
+  if (lo > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Entries: lo ", lo, " > hi ", hi));
+  }
+  if (lo <= snapshot_.index()) return Compacted(lo, snapshot_.index() + 1);
+  if (hi > last_index_ + 1) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "Entries: hi ", hi, " is past the last index ", last_index_, " + 1"));
+  }
+  std::vector<raftpb::Entry> out;
+  if (lo == hi) return out;
+
+  const std::string upper = LogKey(hi);
+  const rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, log_cf_));
+  uint64_t expected = lo;
+  uint64_t total = 0;
+  bool budget_hit = false;
+  for (it->Seek(LogKey(lo)); it->Valid(); it->Next()) {
+    std::optional<uint64_t> index = DecodeLogKey(
+        absl::string_view(it->key().data(), it->key().size()));
+    if (index != expected) {
+      return Annotate(absl::DataLossError(
+          absl::StrCat("log entry ", expected, " is missing")));
+    }
+    const rocksdb::Slice v = it->value();
+    if (!out.empty() && (total > max_bytes || v.size() > max_bytes - total)) {
+      budget_hit = true;
+      break;
+    }
+    total += v.size();
+    raftpb::Entry& e = out.emplace_back();
+    if (!e.ParseFromArray(v.data(), static_cast<int>(v.size())) ||
+        e.index() != expected) {
+      return Annotate(absl::DataLossError(
+          absl::StrCat("malformed log entry at index ", expected)));
+    }
+    ++expected;
+  }
+  if (!it->status().ok()) {
+    return Annotate(FromRocks(it->status(), "reading entries"));
+  }
+  if (!budget_hit && expected != hi) {
+    return Annotate(absl::DataLossError(
+        absl::StrCat("log entry ", expected, " is missing")));
+  }
+  return out;
+}
+
+uint64_t LogStore::FirstIndex() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return snapshot_.index() + 1;
+}
+
+uint64_t LogStore::LastIndex() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return last_index_;
+}
+
+absl::StatusOr<raftpb::Snapshot> LogStore::GetSnapshot() const {
+  absl::ReaderMutexLock lock(&mu_);
+  raftpb::Snapshot snapshot;
+  *snapshot.mutable_metadata() = snapshot_;
+  return snapshot;
+}
+
+}  // namespace raftkv::storage

@@ -1,0 +1,244 @@
+// LogStore: a node's stable storage in one RocksDB instance.
+//
+// Column families (encodings in storage/encoding.h):
+//   log   Raft entries keyed by index (8-byte big-endian).
+//   meta  hard state, the node's identity (cluster id, node id), the metadata
+//         of the snapshot the log starts after, and the applied index.
+//   data  the replicated key-value data. Every change to it is written in the
+//         same WriteBatch as the applied index it brings the store to, so a
+//         restart knows exactly which entries are reflected in `data`.
+//
+// Implements raft::LogReader for the consensus core, plus the driver's write
+// side: Append (entries + hard state), Compact, ApplySnapshot, ApplyBatch.
+//
+// Durability: with Options::sync (the default) every write is one WriteBatch
+// committed with WriteOptions::sync, so when a write method returns OK its
+// effect survives a crash, and a crash never leaves half of it. A write that
+// fails returns the error and leaves the in-memory view unchanged; the caller
+// must treat it as fatal (the batch may or may not be on disk).
+//
+// Invariants, checked by Open (a store violating them refuses to open):
+//   * the log holds exactly the indexes snapshot.index+1 .. LastIndex(), no
+//     holes, each value an Entry whose index matches its key;
+//   * hard_state.commit <= LastIndex();
+//   * applied_index >= snapshot.index.
+// The applied index is not checked against LastIndex(): a leader may apply a
+// committed entry before its own copy of it is durable.
+//
+// Ownership: the LogStore owns the RocksDB instance; destroying it closes the
+// database and releases the directory lock. Returned values are copies.
+//
+// Thread safety: all methods may be called from any thread. Log-side methods
+// (Append, Compact, ApplySnapshot, Bootstrap and the LogReader methods) are
+// serialized by one mutex, taken shared by the readers; ApplyBatch takes a
+// second mutex, so one apply thread may write `data` while the driver thread
+// appends. The intended use is a single writer per side: one driver thread
+// for the log (which is also the LogReader caller), optionally one apply
+// thread. Get() reads RocksDB directly and never blocks on either mutex.
+#ifndef RAFTKV_STORAGE_LOG_STORE_H_
+#define RAFTKV_STORAGE_LOG_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/raft.pb.h"
+#include "proto/storage.pb.h"
+#include "raft/log_reader.h"
+#include "storage/data_batch.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace raftkv::storage {
+
+struct Options {
+  // The RocksDB directory. Required.
+  std::string dir;
+
+  // Create the directory and an empty store if there is none. When false,
+  // opening a directory without a store is NotFound.
+  bool create_if_missing = true;
+
+  // fsync every write (WriteOptions::sync). Turn off only in tests and
+  // benchmarks: without it an acknowledged write may be lost in a crash.
+  bool sync = true;
+
+  // If set, Open refuses a store that belongs to another cluster or node.
+  // A store without an identity yet (never bootstrapped) is accepted, and
+  // Bootstrap then only accepts this identity.
+  std::optional<storagepb::NodeIdentity> expected_identity;
+
+  // Open scans every key of the log to prove it has no holes (cost: one pass
+  // over the log's keys). When false only the first and last keys are read.
+  bool verify_log_on_open = true;
+
+  // OK, or InvalidArgument naming the bad field.
+  absl::Status Validate() const;
+};
+
+class LogStore final : public raft::LogReader {
+ public:
+  // Opens (or creates) the store in options.dir and recovers its state.
+  // Errors, each naming the directory:
+  //   InvalidArgument     bad options;
+  //   NotFound            no store and !create_if_missing;
+  //   FailedPrecondition  directory locked by another process or LogStore,
+  //                       not a raftkv store, unknown format, or identity
+  //                       differing from options.expected_identity;
+  //   DataLoss            RocksDB corruption or a broken invariant (above);
+  //   others              RocksDB's errors.
+  static absl::StatusOr<std::unique_ptr<LogStore>> Open(const Options& options);
+
+  ~LogStore() override;
+  LogStore(const LogStore&) = delete;
+  LogStore& operator=(const LogStore&) = delete;
+
+  // ---- Identity ----------------------------------------------------------
+
+  // Records the node's identity and the initial snapshot metadata (index 0,
+  // term 0, `initial_conf`) on a node's first start. Idempotent: OK without
+  // writing if the same identity is already recorded.
+  // Errors: InvalidArgument (a zero id); FailedPrecondition if another
+  // identity is recorded or options.expected_identity differs, or if the
+  // store already holds log entries, hard state or applied data.
+  absl::Status Bootstrap(const storagepb::NodeIdentity& identity,
+                         const raftpb::ConfState& initial_conf);
+
+  // The recorded identity; nullopt before Bootstrap.
+  std::optional<storagepb::NodeIdentity> identity() const;
+
+  // ---- Log writes (the driver) ---------------------------------------------
+
+  // Appends `entries` and saves `*hs`, in one synced write. Existing entries
+  // at indexes >= entries[0].index are replaced, and any beyond the last new
+  // entry are deleted (a conflicting suffix is dropped). Either argument may
+  // be empty/null; with both empty nothing is written.
+  // REQUIRES (else InvalidArgument): entries contiguous and ascending;
+  //   snapshot index < entries[0].index <= LastIndex() + 1; the resulting
+  //   commit index (hs->commit, or the stored one) <= the resulting
+  //   LastIndex().
+  absl::Status Append(const std::vector<raftpb::Entry>& entries,
+                      const raftpb::HardState* hs);
+
+  // Deletes the log prefix up to and including `index` (a range delete) and
+  // records SnapshotMetadata{index, term, conf_state}, in one synced write.
+  // Term(index) keeps answering `term`; FirstIndex() becomes index + 1.
+  // REQUIRES: snapshot index < index (else FailedPrecondition "compacted");
+  //   index <= applied_index() (else FailedPrecondition);
+  //   index <= LastIndex() (else OutOfRange); term == Term(index) (else
+  //   InvalidArgument).
+  absl::Status Compact(uint64_t index, uint64_t term,
+                       const raftpb::ConfState& conf_state);
+
+  // Installs a snapshot received from the leader (etcd's ApplySnapshot): in
+  // one synced write, records `meta` as the snapshot metadata; if the log
+  // holds meta.index with meta.term, keeps the entries after it and deletes
+  // the rest, otherwise discards the whole log (LastIndex() becomes
+  // meta.index); raises the hard state's commit to meta.index if lower.
+  // With `data`, the snapshot's image replaces the whole `data` column
+  // family (every existing key deleted, then `data` applied) and the applied
+  // index becomes meta.index, in the same write.
+  // REQUIRES: meta.index > snapshot index (else FailedPrecondition
+  //   "snapshot out of date"); without `data`, applied_index() >= meta.index
+  //   (the image was applied already; else FailedPrecondition); with `data`,
+  //   applied_index() <= meta.index (else FailedPrecondition).
+  absl::Status ApplySnapshot(const raftpb::SnapshotMetadata& meta,
+                             const DataBatch* data);
+
+  // The current hard state (as GetInitialState().hard_state).
+  raftpb::HardState hard_state() const;
+
+  // ---- State machine (the apply thread) -----------------------------------
+
+  // Writes `changes` to the `data` column family and sets the applied index
+  // to `applied_index`, in one synced write. `changes` may be empty (an
+  // entry without effect on the data still advances the applied index).
+  // REQUIRES: applied_index > applied_index() (else InvalidArgument). The
+  // caller applies only committed entries; this is not checked.
+  absl::Status ApplyBatch(const DataBatch& changes, uint64_t applied_index);
+
+  // Index of the last entry whose changes `data` reflects.
+  uint64_t applied_index() const { return applied_index_.load(); }
+
+  // The value of `key` in `data`; NotFound if absent.
+  absl::StatusOr<std::string> Get(absl::string_view key) const;
+
+  // ---- raft::LogReader --------------------------------------------------
+
+  absl::StatusOr<raft::InitialState> GetInitialState() const override;
+  absl::StatusOr<std::vector<raftpb::Entry>> Entries(
+      uint64_t lo, uint64_t hi, uint64_t max_bytes) const override;
+  absl::StatusOr<uint64_t> Term(uint64_t i) const override;
+  uint64_t FirstIndex() const override;
+  uint64_t LastIndex() const override;
+  // The snapshot metadata; the data is always empty (the server streams
+  // the image from `data` itself).
+  absl::StatusOr<raftpb::Snapshot> GetSnapshot() const override;
+
+  const std::string& dir() const { return options_.dir; }
+
+ private:
+  LogStore(const Options& options, rocksdb::DB* db,
+           std::vector<rocksdb::ColumnFamilyHandle*> handles);
+
+  // Open's second half: reads `meta`, scans `log`, checks the invariants.
+  absl::Status Recover();
+  absl::Status CheckFormat();
+  absl::Status ScanLog();
+  // Reads meta key `key` into `out`; false (and `out` untouched) if absent.
+  absl::StatusOr<bool> ReadMeta(absl::string_view key, std::string* out) const;
+
+  // Commits `batch` with the configured sync setting.
+  absl::Status Write(rocksdb::WriteBatch* batch, absl::string_view what);
+  // Adds the deletion of log indexes [lo, hi) to `batch`.
+  void DeleteLogRange(rocksdb::WriteBatch* batch, uint64_t lo, uint64_t hi);
+  // Adds the deletion of every key in `data` to `batch`.
+  absl::Status ClearData(rocksdb::WriteBatch* batch);
+  void AddDataChanges(rocksdb::WriteBatch* batch, const DataBatch& changes);
+
+  // Term(i) with mu_ held; FirstIndex()-1 <= i <= LastIndex().
+  absl::StatusOr<uint64_t> TermLocked(uint64_t i) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<raftpb::Entry> ReadEntry(uint64_t i) const;
+
+  // Prefixes `s`'s message with the directory.
+  absl::Status Annotate(const absl::Status& s) const;
+
+  const Options options_;
+  rocksdb::DB* const db_;  // owned; deleted after the handles
+  rocksdb::ColumnFamilyHandle* const log_cf_;
+  rocksdb::ColumnFamilyHandle* const meta_cf_;
+  rocksdb::ColumnFamilyHandle* const data_cf_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned, all CFs
+
+  // Guards the log side: the `log` CF, hard state, snapshot, identity.
+  mutable absl::Mutex mu_;
+  // Serializes writes of the applied index (ApplyBatch, ApplySnapshot).
+  // Lock order: mu_ before apply_mu_.
+  absl::Mutex apply_mu_ ABSL_ACQUIRED_AFTER(mu_);
+
+  // In-memory copies of what is on disk, updated after each successful write.
+  raftpb::HardState hard_state_ ABSL_GUARDED_BY(mu_);
+  raftpb::SnapshotMetadata snapshot_ ABSL_GUARDED_BY(mu_);
+  std::optional<storagepb::NodeIdentity> identity_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_index_ ABSL_GUARDED_BY(mu_) = 0;  // snapshot index if empty
+  uint64_t last_term_ ABSL_GUARDED_BY(mu_) = 0;   // Term(last_index_)
+  // Written under apply_mu_; read anywhere.
+  std::atomic<uint64_t> applied_index_{0};
+};
+
+}  // namespace raftkv::storage
+
+#endif  // RAFTKV_STORAGE_LOG_STORE_H_

@@ -1,0 +1,346 @@
+// LogStore: Options, Open and recovery (the checks a store must pass to
+// start). The read and write paths are in log_store.cc.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "glog/logging.h"
+#include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "storage/encoding.h"
+#include "storage/log_store.h"
+#include "storage/rocks_status.h"
+
+namespace raftkv::storage {
+namespace {
+
+constexpr char kDefaultColumnFamily[] = "default";
+
+// RocksDB's default CF is unused but always exists; ours follow it.
+const std::vector<std::string>& ColumnFamilyNames() {
+  static const auto* names = new std::vector<std::string>{
+      kDefaultColumnFamily, kLogColumnFamily, kMetaColumnFamily,
+      kDataColumnFamily};
+  return *names;
+}
+
+rocksdb::DBOptions MakeDBOptions(const Options& options) {
+  rocksdb::DBOptions db;
+  db.create_if_missing = options.create_if_missing;
+  db.create_missing_column_families = options.create_if_missing;
+  db.paranoid_checks = true;
+  db.max_background_jobs = 2;
+  db.keep_log_file_num = 4;
+  // `meta` sees few writes; cap the WAL so its memtable gets flushed and old
+  // WAL files can be dropped.
+  db.max_total_wal_size = 128 << 20;
+  return db;
+}
+
+rocksdb::ColumnFamilyOptions MakeCFOptions(const std::string& name) {
+  rocksdb::ColumnFamilyOptions cf;
+  cf.write_buffer_size = 32 << 20;
+  if (name == kDataColumnFamily) {
+    // Point reads of keys that may be absent: a Bloom filter pays off.
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  return cf;
+}
+
+absl::Status Prefixed(const std::string& dir, const absl::Status& s) {
+  if (s.ok()) return s;
+  return absl::Status(s.code(), absl::StrCat("storage dir ", dir, ": ",
+                                             s.message()));
+}
+
+std::string IdentityString(const storagepb::NodeIdentity& id) {
+  return absl::StrCat("cluster ", id.cluster_id(), " node ", id.node_id());
+}
+
+}  // namespace
+
+absl::Status Options::Validate() const {
+  if (dir.empty()) return absl::InvalidArgumentError("Options.dir is empty");
+  if (expected_identity.has_value() &&
+      (expected_identity->cluster_id() == 0 ||
+       expected_identity->node_id() == 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.expected_identity has a zero id: ",
+                     IdentityString(*expected_identity)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
+    const Options& options) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  const std::string& dir = options.dir;
+
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(dir + "/CURRENT", ec);
+  if (!exists) {
+    if (!options.create_if_missing) {
+      return absl::NotFoundError(absl::StrCat(
+          "storage dir ", dir, ": no store there (create_if_missing is false)"));
+    }
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      return absl::InternalError(absl::StrCat(
+          "storage dir ", dir, ": cannot create it: ", ec.message()));
+    }
+  }
+
+  const rocksdb::DBOptions db_options = MakeDBOptions(options);
+  if (exists) {
+    std::vector<std::string> existing;
+    rocksdb::Status s =
+        rocksdb::DB::ListColumnFamilies(db_options, dir, &existing);
+    if (!s.ok()) {
+      return FromRocks(s, absl::StrCat("storage dir ", dir,
+                                       ": listing column families"));
+    }
+    for (const std::string& name : existing) {
+      bool known = false;
+      for (const std::string& ours : ColumnFamilyNames()) known |= name == ours;
+      if (!known) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "storage dir ", dir, ": not a raftkv store (column families ",
+            absl::StrJoin(existing, ","), ")"));
+      }
+    }
+  }
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : ColumnFamilyNames()) {
+    descriptors.emplace_back(name, MakeCFOptions(name));
+  }
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s =
+      rocksdb::DB::Open(db_options, dir, descriptors, &handles, &db);
+  if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("storage dir ", dir, ": opening RocksDB"));
+  }
+  // From here on the LogStore owns db and handles (its destructor closes).
+  std::unique_ptr<LogStore> store(new LogStore(options, db, std::move(handles)));
+  if (absl::Status r = store->Recover(); !r.ok()) return r;
+  return store;
+}
+
+LogStore::LogStore(const Options& options, rocksdb::DB* db,
+                   std::vector<rocksdb::ColumnFamilyHandle*> handles)
+    : options_(options),
+      db_(db),
+      log_cf_(handles.at(1)),
+      meta_cf_(handles.at(2)),
+      data_cf_(handles.at(3)),
+      handles_(std::move(handles)) {}
+
+LogStore::~LogStore() {
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    db_->DestroyColumnFamilyHandle(h);
+  }
+  rocksdb::Status s = db_->Close();
+  if (!s.ok()) LOG(WARNING) << "storage dir " << dir() << ": close: " << s.ToString();
+  delete db_;
+}
+
+absl::Status LogStore::Annotate(const absl::Status& s) const {
+  return Prefixed(options_.dir, s);
+}
+
+absl::StatusOr<bool> LogStore::ReadMeta(absl::string_view key,
+                                        std::string* out) const {
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_,
+                               rocksdb::Slice(key.data(), key.size()), out);
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) {
+    return Annotate(FromRocks(s, absl::StrCat("reading meta key ", key)));
+  }
+  return true;
+}
+
+absl::Status LogStore::CheckFormat() {
+  std::string value;
+  absl::StatusOr<bool> found = ReadMeta(kFormatVersionKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found) {
+    std::optional<uint64_t> version = DecodeFixed64BE(value);
+    if (!version.has_value()) {
+      return Annotate(absl::DataLossError("malformed format version"));
+    }
+    if (*version != kFormatVersion) {
+      return Annotate(absl::FailedPreconditionError(
+          absl::StrCat("unsupported store format version ", *version,
+                       " (this binary reads version ", kFormatVersion, ")")));
+    }
+    return absl::OkStatus();
+  }
+  // No marker: only a brand-new, empty store may get one.
+  // handles_ includes RocksDB's default CF, which a raftkv store never uses.
+  for (rocksdb::ColumnFamilyHandle* cf : handles_) {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf));
+    it->SeekToFirst();
+    if (!it->status().ok()) {
+      return Annotate(FromRocks(it->status(), "checking for an empty store"));
+    }
+    if (it->Valid()) {
+      return Annotate(absl::FailedPreconditionError(absl::StrCat(
+          "column family ", cf->GetName(),
+          " holds data but the store has no format version: not a raftkv "
+          "store, or a damaged one")));
+    }
+  }
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf_, kFormatVersionKey, EncodeFixed64BE(kFormatVersion));
+  return Write(&batch, "writing the format version");
+}
+
+absl::Status LogStore::Recover() {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckFormat(); !s.ok()) return s;
+
+  std::string value;
+  absl::StatusOr<bool> found = ReadMeta(kIdentityKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found) {
+    storagepb::NodeIdentity id;
+    if (!id.ParseFromString(value)) {
+      return Annotate(absl::DataLossError("malformed node identity"));
+    }
+    identity_ = id;
+  }
+  if (options_.expected_identity.has_value() && identity_.has_value() &&
+      (identity_->cluster_id() != options_.expected_identity->cluster_id() ||
+       identity_->node_id() != options_.expected_identity->node_id())) {
+    return Annotate(absl::FailedPreconditionError(absl::StrCat(
+        "identity mismatch: the store belongs to ", IdentityString(*identity_),
+        ", but this node is ", IdentityString(*options_.expected_identity))));
+  }
+
+  found = ReadMeta(kSnapshotKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found && !snapshot_.ParseFromString(value)) {
+    return Annotate(absl::DataLossError("malformed snapshot metadata"));
+  }
+  found = ReadMeta(kHardStateKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found && !hard_state_.ParseFromString(value)) {
+    return Annotate(absl::DataLossError("malformed hard state"));
+  }
+  found = ReadMeta(kAppliedIndexKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found) {
+    std::optional<uint64_t> applied = DecodeFixed64BE(value);
+    if (!applied.has_value()) {
+      return Annotate(absl::DataLossError("malformed applied index"));
+    }
+    applied_index_.store(*applied);
+  }
+
+  if (absl::Status s = ScanLog(); !s.ok()) return s;
+
+  if (hard_state_.commit() > last_index_) {
+    return Annotate(absl::DataLossError(absl::StrCat(
+        "inconsistent store: hard state commit ", hard_state_.commit(),
+        " > last log index ", last_index_)));
+  }
+  if (applied_index_.load() < snapshot_.index()) {
+    return Annotate(absl::DataLossError(absl::StrCat(
+        "inconsistent store: applied index ", applied_index_.load(),
+        " < snapshot index ", snapshot_.index())));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LogStore::ScanLog() {
+  const uint64_t expected_first = snapshot_.index() + 1;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), log_cf_));
+  auto key_of = [&](uint64_t* index) -> absl::Status {
+    std::optional<uint64_t> k = DecodeLogKey(
+        absl::string_view(it->key().data(), it->key().size()));
+    if (!k.has_value()) {
+      return Annotate(absl::DataLossError(
+          absl::StrCat("malformed log key 0x",
+                       absl::BytesToHexString(absl::string_view(
+                           it->key().data(), it->key().size())))));
+    }
+    *index = *k;
+    return absl::OkStatus();
+  };
+  auto entry_at = [&](uint64_t index) -> absl::StatusOr<raftpb::Entry> {
+    raftpb::Entry e;
+    if (!e.ParseFromArray(it->value().data(),
+                          static_cast<int>(it->value().size())) ||
+        e.index() != index) {
+      return Annotate(absl::DataLossError(
+          absl::StrCat("malformed log entry at index ", index)));
+    }
+    return e;
+  };
+
+  it->SeekToFirst();
+  if (!it->Valid()) {
+    if (!it->status().ok()) return Annotate(FromRocks(it->status(), "scanning the log"));
+    last_index_ = snapshot_.index();
+    last_term_ = snapshot_.term();
+    return absl::OkStatus();
+  }
+  uint64_t first = 0;
+  if (absl::Status s = key_of(&first); !s.ok()) return s;
+  if (first != expected_first) {
+    return Annotate(absl::DataLossError(absl::StrCat(
+        "inconsistent store: the log starts at index ", first,
+        " but the snapshot covers through index ", snapshot_.index(),
+        " (expected first index ", expected_first, ")")));
+  }
+  if (absl::StatusOr<raftpb::Entry> e = entry_at(first); !e.ok()) {
+    return e.status();
+  }
+
+  uint64_t last = first;
+  if (options_.verify_log_on_open) {
+    uint64_t expected = first;
+    for (; it->Valid(); it->Next()) {
+      uint64_t index = 0;
+      if (absl::Status s = key_of(&index); !s.ok()) return s;
+      if (index != expected) {
+        return Annotate(absl::DataLossError(absl::StrCat(
+            "inconsistent store: the log has a hole: index ", index,
+            " follows ", expected - 1)));
+      }
+      ++expected;
+    }
+    if (!it->status().ok()) return Annotate(FromRocks(it->status(), "scanning the log"));
+    it->SeekToLast();
+  } else {
+    it->SeekToLast();
+  }
+  if (!it->Valid()) {
+    if (!it->status().ok()) {
+      return Annotate(FromRocks(it->status(), "reading the last log key"));
+    }
+    return Annotate(absl::InternalError("the log emptied while scanning it"));
+  }
+  if (absl::Status s = key_of(&last); !s.ok()) return s;
+  absl::StatusOr<raftpb::Entry> e = entry_at(last);
+  if (!e.ok()) return e.status();
+  last_index_ = last;
+  last_term_ = e->term();
+  return absl::OkStatus();
+}
+
+}  // namespace raftkv::storage
