@@ -1,0 +1,327 @@
+// Raft: the consensus core as a deterministic state machine.
+//
+// The core does no I/O: no threads, clocks, sockets or disk. Its driver (the
+// server, or the simulator in tests) feeds it inputs — Tick(), Step() with a
+// peer's message, Propose(), ReadIndex(), ProposeConfChange(),
+// TransferLeadership() — and drains its output as a Ready.
+//
+// The driver loop contract (one thread owns the core; nothing else calls it):
+//
+//   while (true) {
+//     feed inputs: Tick() on every timer tick, Step() each received message,
+//                  Propose()/ReadIndex()/... for client requests;
+//     if (!core.HasReady()) continue;
+//     Ready rd = core.GetReady();
+//     1. send rd.messages: these may go out before or while step 2 runs
+//        (they are a leader's appends and heartbeats; dissertation §10.2.1
+//        lets a leader write its log in parallel with replicating it);
+//     2. persist, as one synced write: rd.snapshot (if any) first, then
+//        rd.entries (replacing any stored suffix from rd.entries[0].index),
+//        then rd.hard_state (if any);
+//     3. send rd.persisted_messages (votes and acknowledgements that promise
+//        what step 2 made durable) only after step 2 completes;
+//     4. apply rd.committed_entries in order (after step 2: they may include
+//        entries persisted by it), and answer rd.read_states once the state
+//        machine has applied their index;
+//     5. core.Advance(rd).
+//   }
+//
+// No input may be fed between GetReady() and Advance(). A storage write that
+// fails is fatal to the node: the driver must stop, never continue.
+//
+// Reading: the core reads the stable log through a LogReader (not owned; it
+// must outlive the core and reflect every write made in step 2 by the time
+// Advance is called).
+#ifndef RAFTKV_RAFT_RAFT_H_
+#define RAFTKV_RAFT_RAFT_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "raft/log_reader.h"
+#include "raft/membership.h"
+#include "raft/progress.h"
+#include "raft/raft_log.h"
+#include "raft/read_index_queue.h"
+
+namespace raftkv::raft {
+
+enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
+const char* RoleName(Role r);
+
+enum class ReadMode {
+  // ReadIndex confirmed by a heartbeat round (§6.4). Always safe.
+  kSafe,
+  // Lease reads (§6.4.1): a leader that heard from a majority within the
+  // lease answers at once. Safe only if clocks drift less than the bound
+  // below. REQUIRES check_quorum.
+  kLeaseBased,
+};
+
+struct Config {
+  uint64_t id = 0;  // this node; never 0
+  // A follower that hears nothing for a random number of ticks in
+  // [election_ticks, 2*election_ticks) campaigns (§5.2).
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+  // Byte cap of the entries in one append message (at least one entry).
+  uint64_t max_msg_bytes = 1 << 20;
+  // Append messages in flight per follower in replicate state.
+  size_t max_inflight_msgs = 256;
+  // Byte cap of committed entries in one Ready.
+  uint64_t max_committed_bytes_per_ready = 16 << 20;
+  bool pre_vote = true;     // dissertation §9.6
+  bool check_quorum = true; // a leader steps down without a recent majority
+  ReadMode read_mode = ReadMode::kSafe;
+  // Lease reads: the fraction by which two nodes' tick rates may differ.
+  // The lease lasts (election_ticks - 1) * (1 - max_clock_drift) ticks from
+  // the *sending* of the heartbeat round that a majority confirmed: a
+  // follower that answered ignores votes for election_ticks of its own
+  // ticks, at least election_ticks - 1 ticks of real time after the send.
+  double max_clock_drift = 0.1;
+  // Index the state machine has already applied (on restart).
+  uint64_t applied = 0;
+  // Seed of the election-timeout randomization (deterministic simulation).
+  uint64_t seed = 1;
+  // TEST ONLY: a deliberately broken rule (commit entries of earlier terms
+  // by counting replicas, violating §5.4.2) to show the simulator finds it.
+  bool unsafe_commit_old_terms = false;
+
+  absl::Status Validate() const;
+};
+
+// What changed in the node's volatile state (not persisted).
+struct SoftState {
+  uint64_t leader = 0;
+  Role role = Role::kFollower;
+  bool operator==(const SoftState& o) const {
+    return leader == o.leader && role == o.role;
+  }
+};
+
+// A linearizable read that may be served once the state machine has applied
+// `index`. `context` is the id given to ReadIndex().
+struct ReadState {
+  uint64_t index = 0;
+  std::string context;
+};
+
+struct Ready {
+  std::optional<SoftState> soft_state;
+  std::optional<raftpb::HardState> hard_state;
+  std::optional<raftpb::Snapshot> snapshot;
+  std::vector<raftpb::Entry> entries;
+  std::vector<raftpb::Message> messages;            // may be sent at once
+  std::vector<raftpb::Message> persisted_messages;  // only after persisting
+  std::vector<raftpb::Entry> committed_entries;
+  std::vector<ReadState> read_states;
+  // Reads that cannot be served by this node any more (it lost leadership,
+  // or the leader dropped them): the caller should retry elsewhere.
+  std::vector<std::string> dropped_reads;
+  // Set when entries, hard state or snapshot must be synced before step 3.
+  bool MustSync() const {
+    return hard_state.has_value() || snapshot.has_value() || !entries.empty();
+  }
+};
+
+// Identifies an appended proposal; it was applied iff the committed entry
+// at `index` has `term`.
+struct EntryId {
+  uint64_t index = 0;
+  uint64_t term = 0;
+};
+
+struct PeerStatus {
+  uint64_t id = 0;
+  bool voter = false;
+  uint64_t match = 0;
+  uint64_t next = 0;
+  ProgressState state = ProgressState::kProbe;
+  bool recent_active = false;
+};
+
+struct Status {
+  uint64_t id = 0;
+  Role role = Role::kFollower;
+  uint64_t term = 0;
+  uint64_t vote = 0;
+  uint64_t leader = 0;
+  uint64_t commit = 0;
+  uint64_t applied = 0;
+  uint64_t first_index = 0;
+  uint64_t last_index = 0;
+  uint64_t lead_transferee = 0;
+  raftpb::ConfState conf_state;
+  std::vector<PeerStatus> progress;  // leaders only
+};
+
+class Raft {
+ public:
+  // Restores the node from `log` (hard state, snapshot, entries).
+  // REQUIRES: config.Validate().ok(); log outlives the core.
+  static absl::StatusOr<std::unique_ptr<Raft>> Create(const Config& config,
+                                                      const LogReader* log);
+  ~Raft();
+  Raft(const Raft&) = delete;
+  Raft& operator=(const Raft&) = delete;
+
+  // One logical clock tick: drives elections, heartbeats, CheckQuorum, leases
+  // and transfer timeouts.
+  void Tick();
+
+  // A message from a peer. Errors for malformed or misaddressed messages
+  // (the core state is unchanged).
+  absl::Status Step(const raftpb::Message& m);
+
+  // Appends commands to the leader's log, in one batch. Errors:
+  // FailedPrecondition("not the leader") on non-leaders (see leader()),
+  // Unavailable while a leadership transfer is in progress.
+  absl::StatusOr<std::vector<EntryId>> Propose(const std::vector<std::string>& data);
+  absl::StatusOr<EntryId> Propose(std::string data);
+
+  // A membership change (see membership.h). Errors as Propose, plus
+  // FailedPrecondition while another change is pending or before the leader
+  // has committed an entry of its term, and the ApplyConfChange errors.
+  absl::StatusOr<EntryId> ProposeConfChange(const raftpb::ConfChange& cc);
+
+  // Requests a linearizable read; a ReadState with `context` appears in a
+  // later Ready (or the context in dropped_reads). `context` must be unique
+  // among this node's outstanding reads. Followers forward to the leader.
+  // Errors: Unavailable when no leader is known.
+  absl::Status ReadIndex(std::string context);
+
+  // Leadership transfer (§3.10) to `target` (a voter). 0 picks the most
+  // up-to-date voter. Errors on non-leaders and for invalid targets.
+  absl::Status TransferLeadership(uint64_t target);
+
+  // Starts an election now (if this node is a voter).
+  void Campaign();
+
+  // The transport could not deliver to `id` / finished sending a snapshot.
+  void ReportUnreachable(uint64_t id);
+  void ReportSnapshot(uint64_t id, bool ok);
+
+  bool HasReady() const;
+  Ready GetReady();
+  // REQUIRES: rd is the latest Ready from GetReady(), fully processed.
+  void Advance(const Ready& rd);
+
+  // Checks the invariants of this node's state (debug builds run it after
+  // every input). Returns the first violation.
+  absl::Status CheckInvariants() const;
+
+  uint64_t id() const { return id_; }
+  uint64_t term() const { return term_; }
+  uint64_t leader() const { return leader_; }
+  Role role() const { return role_; }
+  const raftpb::ConfState& conf_state() const { return config_log_.Latest(); }
+  Status GetStatus() const;
+  const RaftLog& log() const { return log_; }
+
+ private:
+  Raft(const Config& config, const LogReader* log);
+  absl::Status Restore();
+
+  // Roles (raft.cc).
+  void BecomeFollower(uint64_t term, uint64_t leader);
+  void BecomePreCandidate();
+  void BecomeCandidate();
+  void BecomeLeader();
+  void ResetTerm(uint64_t term);
+  void ResetRandomizedTimeout();
+  bool Promotable() const;
+  bool InLease() const;
+  void StartElection(bool pre_vote, bool transfer);
+  void TickElection();
+  void TickHeartbeat();
+  void HandleVoteRequest(const raftpb::Message& m);
+  void HandleVoteResponse(const raftpb::Message& m);
+  absl::Status StepByTerm(const raftpb::Message& m, bool* handled);
+  void Send(raftpb::Message m);
+  bool IsVoterId(uint64_t id) const { return IsVoter(conf_state(), id); }
+
+  // Replication (replication.cc).
+  void AppendEntries(std::vector<raftpb::Entry> entries);
+  void BroadcastAppend();
+  bool SendAppend(uint64_t to, bool send_if_empty);
+  void SendHeartbeat(uint64_t to);
+  void BroadcastHeartbeat();
+  void HandleAppend(const raftpb::Message& m);
+  void HandleAppendResponse(const raftpb::Message& m);
+  void HandleHeartbeat(const raftpb::Message& m);
+  void HandleHeartbeatResponse(const raftpb::Message& m);
+  void HandleSnapshot(const raftpb::Message& m);
+  void MaybeCommit();
+  void OnCommitAdvanced();
+  void ApplyConfigFromLog(const std::vector<raftpb::Entry>& entries);
+  void OnConfigChanged();
+  void MaybeSendTimeoutNow(uint64_t to);
+  void AbortTransfer();
+
+  // Reads (read_index.cc).
+  void HandleReadIndexRequest(const raftpb::Message& m);
+  void HandleReadIndexResponse(const raftpb::Message& m);
+  void StartReadRound();
+  void ReleaseConfirmedReads();
+  void DropPendingReads();
+  void RespondToRead(const ReadRequest& r);
+  bool LeaseValid() const;
+
+  void DebugCheck() const;
+
+  const Config config_;
+  const uint64_t id_;
+  const LogReader* stable_;
+  RaftLog log_;
+  ConfigLog config_log_;
+
+  uint64_t term_ = 0;
+  uint64_t vote_ = 0;
+  uint64_t leader_ = 0;
+  Role role_ = Role::kFollower;
+
+  absl::flat_hash_map<uint64_t, Progress> progress_;  // leaders only
+  absl::flat_hash_map<uint64_t, bool> votes_;
+  uint64_t term_start_index_ = 0;  // index of the leader's no-op
+
+  int election_elapsed_ = 0;
+  int heartbeat_elapsed_ = 0;
+  int randomized_election_timeout_ = 0;
+  std::mt19937_64 rng_;
+
+  uint64_t lead_transferee_ = 0;
+  int transfer_elapsed_ = 0;
+
+  // Reads (§6.4). Leader: rounds numbered from 1 per term; round_ is the
+  // latest broadcast; round_sent_tick_ remembers when each unconfirmed round
+  // went out (for the lease).
+  ReadIndexQueue reads_;
+  uint64_t round_ = 0;
+  uint64_t confirmed_round_ = 0;
+  bool round_wanted_ = false;  // reads wait for a round not yet broadcast
+  absl::flat_hash_map<uint64_t, uint64_t> round_sent_tick_;
+  uint64_t ticks_ = 0;         // monotonic tick count
+  uint64_t lease_until_tick_ = 0;
+  // Follower: contexts forwarded to the leader.
+  absl::flat_hash_set<std::string> forwarded_reads_;
+
+  // Output not yet handed out.
+  std::vector<raftpb::Message> msgs_;
+  std::vector<raftpb::Message> msgs_after_persist_;
+  std::vector<ReadState> read_states_;
+  std::vector<std::string> dropped_reads_;
+  SoftState prev_soft_;
+  raftpb::HardState prev_hard_;
+};
+
+}  // namespace raftkv::raft
+
+#endif  // RAFTKV_RAFT_RAFT_H_
