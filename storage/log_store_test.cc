@@ -1,96 +1,24 @@
 #include "storage/log_store.h"
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <memory>
+#include <cstdint>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rocksdb/db.h"
-#include "storage/encoding.h"
+#include "storage/data_batch.h"
+#include "storage/test_util.h"
 
 namespace raftkv::storage {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string TestDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string dir = absl::StrCat(base != nullptr ? base : "/tmp", "/",
-                                 info->test_suite_name(), ".", info->name());
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
-raftpb::Entry MakeEntry(uint64_t index, uint64_t term, size_t size = 10) {
-  raftpb::Entry e;
-  e.set_index(index);
-  e.set_term(term);
-  e.set_data(std::string(size, static_cast<char>('a' + index % 26)));
-  return e;
-}
-
-std::vector<raftpb::Entry> MakeEntries(uint64_t lo, uint64_t hi, uint64_t term,
-                                       size_t size = 10) {
-  std::vector<raftpb::Entry> out;
-  for (uint64_t i = lo; i < hi; ++i) out.push_back(MakeEntry(i, term, size));
-  return out;
-}
-
-raftpb::HardState MakeHardState(uint64_t term, uint64_t vote, uint64_t commit) {
-  raftpb::HardState hs;
-  hs.set_term(term);
-  hs.set_vote(vote);
-  hs.set_commit(commit);
-  return hs;
-}
-
-storagepb::NodeIdentity MakeIdentity(uint64_t cluster, uint64_t node) {
-  storagepb::NodeIdentity id;
-  id.set_cluster_id(cluster);
-  id.set_node_id(node);
-  return id;
-}
-
-raftpb::ConfState Voters(std::vector<uint64_t> ids) {
-  raftpb::ConfState cs;
-  for (uint64_t id : ids) cs.add_voters(id);
-  return cs;
-}
-
-class LogStoreTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    options_.dir = TestDir();
-    Reopen();
-  }
-
-  void Reopen() {
-    store_.reset();
-    auto store = LogStore::Open(options_);
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-  }
-
-  // The terms of [lo, hi) as read through Term().
-  std::vector<uint64_t> Terms(uint64_t lo, uint64_t hi) {
-    std::vector<uint64_t> out;
-    for (uint64_t i = lo; i < hi; ++i) {
-      auto t = store_->Term(i);
-      EXPECT_TRUE(t.ok()) << t.status();
-      out.push_back(t.ok() ? *t : ~uint64_t{0});
-    }
-    return out;
-  }
-
-  Options options_;
-  std::unique_ptr<LogStore> store_;
-};
+using testing::LogStoreTest;
+using testing::MakeEntries;
+using testing::MakeEntry;
+using testing::MakeHardState;
+using testing::MakeIdentity;
+using testing::Voters;
 
 TEST_F(LogStoreTest, NewStoreIsEmpty) {
   EXPECT_EQ(store_->FirstIndex(), 1u);
@@ -335,88 +263,6 @@ TEST_F(LogStoreTest, BootstrapRefusesStoreWithState) {
             absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(LogStoreTest, IdentityMismatchRefusedOnOpen) {
-  ASSERT_TRUE(store_->Bootstrap(MakeIdentity(10, 1), Voters({1})).ok());
-  store_.reset();
-
-  Options other = options_;
-  other.expected_identity = MakeIdentity(10, 2);
-  auto s = LogStore::Open(other);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.status().message(), HasSubstr(options_.dir));
-  EXPECT_THAT(s.status().message(), HasSubstr("cluster 10 node 1"));
-  EXPECT_THAT(s.status().message(), HasSubstr("cluster 10 node 2"));
-
-  other.expected_identity = MakeIdentity(11, 1);
-  EXPECT_EQ(LogStore::Open(other).status().code(),
-            absl::StatusCode::kFailedPrecondition);
-
-  other.expected_identity = MakeIdentity(10, 1);
-  EXPECT_TRUE(LogStore::Open(other).ok());
-}
-
-TEST_F(LogStoreTest, ExpectedIdentityLimitsBootstrap) {
-  store_.reset();
-  options_.expected_identity = MakeIdentity(5, 5);
-  Reopen();
-  EXPECT_EQ(store_->Bootstrap(MakeIdentity(5, 6), Voters({6})).code(),
-            absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(store_->Bootstrap(MakeIdentity(5, 5), Voters({5})).ok());
-}
-
-TEST_F(LogStoreTest, SecondOpenOfLockedDirRefused) {
-  auto second = LogStore::Open(options_);
-  ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(second.status().message(), HasSubstr(options_.dir));
-  EXPECT_THAT(second.status().message(), HasSubstr("locked"));
-  // Released on close.
-  store_.reset();
-  EXPECT_TRUE(LogStore::Open(options_).ok());
-}
-
-TEST_F(LogStoreTest, MissingDirWithoutCreateIsNotFound) {
-  Options o;
-  o.dir = options_.dir + "/nope";
-  o.create_if_missing = false;
-  auto s = LogStore::Open(o);
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(s.status().message(), HasSubstr(o.dir));
-  EXPECT_EQ(LogStore::Open(Options()).status().code(),
-            absl::StatusCode::kInvalidArgument);
-}
-
-TEST_F(LogStoreTest, CorruptDirRefused) {
-  store_.reset();
-  {
-    std::ofstream current(options_.dir + "/CURRENT", std::ios::trunc);
-    current << "garbage";  // no newline, names no manifest
-  }
-  auto s = LogStore::Open(options_);
-  ASSERT_FALSE(s.ok());
-  EXPECT_THAT(s.status().message(), HasSubstr(options_.dir));
-}
-
-TEST_F(LogStoreTest, ForeignRocksDBRefused) {
-  store_.reset();
-  const std::string dir = options_.dir + "-foreign";
-  std::filesystem::remove_all(dir);
-  {
-    rocksdb::Options o;
-    o.create_if_missing = true;
-    rocksdb::DB* db = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open(o, dir, &db).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "k", "v").ok());
-    delete db;
-  }
-  Options o;
-  o.dir = dir;
-  auto s = LogStore::Open(o);
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(s.status().message(), HasSubstr(dir));
-}
-
 TEST_F(LogStoreTest, ApplyBatchIsAtomicAndPersisted) {
   DataBatch b1;
   b1.Put("x", "1");
@@ -520,82 +366,5 @@ TEST_F(LogStoreTest, ApplySnapshotWithTermMismatchDiscardsLog) {
 }
 
 // Opens the store's RocksDB directly, to damage it.
-class RawDB {
- public:
-  explicit RawDB(const std::string& dir) {
-    std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
-    for (const char* name : {"default", kLogColumnFamily, kMetaColumnFamily,
-                             kDataColumnFamily}) {
-      cfs.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    }
-    rocksdb::Status s =
-        rocksdb::DB::Open(rocksdb::DBOptions(), dir, cfs, &handles_, &db_);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-  }
-  ~RawDB() {
-    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
-    delete db_;
-  }
-  rocksdb::DB* db() { return db_; }
-  rocksdb::ColumnFamilyHandle* log() { return handles_[1]; }
-  rocksdb::ColumnFamilyHandle* meta() { return handles_[2]; }
-
- private:
-  rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-};
-
-TEST_F(LogStoreTest, RecoveryDetectsHole) {
-  ASSERT_TRUE(store_->Append(MakeEntries(1, 11, 1), nullptr).ok());
-  store_.reset();
-  {
-    RawDB raw(options_.dir);
-    ASSERT_TRUE(raw.db()->Delete(rocksdb::WriteOptions(), raw.log(), LogKey(5)).ok());
-  }
-  auto s = LogStore::Open(options_);
-  ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.status().message(), HasSubstr("hole"));
-  EXPECT_THAT(s.status().message(), HasSubstr(options_.dir));
-
-  // Without the full scan the hole shows up on read instead.
-  options_.verify_log_on_open = false;
-  Reopen();
-  EXPECT_EQ(store_->Entries(1, 11, ~uint64_t{0}).status().code(),
-            absl::StatusCode::kDataLoss);
-  EXPECT_EQ(store_->Term(5).status().code(), absl::StatusCode::kDataLoss);
-}
-
-TEST_F(LogStoreTest, RecoveryDetectsCommitPastLastIndex) {
-  ASSERT_TRUE(store_->Append(MakeEntries(1, 4, 1), nullptr).ok());
-  store_.reset();
-  {
-    RawDB raw(options_.dir);
-    ASSERT_TRUE(raw.db()->Put(rocksdb::WriteOptions(), raw.meta(),
-                              kHardStateKey,
-                              MakeHardState(1, 1, 9).SerializeAsString())
-                    .ok());
-  }
-  auto s = LogStore::Open(options_);
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.status().message(), HasSubstr("commit 9 > last log index 3"));
-}
-
-TEST_F(LogStoreTest, RecoveryDetectsEntriesBelowSnapshot) {
-  ASSERT_TRUE(store_->Append(MakeEntries(1, 6, 1), nullptr).ok());
-  ASSERT_TRUE(store_->ApplyBatch(DataBatch(), 3).ok());
-  ASSERT_TRUE(store_->Compact(3, 1, Voters({1})).ok());
-  store_.reset();
-  {
-    RawDB raw(options_.dir);
-    ASSERT_TRUE(raw.db()->Put(rocksdb::WriteOptions(), raw.log(), LogKey(2),
-                              MakeEntry(2, 1).SerializeAsString())
-                    .ok());
-  }
-  auto s = LogStore::Open(options_);
-  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(s.status().message(), HasSubstr("starts at index 2"));
-}
-
 }  // namespace
 }  // namespace raftkv::storage
