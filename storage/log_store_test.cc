@@ -1,7 +1,9 @@
 #include "storage/log_store.h"
 
 #include <cstdint>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -366,5 +368,45 @@ TEST_F(LogStoreTest, ApplySnapshotWithTermMismatchDiscardsLog) {
 }
 
 // Opens the store's RocksDB directly, to damage it.
+// The documented concurrency: a driver thread appending (and reading), an
+// apply thread writing `data`, and a reader on a third thread.
+TEST_F(LogStoreTest, ConcurrentAppendApplyAndRead) {
+  constexpr uint64_t kBatches = 200;
+  std::atomic<bool> done{false};
+  std::thread driver([&] {
+    for (uint64_t b = 0; b < kBatches; ++b) {
+      raftpb::HardState hs = MakeHardState(1, 1, b * 4 + 4);
+      ASSERT_TRUE(store_->Append(MakeEntries(b * 4 + 1, b * 4 + 5, 1), &hs).ok());
+    }
+  });
+  std::thread applier([&] {
+    for (uint64_t i = 1; i <= kBatches; ++i) {
+      DataBatch batch;
+      batch.Put("counter", std::to_string(i));
+      ASSERT_TRUE(store_->ApplyBatch(batch, i).ok());
+    }
+  });
+  std::thread reader([&] {
+    while (!done.load()) {
+      const uint64_t last = store_->LastIndex();
+      if (last == 0) continue;
+      auto t = store_->Term(last);
+      ASSERT_TRUE(t.ok()) << t.status();
+      auto e = store_->Entries(store_->FirstIndex(), last + 1, 1 << 20);
+      ASSERT_TRUE(e.ok()) << e.status();
+      ASSERT_FALSE(e->empty());
+      EXPECT_GE(store_->applied_index(), 0u);
+    }
+  });
+  driver.join();
+  applier.join();
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(store_->LastIndex(), kBatches * 4);
+  EXPECT_EQ(store_->applied_index(), kBatches);
+  EXPECT_EQ(*store_->Get("counter"), std::to_string(kBatches));
+  EXPECT_EQ(store_->hard_state().commit(), kBatches * 4);
+}
+
 }  // namespace
 }  // namespace raftkv::storage
