@@ -36,14 +36,15 @@
 #define RAFTKV_RAFT_RAFT_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "raft/log_reader.h"
@@ -288,7 +289,9 @@ class Raft {
   uint64_t leader_ = 0;
   Role role_ = Role::kFollower;
 
-  absl::flat_hash_map<uint64_t, Progress> progress_;  // leaders only
+  // Ordered containers where iteration order reaches the output: the core
+  // must be deterministic (absl's hash iteration order is not).
+  std::map<uint64_t, Progress> progress_;  // leaders only
   absl::flat_hash_map<uint64_t, bool> votes_;
   uint64_t term_start_index_ = 0;  // index of the leader's no-op
 
@@ -311,7 +314,7 @@ class Raft {
   uint64_t ticks_ = 0;         // monotonic tick count
   uint64_t lease_until_tick_ = 0;
   // Follower: contexts forwarded to the leader.
-  absl::flat_hash_set<std::string> forwarded_reads_;
+  std::set<std::string> forwarded_reads_;
 
   // Output not yet handed out.
   std::vector<raftpb::Message> msgs_;

@@ -76,7 +76,9 @@ void Raft::HandleHeartbeatResponse(const Message& m) {
     Progress& pr = it->second;
     pr.recent_active = true;
     pr.ResumeProbe();
-    if (pr.match() < log_.LastIndex()) SendAppend(m.from(), false);
+    // A follower behind (e.g. restarted, having lost a pipelined window)
+    // gets an append even if empty: its rejection restarts probing.
+    if (pr.match() < log_.LastIndex()) SendAppend(m.from(), true);
     if (m.read_round() <= pr.acked_round) return;
     pr.acked_round = m.read_round();
   }

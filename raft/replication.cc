@@ -341,7 +341,7 @@ void Raft::OnConfigChanged() {
     if (!IsMember(cs, cur->first)) progress_.erase(cur);
   }
   auto add = [&](uint64_t id) {
-    if (progress_.contains(id)) return;
+    if (progress_.count(id)) return;
     Progress pr(log_.LastIndex() + 1, config_.max_inflight_msgs);
     pr.recent_active = true;  // a grace period before CheckQuorum counts it
     if (id == id_) {
