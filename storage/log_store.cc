@@ -44,8 +44,13 @@ absl::Status Compacted(uint64_t i, uint64_t first_index) {
 
 absl::Status LogStore::Write(rocksdb::WriteBatch* batch,
                              absl::string_view what) {
+  return Write(batch, what, options_.sync);
+}
+
+absl::Status LogStore::Write(rocksdb::WriteBatch* batch,
+                             absl::string_view what, bool sync) {
   rocksdb::WriteOptions wo;
-  wo.sync = options_.sync;
+  wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, batch);
   if (!s.ok()) {
     LOG(ERROR) << "storage dir " << dir() << ": " << what
@@ -302,7 +307,11 @@ absl::Status LogStore::ApplyBatch(const DataBatch& changes,
   rocksdb::WriteBatch batch;
   AddDataChanges(&batch, changes);
   batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(applied_index));
-  if (absl::Status s = Write(&batch, "ApplyBatch"); !s.ok()) return s;
+  if (absl::Status s =
+          Write(&batch, "ApplyBatch", options_.sync && options_.sync_data);
+      !s.ok()) {
+    return s;
+  }
   applied_index_.store(applied_index);
   return absl::OkStatus();
 }
@@ -314,6 +323,22 @@ absl::StatusOr<std::string> LogStore::Get(absl::string_view key) const {
   if (s.IsNotFound()) return absl::NotFoundError("key not found");
   if (!s.ok()) return Annotate(FromRocks(s, "Get"));
   return value;
+}
+
+absl::Status LogStore::ScanData(
+    absl::string_view start,
+    absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const {
+  // An iterator reads from an implicit snapshot taken at its creation.
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
+  for (it->Seek(ToSlice(start)); it->Valid(); it->Next()) {
+    if (!fn(absl::string_view(it->key().data(), it->key().size()),
+            absl::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  if (!it->status().ok()) return Annotate(FromRocks(it->status(), "ScanData"));
+  return absl::OkStatus();
 }
 
 // ---- raft::LogReader ----------------------------------------------------------

@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -83,6 +84,9 @@ struct Options {
   // Open scans every key of the log to prove it has no holes (cost: one pass
   // over the log's keys). When false only the first and last keys are read.
   bool verify_log_on_open = true;
+
+  // fsync ApplyBatch writes too (see ApplyBatch: not needed for safety).
+  bool sync_data = false;
 
   // OK, or InvalidArgument naming the bad field.
   absl::Status Validate() const;
@@ -163,7 +167,11 @@ class LogStore final : public raft::LogReader {
   // ---- State machine (the apply thread) -----------------------------------
 
   // Writes `changes` to the `data` column family and sets the applied index
-  // to `applied_index`, in one synced write. `changes` may be empty (an
+  // to `applied_index`, in one write, synced only if options.sync_data.
+  // Not syncing is safe: the entries applied are already durable in the
+  // log, so a crash that loses this write rolls data and applied index back
+  // together and the entries are applied again. Every store shares one WAL,
+  // so the next synced write (e.g. Append) makes this one durable too. `changes` may be empty (an
   // entry without effect on the data still advances the applied index).
   // REQUIRES: applied_index > applied_index() (else InvalidArgument). The
   // caller applies only committed entries; this is not checked.
@@ -174,6 +182,13 @@ class LogStore final : public raft::LogReader {
 
   // The value of `key` in `data`; NotFound if absent.
   absl::StatusOr<std::string> Get(absl::string_view key) const;
+
+  // Calls fn(key, value) for the keys of `data` from `start` (inclusive) in
+  // order, on one consistent point-in-time view, until fn returns false or
+  // the keys run out. Safe alongside ApplyBatch on another thread.
+  absl::Status ScanData(
+      absl::string_view start,
+      absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const;
 
   // ---- raft::LogReader --------------------------------------------------
 
@@ -200,8 +215,10 @@ class LogStore final : public raft::LogReader {
   // Reads meta key `key` into `out`; false (and `out` untouched) if absent.
   absl::StatusOr<bool> ReadMeta(absl::string_view key, std::string* out) const;
 
-  // Commits `batch` with the configured sync setting.
+  // Commits `batch`, synced if `sync`.
   absl::Status Write(rocksdb::WriteBatch* batch, absl::string_view what);
+  absl::Status Write(rocksdb::WriteBatch* batch, absl::string_view what,
+                     bool sync);
   // Adds the deletion of log indexes [lo, hi) to `batch`.
   void DeleteLogRange(rocksdb::WriteBatch* batch, uint64_t lo, uint64_t hi);
   // Adds the deletion of every key in `data` to `batch`.

@@ -292,6 +292,21 @@ TEST_F(LogStoreTest, ApplyBatchIsAtomicAndPersisted) {
   EXPECT_EQ(*store_->Get("z"), "30");
 }
 
+TEST_F(LogStoreTest, ScanDataVisitsKeysInOrderFromStart) {
+  DataBatch b;
+  for (const char* k : {"b2", "a1", "c3", "b1"}) b.Put(k, std::string("v") + k);
+  ASSERT_TRUE(store_->ApplyBatch(b, 1).ok());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(store_
+                  ->ScanData("b",
+                             [&](absl::string_view k, absl::string_view v) {
+                               seen.push_back(std::string(k) + "=" + std::string(v));
+                               return seen.size() < 2;
+                             })
+                  .ok());
+  EXPECT_THAT(seen, ::testing::ElementsAre("b1=vb1", "b2=vb2"));
+}
+
 TEST_F(LogStoreTest, ApplySnapshotPastLastIndexDiscardsLog) {
   raftpb::HardState hs = MakeHardState(1, 1, 2);
   ASSERT_TRUE(store_->Append(MakeEntries(1, 6, 1), &hs).ok());
