@@ -1,0 +1,295 @@
+#include "server/state_machine.h"
+
+#include <algorithm>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace raftkv::server {
+namespace {
+
+constexpr char kKeyPrefix = 'k';
+constexpr char kSessionPrefix = 's';
+
+std::string DataKey(const std::string& key) { return std::string(1, kKeyPrefix) + key; }
+
+std::string SessionKey(uint64_t client_id) {
+  std::string k(9, kSessionPrefix);
+  for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<char>(client_id >> (56 - 8 * i));
+  return k;
+}
+
+std::string EncodeValue(uint64_t version, const std::string& value) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(version >> (56 - 8 * i));
+  out += value;
+  return out;
+}
+
+bool DecodeValue(absl::string_view raw, std::string* value, uint64_t* version) {
+  if (raw.size() < 8) return false;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(raw[i]);
+  *version = v;
+  value->assign(raw.data() + 8, raw.size() - 8);
+  return true;
+}
+
+absl::Status ValidateKey(const std::string& key) {
+  if (key.empty()) return absl::InvalidArgumentError("empty key");
+  if (key.size() > Limits::kMaxKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("key of ", key.size(), " bytes exceeds ", Limits::kMaxKeyBytes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
+    storage::LogStore* store) {
+  std::unique_ptr<KvStateMachine> sm(new KvStateMachine(store));
+  absl::Status parse = absl::OkStatus();
+  absl::Status s = store->ScanData(std::string(1, kSessionPrefix),
+                                   [&](absl::string_view k, absl::string_view v) {
+                                     if (k.empty() || k[0] != kSessionPrefix) return false;
+                                     statepb::SessionRecord rec;
+                                     if (!rec.ParseFromArray(v.data(), v.size())) {
+                                       parse = absl::DataLossError("corrupt session record");
+                                       return false;
+                                     }
+                                     sm->by_last_index_.emplace(rec.last_index(), rec.client_id());
+                                     sm->sessions_[rec.client_id()] = std::move(rec);
+                                     return true;
+                                   });
+  if (!s.ok()) return s;
+  if (!parse.ok()) return parse;
+  return sm;
+}
+
+absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
+    const std::vector<raftpb::Entry>& entries) {
+  std::vector<ApplyResult> results;
+  if (entries.empty()) return results;
+  Overlay overlay;
+  for (const raftpb::Entry& e : entries) {
+    if (e.index() <= applied_index()) continue;  // already reflected (restart)
+    if (e.type() != raftpb::ENTRY_NORMAL || e.data().empty()) continue;
+    kvpb::Command cmd;
+    ApplyResult r;
+    r.index = e.index();
+    r.term = e.term();
+    if (!cmd.ParseFromString(e.data())) {
+      r.result = absl::InvalidArgumentError("malformed command in the log");
+    } else {
+      r.result = ApplyCommand(cmd, e.index(), &overlay);
+    }
+    results.push_back(std::move(r));
+  }
+  const uint64_t last = entries.back().index();
+  if (last > applied_index()) {
+    if (absl::Status s = store_->ApplyBatch(overlay.batch, last); !s.ok()) return s;
+  }
+  return results;
+}
+
+absl::StatusOr<kvpb::WriteResult> KvStateMachine::ApplyCommand(const kvpb::Command& cmd,
+                                                               uint64_t index,
+                                                               Overlay* overlay) {
+  const kvpb::WriteHeader& h = cmd.header();
+  if (h.client_id() == 0) return Execute(cmd, index, overlay);
+
+  auto it = sessions_.find(h.client_id());
+  const bool is_new = it == sessions_.end();
+  statepb::SessionRecord s;
+  if (!is_new) s = it->second;
+  s.set_client_id(h.client_id());
+  // The client no longer waits for sequences below first_incomplete.
+  if (h.first_incomplete() > s.forgotten_below()) {
+    s.set_forgotten_below(h.first_incomplete());
+    auto* rs = s.mutable_results();
+    rs->erase(std::remove_if(rs->begin(), rs->end(),
+                             [&](const statepb::SessionResult& r) {
+                               return r.seq() < h.first_incomplete();
+                             }),
+              rs->end());
+  }
+  for (const auto& r : s.results()) {
+    if (r.seq() == h.seq()) return r.result();  // a retry: answer as before
+  }
+  if (h.seq() < s.forgotten_below()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "write ", h.seq(), " of client ", h.client_id(), " was already answered"));
+  }
+  absl::StatusOr<kvpb::WriteResult> result = Execute(cmd, index, overlay);
+  if (!result.ok()) return result;  // invalid writes change nothing
+  statepb::SessionResult* sr = s.add_results();
+  sr->set_seq(h.seq());
+  *sr->mutable_result() = *result;
+  if (static_cast<size_t>(s.results_size()) > Limits::kMaxResultsPerSession) {
+    std::sort(s.mutable_results()->begin(), s.mutable_results()->end(),
+              [](const auto& a, const auto& b) { return a.seq() < b.seq(); });
+    s.set_forgotten_below(s.results(0).seq() + 1);
+    s.mutable_results()->erase(s.mutable_results()->begin());
+  }
+  if (!is_new) by_last_index_.erase({it->second.last_index(), h.client_id()});
+  s.set_last_index(index);
+  by_last_index_.emplace(index, h.client_id());
+  SaveSession(s, overlay);
+  sessions_[h.client_id()] = std::move(s);
+  if (is_new) MaybeEvictSession(overlay);
+  return result;
+}
+
+absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& cmd,
+                                                          uint64_t index,
+                                                          Overlay* overlay) {
+  kvpb::WriteResult out;
+  switch (cmd.op_case()) {
+    case kvpb::Command::kPut: {
+      const auto& put = cmd.put();
+      if (absl::Status s = ValidateKey(put.key()); !s.ok()) return s;
+      Write(put.key(), Stored{put.value(), index}, overlay);
+      out.mutable_put()->set_version(index);
+      return out;
+    }
+    case kvpb::Command::kDelete: {
+      const auto& del = cmd.delete_();
+      if (absl::Status s = ValidateKey(del.key()); !s.ok()) return s;
+      const bool existed = Read(del.key(), *overlay).has_value();
+      if (existed) Write(del.key(), std::nullopt, overlay);
+      out.mutable_delete_()->set_deleted(existed);
+      return out;
+    }
+    case kvpb::Command::kCas: {
+      const auto& cas = cmd.cas();
+      if (absl::Status s = ValidateKey(cas.key()); !s.ok()) return s;
+      std::optional<Stored> cur = Read(cas.key(), *overlay);
+      bool match = false;
+      if (cas.expected_case() == kvpb::CasRequest::kExpectedValue) {
+        match = cur.has_value() && cur->value == cas.expected_value();
+      } else {
+        const uint64_t want = cas.expected_version();
+        match = want == 0 ? !cur.has_value() : (cur.has_value() && cur->version == want);
+      }
+      kvpb::CasResponse* r = out.mutable_cas();
+      r->set_succeeded(match);
+      if (match) {
+        Write(cas.key(), Stored{cas.new_value(), index}, overlay);
+        r->set_version(index);
+      } else if (cur.has_value()) {
+        r->set_found(true);
+        r->mutable_current()->set_key(cas.key());
+        r->mutable_current()->set_value(cur->value);
+        r->mutable_current()->set_version(cur->version);
+      }
+      return out;
+    }
+    case kvpb::Command::OP_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError("command without an operation");
+}
+
+std::optional<KvStateMachine::Stored> KvStateMachine::Read(const std::string& key,
+                                                          const Overlay& overlay) const {
+  auto it = overlay.writes.find(key);
+  if (it != overlay.writes.end()) return it->second;
+  auto raw = store_->Get(DataKey(key));
+  if (!raw.ok()) {
+    LOG_IF(FATAL, raw.status().code() != absl::StatusCode::kNotFound)
+        << "reading " << key << ": " << raw.status();
+    return std::nullopt;
+  }
+  Stored s;
+  CHECK(DecodeValue(*raw, &s.value, &s.version)) << "corrupt value for key " << key;
+  return s;
+}
+
+void KvStateMachine::Write(const std::string& key, std::optional<Stored> v,
+                           Overlay* overlay) {
+  if (v) {
+    overlay->batch.Put(DataKey(key), EncodeValue(v->version, v->value));
+  } else {
+    overlay->batch.Delete(DataKey(key));
+  }
+  overlay->writes[key] = std::move(v);
+}
+
+void KvStateMachine::SaveSession(const statepb::SessionRecord& s, Overlay* overlay) {
+  overlay->batch.Put(SessionKey(s.client_id()), s.SerializeAsString());
+}
+
+void KvStateMachine::MaybeEvictSession(Overlay* overlay) {
+  while (sessions_.size() > Limits::kMaxSessions) {
+    auto oldest = by_last_index_.begin();
+    const uint64_t client = oldest->second;
+    by_last_index_.erase(oldest);
+    sessions_.erase(client);
+    overlay->batch.Delete(SessionKey(client));
+  }
+}
+
+absl::StatusOr<kvpb::KeyValue> KvStateMachine::Get(const std::string& key) const {
+  auto raw = store_->Get(DataKey(key));
+  if (!raw.ok()) return raw.status();
+  kvpb::KeyValue kv;
+  kv.set_key(key);
+  uint64_t version = 0;
+  if (!DecodeValue(*raw, kv.mutable_value(), &version)) {
+    return absl::DataLossError(absl::StrCat("corrupt value for key ", key));
+  }
+  kv.set_version(version);
+  return kv;
+}
+
+ScanResult KvStateMachine::Scan(const std::string& prefix, const std::string& start_after,
+                                size_t limit) const {
+  ScanResult out;
+  const std::string lo = DataKey(std::max(prefix, start_after));
+  const std::string want = DataKey(prefix);
+  const std::string skip = start_after.empty() ? "" : DataKey(start_after);
+  absl::Status s = store_->ScanData(lo, [&](absl::string_view k, absl::string_view v) {
+    if (k.substr(0, want.size()) != want) return false;
+    if (!skip.empty() && k == skip) return true;
+    if (out.kvs.size() == limit) {
+      out.more = true;
+      return false;
+    }
+    kvpb::KeyValue kv;
+    kv.set_key(std::string(k.substr(1)));
+    uint64_t version = 0;
+    if (DecodeValue(v, kv.mutable_value(), &version)) {
+      kv.set_version(version);
+      out.kvs.push_back(std::move(kv));
+    }
+    return true;
+  });
+  LOG_IF(ERROR, !s.ok()) << "scan: " << s;
+  return out;
+}
+
+absl::StatusOr<std::pair<uint64_t, uint64_t>> KvStateMachine::Digest() const {
+  uint64_t h = 14695981039346656037ull, count = 0;
+  auto mix = [&h](absl::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff;  // separator
+    h *= 1099511628211ull;
+  };
+  absl::Status s = store_->ScanData(std::string(1, kKeyPrefix),
+                                    [&](absl::string_view k, absl::string_view v) {
+                                      if (k.empty() || k[0] != kKeyPrefix) return false;
+                                      mix(k);
+                                      mix(v);
+                                      ++count;
+                                      return true;
+                                    });
+  if (!s.ok()) return s;
+  return std::make_pair(h, count);
+}
+
+}  // namespace raftkv::server

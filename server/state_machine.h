@@ -1,0 +1,108 @@
+// KvStateMachine: the replicated key-value map, kept in the store's `data`
+// column family, with the client session table for exactly-once writes
+// (Raft dissertation §6.3).
+//
+// Layout of `data` (encodings private to state_machine.cc):
+//   "k" + user key   -> 8-byte big-endian version + value
+//   "s" + client id  -> statepb::SessionRecord
+//
+// Apply() is deterministic: every replica applying the same entries reaches
+// the same bytes, including session eviction. It is called by one thread
+// (the node's loop); Get/Scan/Digest may run on any thread concurrently
+// (they read RocksDB snapshots) and see the state as of some applied index.
+#ifndef RAFTKV_SERVER_STATE_MACHINE_H_
+#define RAFTKV_SERVER_STATE_MACHINE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "proto/kv.pb.h"
+#include "proto/raft.pb.h"
+#include "proto/state.pb.h"
+#include "storage/log_store.h"
+
+namespace raftkv::server {
+
+struct Limits {
+  static constexpr size_t kMaxKeyBytes = 4096;
+  // Sessions kept; the least recently written one is evicted past this.
+  // Part of the replicated behaviour: the same on every node.
+  static constexpr size_t kMaxSessions = 10000;
+  // Results kept per session (a client with more writes in flight loses
+  // the oldest results).
+  static constexpr size_t kMaxResultsPerSession = 1024;
+};
+
+// The outcome of one applied command, for the client that proposed it.
+struct ApplyResult {
+  uint64_t index = 0;
+  uint64_t term = 0;
+  absl::StatusOr<kvpb::WriteResult> result;
+};
+
+struct ScanResult {
+  std::vector<kvpb::KeyValue> kvs;
+  bool more = false;
+};
+
+class KvStateMachine {
+ public:
+  // Loads the session table. `store` is not owned and must outlive this.
+  static absl::StatusOr<std::unique_ptr<KvStateMachine>> Open(storage::LogStore* store);
+
+  // Applies committed entries in order, as one ApplyBatch; returns a result
+  // for each normal entry that carried a command. Conf-change and empty
+  // entries only advance the applied index. A storage error is returned
+  // (fatal to the node).
+  absl::StatusOr<std::vector<ApplyResult>> Apply(const std::vector<raftpb::Entry>& entries);
+
+  uint64_t applied_index() const { return store_->applied_index(); }
+
+  // NotFound if the key is absent.
+  absl::StatusOr<kvpb::KeyValue> Get(const std::string& key) const;
+  ScanResult Scan(const std::string& prefix, const std::string& start_after,
+                  size_t limit) const;
+  // A hash of every key, value and version (not sessions), and the key
+  // count: equal on replicas with equal data.
+  absl::StatusOr<std::pair<uint64_t, uint64_t>> Digest() const;
+
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  explicit KvStateMachine(storage::LogStore* store) : store_(store) {}
+
+  struct Stored {
+    std::string value;
+    uint64_t version = 0;
+  };
+  // The batch being built: later commands in a batch see earlier writes.
+  struct Overlay {
+    std::map<std::string, std::optional<Stored>> writes;
+    storage::DataBatch batch;
+  };
+
+  absl::StatusOr<kvpb::WriteResult> ApplyCommand(const kvpb::Command& cmd, uint64_t index,
+                                                 Overlay* overlay);
+  absl::StatusOr<kvpb::WriteResult> Execute(const kvpb::Command& cmd, uint64_t index,
+                                            Overlay* overlay);
+  std::optional<Stored> Read(const std::string& key, const Overlay& overlay) const;
+  void Write(const std::string& key, std::optional<Stored> v, Overlay* overlay);
+  void SaveSession(const statepb::SessionRecord& s, Overlay* overlay);
+  void MaybeEvictSession(Overlay* overlay);
+
+  storage::LogStore* const store_;
+  // Session table, mirrored in `data`. by_last_index_ orders eviction.
+  std::map<uint64_t, statepb::SessionRecord> sessions_;
+  std::set<std::pair<uint64_t, uint64_t>> by_last_index_;  // (last_index, client)
+};
+
+}  // namespace raftkv::server
+
+#endif  // RAFTKV_SERVER_STATE_MACHINE_H_

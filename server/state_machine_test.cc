@@ -1,0 +1,177 @@
+#include "server/state_machine.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "storage/log_store.h"
+
+namespace raftkv::server {
+namespace {
+
+class StateMachineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::string(getenv("TEST_TMPDIR")) + "/sm_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    Open();
+  }
+  void Open() {
+    sm_.reset();
+    store_.reset();
+    storage::Options o;
+    o.dir = dir_;
+    auto s = storage::LogStore::Open(o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+    auto sm = KvStateMachine::Open(store_.get());
+    ASSERT_TRUE(sm.ok()) << sm.status();
+    sm_ = std::move(*sm);
+  }
+
+  raftpb::Entry Cmd(const kvpb::Command& c) {
+    raftpb::Entry e;
+    e.set_index(++index_);
+    e.set_term(1);
+    e.set_data(c.SerializeAsString());
+    return e;
+  }
+  kvpb::Command Put(const std::string& k, const std::string& v, uint64_t client = 0,
+                    uint64_t seq = 0, uint64_t first_incomplete = 0) {
+    kvpb::Command c;
+    c.mutable_header()->set_client_id(client);
+    c.mutable_header()->set_seq(seq);
+    c.mutable_header()->set_first_incomplete(first_incomplete);
+    c.mutable_put()->set_key(k);
+    c.mutable_put()->set_value(v);
+    return c;
+  }
+  ApplyResult ApplyOne(const kvpb::Command& c) {
+    auto r = sm_->Apply({Cmd(c)});
+    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->size(), 1u);
+    return (*r)[0];
+  }
+
+  std::string dir_;
+  uint64_t index_ = 0;
+  std::unique_ptr<storage::LogStore> store_;
+  std::unique_ptr<KvStateMachine> sm_;
+};
+
+TEST_F(StateMachineTest, PutGetDeleteWithVersions) {
+  auto r = ApplyOne(Put("a", "1"));
+  ASSERT_TRUE(r.result.ok());
+  EXPECT_EQ(r.result->put().version(), 1u);
+  auto kv = sm_->Get("a");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->value(), "1");
+  EXPECT_EQ(kv->version(), 1u);
+  kvpb::Command del;
+  del.mutable_delete_()->set_key("a");
+  EXPECT_TRUE(ApplyOne(del).result->delete_().deleted());
+  EXPECT_FALSE(ApplyOne(del).result->delete_().deleted());
+  EXPECT_EQ(sm_->Get("a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(sm_->applied_index(), 3u);
+}
+
+TEST_F(StateMachineTest, CompareAndSwapOnValueAndVersion) {
+  kvpb::Command cas;
+  cas.mutable_cas()->set_key("lock");
+  cas.mutable_cas()->set_expected_version(0);  // must not exist
+  cas.mutable_cas()->set_new_value("owner-1");
+  auto r = ApplyOne(cas);
+  ASSERT_TRUE(r.result->cas().succeeded());
+  const uint64_t v = r.result->cas().version();
+  auto again = ApplyOne(cas);
+  EXPECT_FALSE(again.result->cas().succeeded());
+  EXPECT_EQ(again.result->cas().current().value(), "owner-1");
+  EXPECT_EQ(again.result->cas().current().version(), v);
+  cas.mutable_cas()->set_expected_value("owner-1");
+  cas.mutable_cas()->set_new_value("owner-2");
+  EXPECT_TRUE(ApplyOne(cas).result->cas().succeeded());
+  EXPECT_EQ(sm_->Get("lock")->value(), "owner-2");
+}
+
+TEST_F(StateMachineTest, LaterCommandsInABatchSeeEarlierOnes) {
+  kvpb::Command cas;
+  cas.mutable_cas()->set_key("k");
+  cas.mutable_cas()->set_expected_value("1");
+  cas.mutable_cas()->set_new_value("2");
+  auto r = sm_->Apply({Cmd(Put("k", "1")), Cmd(cas)});
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE((*r)[1].result->cas().succeeded());
+  EXPECT_EQ(sm_->Get("k")->value(), "2");
+}
+
+// §6.3: a retried write is answered with its first result, not re-applied.
+TEST_F(StateMachineTest, RetriedWriteAppliesOnce) {
+  auto first = ApplyOne(Put("x", "a", /*client=*/7, /*seq=*/1, 1));
+  ApplyOne(Put("x", "b", 8, 1, 1));  // another client overwrites
+  auto retry = ApplyOne(Put("x", "a", 7, 1, 1));
+  ASSERT_TRUE(retry.result.ok());
+  EXPECT_EQ(retry.result->put().version(), first.result->put().version());
+  EXPECT_EQ(sm_->Get("x")->value(), "b") << "the retry did not write again";
+  // Survives a restart (the session table is persisted).
+  Open();
+  auto after = ApplyOne(Put("x", "a", 7, 1, 1));
+  EXPECT_EQ(after.result->put().version(), first.result->put().version());
+  EXPECT_EQ(sm_->Get("x")->value(), "b");
+}
+
+TEST_F(StateMachineTest, ForgottenResultsAreRefusedNotReapplied) {
+  ApplyOne(Put("x", "1", 7, 1, 1));
+  ApplyOne(Put("x", "2", 7, 2, 2));  // the client got answer 1
+  auto stale = ApplyOne(Put("x", "1", 7, 1, 1));
+  EXPECT_EQ(stale.result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(sm_->Get("x")->value(), "2");
+}
+
+TEST_F(StateMachineTest, InvalidCommandsChangeNothing) {
+  auto r = ApplyOne(Put("", "v"));
+  EXPECT_EQ(r.result.status().code(), absl::StatusCode::kInvalidArgument);
+  r = ApplyOne(Put(std::string(5000, 'k'), "v"));
+  EXPECT_EQ(r.result.status().code(), absl::StatusCode::kInvalidArgument);
+  raftpb::Entry garbage;
+  garbage.set_index(++index_);
+  garbage.set_data("\xff\xff garbage");
+  auto g = sm_->Apply({garbage});
+  ASSERT_TRUE(g.ok());
+  EXPECT_FALSE((*g)[0].result.ok());
+  EXPECT_EQ(sm_->Digest()->second, 0u);
+  EXPECT_EQ(sm_->applied_index(), index_) << "still advances the applied index";
+}
+
+TEST_F(StateMachineTest, ScanWithPrefixLimitAndPaging) {
+  for (const char* k : {"app/a", "app/b", "app/c", "apq", "b"}) ApplyOne(Put(k, k));
+  ScanResult r = sm_->Scan("app/", "", 2);
+  ASSERT_EQ(r.kvs.size(), 2u);
+  EXPECT_TRUE(r.more);
+  EXPECT_EQ(r.kvs[1].key(), "app/b");
+  r = sm_->Scan("app/", "app/b", 10);
+  ASSERT_EQ(r.kvs.size(), 1u);
+  EXPECT_EQ(r.kvs[0].key(), "app/c");
+  EXPECT_FALSE(r.more);
+  EXPECT_EQ(sm_->Scan("", "", 100).kvs.size(), 5u) << "sessions are not keys";
+}
+
+TEST_F(StateMachineTest, SessionTableIsBounded) {
+  std::vector<raftpb::Entry> batch;
+  for (uint64_t c = 1; c <= Limits::kMaxSessions + 5; ++c) batch.push_back(Cmd(Put("k", "v", c, 1, 1)));
+  ASSERT_TRUE(sm_->Apply(batch).ok());
+  EXPECT_EQ(sm_->session_count(), Limits::kMaxSessions);
+  Open();
+  EXPECT_EQ(sm_->session_count(), Limits::kMaxSessions) << "eviction was persisted";
+}
+
+TEST_F(StateMachineTest, DigestIsEqualForEqualData) {
+  ApplyOne(Put("a", "1"));
+  auto d1 = sm_->Digest();
+  ApplyOne(Put("a", "2"));
+  auto d2 = sm_->Digest();
+  ASSERT_TRUE(d1.ok() && d2.ok());
+  EXPECT_NE(d1->first, d2->first);
+  EXPECT_EQ(d2->second, 1u);
+}
+
+}  // namespace
+}  // namespace raftkv::server
