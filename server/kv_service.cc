@@ -1,0 +1,292 @@
+#include "server/kv_service.h"
+
+#include <chrono>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace raftkv::server {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  // absl and gRPC share the canonical code numbers.
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+absl::Status ValidateKey(const std::string& key) {
+  if (key.empty()) return absl::InvalidArgumentError("key must not be empty");
+  if (key.size() > Limits::kMaxKeyBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("key of ", key.size(),
+                                                   " bytes exceeds the limit of ",
+                                                   Limits::kMaxKeyBytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateHeader(const kvpb::WriteHeader& h) {
+  if (h.client_id() != 0 && h.seq() == 0) {
+    return absl::InvalidArgumentError("a write with a client id needs a sequence number > 0");
+  }
+  if (h.first_incomplete() > h.seq()) {
+    return absl::InvalidArgumentError("first_incomplete must not exceed seq");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// What every KV request goes through: validation, the leader check and
+// redirect, the deadline, and logging. Owns nothing past Finish().
+class RequestLayer {
+ public:
+  enum class Kind { kWrite, kLinearizableRead, kSerializableRead };
+  using Finish = std::function<void(absl::Status)>;
+
+  RequestLayer(const KvService* svc, grpc::CallbackServerContext* ctx, const char* method)
+      : svc_(svc), ctx_(ctx), method_(method), start_(absl::Now()) {}
+
+  // Runs body(deadline, finish) unless `valid` is an error or a write
+  // reaches a follower. `finish` may be called from any thread, once.
+  template <typename Body>
+  grpc::ServerUnaryReactor* Run(Kind kind, absl::Status valid, Body body) {
+    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
+    auto finish = MakeFinish(reactor);
+    if (!valid.ok()) {
+      finish(valid);
+      return reactor;
+    }
+    if (kind == Kind::kWrite && !svc_->node_->is_leader()) {
+      finish(absl::FailedPreconditionError(absl::StrCat("not leader; leader is ",
+                                                        svc_->node_->leader())));
+      return reactor;
+    }
+    absl::Time deadline = absl::FromChrono(ctx_->deadline());
+    if (deadline == absl::InfiniteFuture() || deadline > absl::Now() + absl::Hours(1)) {
+      deadline = absl::Now() + svc_->options_.default_deadline;
+    }
+    body(deadline, std::move(finish));
+    return reactor;
+  }
+
+ private:
+  Finish MakeFinish(grpc::ServerUnaryReactor* reactor) {
+    const KvService* svc = svc_;
+    grpc::CallbackServerContext* ctx = ctx_;
+    const char* method = method_;
+    const absl::Time start = start_;
+    return [svc, ctx, reactor, method, start](absl::Status s) {
+      if (s.code() == absl::StatusCode::kFailedPrecondition &&
+          absl::StartsWith(s.message(), "not leader")) {
+        const uint64_t leader = svc->node_->leader();
+        const std::string addr = leader == 0 ? "" : svc->options_.address_of(leader);
+        ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
+        ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
+        s = absl::FailedPreconditionError(
+            leader == 0 ? "not leader; no leader is known (election in progress?)"
+                        : absl::StrCat("not leader; leader is node ", leader, " at ", addr));
+      }
+      VLOG(1) << method << " from " << ctx->peer() << ": " << s << " in "
+              << absl::ToDoubleMilliseconds(absl::Now() - start) << " ms";
+      LOG_IF(WARNING, s.code() == absl::StatusCode::kInternal ||
+                          s.code() == absl::StatusCode::kDataLoss)
+          << method << ": " << s;
+      reactor->Finish(ToGrpc(s));
+    };
+  }
+
+  const KvService* svc_;
+  grpc::CallbackServerContext* ctx_;
+  const char* method_;
+  absl::Time start_;
+};
+
+namespace {
+
+template <typename Resp>
+void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, Resp* resp) {
+  kvpb::ResponseHeader* h = resp->mutable_header();
+  h->set_node_id(id);
+  h->set_term(node->term());
+  h->set_applied_index(sm->applied_index());
+  h->set_serializable(serializable);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
+                                         const kvpb::PutRequest* req, kvpb::PutResponse* resp) {
+  absl::Status valid = ValidateKey(req->key());
+  if (valid.ok()) valid = ValidateHeader(req->header());
+  if (valid.ok() && req->value().size() > options_.max_value_bytes) {
+    valid = absl::InvalidArgumentError(absl::StrCat("value of ", req->value().size(),
+                                                    " bytes exceeds --max_value_bytes=",
+                                                    options_.max_value_bytes));
+  }
+  return RequestLayer(this, ctx, "Put").Run(
+      RequestLayer::Kind::kWrite, valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
+        kvpb::Command cmd;
+        *cmd.mutable_header() = req->header();
+        cmd.mutable_put()->set_key(req->key());
+        cmd.mutable_put()->set_value(req->value());
+        node_->Propose(cmd.SerializeAsString(), deadline,
+                       [=](absl::StatusOr<kvpb::WriteResult> r) {
+                         if (!r.ok()) return finish(r.status());
+                         resp->set_version(r->put().version());
+                         FillHeader(node_, sm_, options_.node_id, false, resp);
+                         finish(absl::OkStatus());
+                       });
+      });
+}
+
+grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
+                                            const kvpb::DeleteRequest* req,
+                                            kvpb::DeleteResponse* resp) {
+  absl::Status valid = ValidateKey(req->key());
+  if (valid.ok()) valid = ValidateHeader(req->header());
+  return RequestLayer(this, ctx, "Delete").Run(
+      RequestLayer::Kind::kWrite, valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
+        kvpb::Command cmd;
+        *cmd.mutable_header() = req->header();
+        cmd.mutable_delete_()->set_key(req->key());
+        node_->Propose(cmd.SerializeAsString(), deadline,
+                       [=](absl::StatusOr<kvpb::WriteResult> r) {
+                         if (!r.ok()) return finish(r.status());
+                         resp->set_deleted(r->delete_().deleted());
+                         FillHeader(node_, sm_, options_.node_id, false, resp);
+                         finish(absl::OkStatus());
+                       });
+      });
+}
+
+grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext* ctx,
+                                                    const kvpb::CasRequest* req,
+                                                    kvpb::CasResponse* resp) {
+  absl::Status valid = ValidateKey(req->key());
+  if (valid.ok()) valid = ValidateHeader(req->header());
+  if (valid.ok() && req->new_value().size() > options_.max_value_bytes) {
+    valid = absl::InvalidArgumentError(absl::StrCat("value of ", req->new_value().size(),
+                                                    " bytes exceeds --max_value_bytes=",
+                                                    options_.max_value_bytes));
+  }
+  if (valid.ok() && req->expected_case() == kvpb::CasRequest::EXPECTED_NOT_SET) {
+    valid = absl::InvalidArgumentError(
+        "compare-and-swap needs expected_value or expected_version");
+  }
+  return RequestLayer(this, ctx, "CompareAndSwap").Run(
+      RequestLayer::Kind::kWrite, valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
+        kvpb::Command cmd;
+        *cmd.mutable_header() = req->header();
+        *cmd.mutable_cas() = *req;
+        cmd.mutable_cas()->clear_header();
+        node_->Propose(cmd.SerializeAsString(), deadline,
+                       [=](absl::StatusOr<kvpb::WriteResult> r) {
+                         if (!r.ok()) return finish(r.status());
+                         *resp = r->cas();
+                         FillHeader(node_, sm_, options_.node_id, false, resp);
+                         finish(absl::OkStatus());
+                       });
+      });
+}
+
+grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
+                                         const kvpb::GetRequest* req, kvpb::GetResponse* resp) {
+  const bool serializable = req->serializable();
+  auto read = [=](RequestLayer::Finish finish) {
+    auto kv = sm_->Get(req->key());
+    if (kv.ok()) {
+      resp->set_found(true);
+      *resp->mutable_kv() = std::move(*kv);
+    } else if (kv.status().code() != absl::StatusCode::kNotFound) {
+      return finish(kv.status());
+    }
+    FillHeader(node_, sm_, options_.node_id, serializable, resp);
+    finish(absl::OkStatus());
+  };
+  return RequestLayer(this, ctx, "Get").Run(
+      serializable ? RequestLayer::Kind::kSerializableRead
+                   : RequestLayer::Kind::kLinearizableRead,
+      ValidateKey(req->key()), [=](absl::Time deadline, RequestLayer::Finish finish) {
+        if (serializable) return read(std::move(finish));
+        node_->Read(deadline, [=](absl::Status s) {
+          if (!s.ok()) return finish(s);
+          read(finish);
+        });
+      });
+}
+
+grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
+                                          const kvpb::ScanRequest* req,
+                                          kvpb::ScanResponse* resp) {
+  const bool serializable = req->serializable();
+  auto read = [=](RequestLayer::Finish finish) {
+    const size_t limit = req->limit() == 0 ? 1000 : std::min<size_t>(req->limit(), 10000);
+    ScanResult r = sm_->Scan(req->prefix(), req->start_after(), limit);
+    for (auto& kv : r.kvs) *resp->add_kvs() = std::move(kv);
+    resp->set_more(r.more);
+    FillHeader(node_, sm_, options_.node_id, serializable, resp);
+    finish(absl::OkStatus());
+  };
+  absl::Status valid = req->prefix().size() > Limits::kMaxKeyBytes
+                           ? absl::InvalidArgumentError("prefix longer than the key limit")
+                           : absl::OkStatus();
+  return RequestLayer(this, ctx, "Scan").Run(
+      serializable ? RequestLayer::Kind::kSerializableRead
+                   : RequestLayer::Kind::kLinearizableRead,
+      valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
+        if (serializable) return read(std::move(finish));
+        node_->Read(deadline, [=](absl::Status s) {
+          if (!s.ok()) return finish(s);
+          read(finish);
+        });
+      });
+}
+
+grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
+                                  const adminpb::StatusRequest* req,
+                                  adminpb::StatusResponse* resp) {
+  raft::Status st = node_->RaftStatus();
+  resp->set_node_id(options_.node_id);
+  resp->set_address(options_.address);
+  resp->set_cluster_id(options_.cluster_id);
+  resp->set_role(raft::RoleName(st.role));
+  resp->set_term(st.term);
+  resp->set_leader_id(st.leader);
+  if (st.leader != 0) {
+    resp->set_leader_address(st.leader == options_.node_id ? options_.address
+                                                           : options_.address_of(st.leader));
+  }
+  resp->set_commit_index(st.commit);
+  resp->set_applied_index(sm_->applied_index());
+  resp->set_first_index(st.first_index);
+  resp->set_last_index(st.last_index);
+  auto snap = store_->GetSnapshot();
+  if (snap.ok()) {
+    resp->set_snapshot_index(snap->metadata().index());
+    resp->set_snapshot_term(snap->metadata().term());
+  }
+  for (uint64_t v : st.conf_state.voters()) resp->add_voters(v);
+  for (uint64_t l : st.conf_state.learners()) resp->add_learners(l);
+  for (const auto& p : st.progress) {
+    adminpb::PeerProgress* pp = resp->add_progress();
+    pp->set_id(p.id);
+    pp->set_address(p.id == options_.node_id ? options_.address : options_.address_of(p.id));
+    pp->set_voter(p.voter);
+    pp->set_match(p.match);
+    pp->set_next(p.next);
+    pp->set_state(raft::ProgressStateName(p.state));
+    pp->set_recent_active(p.recent_active);
+  }
+  if (req->include_digest()) {
+    auto d = sm_->Digest();
+    if (!d.ok()) return ToGrpc(d.status());
+    resp->set_data_digest(d->first);
+    resp->set_key_count(d->second);
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace raftkv::server

@@ -1,0 +1,76 @@
+// The client-facing gRPC services: KV (callback API, so a request waiting
+// for its entry to commit holds no thread) and Admin.
+//
+// Every KV method goes through RequestLayer (kv_service.cc), the one place
+// for what is common to all requests: validation, the leader check with the
+// NOT_LEADER redirect, deadlines, and per-request logging.
+#ifndef RAFTKV_SERVER_KV_SERVICE_H_
+#define RAFTKV_SERVER_KV_SERVICE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/kv.grpc.pb.h"
+#include "server/node.h"
+#include "server/state_machine.h"
+
+namespace raftkv::server {
+
+struct ServiceOptions {
+  uint64_t node_id = 0;
+  uint64_t cluster_id = 0;
+  std::string address;                 // this node's
+  size_t max_value_bytes = 1 << 20;
+  absl::Duration default_deadline = absl::Seconds(10);
+  // Address of a node id, for NOT_LEADER hints ("" if unknown).
+  std::function<std::string(uint64_t)> address_of;
+};
+
+class KvService final : public kvpb::KV::CallbackService {
+ public:
+  // `node` and `sm` are not owned and must outlive the service.
+  KvService(ServiceOptions options, Node* node, KvStateMachine* sm)
+      : options_(std::move(options)), node_(node), sm_(sm) {}
+
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const kvpb::PutRequest* req,
+                                kvpb::PutResponse* resp) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const kvpb::GetRequest* req,
+                                kvpb::GetResponse* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
+                                   const kvpb::DeleteRequest* req,
+                                   kvpb::DeleteResponse* resp) override;
+  grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx, const kvpb::ScanRequest* req,
+                                 kvpb::ScanResponse* resp) override;
+  grpc::ServerUnaryReactor* CompareAndSwap(grpc::CallbackServerContext* ctx,
+                                           const kvpb::CasRequest* req,
+                                           kvpb::CasResponse* resp) override;
+
+ private:
+  friend class RequestLayer;
+  const ServiceOptions options_;
+  Node* const node_;
+  KvStateMachine* const sm_;
+};
+
+class AdminService final : public adminpb::Admin::Service {
+ public:
+  AdminService(ServiceOptions options, Node* node, KvStateMachine* sm,
+               storage::LogStore* store)
+      : options_(std::move(options)), node_(node), sm_(sm), store_(store) {}
+
+  grpc::Status Status(grpc::ServerContext* ctx, const adminpb::StatusRequest* req,
+                      adminpb::StatusResponse* resp) override;
+
+ private:
+  const ServiceOptions options_;
+  Node* const node_;
+  KvStateMachine* const sm_;
+  storage::LogStore* const store_;
+};
+
+}  // namespace raftkv::server
+
+#endif  // RAFTKV_SERVER_KV_SERVICE_H_

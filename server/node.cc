@@ -1,0 +1,282 @@
+#include "server/node.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace raftkv::server {
+
+absl::Status NodeOptions::Validate() const {
+  if (id == 0) return absl::InvalidArgumentError("node id must not be 0");
+  if (tick <= absl::ZeroDuration()) return absl::InvalidArgumentError("tick must be positive");
+  if (max_proposals_per_round == 0) {
+    return absl::InvalidArgumentError("max_proposals_per_round must be positive");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
+                                                   storage::LogStore* store,
+                                                   KvStateMachine* sm,
+                                                   PeerTransport* transport) {
+  if (absl::Status s = options.Validate(); !s.ok()) return s;
+  raft::Config cfg;
+  cfg.id = options.id;
+  cfg.election_ticks = options.election_ticks;
+  cfg.heartbeat_ticks = options.heartbeat_ticks;
+  cfg.applied = store->applied_index();
+  cfg.read_mode = options.lease_reads ? raft::ReadMode::kLeaseBased : raft::ReadMode::kSafe;
+  cfg.seed = absl::ToUnixNanos(absl::Now()) ^ options.id;
+  auto core = raft::Raft::Create(cfg, store);
+  if (!core.ok()) return core.status();
+  return std::unique_ptr<Node>(new Node(options, store, sm, transport, std::move(*core)));
+}
+
+Node::Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
+           PeerTransport* transport, std::unique_ptr<raft::Raft> core)
+    : options_(options), store_(store), sm_(sm), transport_(transport), core_(std::move(core)) {
+  PublishStatus();
+}
+
+Node::~Node() { Stop(); }
+
+void Node::Start() {
+  CHECK(!loop_.joinable()) << "started twice";
+  loop_ = std::thread([this] { Run(); });
+}
+
+void Node::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  if (loop_.joinable()) loop_.join();
+}
+
+void Node::Propose(std::string command, absl::Time deadline, WriteCallback done) {
+  absl::MutexLock l(&mu_);
+  inbox_.writes.push_back(PendingWrite{std::move(command), deadline, std::move(done)});
+}
+
+void Node::Read(absl::Time deadline, ReadCallback done) {
+  absl::MutexLock l(&mu_);
+  inbox_.reads.push_back(PendingRead{deadline, std::move(done)});
+}
+
+void Node::Receive(raftpb::Message m) {
+  absl::MutexLock l(&mu_);
+  inbox_.messages.push_back(std::move(m));
+}
+
+void Node::ReportUnreachable(uint64_t peer) {
+  absl::MutexLock l(&mu_);
+  inbox_.unreachable.push_back(peer);
+}
+
+raft::Status Node::RaftStatus() const {
+  absl::MutexLock l(&status_mu_);
+  return status_;
+}
+
+void Node::Run() {
+  absl::Time next_tick = absl::Now() + options_.tick;
+  while (true) {
+    Inbox in;
+    {
+      absl::MutexLock l(&mu_);
+      mu_.AwaitWithDeadline(absl::Condition(this, &Node::HasWorkLocked), next_tick);
+      if (stopping_) break;
+      std::swap(in, inbox_);
+      // Leave the rest of a very large batch for the next round.
+      if (in.writes.size() > options_.max_proposals_per_round) {
+        inbox_.writes.assign(std::make_move_iterator(in.writes.begin() +
+                                                     options_.max_proposals_per_round),
+                             std::make_move_iterator(in.writes.end()));
+        in.writes.resize(options_.max_proposals_per_round);
+      }
+    }
+    const absl::Time now = absl::Now();
+    bool ticked = false;
+    if (now >= next_tick) {
+      core_->Tick();
+      ticked = true;
+      next_tick += options_.tick;
+      if (next_tick < now) next_tick = now + options_.tick;  // stalled: don't burst
+    }
+    for (const auto& m : in.messages) {
+      if (absl::Status s = core_->Step(m); !s.ok()) {
+        LOG_EVERY_N(WARNING, 100) << "dropping message from " << m.from() << ": " << s;
+      }
+    }
+    for (uint64_t peer : in.unreachable) core_->ReportUnreachable(peer);
+    if (!in.writes.empty()) ProposeAll(std::move(in.writes));
+    if (!in.reads.empty()) StartReads(std::move(in.reads));
+    HandleReadies();
+    if (ticked) {
+      ExpireDeadlines(now);
+      PublishStatus();
+    }
+  }
+  FailEverything(absl::UnavailableError("node is shutting down"));
+}
+
+absl::Status Node::NotLeaderError() const {
+  return absl::FailedPreconditionError(
+      absl::StrCat("not leader; leader is ", core_->leader()));
+}
+
+void Node::ProposeAll(std::vector<PendingWrite> writes) {
+  std::vector<std::string> data;
+  data.reserve(writes.size());
+  for (auto& w : writes) data.push_back(std::move(w.command));
+  auto ids = core_->Propose(data);
+  if (!ids.ok()) {
+    absl::Status why = ids.status().code() == absl::StatusCode::kFailedPrecondition
+                           ? NotLeaderError()
+                           : ids.status();
+    for (auto& w : writes) w.done(why);
+    return;
+  }
+  for (size_t k = 0; k < writes.size(); ++k) {
+    Waiter& w = waiters_[(*ids)[k].index];
+    if (w.done) {
+      // An entry of an earlier term at this index was overwritten.
+      w.done(absl::UnavailableError("the write was superseded by a new leader; retry"));
+    }
+    w = Waiter{(*ids)[k].term, writes[k].deadline, std::move(writes[k].done)};
+  }
+}
+
+void Node::StartReads(std::vector<PendingRead> reads) {
+  for (auto& r : reads) {
+    std::string ctx = absl::StrCat(options_.id, "/", ++next_read_id_);
+    absl::Status s = core_->ReadIndex(ctx);
+    if (!s.ok()) {
+      r.done(absl::UnavailableError(absl::StrCat("no leader to confirm the read: ", s.message())));
+      continue;
+    }
+    reads_by_context_.emplace(std::move(ctx), std::move(r));
+  }
+}
+
+void Node::HandleReadies() {
+  while (core_->HasReady()) {
+    raft::Ready rd = core_->GetReady();
+    // 1. The leader's appends go out while its own write proceeds (§10.2.1).
+    transport_->Send(std::move(rd.messages));
+    // 2. One synced write for the round's entries and hard state.
+    if (rd.snapshot) {
+      LOG(FATAL) << "received a snapshot at " << rd.snapshot->metadata().index()
+                 << ", but snapshot installation is not supported by this build";
+    }
+    if (!rd.entries.empty() || rd.hard_state) {
+      absl::Status s = store_->Append(rd.entries, rd.hard_state ? &*rd.hard_state : nullptr);
+      if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+    }
+    // 3. Acknowledgements promise what is now durable.
+    transport_->Send(std::move(rd.persisted_messages));
+    // 4. Apply, then answer.
+    if (!rd.committed_entries.empty()) Apply(rd.committed_entries);
+    for (auto& rs : rd.read_states) {
+      auto it = reads_by_context_.find(rs.context);
+      if (it == reads_by_context_.end()) continue;
+      reads_by_index_.emplace(rs.index, std::move(it->second));
+      reads_by_context_.erase(it);
+    }
+    for (const auto& ctx : rd.dropped_reads) {
+      auto it = reads_by_context_.find(ctx);
+      if (it == reads_by_context_.end()) continue;
+      it->second.done(absl::UnavailableError("leadership changed during the read; retry"));
+      reads_by_context_.erase(it);
+    }
+    if (rd.soft_state) {
+      leader_.store(rd.soft_state->leader);
+      if (rd.soft_state->role == raft::Role::kLeader) {
+        LOG(INFO) << "node " << options_.id << " is the leader of term " << core_->term();
+      }
+    }
+    term_.store(core_->term());
+    core_->Advance(rd);
+    ServeReads();
+    if (rd.soft_state) PublishStatus();
+  }
+}
+
+void Node::Apply(const std::vector<raftpb::Entry>& entries) {
+  auto results = sm_->Apply(entries);
+  if (!results.ok()) LOG(FATAL) << "applying committed entries failed: " << results.status();
+  std::map<uint64_t, ApplyResult*> by_index;
+  for (auto& r : *results) by_index[r.index] = &r;
+  const uint64_t last = entries.back().index();
+  for (auto it = waiters_.begin(); it != waiters_.end() && it->first <= last;) {
+    Waiter& w = it->second;
+    auto r = by_index.find(it->first);
+    if (r != by_index.end() && r->second->term == w.term) {
+      w.done(std::move(r->second->result));
+    } else {
+      // Another leader's entry took this index: ours was never committed.
+      w.done(absl::UnavailableError("the write was superseded by a new leader; retry"));
+    }
+    it = waiters_.erase(it);
+  }
+}
+
+void Node::ServeReads() {
+  const uint64_t applied = sm_->applied_index();
+  while (!reads_by_index_.empty() && reads_by_index_.begin()->first <= applied) {
+    reads_by_index_.begin()->second.done(absl::OkStatus());
+    reads_by_index_.erase(reads_by_index_.begin());
+  }
+}
+
+void Node::ExpireDeadlines(absl::Time now) {
+  const absl::Status late = absl::DeadlineExceededError("deadline exceeded; outcome unknown");
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    if (it->second.deadline < now) {
+      it->second.done(late);
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = reads_by_context_.begin(); it != reads_by_context_.end();) {
+    if (it->second.deadline < now) {
+      it->second.done(absl::DeadlineExceededError("read not confirmed in time"));
+      it = reads_by_context_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = reads_by_index_.begin(); it != reads_by_index_.end();) {
+    if (it->second.deadline < now) {
+      it->second.done(absl::DeadlineExceededError("read not applied in time"));
+      it = reads_by_index_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Node::PublishStatus() {
+  raft::Status s = core_->GetStatus();
+  leader_.store(s.leader);
+  term_.store(s.term);
+  absl::MutexLock l(&status_mu_);
+  status_ = std::move(s);
+}
+
+void Node::FailEverything(const absl::Status& why) {
+  for (auto& [index, w] : waiters_) w.done(why);
+  waiters_.clear();
+  for (auto& [ctx, r] : reads_by_context_) r.done(why);
+  reads_by_context_.clear();
+  for (auto& [index, r] : reads_by_index_) r.done(why);
+  reads_by_index_.clear();
+  absl::MutexLock l(&mu_);
+  for (auto& w : inbox_.writes) w.done(why);
+  for (auto& r : inbox_.reads) r.done(why);
+  inbox_ = Inbox();
+}
+
+}  // namespace raftkv::server

@@ -1,0 +1,154 @@
+// Node: the loop that drives one Raft core (raft/raft.h) against the
+// RocksDB store, the state machine and the peer transport.
+//
+// One loop thread owns the core. gRPC threads hand it work through an
+// inbox (proposals, reads, peer messages); the loop wakes on new work or on
+// the next tick, feeds everything in, then drains the core's output per the
+// driver contract in raft.h: send the leader's messages, persist entries and
+// hard state in one synced write (all proposals of a round share that
+// fsync: group commit), send the acknowledgements, apply committed entries,
+// answer clients whose entries applied and reads whose index is applied.
+//
+// Callbacks given to Propose/Read run on the loop thread: they must not
+// block (finish a gRPC reactor, copy a value).
+//
+// A storage write failure is fatal: the process exits (LOG(FATAL)) rather
+// than run on with a state it cannot trust.
+#ifndef RAFTKV_SERVER_NODE_H_
+#define RAFTKV_SERVER_NODE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/kv.pb.h"
+#include "raft/raft.h"
+#include "server/state_machine.h"
+#include "server/transport.h"
+#include "storage/log_store.h"
+
+namespace raftkv::server {
+
+struct NodeOptions {
+  uint64_t id = 0;
+  absl::Duration tick = absl::Milliseconds(100);
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+  bool lease_reads = false;
+  // Proposals taken from the inbox per round (one log append).
+  size_t max_proposals_per_round = 4096;
+
+  absl::Status Validate() const;
+};
+
+class Node {
+ public:
+  using WriteCallback = std::function<void(absl::StatusOr<kvpb::WriteResult>)>;
+  // OK once the state machine has applied everything committed before the
+  // read arrived: reading it now is linearizable.
+  using ReadCallback = std::function<void(absl::Status)>;
+
+  // The store, state machine and transport are not owned; they must outlive
+  // the node. REQUIRES: the store is bootstrapped.
+  static absl::StatusOr<std::unique_ptr<Node>> Create(const NodeOptions& options,
+                                                      storage::LogStore* store,
+                                                      KvStateMachine* sm,
+                                                      PeerTransport* transport);
+  ~Node();  // Stop()s
+
+  void Start();
+  // Stops the loop; pending callbacks get UNAVAILABLE.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Thread-safe entry points.
+  void Propose(std::string command, absl::Time deadline, WriteCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Read(absl::Time deadline, ReadCallback done) ABSL_LOCKS_EXCLUDED(mu_);
+  void Receive(raftpb::Message m) ABSL_LOCKS_EXCLUDED(mu_);
+  void ReportUnreachable(uint64_t peer) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // The leader as last seen by the loop (0: unknown) and the current term.
+  uint64_t leader() const { return leader_.load(); }
+  uint64_t term() const { return term_.load(); }
+  bool is_leader() const { return leader_.load() == options_.id; }
+  // A copy of the core's status, refreshed every loop round.
+  raft::Status RaftStatus() const ABSL_LOCKS_EXCLUDED(status_mu_);
+
+ private:
+  Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
+       PeerTransport* transport, std::unique_ptr<raft::Raft> core);
+
+  struct PendingWrite {
+    std::string command;
+    absl::Time deadline;
+    WriteCallback done;
+  };
+  struct PendingRead {
+    absl::Time deadline;
+    ReadCallback done;
+  };
+  struct Waiter {
+    uint64_t term = 0;
+    absl::Time deadline;
+    WriteCallback done;
+  };
+  struct Inbox {
+    std::vector<PendingWrite> writes;
+    std::vector<PendingRead> reads;
+    std::vector<raftpb::Message> messages;
+    std::vector<uint64_t> unreachable;
+    bool empty() const {
+      return writes.empty() && reads.empty() && messages.empty() && unreachable.empty();
+    }
+  };
+
+  void Run();
+  bool HasWorkLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !inbox_.empty();
+  }
+  void ProposeAll(std::vector<PendingWrite> writes);
+  void StartReads(std::vector<PendingRead> reads);
+  void HandleReadies();
+  void Apply(const std::vector<raftpb::Entry>& entries);
+  void ServeReads();
+  void ExpireDeadlines(absl::Time now);
+  void PublishStatus() ABSL_LOCKS_EXCLUDED(status_mu_);
+  void FailEverything(const absl::Status& why);
+  absl::Status NotLeaderError() const;
+
+  const NodeOptions options_;
+  storage::LogStore* const store_;
+  KvStateMachine* const sm_;
+  PeerTransport* const transport_;
+  std::unique_ptr<raft::Raft> core_;  // loop thread only
+
+  absl::Mutex mu_;
+  Inbox inbox_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Loop-thread state.
+  std::map<uint64_t, Waiter> waiters_;                  // by log index
+  std::map<std::string, PendingRead> reads_by_context_;  // awaiting a read index
+  std::multimap<uint64_t, PendingRead> reads_by_index_;  // awaiting apply
+  uint64_t next_read_id_ = 0;
+
+  std::atomic<uint64_t> leader_{0};
+  std::atomic<uint64_t> term_{0};
+  mutable absl::Mutex status_mu_;
+  raft::Status status_ ABSL_GUARDED_BY(status_mu_);
+
+  std::thread loop_;
+};
+
+}  // namespace raftkv::server
+
+#endif  // RAFTKV_SERVER_NODE_H_

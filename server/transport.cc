@@ -1,0 +1,205 @@
+#include "server/transport.h"
+
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "grpcpp/grpcpp.h"
+
+namespace raftkv::server {
+
+constexpr char kClusterIdHeader[] = "raftkv-cluster-id";
+
+// One peer's queue and the thread that drains it into a stream.
+class PeerSender {
+ public:
+  PeerSender(const TransportOptions& options, uint64_t peer, std::string address,
+             std::function<void(uint64_t)> on_unreachable)
+      : options_(options),
+        peer_(peer),
+        address_(std::move(address)),
+        on_unreachable_(std::move(on_unreachable)),
+        thread_([this] { Run(); }) {}
+
+  ~PeerSender() {
+    {
+      absl::MutexLock l(&mu_);
+      stopping_ = true;
+      if (context_) context_->TryCancel();
+    }
+    thread_.join();
+  }
+
+  const std::string& address() const { return address_; }
+
+  void Enqueue(raftpb::Message m) {
+    bool dropped = false;
+    {
+      absl::MutexLock l(&mu_);
+      if (queue_.size() >= options_.max_queued_messages) {
+        queue_.pop_front();  // the oldest is the least useful
+        dropped = true;
+      }
+      queue_.push_back(std::move(m));
+    }
+    if (dropped) {
+      LOG_EVERY_N(WARNING, 1000) << "peer " << peer_ << " (" << address_
+                                 << "): send queue full, dropping messages";
+      on_unreachable_(peer_);
+    }
+  }
+
+ private:
+  bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !queue_.empty();
+  }
+
+  void Run() {
+    absl::Duration backoff = options_.min_backoff;
+    std::unique_ptr<peerpb::Peer::Stub> stub = peerpb::Peer::NewStub(
+        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+    std::unique_ptr<grpc::ClientWriter<raftpb::Message>> writer;
+    peerpb::SendAck ack;
+    while (true) {
+      std::deque<raftpb::Message> batch;
+      {
+        absl::MutexLock l(&mu_);
+        mu_.Await(absl::Condition(this, &PeerSender::HasWork));
+        if (stopping_) break;
+        batch.swap(queue_);
+      }
+      if (!writer) {
+        auto ctx = std::make_shared<grpc::ClientContext>();
+        ctx->AddMetadata(kClusterIdHeader, absl::StrCat(options_.cluster_id));
+        {
+          absl::MutexLock l(&mu_);
+          if (stopping_) break;
+          context_ = ctx;
+        }
+        writer = stub->Send(ctx.get(), &ack);
+      }
+      bool ok = true;
+      for (auto& m : batch) {
+        if (!writer->Write(m)) {
+          ok = false;
+          break;
+        }
+      }
+      if (ok) {
+        backoff = options_.min_backoff;
+        continue;
+      }
+      // The stream broke: the peer is down or restarting. Report it, wait,
+      // and open a new stream for the next messages.
+      grpc::Status st = writer->Finish();
+      writer.reset();
+      {
+        absl::MutexLock l(&mu_);
+        context_.reset();
+      }
+      VLOG(1) << "peer " << peer_ << " (" << address_ << ") unreachable: " << st.error_message();
+      on_unreachable_(peer_);
+      absl::MutexLock l(&mu_);
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);
+      if (stopping_) break;
+      queue_.clear();  // stale by now; Raft resends what matters
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+    if (writer) {
+      writer->WritesDone();
+      writer->Finish();
+    }
+  }
+
+  const TransportOptions options_;
+  const uint64_t peer_;
+  const std::string address_;
+  const std::function<void(uint64_t)> on_unreachable_;
+  absl::Mutex mu_;
+  std::deque<raftpb::Message> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;  // last: starts after the members above exist
+};
+
+PeerTransport::PeerTransport(TransportOptions options,
+                             std::function<void(uint64_t)> on_unreachable)
+    : options_(std::move(options)), on_unreachable_(std::move(on_unreachable)) {}
+
+PeerTransport::~PeerTransport() {
+  std::map<uint64_t, std::unique_ptr<PeerSender>> senders;
+  {
+    absl::MutexLock l(&mu_);
+    senders.swap(senders_);
+  }
+  senders.clear();  // joins outside the lock
+}
+
+void PeerTransport::SetPeer(uint64_t id, const std::string& address) {
+  if (id == options_.self_id) return;
+  std::unique_ptr<PeerSender> old;
+  absl::MutexLock l(&mu_);
+  auto it = senders_.find(id);
+  if (it != senders_.end()) {
+    if (it->second->address() == address) return;
+    old = std::move(it->second);
+  }
+  senders_[id] = std::make_unique<PeerSender>(options_, id, address, on_unreachable_);
+}
+
+void PeerTransport::RemovePeer(uint64_t id) {
+  std::unique_ptr<PeerSender> old;
+  absl::MutexLock l(&mu_);
+  auto it = senders_.find(id);
+  if (it == senders_.end()) return;
+  old = std::move(it->second);
+  senders_.erase(it);
+}
+
+std::string PeerTransport::AddressOf(uint64_t id) const {
+  absl::MutexLock l(&mu_);
+  auto it = senders_.find(id);
+  return it == senders_.end() ? "" : it->second->address();
+}
+
+void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
+  if (msgs.empty()) return;
+  absl::MutexLock l(&mu_);
+  for (auto& m : msgs) {
+    auto it = senders_.find(m.to());
+    if (it == senders_.end()) continue;
+    it->second->Enqueue(std::move(m));
+  }
+}
+
+grpc::Status PeerService::Send(grpc::ServerContext* context,
+                               grpc::ServerReader<raftpb::Message>* reader,
+                               peerpb::SendAck* /*ack*/) {
+  auto it = context->client_metadata().find(kClusterIdHeader);
+  uint64_t cluster = 0;
+  if (it == context->client_metadata().end() ||
+      !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &cluster) ||
+      cluster != cluster_id_) {
+    LOG_EVERY_N(WARNING, 100) << "refusing a peer stream from " << context->peer()
+                              << ": not of cluster " << cluster_id_;
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("this node belongs to cluster ", cluster_id_));
+  }
+  raftpb::Message m;
+  while (reader->Read(&m)) {
+    if (m.to() != self_id_) {
+      LOG_EVERY_N(WARNING, 100) << "dropping a message for node " << m.to()
+                                << " sent to node " << self_id_;
+      continue;
+    }
+    deliver_(std::move(m));
+    m.Clear();
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace raftkv::server
