@@ -1,0 +1,515 @@
+#include "client/client.h"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/kv.grpc.pb.h"
+
+namespace raftkv::client {
+namespace {
+
+// gRPC's reconnect backoff defaults to 1s growing to 120s: a node that comes
+// back would stay "unavailable" to this client for minutes. Cap it.
+constexpr int kReconnectBackoffMs = 100;
+constexpr int kMaxReconnectBackoffMs = 1000;
+
+// An attempt is not started with less time than this left.
+constexpr absl::Duration kMinAttemptTime = absl::Milliseconds(1);
+
+// A random non-zero 64-bit id from the kernel's CSPRNG (std::random_device
+// as a fallback where getrandom(2) fails).
+uint64_t RandomClientId() {
+  uint64_t id = 0;
+  while (id == 0) {
+    ssize_t n = getrandom(&id, sizeof(id), 0);
+    if (n != static_cast<ssize_t>(sizeof(id))) {
+      std::random_device rd;
+      id = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    }
+  }
+  return id;
+}
+
+// Uniform in [d/2, d].
+absl::Duration Jitter(absl::Duration d) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> frac(0.5, 1.0);
+  return d * frac(rng);
+}
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                      s.error_message());
+}
+
+bool Retriable(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE ||
+         code == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+bool IsNotLeader(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+         absl::StartsWithIgnoreCase(s.error_message(), "not leader");
+}
+
+// The `raftkv-leader-addr` of a NOT_LEADER answer, "" if none.
+std::string LeaderHint(const grpc::ClientContext& ctx) {
+  const auto& md = ctx.GetServerTrailingMetadata();
+  auto it = md.find(kLeaderAddrKey);
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// `op "key"`, the key escaped and shortened, to name a call in errors.
+std::string Describe(absl::string_view op, absl::string_view key) {
+  constexpr size_t kMaxKey = 64;
+  std::string shown = absl::CHexEscape(key.substr(0, kMaxKey));
+  return absl::StrCat(op, " \"", shown, key.size() > kMaxKey ? "...\"" : "\"");
+}
+
+absl::Status ValidateEndpoint(absl::string_view ep) {
+  size_t colon = ep.rfind(':');
+  if (colon == absl::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("endpoint \"", ep, "\" is not host:port"));
+  }
+  absl::string_view host = ep.substr(0, colon);
+  absl::string_view port = ep.substr(colon + 1);
+  if (absl::StartsWith(host, "[")) {
+    if (!absl::EndsWith(host, "]") || host.size() < 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoint \"", ep, "\": bad IPv6 host"));
+    }
+  } else if (absl::StrContains(host, ':')) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "endpoint \"", ep, "\": write an IPv6 host in brackets, [::1]:7001"));
+  }
+  for (char c : host) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || c == ',') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("endpoint \"", ep, "\": bad host"));
+    }
+  }
+  uint32_t p = 0;
+  if (port.empty() ||
+      !std::all_of(port.begin(), port.end(),
+                   [](char c) { return absl::ascii_isdigit(c); }) ||
+      !absl::SimpleAtoi(port, &p) || p == 0 || p > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("endpoint \"", ep, "\": bad port \"", port, "\""));
+  }
+  return absl::OkStatus();
+}
+
+KeyValue FromProto(const kvpb::KeyValue& kv) {
+  return KeyValue{kv.key(), kv.value(), kv.version()};
+}
+
+}  // namespace
+
+absl::Status ClientOptions::Validate() const {
+  if (endpoints.empty()) {
+    return absl::InvalidArgumentError("no endpoints given");
+  }
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    absl::Status s = ValidateEndpoint(endpoints[i]);
+    if (!s.ok()) return s;
+    for (size_t j = 0; j < i; ++j) {
+      if (endpoints[i] == endpoints[j]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("endpoint \"", endpoints[i], "\" is listed twice"));
+      }
+    }
+  }
+  if (attempt_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("attempt_timeout must be positive");
+  }
+  if (total_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("total_timeout must be positive");
+  }
+  if (backoff_initial <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("backoff_initial must be positive");
+  }
+  if (backoff_max < backoff_initial) {
+    return absl::InvalidArgumentError(
+        "backoff_max must be at least backoff_initial");
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> SplitEndpoints(absl::string_view list) {
+  std::vector<std::string> out;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    if (!item.empty()) out.emplace_back(item);
+  }
+  return out;
+}
+
+Expected Expected::Value(std::string value) {
+  Expected e;
+  e.is_value_ = true;
+  e.value_ = std::move(value);
+  return e;
+}
+
+Expected Expected::Version(uint64_t version) {
+  Expected e;
+  e.version_ = version;
+  return e;
+}
+
+struct Client::Endpoint {
+  explicit Endpoint(std::string a) : address(std::move(a)) {}
+
+  const std::string address;
+  // Set once, under Client::mu_, by Connect(); never reset.
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<kvpb::KV::Stub> kv;
+  std::unique_ptr<adminpb::Admin::Stub> admin;
+};
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  absl::Status s = options.Validate();
+  if (!s.ok()) return s;
+  return std::unique_ptr<Client>(new Client(std::move(options)));
+}
+
+Client::Client(ClientOptions options)
+    : options_(std::move(options)),
+      client_id_(options_.client_id != 0 ? options_.client_id
+                                         : RandomClientId()) {
+  endpoints_.reserve(options_.endpoints.size());
+  for (const std::string& ep : options_.endpoints) {
+    endpoints_.push_back(std::make_unique<Endpoint>(ep));
+  }
+}
+
+Client::~Client() = default;
+
+std::string Client::preferred_endpoint() const {
+  absl::MutexLock lock(&mu_);
+  return endpoints_[leader_]->address;
+}
+
+Client::Endpoint& Client::Connect(size_t index) {
+  Endpoint& ep = *endpoints_[index];
+  absl::MutexLock lock(&mu_);
+  if (ep.channel == nullptr) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+    ep.channel = grpc::CreateCustomChannel(
+        ep.address, grpc::InsecureChannelCredentials(), args);
+    ep.kv = kvpb::KV::NewStub(ep.channel);
+    ep.admin = adminpb::Admin::NewStub(ep.channel);
+  }
+  return ep;
+}
+
+uint64_t Client::BeginWrite() {
+  absl::MutexLock lock(&mu_);
+  uint64_t seq = next_seq_++;
+  in_flight_.insert(seq);
+  return seq;
+}
+
+void Client::EndWrite(uint64_t seq) {
+  absl::MutexLock lock(&mu_);
+  in_flight_.erase(seq);
+}
+
+void Client::FillHeader(uint64_t seq, kvpb::WriteHeader* header) {
+  absl::MutexLock lock(&mu_);
+  header->set_client_id(client_id_);
+  header->set_seq(seq);
+  // `seq` itself is in flight, so the set is not empty and the minimum is
+  // at most `seq`.
+  header->set_first_incomplete(*in_flight_.begin());
+}
+
+absl::Status Client::Invoke(absl::string_view what, Kind kind,
+                            Attempt attempt) {
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + options_.total_timeout;
+  const size_t n = endpoints_.size();
+  size_t index;
+  {
+    absl::MutexLock lock(&mu_);
+    index = leader_;
+  }
+  absl::Duration backoff = options_.backoff_initial;
+  size_t redirects = 0;  // hinted redirects since the last backoff
+  int attempts = 0;
+  grpc::StatusCode last_code = grpc::StatusCode::UNAVAILABLE;
+  std::string last_error = "no attempt made";
+  std::string last_endpoint;
+  bool maybe_applied = false;
+
+  while (true) {
+    const absl::Time now = absl::Now();
+    if (deadline - now < kMinAttemptTime) break;
+
+    Endpoint& ep = Connect(index);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(
+        absl::ToChronoTime(std::min(now + options_.attempt_timeout, deadline)));
+    ++attempts;
+    const grpc::Status s = attempt(ep, ctx);
+    if (s.ok()) {
+      if (kind == Kind::kWrite) {
+        absl::MutexLock lock(&mu_);
+        leader_ = index;
+      }
+      return absl::OkStatus();
+    }
+
+    last_endpoint = ep.address;
+    last_code = s.error_code();
+    last_error = absl::StrCat(
+        absl::StatusCodeToString(static_cast<absl::StatusCode>(last_code)),
+        ": ", s.error_message());
+
+    bool sleep = true;
+    if (IsNotLeader(s)) {
+      const std::string hint = LeaderHint(ctx);
+      size_t target = n;
+      for (size_t i = 0; i < n; ++i) {
+        if (endpoints_[i]->address == hint) target = i;
+      }
+      if (!hint.empty() && target == n) {
+        absl::StrAppend(&last_error, " (leader ", hint,
+                        " is not among the endpoints)");
+      }
+      if (target != n && target != index) {
+        {
+          absl::MutexLock lock(&mu_);
+          leader_ = target;
+        }
+        index = target;
+        // Follow a hint at once, unless hints keep bouncing us around.
+        sleep = ++redirects > n;
+      } else {
+        index = (index + 1) % n;
+        // Try every endpoint once before backing off: the leader may be
+        // one of them even if this node does not know it yet.
+        sleep = ++redirects > n;
+      }
+    } else if (Retriable(s.error_code())) {
+      if (kind == Kind::kWrite) maybe_applied = true;
+      {
+        // Later calls should not start at a node that just failed.
+        absl::MutexLock lock(&mu_);
+        if (leader_ == index) leader_ = (index + 1) % n;
+      }
+      index = (index + 1) % n;
+    } else {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          absl::StrCat(what, ": ", s.error_message()));
+    }
+
+    if (sleep) {
+      redirects = 0;
+      const absl::Duration left = deadline - absl::Now();
+      if (left < kMinAttemptTime) break;
+      absl::SleepFor(std::min(Jitter(backoff), left));
+      backoff = std::min(backoff * 2, options_.backoff_max);
+    }
+  }
+
+  const absl::StatusCode code =
+      last_code == grpc::StatusCode::DEADLINE_EXCEEDED
+          ? absl::StatusCode::kDeadlineExceeded
+          : absl::StatusCode::kUnavailable;
+  std::string msg = absl::StrCat(
+      what, ": ",
+      kind == Kind::kSerializableRead ? "no node answered among "
+                                      : "no leader reachable among ",
+      absl::StrJoin(options_.endpoints, ","), " after ", attempts,
+      attempts == 1 ? " attempt" : " attempts", " in ",
+      absl::FormatDuration(absl::Trunc(absl::Now() - start,
+                                       absl::Milliseconds(1))));
+  if (attempts > 0) {
+    absl::StrAppend(&msg, ": last error from ", last_endpoint, ": ",
+                    last_error);
+  }
+  if (maybe_applied) {
+    absl::StrAppend(&msg, " (the write may or may not have been applied)");
+  }
+  return absl::Status(code, msg);
+}
+
+namespace {
+
+// Ends a write's sequence number's time in flight when it goes out of scope.
+template <typename F>
+class Finally {
+ public:
+  explicit Finally(F f) : f_(std::move(f)) {}
+  ~Finally() { f_(); }
+  Finally(const Finally&) = delete;
+  Finally& operator=(const Finally&) = delete;
+
+ private:
+  F f_;
+};
+
+}  // namespace
+
+absl::StatusOr<uint64_t> Client::Put(absl::string_view key,
+                                     absl::string_view value) {
+  kvpb::PutRequest req;
+  req.set_key(std::string(key));
+  req.set_value(std::string(value));
+  kvpb::PutResponse resp;
+  const uint64_t seq = BeginWrite();
+  Finally end([&] { EndWrite(seq); });
+  absl::Status s = Invoke(Describe("put", key), Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            FillHeader(seq, req.mutable_header());
+                            resp.Clear();
+                            return ep.kv->Put(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  return resp.version();
+}
+
+absl::StatusOr<KeyValue> Client::Get(absl::string_view key,
+                                     bool serializable) {
+  kvpb::GetRequest req;
+  req.set_key(std::string(key));
+  req.set_serializable(serializable);
+  kvpb::GetResponse resp;
+  const std::string what = Describe("get", key);
+  absl::Status s = Invoke(
+      what, serializable ? Kind::kSerializableRead : Kind::kRead,
+      [&](Endpoint& ep, grpc::ClientContext& ctx) {
+        resp.Clear();
+        return ep.kv->Get(&ctx, req, &resp);
+      });
+  if (!s.ok()) return s;
+  if (!resp.found()) {
+    return absl::NotFoundError(absl::StrCat(what, ": key not found"));
+  }
+  KeyValue kv = FromProto(resp.kv());
+  if (kv.key.empty()) kv.key = std::string(key);
+  return kv;
+}
+
+absl::StatusOr<bool> Client::Delete(absl::string_view key) {
+  kvpb::DeleteRequest req;
+  req.set_key(std::string(key));
+  kvpb::DeleteResponse resp;
+  const uint64_t seq = BeginWrite();
+  Finally end([&] { EndWrite(seq); });
+  absl::Status s = Invoke(Describe("delete", key), Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            FillHeader(seq, req.mutable_header());
+                            resp.Clear();
+                            return ep.kv->Delete(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  return resp.deleted();
+}
+
+absl::StatusOr<ScanResult> Client::Scan(absl::string_view prefix,
+                                        uint32_t limit,
+                                        absl::string_view start_after,
+                                        bool serializable) {
+  kvpb::ScanRequest req;
+  req.set_prefix(std::string(prefix));
+  req.set_start_after(std::string(start_after));
+  req.set_limit(limit);
+  req.set_serializable(serializable);
+  kvpb::ScanResponse resp;
+  absl::Status s = Invoke(
+      Describe("scan", prefix),
+      serializable ? Kind::kSerializableRead : Kind::kRead,
+      [&](Endpoint& ep, grpc::ClientContext& ctx) {
+        resp.Clear();
+        return ep.kv->Scan(&ctx, req, &resp);
+      });
+  if (!s.ok()) return s;
+  ScanResult result;
+  result.kvs.reserve(resp.kvs_size());
+  for (const kvpb::KeyValue& kv : resp.kvs()) {
+    result.kvs.push_back(FromProto(kv));
+  }
+  result.more = resp.more();
+  return result;
+}
+
+absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
+                                                 const Expected& expected,
+                                                 absl::string_view new_value) {
+  kvpb::CasRequest req;
+  req.set_key(std::string(key));
+  if (expected.is_value()) {
+    req.set_expected_value(expected.value());
+  } else {
+    req.set_expected_version(expected.version());
+  }
+  req.set_new_value(std::string(new_value));
+  kvpb::CasResponse resp;
+  const uint64_t seq = BeginWrite();
+  Finally end([&] { EndWrite(seq); });
+  absl::Status s = Invoke(Describe("cas", key), Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            FillHeader(seq, req.mutable_header());
+                            resp.Clear();
+                            return ep.kv->CompareAndSwap(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  CasResult result;
+  result.succeeded = resp.succeeded();
+  result.version = resp.version();
+  if (!resp.succeeded() && resp.found()) {
+    result.current = FromProto(resp.current());
+    if (result.current->key.empty()) result.current->key = std::string(key);
+  }
+  return result;
+}
+
+std::vector<EndpointStatus> Client::ClusterStatus() {
+  const size_t n = endpoints_.size();
+  std::vector<EndpointStatus> out(n);
+  std::vector<std::thread> threads;
+  threads.reserve(n);
+  const absl::Time deadline = absl::Now() + options_.attempt_timeout;
+  for (size_t i = 0; i < n; ++i) {
+    threads.emplace_back([this, i, deadline, &out] {
+      Endpoint& ep = Connect(i);
+      EndpointStatus& st = out[i];
+      st.endpoint = ep.address;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(deadline));
+      grpc::Status s =
+          ep.admin->Status(&ctx, adminpb::StatusRequest(), &st.status);
+      st.reachable = s.ok();
+      if (!s.ok()) {
+        st.status.Clear();
+        st.error = FromGrpc(s);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return out;
+}
+
+}  // namespace raftkv::client

@@ -1,0 +1,240 @@
+// raftkv::client::Client: the C++ client of a raftkv cluster.
+//
+// A Client talks to the nodes listed in ClientOptions::endpoints over gRPC
+// (proto/kv.proto, proto/admin.proto). It finds the leader by itself, retries
+// what can be retried, and makes every write apply exactly once:
+//
+//  * Leader discovery. The client remembers the endpoint that last accepted a
+//    write and sends every call there first. A node that is not the leader
+//    answers FAILED_PRECONDITION "not leader ..." with the leader's address in
+//    the trailing metadata `raftkv-leader-addr`; the client goes straight to
+//    that endpoint. When the hint is empty (no leader known) or names an
+//    address that is not among the endpoints, it tries the next endpoint.
+//  * Retries. UNAVAILABLE and DEADLINE_EXCEEDED (the node is down, or the
+//    outcome is unknown) are retried on the next endpoint after a backoff
+//    (ClientOptions::backoff_*, doubled per retry, with jitter), until
+//    ClientOptions::total_timeout has passed since the call began. Every
+//    other error (INVALID_ARGUMENT, ...) is returned at once, never retried.
+//  * Exactly-once writes (kvpb::WriteHeader). The client has one id for its
+//    lifetime; each write (Put, Delete, CompareAndSwap) takes the next
+//    sequence number, and every retry of that write resends the same
+//    (client_id, seq), so the cluster applies it once and answers the retry
+//    with the first result. `first_incomplete` is the lowest sequence this
+//    client still has in flight. Two live Clients must never share an id;
+//    leave ClientOptions::client_id at 0 to get a random one.
+//    A write that fails with UNAVAILABLE or DEADLINE_EXCEEDED after the total
+//    timeout may or may not have been applied; the client does not retry it
+//    again (its sequence number is given up).
+//  * Reads (Get, Scan) are retried and redirected the same way. With
+//    `serializable` a node answers from its own state without a leader check
+//    (may be stale); otherwise the read is linearizable.
+//
+// Errors are absl::Status values with readable messages that name the call
+// and, for exhausted retries, every endpoint and the last error, e.g.
+//   put "k": no leader reachable among 127.0.0.1:7001,127.0.0.1:7002 after
+//   9 attempts in 15s: last error from 127.0.0.1:7002: UNAVAILABLE: ...
+// Status codes are the server's (gRPC and absl codes coincide); retries that
+// run out end with UNAVAILABLE or DEADLINE_EXCEEDED.
+//
+// Ownership: Client::Create returns a unique_ptr the caller owns. The Client
+// owns one grpc::Channel per endpoint, created on first use and kept for the
+// Client's lifetime. Returned values are copies.
+//
+// Thread safety: every method may be called concurrently from any number of
+// threads on one Client; calls block the calling thread (up to
+// total_timeout). The Client must not be destroyed while a call is running.
+#ifndef RAFTKV_CLIENT_CLIENT_H_
+#define RAFTKV_CLIENT_CLIENT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/admin.pb.h"
+
+namespace grpc {
+class ClientContext;
+class Status;
+}  // namespace grpc
+
+namespace raftkv::kvpb {
+class WriteHeader;
+}  // namespace raftkv::kvpb
+
+namespace raftkv::client {
+
+// Trailing-metadata keys of a NOT_LEADER answer (see proto/kv.proto).
+inline constexpr char kLeaderIdKey[] = "raftkv-leader-id";
+inline constexpr char kLeaderAddrKey[] = "raftkv-leader-addr";
+
+struct ClientOptions {
+  // The cluster's nodes as "host:port" ("[v6addr]:port" for IPv6), e.g.
+  // {"127.0.0.1:7001", "127.0.0.1:7002"}. At least one; no duplicates. The
+  // order is the order in which endpoints are tried before a leader is known.
+  std::vector<std::string> endpoints;
+
+  // Deadline of one RPC attempt on one endpoint.
+  absl::Duration attempt_timeout = absl::Seconds(2);
+
+  // Deadline of a whole call, retries and backoff included. An attempt never
+  // runs past it.
+  absl::Duration total_timeout = absl::Seconds(15);
+
+  // Backoff between retries: starts at backoff_initial, doubles per retry up
+  // to backoff_max; each sleep is drawn uniformly from [d/2, d] (jitter).
+  absl::Duration backoff_initial = absl::Milliseconds(20);
+  absl::Duration backoff_max = absl::Seconds(1);
+
+  // The exactly-once session id. 0 (the default): a random non-zero id.
+  uint64_t client_id = 0;
+
+  // OK, or INVALID_ARGUMENT naming what is wrong.
+  absl::Status Validate() const;
+};
+
+// ClientOptions::endpoints from a comma-separated list ("a:1,b:2"); empty
+// items (from stray commas or spaces) are skipped.
+std::vector<std::string> SplitEndpoints(absl::string_view list);
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+  uint64_t version = 0;  // log index of the key's last write
+};
+
+struct ScanResult {
+  std::vector<KeyValue> kvs;  // in key order
+  bool more = false;          // keys after the last one remain
+};
+
+// What CompareAndSwap compares the key's current state with.
+class Expected {
+ public:
+  // The key exists and its value is `value`.
+  static Expected Value(std::string value);
+  // The key's version is `version`; 0 means the key must not exist.
+  static Expected Version(uint64_t version);
+  // The key must not exist (Version(0)).
+  static Expected Absent() { return Version(0); }
+
+  bool is_value() const { return is_value_; }
+  const std::string& value() const { return value_; }
+  uint64_t version() const { return version_; }
+
+ private:
+  Expected() = default;
+  bool is_value_ = false;
+  std::string value_;
+  uint64_t version_ = 0;
+};
+
+struct CasResult {
+  bool succeeded = false;
+  uint64_t version = 0;             // on success: the key's new version
+  std::optional<KeyValue> current;  // on failure: the key, nullopt if absent
+};
+
+// One endpoint's answer to Admin.Status.
+struct EndpointStatus {
+  std::string endpoint;          // as in ClientOptions::endpoints
+  bool reachable = false;        // the node answered
+  absl::Status error;            // why not, when !reachable
+  adminpb::StatusResponse status;  // the node's answer, when reachable
+};
+
+class Client {
+ public:
+  // Validates `options` (INVALID_ARGUMENT if bad) and makes a Client. No
+  // connection is made until the first call.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
+
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sets `key` to `value`; returns the key's new version.
+  absl::StatusOr<uint64_t> Put(absl::string_view key, absl::string_view value);
+
+  // The key's value and version; NOT_FOUND if there is no such key.
+  absl::StatusOr<KeyValue> Get(absl::string_view key,
+                               bool serializable = false);
+
+  // Removes `key`; returns whether it existed.
+  absl::StatusOr<bool> Delete(absl::string_view key);
+
+  // Keys starting with `prefix` (every key for ""), in order, after
+  // `start_after` (exclusive; "" starts at the beginning), at most `limit`
+  // (0: the server's default, 1000). Page with start_after = the last key.
+  absl::StatusOr<ScanResult> Scan(absl::string_view prefix, uint32_t limit = 0,
+                                  absl::string_view start_after = "",
+                                  bool serializable = false);
+
+  // Sets `key` to `new_value` if its current state matches `expected`.
+  // A failed comparison is not an error: the result says succeeded=false
+  // and carries the key's current state.
+  absl::StatusOr<CasResult> CompareAndSwap(absl::string_view key,
+                                           const Expected& expected,
+                                           absl::string_view new_value);
+
+  // Admin.Status of every endpoint, asked in parallel, one attempt each
+  // (attempt_timeout). In ClientOptions::endpoints order; never fails as a
+  // whole: an endpoint that does not answer has reachable=false.
+  std::vector<EndpointStatus> ClusterStatus();
+
+  uint64_t client_id() const { return client_id_; }
+  const ClientOptions& options() const { return options_; }
+
+  // The endpoint tried first by the next call (the last known leader).
+  std::string preferred_endpoint() const;
+
+ private:
+  struct Endpoint;
+  enum class Kind { kWrite, kRead, kSerializableRead };
+  using Attempt =
+      absl::FunctionRef<grpc::Status(Endpoint&, grpc::ClientContext&)>;
+
+  explicit Client(ClientOptions options);
+
+  // Runs `attempt` until it succeeds, fails for good, or the total timeout
+  // passes (see the header comment). `what` names the call in errors.
+  absl::Status Invoke(absl::string_view what, Kind kind, Attempt attempt);
+
+  // The endpoint's stubs, creating its channel on first use.
+  Endpoint& Connect(size_t index);
+
+  // Allocates the next sequence number and marks it in flight.
+  uint64_t BeginWrite();
+  void EndWrite(uint64_t seq);
+  // Fills `header` for (another) attempt of write `seq`.
+  void FillHeader(uint64_t seq, kvpb::WriteHeader* header);
+
+  const ClientOptions options_;
+  const uint64_t client_id_;
+
+  mutable absl::Mutex mu_;
+  // Index into endpoints_ of the endpoint to try first.
+  size_t leader_ ABSL_GUARDED_BY(mu_) = 0;
+  // Sequence numbers are allocated and marked in flight in one step, so
+  // first_incomplete (the smallest in flight) never skips a number that has
+  // been handed out but not yet sent.
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
+  // One per endpoint, same order; the vector itself never changes, each
+  // Endpoint's channel is created under mu_.
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+};
+
+}  // namespace raftkv::client
+
+#endif  // RAFTKV_CLIENT_CLIENT_H_
