@@ -19,7 +19,7 @@ absl::Status NodeOptions::Validate() const {
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
                                                    storage::LogStore* store,
                                                    KvStateMachine* sm,
-                                                   PeerTransport* transport) {
+                                                   MessageSender* transport) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   raft::Config cfg;
   cfg.id = options.id;
@@ -34,7 +34,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
 }
 
 Node::Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
-           PeerTransport* transport, std::unique_ptr<raft::Raft> core)
+           MessageSender* transport, std::unique_ptr<raft::Raft> core)
     : options_(options), store_(store), sm_(sm), transport_(transport), core_(std::move(core)) {
   PublishStatus();
 }

@@ -62,7 +62,7 @@ class Node {
   static absl::StatusOr<std::unique_ptr<Node>> Create(const NodeOptions& options,
                                                       storage::LogStore* store,
                                                       KvStateMachine* sm,
-                                                      PeerTransport* transport);
+                                                      MessageSender* transport);
   ~Node();  // Stop()s
 
   void Start();
@@ -85,7 +85,7 @@ class Node {
 
  private:
   Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
-       PeerTransport* transport, std::unique_ptr<raft::Raft> core);
+       MessageSender* transport, std::unique_ptr<raft::Raft> core);
 
   struct PendingWrite {
     std::string command;
@@ -128,7 +128,7 @@ class Node {
   const NodeOptions options_;
   storage::LogStore* const store_;
   KvStateMachine* const sm_;
-  PeerTransport* const transport_;
+  MessageSender* const transport_;
   std::unique_ptr<raft::Raft> core_;  // loop thread only
 
   absl::Mutex mu_;

@@ -31,6 +31,13 @@ namespace raftkv::server {
 
 class PeerSender;
 
+// Where a node's outgoing Raft messages go. Send must not block.
+class MessageSender {
+ public:
+  virtual ~MessageSender() = default;
+  virtual void Send(std::vector<raftpb::Message> msgs) = 0;
+};
+
 struct TransportOptions {
   uint64_t self_id = 0;
   uint64_t cluster_id = 0;
@@ -39,12 +46,12 @@ struct TransportOptions {
   absl::Duration max_backoff = absl::Seconds(1);
 };
 
-class PeerTransport {
+class PeerTransport final : public MessageSender {
  public:
   // on_unreachable(peer) is called (from a sender thread) when a message to
   // `peer` could not be delivered.
   PeerTransport(TransportOptions options, std::function<void(uint64_t)> on_unreachable);
-  ~PeerTransport();  // stops every sender
+  ~PeerTransport() override;  // stops every sender
 
   // Adds or re-addresses a peer.
   void SetPeer(uint64_t id, const std::string& address) ABSL_LOCKS_EXCLUDED(mu_);
@@ -52,7 +59,7 @@ class PeerTransport {
   std::string AddressOf(uint64_t id) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Queues each message for its `to` peer; unknown peers are dropped.
-  void Send(std::vector<raftpb::Message> msgs) ABSL_LOCKS_EXCLUDED(mu_);
+  void Send(std::vector<raftpb::Message> msgs) override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const TransportOptions options_;
