@@ -264,6 +264,14 @@ std::vector<std::string> FakeCluster::addresses() const {
   return out;
 }
 
+void FakeCluster::Preload(const std::string& key, const std::string& value) {
+  absl::MutexLock lock(&mu_);
+  kvpb::KeyValue& kv = data_[key];
+  kv.set_key(key);
+  kv.set_value(value);
+  kv.set_version(++index_);
+}
+
 void FakeCluster::SetLeader(int node) {
   absl::MutexLock lock(&mu_);
   leader_ = node;

@@ -58,6 +58,10 @@ class FakeCluster {
   std::string address(int node) const;
   std::vector<std::string> addresses() const;
 
+  // Writes key=value straight into the shared state (a new version), as if
+  // a client had put it; no call is recorded.
+  void Preload(const std::string& key, const std::string& value);
+
   // Makes `node` the leader; -1: no node is (every hint is empty).
   void SetLeader(int node);
   // What `node` answers in `raftkv-leader-addr` instead of the leader's

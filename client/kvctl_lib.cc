@@ -1,0 +1,440 @@
+#include "client/kvctl_lib.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <istream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
+#include "client/client.h"
+#include "gflags/gflags.h"
+
+DEFINE_string(endpoints, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+              "The cluster's nodes, comma-separated host:port.");
+DEFINE_string(timeout, "15s",
+              "Give up on a command after this long, retries included "
+              "(a duration: 500ms, 15s, 1m).");
+DEFINE_string(attempt_timeout, "2s",
+              "Deadline of one RPC to one node (a duration).");
+DEFINE_bool(serializable, false,
+            "get, scan: read the first node's own state, without a leader "
+            "check (faster; may be stale).");
+DEFINE_int32(limit, 0, "scan: print at most this many keys (0: all).");
+DEFINE_string(start_after, "",
+              "scan: start after this key (exclusive), for paging.");
+DEFINE_bool(verbose, false,
+            "scan: print key<TAB>version<TAB>value; status: print why an "
+            "endpoint is unreachable.");
+DEFINE_int64(expect_version, -1,
+             "cas: compare the key's version instead of its value (0: the "
+             "key must not exist; -1: not given).");
+DEFINE_bool(expect_absent, false,
+            "cas: the key must not exist (same as --expect_version=0).");
+
+namespace raftkv::kvctl {
+namespace {
+
+using client::Client;
+
+constexpr char kUsage[] =
+    R"(kvctl: the command-line client of a raftkv cluster.
+
+Usage: kvctl [flags] COMMAND [ARGS]   (flags may also follow the command;
+       "--" ends the flags, e.g. kvctl put -- k -1)
+
+Commands:
+  put KEY [VALUE]     Set KEY. Without VALUE, or with VALUE "-", the value is
+                      read from stdin up to EOF, byte for byte (binary-safe).
+                      Prints "OK <version>".
+  get KEY             Print KEY's value: the raw bytes, followed by a newline
+                      only when stdout is a terminal. --serializable.
+  delete KEY          Remove KEY. Prints "OK 1" if it existed, "OK 0" if not.
+  scan [PREFIX]       Print the keys starting with PREFIX (all keys if none)
+                      in order, one "KEY<TAB>VALUE" line each;
+                      "KEY<TAB>VERSION<TAB>VALUE" with --verbose.
+                      --limit=N, --start_after=KEY, --serializable. Keys or
+                      values holding tabs or newlines make lines ambiguous:
+                      use get for those. A scan of more than one page (1000
+                      keys) is not one snapshot.
+  cas KEY OLD NEW     Set KEY to NEW if its value is OLD. Instead of OLD:
+  cas KEY NEW         --expect_version=N (KEY's version is N) or
+                      --expect_absent (KEY does not exist). NEW "-": stdin.
+                      Prints "OK <version>"; when the comparison fails, prints
+                      KEY's current version and value on stderr, exit 4.
+  status              A table of every endpoint: node id, address, role,
+                      term, commit index, applied index, leader id, last log
+                      index and whether it answered. Fails (exit 1) only if no
+                      endpoint answered.
+  help                This text.
+
+Writes are retried on other nodes until --timeout, exactly once: a retried
+write is never applied twice. A write that times out may or may not have been
+applied.
+
+Exit codes:
+  0  success
+  1  error: one line "kvctl: <message>" on stderr
+  2  usage error (bad command, arguments or flags)
+  3  get: the key does not exist
+  4  cas: the comparison failed (current state on stderr)
+)";
+
+// Flags the user may set: those defined in this file.
+bool IsKvctlFlag(const gflags::CommandLineFlagInfo& info) {
+  return absl::EndsWith(info.filename, "kvctl_lib.cc");
+}
+
+struct UsageError {
+  std::string message;
+};
+
+// One line: newlines in server messages would break "one line on stderr".
+std::string OneLine(absl::string_view s) {
+  return absl::StrReplaceAll(s, {{"\r\n", " "}, {"\n", " "}, {"\r", " "}});
+}
+
+std::string Quote(absl::string_view s) {
+  return absl::StrCat("\"", absl::CHexEscape(s), "\"");
+}
+
+class Kvctl {
+ public:
+  Kvctl(std::istream& in, std::ostream& out, std::ostream& err,
+        bool out_is_tty)
+      : in_(in), out_(out), err_(err), out_is_tty_(out_is_tty) {}
+
+  int Run(const std::vector<std::string>& args) {
+    std::vector<std::string> positional;
+    if (std::optional<int> code = ParseFlags(args, &positional)) return *code;
+    if (positional.empty()) return Usage("no command given");
+    const std::string cmd = positional[0];
+    positional.erase(positional.begin());
+    if (cmd == "help") return Help();
+
+    using Handler = int (Kvctl::*)(const std::vector<std::string>&);
+    static const std::pair<const char*, Handler> kCommands[] = {
+        {"put", &Kvctl::Put},       {"get", &Kvctl::Get},
+        {"delete", &Kvctl::Delete}, {"scan", &Kvctl::Scan},
+        {"cas", &Kvctl::Cas},       {"status", &Kvctl::Status},
+    };
+    for (const auto& [name, handler] : kCommands) {
+      if (cmd == name) {
+        if (int code = Connect(); code != kExitOk) return code;
+        return (this->*handler)(positional);
+      }
+    }
+    return Usage(absl::StrCat("unknown command ", Quote(cmd)));
+  }
+
+ private:
+  // Sets the flags in `args` (gflags syntax: --name=value, --name value,
+  // --bool, --nobool; one dash works too) and collects the rest. Returns
+  // an exit code if kvctl is done (--help, a usage error).
+  std::optional<int> ParseFlags(const std::vector<std::string>& args,
+                                std::vector<std::string>* positional) {
+    bool flags_done = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+      const std::string& a = args[i];
+      if (flags_done || a.size() < 2 || a[0] != '-') {
+        positional->push_back(a);
+        continue;
+      }
+      if (a == "--") {
+        flags_done = true;
+        continue;
+      }
+      std::string body = a.substr(a[1] == '-' ? 2 : 1);
+      std::optional<std::string> value;
+      if (size_t eq = body.find('='); eq != std::string::npos) {
+        value = body.substr(eq + 1);
+        body.resize(eq);
+      }
+      const std::string& name = body;
+      if (name == "help" || name == "h" || name == "helpfull") {
+        return Help();
+      }
+      gflags::CommandLineFlagInfo info;
+      bool known = gflags::GetCommandLineFlagInfo(name.c_str(), &info) &&
+                   IsKvctlFlag(info);
+      if (!known && !value.has_value() && absl::StartsWith(name, "no") &&
+          gflags::GetCommandLineFlagInfo(name.c_str() + 2, &info) &&
+          IsKvctlFlag(info) && info.type == "bool") {
+        gflags::SetCommandLineOption(info.name.c_str(), "false");
+        continue;
+      }
+      if (!known) return Usage(absl::StrCat("unknown flag --", name));
+      if (!value.has_value()) {
+        if (info.type == "bool") {
+          value = "true";
+        } else if (i + 1 < args.size()) {
+          value = args[++i];
+        } else {
+          return Usage(absl::StrCat("flag --", name, " needs a value"));
+        }
+      }
+      if (gflags::SetCommandLineOption(name.c_str(), value->c_str()).empty()) {
+        return Usage(absl::StrCat("bad value for --", name, ": ",
+                                  Quote(*value), " (", info.type, ")"));
+      }
+    }
+    return std::nullopt;
+  }
+
+  int Connect() {
+    client::ClientOptions options;
+    options.endpoints = client::SplitEndpoints(FLAGS_endpoints);
+    if (!absl::ParseDuration(FLAGS_timeout, &options.total_timeout)) {
+      return Usage(absl::StrCat("bad --timeout ", Quote(FLAGS_timeout),
+                                " (want a duration such as 15s)"));
+    }
+    if (!absl::ParseDuration(FLAGS_attempt_timeout,
+                             &options.attempt_timeout)) {
+      return Usage(absl::StrCat("bad --attempt_timeout ",
+                                Quote(FLAGS_attempt_timeout),
+                                " (want a duration such as 2s)"));
+    }
+    auto c = Client::Create(std::move(options));
+    if (!c.ok()) {
+      return Usage(absl::StrCat("--endpoints: ", c.status().message()));
+    }
+    client_ = std::move(*c);
+    return kExitOk;
+  }
+
+  int Put(const std::vector<std::string>& args) {
+    if (args.empty() || args.size() > 2) return Usage("usage: put KEY [VALUE]");
+    std::string value;
+    if (args.size() == 1 || args[1] == "-") {
+      if (!ReadStdin(&value)) return Error("cannot read the value from stdin");
+    } else {
+      value = args[1];
+    }
+    auto version = client_->Put(args[0], value);
+    if (!version.ok()) return Error(version.status());
+    out_ << "OK " << *version << "\n";
+    return Flush();
+  }
+
+  int Get(const std::vector<std::string>& args) {
+    if (args.size() != 1) return Usage("usage: get KEY");
+    auto kv = client_->Get(args[0], FLAGS_serializable);
+    if (kv.status().code() == absl::StatusCode::kNotFound) {
+      err_ << "kvctl: key not found: " << Quote(args[0]) << "\n";
+      return kExitNotFound;
+    }
+    if (!kv.ok()) return Error(kv.status());
+    out_.write(kv->value.data(), kv->value.size());
+    if (out_is_tty_) out_ << "\n";
+    return Flush();
+  }
+
+  int Delete(const std::vector<std::string>& args) {
+    if (args.size() != 1) return Usage("usage: delete KEY");
+    auto deleted = client_->Delete(args[0]);
+    if (!deleted.ok()) return Error(deleted.status());
+    out_ << "OK " << (*deleted ? 1 : 0) << "\n";
+    return Flush();
+  }
+
+  int Scan(const std::vector<std::string>& args) {
+    if (args.size() > 1) return Usage("usage: scan [PREFIX]");
+    if (FLAGS_limit < 0) return Usage("--limit must be 0 or more");
+    const std::string prefix = args.empty() ? "" : args[0];
+    const uint64_t limit = FLAGS_limit;  // 0: all
+    std::string start_after = FLAGS_start_after;
+    uint64_t printed = 0;
+    while (true) {
+      constexpr uint64_t kPage = 1000;
+      uint64_t page = kPage;
+      if (limit != 0) page = std::min(kPage, limit - printed);
+      auto result = client_->Scan(prefix, static_cast<uint32_t>(page),
+                                  start_after, FLAGS_serializable);
+      if (!result.ok()) return Error(result.status());
+      for (const client::KeyValue& kv : result->kvs) {
+        out_.write(kv.key.data(), kv.key.size());
+        out_ << '\t';
+        if (FLAGS_verbose) out_ << kv.version << '\t';
+        out_.write(kv.value.data(), kv.value.size());
+        out_ << '\n';
+      }
+      printed += result->kvs.size();
+      if (!result->more || result->kvs.empty()) break;
+      start_after = result->kvs.back().key;
+      if (limit != 0 && printed >= limit) {
+        if (FLAGS_verbose) {
+          err_ << "kvctl: stopped at --limit=" << limit
+               << "; more keys follow " << Quote(start_after) << "\n";
+        }
+        break;
+      }
+    }
+    return Flush();
+  }
+
+  int Cas(const std::vector<std::string>& args) {
+    const bool by_version = FLAGS_expect_version >= 0;
+    if (FLAGS_expect_version < -1) {
+      return Usage("--expect_version must be 0 or more");
+    }
+    if (by_version && FLAGS_expect_absent) {
+      return Usage("give --expect_version or --expect_absent, not both");
+    }
+    std::optional<client::Expected> expected;
+    std::string key, new_value;
+    if (by_version || FLAGS_expect_absent) {
+      if (args.size() != 2) {
+        return Usage("usage: cas KEY NEW (with --expect_version or "
+                     "--expect_absent)");
+      }
+      expected = FLAGS_expect_absent
+                     ? client::Expected::Absent()
+                     : client::Expected::Version(FLAGS_expect_version);
+      key = args[0];
+      new_value = args[1];
+    } else {
+      if (args.size() != 3) {
+        return Usage("usage: cas KEY OLD NEW, or cas KEY NEW with "
+                     "--expect_version=N or --expect_absent");
+      }
+      expected = client::Expected::Value(args[1]);
+      key = args[0];
+      new_value = args[2];
+    }
+    if (new_value == "-" && !ReadStdin(&new_value)) {
+      return Error("cannot read the new value from stdin");
+    }
+    auto result = client_->CompareAndSwap(key, *expected, new_value);
+    if (!result.ok()) return Error(result.status());
+    if (!result->succeeded) {
+      if (result->current.has_value()) {
+        err_ << "kvctl: compare failed: " << Quote(key) << " has version "
+             << result->current->version << ", value "
+             << Quote(result->current->value) << "\n";
+      } else {
+        err_ << "kvctl: compare failed: " << Quote(key)
+             << " does not exist\n";
+      }
+      return kExitCompareFailed;
+    }
+    out_ << "OK " << result->version << "\n";
+    return Flush();
+  }
+
+  int Status(const std::vector<std::string>& args) {
+    if (!args.empty()) return Usage("usage: status");
+    std::vector<client::EndpointStatus> all = client_->ClusterStatus();
+    std::vector<std::vector<std::string>> rows = {
+        {"ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LEADER",
+         "LAST", "REACHABLE"}};
+    auto num = [](uint64_t v) { return absl::StrCat(v); };
+    bool any = false;
+    for (const client::EndpointStatus& e : all) {
+      if (e.reachable) {
+        any = true;
+        const adminpb::StatusResponse& s = e.status;
+        rows.push_back({num(s.node_id()), e.endpoint, s.role(), num(s.term()),
+                        num(s.commit_index()), num(s.applied_index()),
+                        s.leader_id() == 0 ? "-" : num(s.leader_id()),
+                        num(s.last_index()), "yes"});
+      } else {
+        rows.push_back({"-", e.endpoint, "-", "-", "-", "-", "-", "-",
+                        absl::StrCat("no (", absl::StatusCodeToString(
+                                                 e.error.code()),
+                                     ")")});
+      }
+    }
+    std::vector<size_t> width(rows[0].size(), 0);
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        width[i] = std::max(width[i], row[i].size());
+      }
+    }
+    for (const auto& row : rows) {
+      std::string line;
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
+      }
+      out_ << line << "\n";
+    }
+    if (FLAGS_verbose) {
+      for (const client::EndpointStatus& e : all) {
+        if (!e.reachable) {
+          err_ << "kvctl: " << e.endpoint << ": " << OneLine(e.error.ToString())
+               << "\n";
+        }
+      }
+    }
+    if (int code = Flush(); code != kExitOk) return code;
+    if (!any) {
+      return Error(absl::StrCat("no endpoint answered among ",
+                                FLAGS_endpoints));
+    }
+    return kExitOk;
+  }
+
+  bool ReadStdin(std::string* value) {
+    value->assign(std::istreambuf_iterator<char>(in_),
+                  std::istreambuf_iterator<char>());
+    return !in_.bad();
+  }
+
+  int Help() {
+    out_ << kUsage << "\nFlags:\n";
+    std::vector<gflags::CommandLineFlagInfo> flags;
+    gflags::GetAllFlags(&flags);
+    for (const auto& f : flags) {
+      if (IsKvctlFlag(f)) out_ << gflags::DescribeOneFlag(f);
+    }
+    return Flush();
+  }
+
+  int Usage(absl::string_view message) {
+    err_ << "kvctl: " << OneLine(message) << " (see kvctl --help)\n";
+    return kExitUsage;
+  }
+
+  int Error(const absl::Status& status) {
+    return Error(std::string(status.message()));
+  }
+  int Error(absl::string_view message) {
+    err_ << "kvctl: " << OneLine(message) << "\n";
+    return kExitError;
+  }
+
+  int Flush() {
+    out_.flush();
+    if (!out_) return Error("cannot write to stdout");
+    return kExitOk;
+  }
+
+  std::istream& in_;
+  std::ostream& out_;
+  std::ostream& err_;
+  const bool out_is_tty_;
+  std::unique_ptr<Client> client_;
+};
+
+}  // namespace
+
+const char* Usage() { return kUsage; }
+
+int RunKvctl(const std::vector<std::string>& args, std::istream& in,
+             std::ostream& out, std::ostream& err, bool out_is_tty) {
+  gflags::FlagSaver restore_flags;
+  return Kvctl(in, out, err, out_is_tty).Run(args);
+}
+
+}  // namespace raftkv::kvctl
