@@ -1,0 +1,135 @@
+// Faults under load: the leader SIGKILLed while several clients write, and
+// every node SIGKILLed at once. No acknowledged write may be lost, the
+// cluster must keep accepting writes, and restarted nodes must catch up to
+// identical data.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster_harness.h"
+
+namespace raftkv::testing {
+namespace {
+
+constexpr int kWriters = 4;
+
+// Every node's data, read after convergence, holds every acknowledged write.
+void ExpectEveryNodeHasAll(Cluster& c, const std::vector<WriteLoad::Ack>& acks) {
+  for (int id : c.running_ids()) {
+    auto data = c.ScanAll(id, /*serializable=*/true);
+    ASSERT_TRUE(data.ok()) << data.status();
+    absl::Status s = CheckAcked(acks, *data);
+    EXPECT_TRUE(s.ok()) << "node " << id << ": " << s;
+  }
+}
+
+TEST(FailoverTest, LeaderKilledDuringWritesThenRestartedCatchesUp) {
+  Cluster c;
+  ASSERT_TRUE(c.StartAll().ok());
+  auto old_leader = c.WaitForLeader();
+  ASSERT_TRUE(old_leader.ok()) << old_leader.status();
+
+  WriteLoad load(&c, kWriters);
+  load.Start();
+  ASSERT_TRUE(Cluster::WaitFor([&] { return load.acked() >= 200; }, absl::Seconds(30)))
+      << "only " << load.acked() << " writes acknowledged";
+
+  // SIGKILL the leader mid-stream: some writes are in flight.
+  c.Kill(*old_leader);
+  const absl::Time killed = absl::Now();
+  auto new_leader = c.WaitForLeader(absl::Seconds(15));
+  ASSERT_TRUE(new_leader.ok()) << new_leader.status();
+  EXPECT_NE(*new_leader, *old_leader);
+  const absl::Duration failover = absl::Now() - killed;
+
+  // Writes continue: every writer gets writes through the new leader.
+  ASSERT_TRUE(Cluster::WaitFor([&] { return load.MinAckedSince(killed) >= 20; },
+                               absl::Seconds(30)))
+      << "writes did not resume after the leader was killed; fewest per writer: "
+      << load.MinAckedSince(killed);
+
+  // Acknowledged writes are readable now, on the survivors, linearizably.
+  {
+    auto acks = load.acks();
+    auto data = c.ScanAll(*new_leader, /*serializable=*/false);
+    ASSERT_TRUE(data.ok()) << data.status();
+    absl::Status s = CheckAcked(acks, *data);
+    EXPECT_TRUE(s.ok()) << s;
+  }
+
+  // Restart the old leader while writes go on; it must catch up.
+  ASSERT_TRUE(c.Start(*old_leader).ok());
+  const absl::Time restarted = absl::Now();
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        auto leader = c.Status(*new_leader);
+        auto old = c.Status(*old_leader);
+        return leader.ok() && old.ok() && old->applied_index() > 0 &&
+               old->leader_id() == leader->leader_id() &&
+               old->applied_index() + 50 >= leader->commit_index();
+      },
+      absl::Seconds(30)))
+      << "the restarted node did not catch up with the leader while writes went on";
+  const absl::Duration catch_up = absl::Now() - restarted;
+  ASSERT_TRUE(Cluster::WaitFor([&] { return load.MinAckedSince(restarted) >= 20; },
+                               absl::Seconds(30)));
+  load.Stop();
+
+  EXPECT_THAT(load.errors(), ::testing::IsEmpty())
+      << "writes failed outright (the client retries for 20 s)";
+
+  auto converged = c.WaitForConvergence();
+  ASSERT_TRUE(converged.ok()) << converged.status();
+  const auto acks = load.acks();
+  EXPECT_GE(converged->key_count(), acks.size());
+  ExpectEveryNodeHasAll(c, acks);
+
+  std::cerr << "acknowledged writes: " << acks.size() << "; failover took "
+            << absl::FormatDuration(failover) << "; the old leader caught up in "
+            << absl::FormatDuration(catch_up) << "\n";
+}
+
+TEST(FailoverTest, AllNodesKilledDuringWritesKeepAcknowledgedData) {
+  Cluster c;
+  ASSERT_TRUE(c.StartAll().ok());
+  ASSERT_TRUE(c.WaitForLeader().ok());
+
+  WriteLoad load(&c, kWriters);
+  load.Start();
+  ASSERT_TRUE(Cluster::WaitFor([&] { return load.acked() >= 300; }, absl::Seconds(30)))
+      << "only " << load.acked() << " writes acknowledged";
+  // Every node dies at once, with writes in flight.
+  c.KillAll();
+  const size_t acked_before_crash = load.acked();
+
+  // The writers' calls in flight keep retrying (same client id and
+  // sequence) and finish against the restarted cluster; then they stop.
+  ASSERT_TRUE(c.StartAll().ok());
+  load.Stop();
+  const auto acks = load.acks();
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  auto converged = c.WaitForConvergence();
+  ASSERT_TRUE(converged.ok()) << converged.status();
+  EXPECT_GE(converged->key_count(), acks.size());
+
+  auto data = c.ScanAll(*leader, /*serializable=*/false);
+  ASSERT_TRUE(data.ok()) << data.status();
+  absl::Status s = CheckAcked(acks, *data);
+  EXPECT_TRUE(s.ok()) << s;
+  ExpectEveryNodeHasAll(c, acks);
+
+  // And the restarted cluster takes writes.
+  TestClient client(&c);
+  auto put = client.Put("after-restart", "yes");
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_GT(put->version(), converged->commit_index());
+  std::cerr << "acknowledged writes: " << acked_before_crash << " before the crash, "
+            << acks.size() << " in all\n";
+}
+
+}  // namespace
+}  // namespace raftkv::testing
