@@ -105,6 +105,23 @@ void TestCluster::Campaign(uint64_t id) {
   Stabilize();
 }
 
+bool TestCluster::ElectWithoutAppends(uint64_t id) {
+  nodes_.at(id)->raft->Campaign();
+  for (int i = 0; i < 10 && nodes_.at(id)->raft->role() != Role::kLeader; ++i) {
+    ProcessReadies();
+    std::deque<raftpb::Message> batch;
+    batch.swap(pending_);
+    for (auto& m : batch) {
+      auto it = nodes_.find(m.to());
+      if (it == nodes_.end() || it->second->down || m.type() == raftpb::MSG_APPEND) continue;
+      (void)it->second->raft->Step(m);
+    }
+  }
+  ProcessReadies();
+  pending_.clear();
+  return nodes_.at(id)->raft->role() == Role::kLeader;
+}
+
 uint64_t TestCluster::Leader() const {
   uint64_t leader = 0, term = 0;
   for (const auto& [id, n] : nodes_) {

@@ -56,6 +56,10 @@ class TestCluster {
   void TickAll();
   // Ticks until some node is leader, stabilizing in between; returns it.
   uint64_t ElectLeader(int max_ticks = 200);
+  // Makes `id` campaign and delivers only the election's messages: it ends
+  // leader (returns true) with nothing of its term replicated; pending
+  // messages are dropped.
+  bool ElectWithoutAppends(uint64_t id);
   // Forces `id` to campaign and stabilizes.
   void Campaign(uint64_t id);
   uint64_t Leader() const;

@@ -117,6 +117,20 @@ void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, 
 
 }  // namespace
 
+// Proposes `cmd`; on success `fill` copies the result into the response.
+template <typename Resp, typename Fill>
+void KvService::ProposeWrite(const kvpb::Command& cmd, absl::Time deadline,
+                             std::function<void(absl::Status)> finish, Resp* resp, Fill fill) {
+  node_->Propose(cmd.SerializeAsString(), deadline,
+                 [this, finish = std::move(finish), resp, fill](
+                     absl::StatusOr<kvpb::WriteResult> r) {
+                   if (!r.ok()) return finish(r.status());
+                   fill(*r);
+                   FillHeader(node_, sm_, options_.node_id, false, resp);
+                   finish(absl::OkStatus());
+                 });
+}
+
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
                                          const kvpb::PutRequest* req, kvpb::PutResponse* resp) {
   absl::Status valid = ValidateKey(req->key());
@@ -132,13 +146,8 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
         *cmd.mutable_header() = req->header();
         cmd.mutable_put()->set_key(req->key());
         cmd.mutable_put()->set_value(req->value());
-        node_->Propose(cmd.SerializeAsString(), deadline,
-                       [=](absl::StatusOr<kvpb::WriteResult> r) {
-                         if (!r.ok()) return finish(r.status());
-                         resp->set_version(r->put().version());
-                         FillHeader(node_, sm_, options_.node_id, false, resp);
-                         finish(absl::OkStatus());
-                       });
+        ProposeWrite(cmd, deadline, std::move(finish), resp,
+                     [resp](const kvpb::WriteResult& r) { resp->set_version(r.put().version()); });
       });
 }
 
@@ -152,13 +161,8 @@ grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
         kvpb::Command cmd;
         *cmd.mutable_header() = req->header();
         cmd.mutable_delete_()->set_key(req->key());
-        node_->Propose(cmd.SerializeAsString(), deadline,
-                       [=](absl::StatusOr<kvpb::WriteResult> r) {
-                         if (!r.ok()) return finish(r.status());
-                         resp->set_deleted(r->delete_().deleted());
-                         FillHeader(node_, sm_, options_.node_id, false, resp);
-                         finish(absl::OkStatus());
-                       });
+        ProposeWrite(cmd, deadline, std::move(finish), resp,
+                     [resp](const kvpb::WriteResult& r) { resp->set_deleted(r.delete_().deleted()); });
       });
 }
 
@@ -182,13 +186,8 @@ grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext*
         *cmd.mutable_header() = req->header();
         *cmd.mutable_cas() = *req;
         cmd.mutable_cas()->clear_header();
-        node_->Propose(cmd.SerializeAsString(), deadline,
-                       [=](absl::StatusOr<kvpb::WriteResult> r) {
-                         if (!r.ok()) return finish(r.status());
-                         *resp = r->cas();
-                         FillHeader(node_, sm_, options_.node_id, false, resp);
-                         finish(absl::OkStatus());
-                       });
+        ProposeWrite(cmd, deadline, std::move(finish), resp,
+                     [resp](const kvpb::WriteResult& r) { *resp = r.cas(); });
       });
 }
 

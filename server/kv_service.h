@@ -50,6 +50,10 @@ class KvService final : public kvpb::KV::CallbackService {
 
  private:
   friend class RequestLayer;
+  template <typename Resp, typename Fill>
+  void ProposeWrite(const kvpb::Command& cmd, absl::Time deadline,
+                    std::function<void(absl::Status)> finish, Resp* resp, Fill fill);
+
   const ServiceOptions options_;
   Node* const node_;
   KvStateMachine* const sm_;

@@ -230,32 +230,27 @@ void Node::ServeReads() {
   }
 }
 
+namespace {
+
+// Fails and removes the entries of `pending` whose deadline has passed.
+template <typename Map>
+void Expire(Map& pending, absl::Time now, const absl::Status& why) {
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (it->second.deadline < now) {
+      it->second.done(why);
+      it = pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+}  // namespace
+
 void Node::ExpireDeadlines(absl::Time now) {
-  const absl::Status late = absl::DeadlineExceededError("deadline exceeded; outcome unknown");
-  for (auto it = waiters_.begin(); it != waiters_.end();) {
-    if (it->second.deadline < now) {
-      it->second.done(late);
-      it = waiters_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto it = reads_by_context_.begin(); it != reads_by_context_.end();) {
-    if (it->second.deadline < now) {
-      it->second.done(absl::DeadlineExceededError("read not confirmed in time"));
-      it = reads_by_context_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto it = reads_by_index_.begin(); it != reads_by_index_.end();) {
-    if (it->second.deadline < now) {
-      it->second.done(absl::DeadlineExceededError("read not applied in time"));
-      it = reads_by_index_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  Expire(waiters_, now, absl::DeadlineExceededError("deadline exceeded; outcome unknown"));
+  Expire(reads_by_context_, now, absl::DeadlineExceededError("read not confirmed in time"));
+  Expire(reads_by_index_, now, absl::DeadlineExceededError("read not applied in time"));
 }
 
 void Node::PublishStatus() {
