@@ -57,6 +57,9 @@ class ConfigLog {
   const raftpb::ConfState& Latest() const;
   uint64_t LatestIndex() const;
   uint64_t base_index() const { return base_index_; }
+  // The configuration at base_index() (the latest committed one, as the core
+  // folds configurations in when they commit).
+  const raftpb::ConfState& base() const { return base_; }
 
  private:
   uint64_t base_index_ = 0;

@@ -172,7 +172,13 @@ void Raft::BecomeLeader() {
 }
 
 bool Raft::Promotable() const {
-  return IsVoterId(id_) && !log_.unstable_snapshot().has_value();
+  if (log_.unstable_snapshot().has_value()) return false;
+  // A voter that the latest configuration removes still campaigns until
+  // that change commits (dissertation §4.2.2): it may hold the only copy of
+  // the change that a quorum of the new configuration can elect, and it
+  // refuses its vote to the others, whose logs are behind. (Its own vote
+  // counts only if it is a voter in the latest configuration: TallyVotes.)
+  return IsVoterId(id_) || IsVoter(config_log_.base(), id_);
 }
 
 // A follower that heard from a leader within the election timeout ignores

@@ -77,7 +77,10 @@ void Raft::HandleHeartbeatResponse(const Message& m) {
     pr.recent_active = true;
     pr.ResumeProbe();
     // A follower behind (e.g. restarted, having lost a pipelined window)
-    // gets an append even if empty: its rejection restarts probing.
+    // gets an append even if empty: its rejection restarts probing. A full
+    // window of lost appends would pause it for good (only acknowledgements
+    // free the window): probe again from match.
+    if (pr.state() == ProgressState::kReplicate && pr.inflights().Full()) pr.BecomeProbe();
     if (pr.match() < log_.LastIndex()) SendAppend(m.from(), true);
     if (m.read_round() <= pr.acked_round) return;
     pr.acked_round = m.read_round();

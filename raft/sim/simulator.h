@@ -1,0 +1,119 @@
+// Simulator: randomized, deterministic tests of the Raft core.
+//
+// Runs a cluster of Raft cores (3 or 5 voters; more nodes join through
+// membership changes) driven exactly per the driver contract in raft.h, over
+// a simulated network (network.h) that drops, duplicates, delays and
+// reorders messages and can be partitioned. The run alternates
+//  - chaos phases: random proposals, linearizable reads (ReadIndex),
+//    membership changes (add learner, promote, remove a voter or learner,
+//    the leader included), leadership transfers, log compaction, crashes
+//    (also in the middle of processing a Ready), restarts and partitions
+//    (isolated leader, isolated node, minority, bridge, one-way links), and
+//  - calm phases: the network heals and crashed nodes restart; a leader must
+//    then commit a proposal within Options::liveness_ticks ticks.
+// After every event (message delivery, tick, client call) the SafetyChecker
+// checks the properties of Figure 3 of the Raft paper and the linearizability
+// of reads (safety_checker.h); Raft::CheckInvariants() runs on every node.
+//
+// Model of a node's durable state: its MemoryLog (log, hard state, snapshot)
+// and its state machine (KvStateMachine). The state machine is persisted
+// atomically with its applied index at each apply, as when the state machine
+// lives in the same database as the Raft log; a restarted core gets
+// Config.applied = the state machine's applied index. Installing a received
+// snapshot writes the MemoryLog first and replaces the state machine
+// second; a crash in between is repaired on restart by loading the state
+// machine from the log's snapshot (the state machine is behind the log's
+// snapshot index). Compaction takes the image at the node's applied index.
+//
+// Nodes that join start with an empty log and the cluster's bootstrap
+// membership (the ConfState at index 0 that the original members hold), as
+// an etcd member joins with the initial cluster list: replaying the log from
+// index 1 then rebuilds the right membership. Options::empty_joiners starts
+// them with an empty ConfState instead (see the report in simulation_test).
+//
+// Everything is driven by one std::mt19937_64 seeded with Options::seed:
+// the same options give the same run.
+#ifndef RAFTKV_RAFT_SIM_SIMULATOR_H_
+#define RAFTKV_RAFT_SIM_SIMULATOR_H_
+
+#include <cstdint>
+#include <string>
+
+namespace raftkv::raft::sim {
+
+struct Options {
+  uint64_t seed = 1;
+  int nodes = 3;          // initial voters (ids 1..nodes)
+  int steps = 600;        // length of the run in steps (plus a final calm phase)
+  int steps_per_tick = 3; // logical clock: one tick every this many steps
+
+  // Network faults during chaos phases (no drops or duplicates when calm).
+  double drop = 0.05;
+  double duplicate = 0.03;
+  double long_delay = 0.03;
+  int max_delay = 3;  // steps
+
+  // Chances per step (chaos phases).
+  double partition = 0.02;  // start a partition when none is active
+  double heal = 0.03;       // end the partition
+  double crash = 0.008;     // crash a live node
+  double restart = 0.05;    // restart a crashed node
+  double tick_skip = 0.03;  // per node and tick: a slow clock skips it
+  // Chance that a node crashes while processing a Ready (per Ready).
+  double crash_in_ready = 0.002;
+
+  // Client traffic per step (chaos and calm phases).
+  double propose = 0.25;
+  double read = 0.12;
+  double conf_change = 0.02;  // chaos only
+  double transfer = 0.008;    // chaos only
+  double compact = 0.02;
+
+  // Phases.
+  int chaos_min = 120, chaos_max = 360;  // steps
+  int calm_extra = 30;        // steps of calm after liveness was shown
+  int liveness_ticks = 120;   // a calm cluster commits within this many ticks
+
+  // Vary the core's Config per seed (message size caps, inflight window,
+  // pre-vote, check-quorum, lease reads, election timeout).
+  bool vary_config = true;
+
+  // The planted bug (Config::unsafe_commit_old_terms) on every node.
+  bool unsafe_commit_old_terms = false;
+  // Joining nodes start with an empty ConfState (see above).
+  bool empty_joiners = false;
+
+  bool verbose = false;  // print every event to stdout
+};
+
+struct Result {
+  bool ok = true;
+  std::string violation;     // the first violation, empty if ok
+  uint64_t violation_step = 0;
+  uint64_t trace_hash = 0;   // fingerprint of the run (determinism)
+
+  // Statistics.
+  uint64_t steps = 0, ticks = 0, events = 0;
+  uint64_t messages = 0, dropped = 0, duplicated = 0, cut = 0;
+  uint64_t leaders = 0;       // terms with a leader
+  uint64_t applied = 0;       // highest index applied
+  uint64_t proposals = 0, reads_requested = 0, reads_served = 0;
+  uint64_t conf_changes = 0;  // conf changes proposed successfully
+  uint64_t transfers = 0, compactions = 0, snapshots_installed = 0;
+  uint64_t crashes = 0, crashes_in_ready = 0, restarts = 0, partitions = 0;
+  uint64_t calm_phases = 0;
+  int max_liveness_ticks = 0;  // worst time to commit after healing
+  std::string config;          // the core Config chosen for this seed
+};
+
+Result RunSimulation(const Options& options);
+
+// The command that replays a run with these options.
+std::string ReplayCommand(const Options& options);
+
+// One line of statistics.
+std::string Summary(const Result& r);
+
+}  // namespace raftkv::raft::sim
+
+#endif  // RAFTKV_RAFT_SIM_SIMULATOR_H_
