@@ -259,7 +259,9 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
                                                            : options_.address_of(st.leader));
   }
   resp->set_commit_index(st.commit);
-  resp->set_applied_index(sm_->applied_index());
+  // From the same snapshot of the core as the commit index (refreshed
+  // every tick), so applied <= commit always reads true.
+  resp->set_applied_index(st.applied);
   resp->set_first_index(st.first_index);
   resp->set_last_index(st.last_index);
   auto snap = store_->GetSnapshot();
