@@ -364,7 +364,13 @@ absl::Status Raft::StepByTerm(const Message& m, bool* handled) {
     const bool from_leader = m.type() == raftpb::MSG_APPEND ||
                              m.type() == raftpb::MSG_HEARTBEAT ||
                              m.type() == raftpb::MSG_SNAPSHOT;
+    // Figure 2: only a leader's message or a granted vote restarts the
+    // election timer. A candidate we refuse must not hold back our own
+    // timeout, or candidates that cannot win (stale logs, removed servers)
+    // keep the only electable node from ever campaigning.
+    const int elapsed = election_elapsed_;
     BecomeFollower(m.term(), from_leader ? m.from() : 0);
+    if (!from_leader) election_elapsed_ = elapsed;
     return absl::OkStatus();
   }
   if (m.term() < term_) {

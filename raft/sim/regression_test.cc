@@ -109,5 +109,35 @@ TEST(RegressionTest, LeaderRemovedByAnUncommittedChangeStillCampaigns) {
   EXPECT_EQ(c.node(other).applied.back().data(), "after");
 }
 
+// Found by `simulate --seed=189 --isolate_leader_on_event=0.05` (pre-vote
+// off): the only node whose log could win an election never campaigned,
+// because every vote request with a higher term, which it refused, restarted
+// its election timer. Two candidates with stale logs (one a removed server)
+// took turns, and no leader was elected for good. Figure 2: only a leader's
+// message or a granted vote restarts the timer.
+TEST(RegressionTest, RefusedCandidatesDoNotHoldBackTheElectableNode) {
+  TestCluster c(3, [](Config* cfg) { cfg->pre_vote = false; });
+  const uint64_t leader = c.ElectLeader();
+  ASSERT_NE(leader, 0u);
+  const uint64_t ahead = leader % 3 + 1;
+  const uint64_t behind = ahead % 3 + 1;
+  ASSERT_NE(behind, leader);
+  // `ahead` gets entries that `behind` never sees; then the leader crashes.
+  c.Cut(leader, behind);
+  ASSERT_TRUE(c.Propose("x"));
+  c.Stabilize();
+  c.Crash(leader);
+  c.Heal();
+  ASSERT_GT(c.raft(ahead).log().LastIndex(), c.raft(behind).log().LastIndex());
+
+  // `behind` campaigns more often than any election timeout; it cannot win.
+  for (int t = 1; t <= 100 && c.Leader() == 0; ++t) {
+    c.TickAll();
+    c.Stabilize();
+    if (t % 5 == 0 && c.Leader() == 0) c.Campaign(behind);
+  }
+  EXPECT_EQ(c.Leader(), ahead);
+}
+
 }  // namespace
 }  // namespace raftkv::raft

@@ -31,7 +31,12 @@ void SafetyChecker::Observe(const std::vector<NodeView>& live) {
     }
     const uint64_t commit = r.log().committed();
     uint64_t& seen = seen_commit_[v.id];
-    if (commit > seen) RecordCommitted(v, seen + 1, commit, &fresh);
+    if (commit > seen) {
+      RecordCommitted(v, seen + 1, commit, &fresh);
+      if (r.role() == Role::kLeader && r.log().TermOrZero(commit) < r.term()) {
+        ++old_term_commits_;
+      }
+    }
     seen = commit;
     max_commit_ = std::max(max_commit_, commit);
     if (!ok()) return;

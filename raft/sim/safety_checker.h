@@ -77,6 +77,9 @@ class SafetyChecker {
   uint64_t applied_max() const { return applied_max_; }
   uint64_t max_commit() const { return max_commit_; }
   size_t leaders() const { return leader_of_term_.size(); }
+  // Times a leader's commit index moved to an entry of an earlier term (only
+  // the planted bug does that; it is what Figure 8 needs).
+  uint64_t old_term_commits() const { return old_term_commits_; }
 
   void Fail(std::string what);
 
@@ -119,6 +122,7 @@ class SafetyChecker {
   std::vector<Applied> applied_;              // by index
   uint64_t applied_max_ = 0;
   uint64_t max_commit_ = 0;
+  uint64_t old_term_commits_ = 0;
   absl::flat_hash_map<std::pair<uint64_t, uint64_t>, Written> written_;
   std::map<uint64_t, Durable> durable_;
   // key -> (index, value) of every applied write, by index.

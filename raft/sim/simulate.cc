@@ -22,6 +22,8 @@ DEFINE_bool(verbose, false, "print every event (and the core's log)");
 DEFINE_bool(unsafe_commit_old_terms, false, "plant the Figure 8 bug in the core");
 DEFINE_bool(empty_joiners, false, "joining nodes start with an empty membership");
 DEFINE_bool(vary_config, true, "vary the core's Config per seed");
+DEFINE_double(isolate_leader_on_event, raftkv::raft::sim::Options().isolate_leader_on_event,
+              "chance to isolate a leader right after it is elected or commits");
 DEFINE_bool(stop_at_first, false, "stop at the first violating seed");
 
 int main(int argc, char** argv) {
@@ -37,6 +39,7 @@ int main(int argc, char** argv) {
   o.unsafe_commit_old_terms = FLAGS_unsafe_commit_old_terms;
   o.empty_joiners = FLAGS_empty_joiners;
   o.vary_config = FLAGS_vary_config;
+  o.isolate_leader_on_event = FLAGS_isolate_leader_on_event;
 
   const uint64_t first = FLAGS_seed != 0 ? FLAGS_seed : FLAGS_first_seed;
   const uint64_t count = FLAGS_seed != 0 ? 1 : FLAGS_seeds;

@@ -82,6 +82,7 @@ class Simulator {
   void ServeReads(Node& n);
   void SendAll(std::vector<raftpb::Message> msgs);
   void Observe();
+  void Adversary(const std::vector<NodeView>& live);
   void AfterInput(Node& n) {
     Drain(n);
     Observe();
@@ -117,7 +118,12 @@ class Simulator {
   uint64_t next_id_ = 0;
   uint64_t read_seq_ = 0, put_seq_ = 0, marker_seq_ = 0;
   std::map<std::string, ReadRecord> reads_;
-  std::vector<Network::Failure> down_failures_;  // sends to nodes that are down
+  std::vector<Network::Failure> down_failures_;
+  struct LeaderMark {
+    uint64_t term = 0;
+    uint64_t commit = 0;
+  };
+  std::map<uint64_t, LeaderMark> leader_marks_;  // sends to nodes that are down
   std::set<std::string> answered_reads_;
   std::set<std::string> markers_;  // liveness markers of the current calm phase
   bool marker_applied_ = false;
@@ -348,6 +354,31 @@ void Simulator::Observe() {
     if (n->raft) live.push_back(NodeView{id, n->raft.get(), n->log.get()});
   }
   checker_.Observe(live);
+  if (chaos_ && ok()) Adversary(live);
+}
+
+// Faults timed to the moments that matter most: right after a node wins an
+// election, or right after a leader advances its commit index, the leader
+// is cut off (what it has not replicated yet stays behind, uncommitted).
+void Simulator::Adversary(const std::vector<NodeView>& live) {
+  for (const NodeView& v : live) {
+    if (v.raft->role() != Role::kLeader) continue;
+    LeaderMark& mark = leader_marks_[v.id];
+    const LeaderMark now{v.raft->term(), v.raft->log().committed()};
+    const bool event = now.term != mark.term || now.commit != mark.commit;
+    mark = now;
+    if (event && Chance(o_.isolate_leader_on_event)) {
+      std::vector<uint64_t> others;
+      for (const auto& [id, n] : nodes_) {
+        if (id != v.id && !n->retired) others.push_back(id);
+      }
+      net_.Heal();
+      net_.Split({v.id}, others);
+      ++res_.partitions;
+      Trace(Mix(0xAD, v.id));
+      Log("network isolates leader ", v.id, " (term ", now.term, ", commit ", now.commit, ")");
+    }
+  }
 }
 
 void Simulator::CheckLogs() {
@@ -643,6 +674,7 @@ void Simulator::Chaos(int steps) {
 
 void Simulator::Calm() {
   ++res_.calm_phases;
+  chaos_ = false;
   Log("calm: the network heals and crashed nodes restart");
   net_.Heal();
   net_.set_faults(NetworkFaults{0, 0, 0, o_.max_delay});
@@ -733,6 +765,7 @@ Result Simulator::Run() {
   res_.cut = ns.cut;
   res_.leaders = checker_.leaders();
   res_.applied = checker_.applied_max();
+  res_.old_term_commits = checker_.old_term_commits();
   Trace(res_.applied);
   Trace(res_.leaders);
   return res_;
@@ -748,6 +781,9 @@ std::string ReplayCommand(const Options& o) {
   if (o.unsafe_commit_old_terms) absl::StrAppend(&cmd, " --unsafe_commit_old_terms");
   if (o.empty_joiners) absl::StrAppend(&cmd, " --empty_joiners");
   if (!o.vary_config) absl::StrAppend(&cmd, " --vary_config=false");
+  if (o.isolate_leader_on_event != Options().isolate_leader_on_event) {
+    absl::StrAppend(&cmd, " --isolate_leader_on_event=", o.isolate_leader_on_event);
+  }
   absl::StrAppend(&cmd, " --verbose");
   return cmd;
 }
@@ -763,7 +799,8 @@ std::string Summary(const Result& r) {
       " snapshots=", r.snapshots_installed, " crashes=", r.crashes,
       " (in ready ", r.crashes_in_ready, ") restarts=", r.restarts,
       " partitions=", r.partitions, " calm=", r.calm_phases,
-      " liveness_ticks<=", r.max_liveness_ticks);
+      " liveness_ticks<=", r.max_liveness_ticks,
+      r.old_term_commits ? absl::StrCat(" old_term_commits=", r.old_term_commits) : "");
 }
 
 }  // namespace raftkv::raft::sim

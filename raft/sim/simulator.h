@@ -61,6 +61,9 @@ struct Options {
   double tick_skip = 0.03;  // per node and tick: a slow clock skips it
   // Chance that a node crashes while processing a Ready (per Ready).
   double crash_in_ready = 0.002;
+  // Chance, when a leader is elected or advances its commit index, that it
+  // is isolated at once.
+  double isolate_leader_on_event = 0.02;
 
   // Client traffic per step (chaos and calm phases).
   double propose = 0.25;
@@ -102,6 +105,7 @@ struct Result {
   uint64_t transfers = 0, compactions = 0, snapshots_installed = 0;
   uint64_t crashes = 0, crashes_in_ready = 0, restarts = 0, partitions = 0;
   uint64_t calm_phases = 0;
+  uint64_t old_term_commits = 0;  // see SafetyChecker::old_term_commits
   int max_liveness_ticks = 0;  // worst time to commit after healing
   std::string config;          // the core Config chosen for this seed
 };
