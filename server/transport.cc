@@ -1,5 +1,6 @@
 #include "server/transport.h"
 
+#include <algorithm>
 #include <deque>
 #include <thread>
 #include <utility>
@@ -59,8 +60,20 @@ class PeerSender {
 
   void Run() {
     absl::Duration backoff = options_.min_backoff;
+    // gRPC's own reconnect backoff grows to 2 minutes and a failed channel
+    // re-resolves at most every 30 s: a peer restarted after a long outage
+    // would wait that long before the leader reached it again. Keep the
+    // channel's retries within this sender's backoff bounds instead.
+    grpc::ChannelArguments args;
+    const int max_ms =
+        std::max<int>(100, absl::ToInt64Milliseconds(options_.max_backoff));
+    const int min_ms =
+        std::clamp<int>(absl::ToInt64Milliseconds(options_.min_backoff), 100, max_ms);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_ms);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_ms);
     std::unique_ptr<peerpb::Peer::Stub> stub = peerpb::Peer::NewStub(
-        grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
     std::unique_ptr<grpc::ClientWriter<raftpb::Message>> writer;
     peerpb::SendAck ack;
     while (true) {

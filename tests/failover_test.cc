@@ -131,5 +131,41 @@ TEST(FailoverTest, AllNodesKilledDuringWritesKeepAcknowledgedData) {
             << acks.size() << " in all\n";
 }
 
+// A follower down for a while must be reached again soon after it restarts,
+// not after the gRPC channel's reconnect backoff (which grows to minutes).
+TEST(FailoverTest, FollowerDownForAWhileCatchesUpSoonAfterRestart) {
+  Cluster c;
+  ASSERT_TRUE(c.StartAll().ok());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int follower = *leader % c.size() + 1;
+  c.Kill(follower);
+  TestClient client(&c);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(client.Put(absl::StrCat("k", i), "v").ok());
+  // The outage itself is the scenario: long enough for the leader's
+  // reconnect attempts to the dead peer to back off.
+  absl::SleepFor(absl::Seconds(20));
+  for (int i = 100; i < 200; ++i) ASSERT_TRUE(client.Put(absl::StrCat("k", i), "v").ok());
+  auto target = c.Status(*leader);
+  ASSERT_TRUE(target.ok()) << target.status();
+
+  ASSERT_TRUE(c.Start(follower).ok());
+  ASSERT_TRUE(Cluster::WaitFor([&] { return c.Status(follower).ok(); }, absl::Seconds(30)));
+  const absl::Time serving = absl::Now();
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        auto s = c.Status(follower);
+        return s.ok() && s->applied_index() >= target->commit_index();
+      },
+      absl::Seconds(60)));
+  const absl::Duration catch_up = absl::Now() - serving;
+  std::cerr << "after a 20 s outage the follower caught up in "
+            << absl::FormatDuration(catch_up) << "\n";
+  EXPECT_LT(catch_up, absl::Seconds(3));
+  auto converged = c.WaitForConvergence();
+  ASSERT_TRUE(converged.ok()) << converged.status();
+  EXPECT_EQ(converged->key_count(), 200u);
+}
+
 }  // namespace
 }  // namespace raftkv::testing
