@@ -3,6 +3,7 @@
 // linearizable on the leader and on followers, serializable reads say so,
 // and SIGTERM stops a node cleanly.
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -191,6 +192,36 @@ TEST_F(BasicTest, DeleteAndScanThroughAFollower) {
   auto got = client.Get("a/2");
   ASSERT_TRUE(got.ok());
   EXPECT_FALSE(got->found());
+}
+
+TEST_F(BasicTest, LargeValuesFromConcurrentClientsReplicate) {
+  // Values at the default --max_value_bytes (1 MiB), from several clients
+  // at once: batches of them must fit the peer messages.
+  constexpr size_t kBig = 1 << 20;
+  constexpr int kThreads = 4, kPerThread = 4;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      TestClient client(&cluster_);
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string value(kBig, static_cast<char>('a' + (t * kPerThread + i) % 26));
+        auto put = client.Put(absl::StrCat("big/", t, "/", i), value);
+        EXPECT_TRUE(put.ok()) << put.status();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  auto st = cluster_.WaitForConvergence();
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->key_count(), static_cast<uint64_t>(kThreads * kPerThread));
+  for (int n = 1; n <= cluster_.size(); ++n) {
+    kvpb::GetRequest req;
+    req.set_key("big/3/3");
+    kvpb::GetResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cluster_.kv(n)->Get(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.kv().value(), std::string(kBig, static_cast<char>('a' + 15)));
+  }
 }
 
 TEST_F(BasicTest, SigtermStopsEveryNodeCleanlyAndDataSurvives) {

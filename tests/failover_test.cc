@@ -131,6 +131,74 @@ TEST(FailoverTest, AllNodesKilledDuringWritesKeepAcknowledgedData) {
             << acks.size() << " in all\n";
 }
 
+// A lone node (its two peers dead) must not answer a linearizable read from
+// its own state, even while it still thinks it leads; serializable reads
+// still work and say so, writes are refused once it steps down.
+TEST(FailoverTest, AMinorityServesNoLinearizableReadsOrWrites) {
+  Cluster c;
+  ASSERT_TRUE(c.StartAll().ok());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  TestClient client(&c);
+  auto put = client.Put("k", "v1");
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_TRUE(c.WaitForConvergence().ok());
+
+  const int lone = *leader;
+  for (int id = 1; id <= c.size(); ++id) {
+    if (id != lone) c.Kill(id);
+  }
+  kvpb::GetRequest req;
+  req.set_key("k");
+  {
+    kvpb::GetResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::Status s = c.kv(lone)->Get(&ctx, req, &resp);
+    EXPECT_FALSE(s.ok()) << "a leader without a quorum served a linearizable read";
+    EXPECT_TRUE(s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED)
+        << s.error_code() << ": " << s.error_message();
+  }
+  {
+    req.set_serializable(true);
+    kvpb::GetResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = c.kv(lone)->Get(&ctx, req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_TRUE(resp.header().serializable());
+    EXPECT_EQ(resp.kv().value(), "v1");
+  }
+  // Check-quorum: the lone leader steps down, and then refuses writes with
+  // "not leader" and no leader to point to.
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        auto s = c.Status(lone);
+        return s.ok() && s->role() != "leader";
+      },
+      absl::Seconds(10)))
+      << "a leader cut off from every peer did not step down";
+  {
+    kvpb::PutRequest w;
+    w.set_key("k");
+    w.set_value("v2");
+    kvpb::PutResponse resp;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::Status s = c.kv(lone)->Put(&ctx, w, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_THAT(s.error_message(), ::testing::StartsWith("not leader"));
+    EXPECT_EQ(TrailingMetadata(ctx, "raftkv-leader-addr"), "");
+  }
+  // The peers come back: one leader again, the value is intact, writes work.
+  ASSERT_TRUE(c.StartAll().ok());
+  ASSERT_TRUE(c.WaitForLeader().ok());
+  auto got = client.Get("k");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->kv().value(), "v1");
+  EXPECT_TRUE(client.Put("k", "v3").ok());
+}
+
 // A follower down for a while must be reached again soon after it restarts,
 // not after the gRPC channel's reconnect backoff (which grows to minutes).
 TEST(FailoverTest, FollowerDownForAWhileCatchesUpSoonAfterRestart) {
