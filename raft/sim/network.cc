@@ -29,28 +29,30 @@ void Network::Send(raftpb::Message m, uint64_t now) {
   }
   if (Chance(rng_, faults_.duplicate)) {
     ++stats_.duplicated;
-    queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++), m);
+    queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++),
+                   std::make_unique<raftpb::Message>(m));
   }
-  queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++), std::move(m));
+  queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++),
+                 std::make_unique<raftpb::Message>(std::move(m)));
 }
 
-std::optional<raftpb::Message> Network::Next(uint64_t now) {
+std::unique_ptr<raftpb::Message> Network::Next(uint64_t now) {
   while (!queue_.empty()) {
     auto it = queue_.begin();
-    if (std::get<0>(it->first) > now) return std::nullopt;
-    raftpb::Message m = std::move(it->second);
+    if (std::get<0>(it->first) > now) return nullptr;
+    std::unique_ptr<raftpb::Message> m = std::move(it->second);
     queue_.erase(it);
-    if (!Linked(m.from(), m.to())) {
+    if (!Linked(m->from(), m->to())) {
       ++stats_.cut;
-      if (m.type() == raftpb::MSG_SNAPSHOT || m.type() == raftpb::MSG_APPEND) {
-        failures_.push_back({m.from(), m.to(), m.type() == raftpb::MSG_SNAPSHOT});
+      if (m->type() == raftpb::MSG_SNAPSHOT || m->type() == raftpb::MSG_APPEND) {
+        failures_.push_back({m->from(), m->to(), m->type() == raftpb::MSG_SNAPSHOT});
       }
       continue;
     }
     ++stats_.delivered;
     return m;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 void Network::Split(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {

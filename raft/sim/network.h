@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -53,8 +54,8 @@ class Network {
 
   void Send(raftpb::Message m, uint64_t now);
   // Removes and returns the next message due at or before `now` whose link
-  // is up (messages on cut links are discarded); nullopt when none is due.
-  std::optional<raftpb::Message> Next(uint64_t now);
+  // is up (messages on cut links are discarded); null when none is due.
+  std::unique_ptr<raftpb::Message> Next(uint64_t now);
   size_t in_flight() const { return queue_.size(); }
 
   // Links.
@@ -88,7 +89,8 @@ class Network {
   std::mt19937_64* rng_;
   NetworkFaults faults_;
   // (deliver_at, random tie-break, sequence) -> message.
-  std::map<std::tuple<uint64_t, uint64_t, uint64_t>, raftpb::Message> queue_;
+  std::map<std::tuple<uint64_t, uint64_t, uint64_t>, std::unique_ptr<raftpb::Message>>
+      queue_;
   uint64_t seq_ = 0;
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::vector<Failure> failures_;

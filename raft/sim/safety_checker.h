@@ -50,8 +50,12 @@ class SafetyChecker {
   bool ok() const { return violation_.empty(); }
   const std::string& violation() const { return violation_; }
 
-  // After every event: invariants, leaders, commit indices of the live nodes.
-  void Observe(const std::vector<NodeView>& live);
+  // After every event: leaders and commit indices of the live nodes, and
+  // Raft::CheckInvariants() of the node that took the input (`touched`, 0 if
+  // none).
+  void Observe(const std::vector<NodeView>& live, uint64_t touched);
+  // Raft::CheckInvariants() of every live node (after every step).
+  void CheckInvariants(const std::vector<NodeView>& live);
 
   // Driver hooks, called as the driver performs each step of a Ready.
   void OnPersist(uint64_t node, const std::vector<raftpb::Entry>& entries,

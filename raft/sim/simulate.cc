@@ -24,6 +24,8 @@ DEFINE_bool(empty_joiners, false, "joining nodes start with an empty membership"
 DEFINE_bool(vary_config, true, "vary the core's Config per seed");
 DEFINE_double(isolate_leader_on_event, raftkv::raft::sim::Options().isolate_leader_on_event,
               "chance to isolate a leader right after it is elected or commits");
+DEFINE_uint64(max_msg_bytes, 0, "Config::max_msg_bytes (0: chosen per seed)");
+DEFINE_bool(hashes, false, "print every seed's trace hash (to compare runs)");
 DEFINE_bool(stop_at_first, false, "stop at the first violating seed");
 
 int main(int argc, char** argv) {
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
   o.unsafe_commit_old_terms = FLAGS_unsafe_commit_old_terms;
   o.empty_joiners = FLAGS_empty_joiners;
   o.vary_config = FLAGS_vary_config;
+  o.max_msg_bytes = FLAGS_max_msg_bytes;
   o.isolate_leader_on_event = FLAGS_isolate_leader_on_event;
 
   const uint64_t first = FLAGS_seed != 0 ? FLAGS_seed : FLAGS_first_seed;
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
     events += r.events;
     applied += r.applied;
     worst_liveness = std::max(worst_liveness, r.max_liveness_ticks);
+    if (FLAGS_hashes) std::cout << "seed " << s << " trace " << std::hex << r.trace_hash << std::dec << "\n";
     if (count == 1 || !r.ok) {
       std::cout << "seed " << s << ": " << raftkv::raft::sim::Summary(r) << "\n"
                 << "  config: " << r.config << "\n"

@@ -1,134 +1,17 @@
+// The simulator's driver (the loop of raft.h for every node, crashes
+// included) and its chaos and calm phases.
 #include "raft/sim/simulator.h"
 
 #include <algorithm>
-#include <iostream>
-#include <map>
-#include <memory>
-#include <random>
-#include <set>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "raft/membership.h"
-#include "raft/memory_log.h"
-#include "raft/raft.h"
-#include "raft/sim/kv_state_machine.h"
-#include "raft/sim/network.h"
-#include "raft/sim/safety_checker.h"
+#include "raft/sim/simulator_impl.h"
 
 namespace raftkv::raft::sim {
-namespace {
-
-constexpr int kKeys = 5;
-constexpr uint64_t kMaxBacklog = 48;  // uncommitted entries a leader accepts
-
-struct Node {
-  uint64_t id = 0;
-  std::unique_ptr<MemoryLog> log;  // durable
-  KvStateMachine sm;               // durable (persisted with its applied index)
-  std::unique_ptr<Raft> raft;      // null while down
-  int boots = 0;
-  bool retired = false;  // removed from the cluster for good
-  struct Waiting {
-    uint64_t index;
-    std::string key;
-  };
-  std::vector<Waiting> waiting_reads;  // ReadStates awaiting the state machine
-};
-
-struct ReadRecord {
-  uint64_t node = 0;
-  std::string key;
-  uint64_t min_index = 0;
-};
-
-class Simulator {
- public:
-  explicit Simulator(const Options& o) : o_(o), rng_(o.seed), net_(&rng_) {}
-  Result Run();
-
- private:
-  bool Chance(double p) {
-    return p > 0 && std::uniform_real_distribution<double>(0, 1)(rng_) < p;
-  }
-  uint64_t Uniform(uint64_t lo, uint64_t hi) {
-    return std::uniform_int_distribution<uint64_t>(lo, hi)(rng_);
-  }
-  template <class T>
-  T Pick(const std::vector<T>& v) {
-    return v[Uniform(0, v.size() - 1)];
-  }
-  bool ok() const { return checker_.ok(); }
-  void Trace(uint64_t x) { res_.trace_hash = Mix(res_.trace_hash, x); }
-  template <class... Args>
-  void Log(const Args&... args) {
-    if (o_.verbose) std::cout << "[" << now_ << "] " << absl::StrCat(args...) << "\n";
-  }
-
-  std::vector<uint64_t> Ids(bool live) const;
-  uint64_t Leader() const;
-  const KvStateMachine& Furthest() const;
-  void ChooseConfig();
-  Config MakeConfig(const Node& n) const;
-
-  void AddNode(uint64_t id, const raftpb::ConfState& cs);
-  void Boot(Node& n);
-  void Crash(Node& n, const char* why);
-  void Retire(Node& n);
-  void Drain(Node& n);
-  void Apply(Node& n, const raftpb::Entry& e);
-  void ServeReads(Node& n);
-  void SendAll(std::vector<raftpb::Message> msgs);
-  void Observe();
-  void Adversary(const std::vector<NodeView>& live);
-  void AfterInput(Node& n) {
-    Drain(n);
-    Observe();
-  }
-  void Deliver(const raftpb::Message& m);
-  void TickAll();
-  void ReportFailures();
-
-  void Propose();
-  void Read();
-  void ChangeMembership();
-  void Transfer();
-  void Compact();
-  void CrashSome();
-  void RestartSome();
-  void Partition();
-
-  void StepOnce(bool chaos);
-  void Chaos(int steps);
-  void Calm();
-  void CheckLogs();
-  void DumpNodes();
-
-  Options o_;
-  std::mt19937_64 rng_;
-  Network net_;
-  SafetyChecker checker_;
-  std::map<uint64_t, std::unique_ptr<Node>> nodes_;
-  raftpb::ConfState bootstrap_;
-  Config base_;  // the core config chosen for this seed (id/seed/applied unset)
-  bool chaos_ = false;
-  uint64_t now_ = 0;
-  uint64_t next_id_ = 0;
-  uint64_t read_seq_ = 0, put_seq_ = 0, marker_seq_ = 0;
-  std::map<std::string, ReadRecord> reads_;
-  std::vector<Network::Failure> down_failures_;
-  struct LeaderMark {
-    uint64_t term = 0;
-    uint64_t commit = 0;
-  };
-  std::map<uint64_t, LeaderMark> leader_marks_;  // sends to nodes that are down
-  std::set<std::string> answered_reads_;
-  std::set<std::string> markers_;  // liveness markers of the current calm phase
-  bool marker_applied_ = false;
-  Result res_;
-};
 
 std::vector<uint64_t> Simulator::Ids(bool live) const {
   std::vector<uint64_t> out;
@@ -176,6 +59,8 @@ void Simulator::ChooseConfig() {
     base_.check_quorum = Chance(0.85);
     if (base_.check_quorum && Chance(0.25)) base_.read_mode = ReadMode::kLeaseBased;
   }
+  if (o_.max_msg_bytes != 0) base_.max_msg_bytes = o_.max_msg_bytes;
+  if (base_.max_msg_bytes == 1 && base_.max_inflight_msgs < 4) base_.max_inflight_msgs = 4;
   base_.unsafe_commit_old_terms = o_.unsafe_commit_old_terms;
   res_.config = absl::StrCat(
       "election=", base_.election_ticks, " heartbeat=", base_.heartbeat_ticks,
@@ -220,6 +105,7 @@ void Simulator::Boot(Node& n) {
                                       r.status().ToString()));
   }
   n.raft = std::move(*r);
+  views_dirty_ = true;
   Log("node ", n.id, " boots: term=", n.raft->term(), " applied=", n.sm.applied(),
       " log=[", n.log->FirstIndex(), ",", n.log->LastIndex(), "] ",
       ConfStateString(n.raft->conf_state()));
@@ -228,6 +114,7 @@ void Simulator::Boot(Node& n) {
 void Simulator::Crash(Node& n, const char* why) {
   Log("node ", n.id, " crashes ", why);
   n.raft.reset();
+  views_dirty_ = true;
   n.waiting_reads.clear();
   for (auto it = reads_.begin(); it != reads_.end();) {
     it = it->second.node == n.id ? reads_.erase(it) : std::next(it);
@@ -243,12 +130,6 @@ void Simulator::Retire(Node& n) {
 }
 
 void Simulator::SendAll(std::vector<raftpb::Message> msgs) {
-  // Messages to one peer keep their order; across peers the core's order
-  // follows hash-map iteration, which is not reproducible between runs.
-  std::stable_sort(msgs.begin(), msgs.end(),
-                   [](const raftpb::Message& a, const raftpb::Message& b) {
-                     return a.to() < b.to();
-                   });
   for (auto& m : msgs) net_.Send(std::move(m), now_);
 }
 
@@ -346,39 +227,23 @@ void Simulator::ServeReads(Node& n) {
   }
 }
 
-void Simulator::Observe() {
-  if (!ok()) return;
-  ++res_.events;
-  std::vector<NodeView> live;
-  for (const auto& [id, n] : nodes_) {
-    if (n->raft) live.push_back(NodeView{id, n->raft.get(), n->log.get()});
+const std::vector<NodeView>& Simulator::LiveViews() {
+  if (views_dirty_) {
+    views_.clear();
+    for (const auto& [id, n] : nodes_) {
+      if (n->raft) views_.push_back(NodeView{id, n->raft.get(), n->log.get()});
+    }
+    views_dirty_ = false;
   }
-  checker_.Observe(live);
-  if (chaos_ && ok()) Adversary(live);
+  return views_;
 }
 
-// Faults timed to the moments that matter most: right after a node wins an
-// election, or right after a leader advances its commit index, the leader
-// is cut off (what it has not replicated yet stays behind, uncommitted).
-void Simulator::Adversary(const std::vector<NodeView>& live) {
-  for (const NodeView& v : live) {
-    if (v.raft->role() != Role::kLeader) continue;
-    LeaderMark& mark = leader_marks_[v.id];
-    const LeaderMark now{v.raft->term(), v.raft->log().committed()};
-    const bool event = now.term != mark.term || now.commit != mark.commit;
-    mark = now;
-    if (event && Chance(o_.isolate_leader_on_event)) {
-      std::vector<uint64_t> others;
-      for (const auto& [id, n] : nodes_) {
-        if (id != v.id && !n->retired) others.push_back(id);
-      }
-      net_.Heal();
-      net_.Split({v.id}, others);
-      ++res_.partitions;
-      Trace(Mix(0xAD, v.id));
-      Log("network isolates leader ", v.id, " (term ", now.term, ", commit ", now.commit, ")");
-    }
-  }
+void Simulator::Observe(const Node* touched) {
+  if (!ok()) return;
+  ++res_.events;
+  const std::vector<NodeView>& live = LiveViews();
+  checker_.Observe(live, touched != nullptr && touched->raft ? touched->id : 0);
+  if (chaos_ && ok()) Adversary(live);
 }
 
 void Simulator::CheckLogs() {
@@ -450,193 +315,6 @@ void Simulator::TickAll() {
   }
 }
 
-void Simulator::Propose() {
-  const std::vector<uint64_t> live = Ids(true);
-  if (live.empty()) return;
-  const uint64_t leader = Leader();
-  Node& n = *nodes_[leader != 0 && Chance(0.85) ? leader : Pick(live)];
-  // Clients wait for acknowledgements: the uncommitted backlog stays bounded.
-  if (n.raft->log().LastIndex() > n.raft->log().committed() + kMaxBacklog) return;
-  std::vector<std::string> data;
-  for (int k = Uniform(1, 3); k > 0; --k) {
-    data.push_back(KvStateMachine::EncodePut(absl::StrCat("k", Uniform(0, kKeys - 1)),
-                                             absl::StrCat("v", ++put_seq_)));
-  }
-  auto ids = n.raft->Propose(data);
-  Trace(Mix(0x50, n.id));
-  if (ids.ok()) {
-    res_.proposals += data.size();
-    Log("node ", n.id, " proposes ", absl::StrJoin(data, " "), " at ", ids->front().index);
-  }
-  AfterInput(n);
-}
-
-void Simulator::Read() {
-  const std::vector<uint64_t> live = Ids(true);
-  if (live.empty()) return;
-  Node& n = *nodes_[Pick(live)];
-  const std::string ctx = absl::StrCat("r", ++read_seq_);
-  const std::string key = absl::StrCat("k", Uniform(0, kKeys - 1));
-  const uint64_t min_index = checker_.applied_max();
-  Trace(Mix(0x52, n.id));
-  if (n.raft->ReadIndex(ctx).ok()) {
-    ++res_.reads_requested;
-    reads_[ctx] = ReadRecord{n.id, key, min_index};
-    Log("node ", n.id, " reads ", key, " (", ctx, ", acknowledged up to ", min_index, ")");
-  }
-  AfterInput(n);
-}
-
-void Simulator::ChangeMembership() {
-  const uint64_t leader = Leader();
-  if (leader == 0) return;
-  Node& l = *nodes_[leader];
-  const raftpb::ConfState cs = l.raft->conf_state();
-  const int voters = cs.voters_size();
-  const size_t running = Ids(true).size() + Ids(false).size();
-  std::vector<int> ops;  // 0 add learner, 1 promote, 2 remove voter, 3 remove learner
-  if (cs.voters_size() + cs.learners_size() < o_.nodes + 2 && running < o_.nodes + 3u) {
-    ops.push_back(0);
-  }
-  if (cs.learners_size() > 0) ops.insert(ops.end(), {1, 1});
-  if (voters >= 2 && (voters >= o_.nodes || Chance(0.3))) ops.insert(ops.end(), {2, 2});
-  if (cs.learners_size() > 0) ops.push_back(3);
-  if (ops.empty()) return;
-  raftpb::ConfChange cc;
-  switch (Pick(ops)) {
-    case 0:
-      cc.set_type(raftpb::CONF_ADD_LEARNER);
-      cc.set_node_id(next_id_++);
-      AddNode(cc.node_id(), o_.empty_joiners ? raftpb::ConfState() : bootstrap_);
-      break;
-    case 1:
-      cc.set_type(raftpb::CONF_ADD_VOTER);
-      cc.set_node_id(Pick(std::vector<uint64_t>(cs.learners().begin(), cs.learners().end())));
-      break;
-    case 2:
-      cc.set_type(raftpb::CONF_REMOVE_NODE);
-      cc.set_node_id(Pick(std::vector<uint64_t>(cs.voters().begin(), cs.voters().end())));
-      break;
-    default:
-      cc.set_type(raftpb::CONF_REMOVE_NODE);
-      cc.set_node_id(Pick(std::vector<uint64_t>(cs.learners().begin(), cs.learners().end())));
-      break;
-  }
-  auto r = l.raft->ProposeConfChange(cc);
-  Trace(Mix(0xCC, Mix(cc.type(), cc.node_id())));
-  if (r.ok()) {
-    ++res_.conf_changes;
-    Log("node ", l.id, " proposes ", raftpb::ConfChangeType_Name(cc.type()), " ",
-        cc.node_id(), " at ", r->index);
-  } else if (cc.type() == raftpb::CONF_ADD_LEARNER) {
-    Retire(*nodes_[cc.node_id()]);  // never became a member
-  }
-  AfterInput(l);
-}
-
-void Simulator::Transfer() {
-  const uint64_t leader = Leader();
-  if (leader == 0) return;
-  Node& l = *nodes_[leader];
-  std::vector<uint64_t> targets;
-  for (uint64_t v : l.raft->conf_state().voters()) {
-    if (v != leader) targets.push_back(v);
-  }
-  if (targets.empty()) return;
-  const uint64_t target = Pick(targets);
-  Trace(Mix(0x7F, target));
-  if (l.raft->TransferLeadership(target).ok()) {
-    ++res_.transfers;
-    Log("node ", leader, " transfers leadership to ", target);
-  }
-  AfterInput(l);
-}
-
-void Simulator::Compact() {
-  const std::vector<uint64_t> live = Ids(true);
-  if (live.empty()) return;
-  Node& n = *nodes_[Pick(live)];
-  const uint64_t index = n.sm.applied();
-  if (index < n.log->FirstIndex() || index > n.log->LastIndex()) return;
-  if (absl::Status s = n.log->Compact(index, n.sm.conf(), n.sm.Serialize()); !s.ok()) {
-    return checker_.Fail(absl::StrCat("node ", n.id, ": Compact: ", s.ToString()));
-  }
-  ++res_.compactions;
-  Trace(Mix(0xC7, Mix(n.id, index)));
-  Log("node ", n.id, " compacts its log up to ", index);
-  Observe();
-}
-
-void Simulator::CrashSome() {
-  const std::vector<uint64_t> live = Ids(true);
-  if (live.empty()) return;
-  const uint64_t leader = Leader();
-  Crash(*nodes_[leader != 0 && Chance(0.4) ? leader : Pick(live)], "");
-  Observe();
-}
-
-void Simulator::RestartSome() {
-  const std::vector<uint64_t> down = Ids(false);
-  if (down.empty()) return;
-  Node& n = *nodes_[Pick(down)];
-  ++res_.restarts;
-  Trace(Mix(0xB0, n.id));
-  Boot(n);
-  if (n.raft) AfterInput(n);
-}
-
-void Simulator::Partition() {
-  std::vector<uint64_t> all = Ids(true);
-  for (uint64_t id : Ids(false)) all.push_back(id);
-  std::sort(all.begin(), all.end());
-  if (all.size() < 2) return;
-  std::shuffle(all.begin(), all.end(), rng_);
-  const uint64_t leader = Leader();
-  std::string what;
-  switch (Uniform(0, 4)) {
-    case 0:  // isolate the leader
-      if (leader != 0) {
-        all.erase(std::find(all.begin(), all.end(), leader));
-        net_.Split({leader}, all);
-        what = absl::StrCat("isolates leader ", leader);
-        break;
-      }
-      [[fallthrough]];
-    case 1:  // isolate one node
-      net_.Split({all[0]}, std::vector<uint64_t>(all.begin() + 1, all.end()));
-      what = absl::StrCat("isolates ", all[0]);
-      break;
-    case 2: {  // a minority against the rest
-      const size_t k = std::max<size_t>(1, (all.size() - 1) / 2);
-      std::vector<uint64_t> a(all.begin(), all.begin() + k), b(all.begin() + k, all.end());
-      net_.Split(a, b);
-      what = absl::StrCat("splits {", absl::StrJoin(a, ","), "} from {",
-                          absl::StrJoin(b, ","), "}");
-      break;
-    }
-    case 3: {  // a bridge: all[0] talks to both sides, which do not talk
-      if (all.size() < 3) return;
-      const size_t k = Uniform(1, all.size() - 2);
-      std::vector<uint64_t> a(all.begin() + 1, all.begin() + 1 + k),
-          b(all.begin() + 1 + k, all.end());
-      net_.Split(a, b);
-      what = absl::StrCat("bridge ", all[0], " between {", absl::StrJoin(a, ","),
-                          "} and {", absl::StrJoin(b, ","), "}");
-      break;
-    }
-    default:  // a few one-way links
-      for (int k = Uniform(1, 3); k > 0; --k) {
-        net_.Cut(all[0], all[1]);
-        std::shuffle(all.begin(), all.end(), rng_);
-      }
-      what = absl::StrCat("cuts links ", net_.DescribeCuts());
-      break;
-  }
-  ++res_.partitions;
-  Trace(Mix(0xAA, HashBytes(what)));
-  Log("network ", what);
-}
-
 void Simulator::StepOnce(bool chaos) {
   chaos_ = chaos;
   ++now_;
@@ -662,6 +340,7 @@ void Simulator::StepOnce(bool chaos) {
   if (ok() && Chance(o_.propose)) Propose();
   if (ok() && Chance(o_.read)) Read();
   if (ok() && Chance(o_.compact)) Compact();
+  if (ok()) checker_.CheckInvariants(LiveViews());
   if (ok() && now_ % 64 == 0) CheckLogs();
   if (!ok() && res_.violation_step == 0) res_.violation_step = now_;
 }
@@ -726,24 +405,6 @@ void Simulator::Calm() {
   }
 }
 
-void Simulator::DumpNodes() {
-  for (const auto& [id, n] : nodes_) {
-    if (!n->raft) {
-      Log("node ", id, n->retired ? " retired" : " down");
-      continue;
-    }
-    const Status st = n->raft->GetStatus();
-    Log("node ", id, " ", RoleName(st.role), " term=", st.term, " vote=", st.vote,
-        " leader=", st.leader, " commit=", st.commit, " applied=", st.applied,
-        " log=[", st.first_index, ",", st.last_index, "] transferee=", st.lead_transferee,
-        " ", ConfStateString(st.conf_state));
-    for (const PeerStatus& p : st.progress) {
-      Log("    peer ", p.id, " match=", p.match, " next=", p.next, " ",
-          ProgressStateName(p.state), " active=", p.recent_active);
-    }
-  }
-}
-
 Result Simulator::Run() {
   ChooseConfig();
   for (int i = 1; i <= o_.nodes; ++i) bootstrap_.add_voters(i);
@@ -771,8 +432,6 @@ Result Simulator::Run() {
   return res_;
 }
 
-}  // namespace
-
 Result RunSimulation(const Options& options) { return Simulator(options).Run(); }
 
 std::string ReplayCommand(const Options& o) {
@@ -781,6 +440,7 @@ std::string ReplayCommand(const Options& o) {
   if (o.unsafe_commit_old_terms) absl::StrAppend(&cmd, " --unsafe_commit_old_terms");
   if (o.empty_joiners) absl::StrAppend(&cmd, " --empty_joiners");
   if (!o.vary_config) absl::StrAppend(&cmd, " --vary_config=false");
+  if (o.max_msg_bytes != 0) absl::StrAppend(&cmd, " --max_msg_bytes=", o.max_msg_bytes);
   if (o.isolate_leader_on_event != Options().isolate_leader_on_event) {
     absl::StrAppend(&cmd, " --isolate_leader_on_event=", o.isolate_leader_on_event);
   }

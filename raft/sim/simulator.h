@@ -81,6 +81,10 @@ struct Options {
   // pre-vote, check-quorum, lease reads, election timeout).
   bool vary_config = true;
 
+  // Config::max_msg_bytes for every node (0: chosen per seed). 1 sends one
+  // entry per append, which the planted bug needs to bite.
+  uint64_t max_msg_bytes = 0;
+
   // The planted bug (Config::unsafe_commit_old_terms) on every node.
   bool unsafe_commit_old_terms = false;
   // Joining nodes start with an empty ConfState (see above).
