@@ -449,7 +449,11 @@ absl::StatusOr<adminpb::StatusResponse> Cluster::WaitForConvergence(absl::Durati
         if (leader == 0) return false;
         const adminpb::StatusResponse& l = st[leader];
         for (const auto& [id, s] : st) {
+          // Quiescent: the leader's whole log committed, and every node has
+          // the same log and has applied all of it.
           if (s.leader_id() != static_cast<uint64_t>(leader) || s.term() != l.term() ||
+              l.commit_index() != l.last_index() || s.last_index() != l.last_index() ||
+              s.commit_index() != l.commit_index() ||
               s.applied_index() != l.commit_index() || s.data_digest() != l.data_digest() ||
               s.key_count() != l.key_count()) {
             return false;
@@ -499,7 +503,15 @@ std::string Cluster::LogTail(int id, size_t max_bytes) const {
 }
 
 void Cluster::PrintLogs() const {
+  // Keep whole logs too: Bazel saves this directory as test.outputs/outputs.zip.
+  const char* out = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR");
   for (const auto& [id, n] : nodes_) {
+    if (out != nullptr) {
+      std::error_code ec;
+      const std::string base = std::filesystem::path(dir_).filename().string();
+      std::filesystem::copy_file(n.log_path, absl::StrCat(out, "/", base, ".n", id, ".log"),
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+    }
     std::cerr << "\n======== node " << id << " (" << n.address << ") log " << n.log_path
               << " ========\n"
               << LogTail(id) << "======== end of node " << id << " log ========\n";

@@ -13,8 +13,9 @@
 // passes, and says what it saw when it gives up.
 //
 // When the test has failed by the time a Cluster is destroyed, the tail of
-// every node's log is printed to stderr (the test log). Nodes still running
-// are SIGKILLed.
+// every node's log is printed to stderr (the test log) and the whole logs are
+// copied to $TEST_UNDECLARED_OUTPUTS_DIR (bazel-testlogs/.../test.outputs).
+// Nodes still running are SIGKILLed.
 //
 // Thread safety: kv()/admin()/Status() may be called from any thread;
 // starting and stopping nodes from one thread at a time.
@@ -135,9 +136,10 @@ class Cluster {
   absl::StatusOr<int> WaitForLeader(absl::Duration timeout = absl::Seconds(15),
                                     int excluding = 0);
 
-  // Waits until every running node has applied the leader's commit index
-  // (the same index on all), then checks that their data digests are
-  // identical. Returns the common status of the leader; an error naming
+  // Waits until the cluster is quiescent (the leader has committed its whole
+  // log; every running node has the same last, commit and applied index)
+  // and every node's data digest is identical. Call it with no writes in
+  // flight. Returns the common status of the leader; an error naming
   // each node's applied index and digest if they never agree.
   absl::StatusOr<adminpb::StatusResponse> WaitForConvergence(
       absl::Duration timeout = absl::Seconds(30));
