@@ -115,7 +115,7 @@ void Raft::ResetTerm(uint64_t term) {
   if (term != term_) {
     term_ = term;
     vote_ = 0;
-    for (const auto& ctx : forwarded_reads_) dropped_reads_.push_back(ctx);
+    for (const auto& [ctx, tick] : forwarded_reads_) dropped_reads_.push_back(ctx);
     forwarded_reads_.clear();
   }
   leader_ = 0;
@@ -161,6 +161,7 @@ void Raft::BecomeLeader() {
   round_wanted_ = false;
   round_sent_tick_.clear();
   lease_until_tick_ = 0;
+  timeout_now_sent_ = false;
   OnConfigChanged();  // builds progress_ for the members
   // §5.4.2 / §8: a new leader commits a no-op of its own term; until then it
   // neither serves reads nor accepts membership changes.
@@ -237,6 +238,7 @@ void Raft::StartElection(bool pre_vote, bool transfer) {
 
 void Raft::Tick() {
   ++ticks_;
+  if (!forwarded_reads_.empty()) ExpireForwardedReads();
   if (role_ == Role::kLeader) {
     TickHeartbeat();
   } else {
@@ -296,6 +298,14 @@ absl::Status Raft::Step(const Message& m) {
   if (m.type() == raftpb::MSG_UNKNOWN || !raftpb::MessageType_IsValid(m.type())) {
     return absl::InvalidArgumentError(absl::StrCat("bad message type ", m.type()));
   }
+  for (int k = 0; k < m.entries_size(); ++k) {
+    const raftpb::Entry& e = m.entries(k);
+    if (e.index() != m.index() + 1 + k || e.term() > m.term() ||
+        (k > 0 && e.term() < m.entries(k - 1).term()) || (k == 0 && e.term() < m.log_term())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed entries in a message from ", m.from()));
+    }
+  }
   bool handled = false;
   absl::Status s = StepByTerm(m, &handled);
   if (s.ok() && !handled) {
@@ -334,7 +344,9 @@ absl::Status Raft::Step(const Message& m) {
       case raftpb::MSG_TIMEOUT_NOW:
         // §3.10: the leader brought us up to date; campaign at once,
         // skipping Pre-Vote, with a vote that overrides voters' leases.
-        if (role_ != Role::kLeader) StartElection(false, /*transfer=*/true);
+        if (role_ != Role::kLeader && m.from() == leader_) {
+          StartElection(false, /*transfer=*/true);
+        }
         break;
       case raftpb::MSG_READ_INDEX:
         if (role_ == Role::kLeader) HandleReadIndexRequest(m);
@@ -443,13 +455,15 @@ void Raft::Send(Message m) {
   if (m.term() == 0) m.set_term(term_);
   switch (m.type()) {
     // A leader's replication traffic promises nothing about its own disk
-    // (§10.2.1), and neither do pre-votes, heartbeat answers or reads.
+    // (§10.2.1), and neither do pre-votes (which change no state), heartbeat
+    // answers or reads.
     case raftpb::MSG_APPEND:
     case raftpb::MSG_HEARTBEAT:
     case raftpb::MSG_HEARTBEAT_RESP:
     case raftpb::MSG_SNAPSHOT:
     case raftpb::MSG_TIMEOUT_NOW:
     case raftpb::MSG_PRE_VOTE:
+    case raftpb::MSG_PRE_VOTE_RESP:
     case raftpb::MSG_READ_INDEX:
     case raftpb::MSG_READ_INDEX_RESP:
       msgs_.push_back(std::move(m));

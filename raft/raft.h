@@ -179,7 +179,9 @@ class Raft {
   void Tick();
 
   // A message from a peer. Errors for malformed or misaddressed messages
-  // (the core state is unchanged).
+  // (the core state is unchanged). A message that contradicts committed
+  // state (a leader overwriting a committed entry) is a broken invariant and
+  // CHECK-fails.
   absl::Status Step(const raftpb::Message& m);
 
   // Appends commands to the leader's log, in one batch. Errors:
@@ -273,6 +275,7 @@ class Raft {
   void StartReadRound();
   void ReleaseConfirmedReads();
   void DropPendingReads();
+  void ExpireForwardedReads();
   void RespondToRead(const ReadRequest& r);
   bool LeaseValid() const;
 
@@ -302,6 +305,10 @@ class Raft {
 
   uint64_t lead_transferee_ = 0;
   int transfer_elapsed_ = 0;
+  // Set once this leader sent a TimeoutNow in its term: the target may win
+  // with votes that override leases at any later time, so no more lease
+  // reads this term (even if the transfer was aborted).
+  bool timeout_now_sent_ = false;
 
   // Reads (§6.4). Leader: rounds numbered from 1 per term; round_ is the
   // latest broadcast; round_sent_tick_ remembers when each unconfirmed round
@@ -313,8 +320,9 @@ class Raft {
   absl::flat_hash_map<uint64_t, uint64_t> round_sent_tick_;
   uint64_t ticks_ = 0;         // monotonic tick count
   uint64_t lease_until_tick_ = 0;
-  // Follower: contexts forwarded to the leader.
-  std::set<std::string> forwarded_reads_;
+  // Follower: contexts forwarded to the leader, with the tick they were
+  // sent at; unanswered ones are dropped after an election timeout.
+  std::map<std::string, uint64_t> forwarded_reads_;
 
   // Output not yet handed out.
   std::vector<raftpb::Message> msgs_;

@@ -66,6 +66,10 @@ TEST(MembershipTest, PromotedLearnerCountsAndAddingWorksWithANodeDown) {
   TickAndStabilize(c, 2);
   ChangeAndCommit(c, raftpb::CONF_ADD_VOTER, 4);
   EXPECT_TRUE(IsVoter(c.raft(leader).conf_state(), 4));
+  // The joiner started with no membership; it must adopt the cluster's,
+  // not derive {4} from its own empty view (it could then elect itself).
+  EXPECT_EQ(ConfStateString(c.raft(4).conf_state()),
+            ConfStateString(c.raft(leader).conf_state()));
   // Four voters, one down: 3 of 4 (leader, the other, 4) still commit.
   ASSERT_TRUE(c.Propose("x"));
   c.Stabilize();

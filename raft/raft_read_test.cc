@@ -83,6 +83,24 @@ TEST(ReadIndexTest, FollowerReadIsForwardedToTheLeader) {
   EXPECT_TRUE(c.node(leader).reads.empty());
 }
 
+// A forwarded read the leader never answers (lost message, leader gone
+// without a term change seen here) is reported dropped, not kept forever.
+TEST(ReadIndexTest, UnansweredForwardedReadIsDropped) {
+  TestCluster c(3);
+  const uint64_t leader = c.ElectLeader();
+  const uint64_t f = leader % 3 + 1;
+  c.Cut(f, leader);
+  ASSERT_TRUE(c.raft(f).ReadIndex("lost").ok());
+  Config cfg;
+  for (int i = 0; i < 2 * cfg.election_ticks; ++i) {
+    c.TickAll();
+    c.Stabilize();
+  }
+  EXPECT_TRUE(c.node(f).reads.empty());
+  ASSERT_EQ(c.node(f).dropped_reads.size(), 1u);
+  EXPECT_EQ(c.node(f).dropped_reads[0], "lost");
+}
+
 TEST(ReadIndexTest, NoLeaderNoRead) {
   TestCluster c(3);
   EXPECT_EQ(c.raft(1).ReadIndex("x").code(), absl::StatusCode::kUnavailable);
@@ -166,6 +184,33 @@ TEST(LeaseReadTest, RevokedDuringTransfer) {
   EXPECT_TRUE(c.node(leader).reads.empty()) << "falls back to a heartbeat round";
   c.Stabilize();
   EXPECT_EQ(c.node(leader).reads.size(), 1u);
+}
+
+// Once a TimeoutNow went out, the target can win with lease-overriding
+// votes at any later time: the lease stays off for the rest of the term,
+// even after the transfer is aborted.
+TEST(LeaseReadTest, StaysRevokedAfterAnAbortedTransfer) {
+  TestCluster c(3, [](Config* cfg) { LeaseConfig(cfg); });
+  const uint64_t leader = c.ElectLeader();
+  const uint64_t target = leader % 3 + 1;
+  ASSERT_TRUE(c.raft(leader).TransferLeadership(target).ok());
+  c.ProcessReadies();
+  bool timeout_now = false;
+  for (const auto& m : c.pending()) timeout_now |= m.type() == raftpb::MSG_TIMEOUT_NOW;
+  ASSERT_TRUE(timeout_now) << "the target was up to date";
+  c.pending().clear();  // the TimeoutNow is delayed, not delivered (yet)
+  Config cfg;
+  for (int i = 0; i < cfg.election_ticks + 2; ++i) {
+    c.TickAll();
+    c.Stabilize();
+  }
+  ASSERT_EQ(c.raft(leader).GetStatus().lead_transferee, 0u) << "aborted";
+  ASSERT_EQ(c.Leader(), leader);
+  ASSERT_TRUE(c.raft(leader).ReadIndex("after-abort").ok());
+  c.ProcessReadies();
+  EXPECT_TRUE(c.node(leader).reads.empty()) << "no lease read this term";
+  c.Stabilize();
+  EXPECT_EQ(c.node(leader).reads.size(), 1u) << "a heartbeat round serves it";
 }
 
 }  // namespace

@@ -20,7 +20,7 @@ absl::Status Raft::ReadIndex(std::string context) {
     return absl::OkStatus();
   }
   if (leader_ == 0) return absl::UnavailableError("no leader known");
-  if (!forwarded_reads_.insert(context).second) {
+  if (!forwarded_reads_.emplace(context, ticks_).second) {
     return absl::AlreadyExistsError("read context already outstanding");
   }
   Message m;
@@ -58,9 +58,28 @@ void Raft::HandleReadIndexRequest(const Message& m) {
 
 void Raft::StartReadRound() { BroadcastHeartbeat(); }
 
+void Raft::ExpireForwardedReads() {
+  // The leader may have dropped them (lost messages, lost leadership
+  // without a term change seen here): let the caller retry.
+  for (auto it = forwarded_reads_.begin(); it != forwarded_reads_.end();) {
+    if (it->second + 2 * config_.election_ticks <= ticks_) {
+      dropped_reads_.push_back(it->first);
+      it = forwarded_reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void Raft::BroadcastHeartbeat() {
   ++round_;
   round_wanted_ = false;
+  // Rounds sent more than an election timeout ago can no longer start a
+  // lease; forget them so an unconfirmed leader's map stays bounded.
+  for (auto it = round_sent_tick_.begin(); it != round_sent_tick_.end();) {
+    auto cur = it++;
+    if (cur->second + config_.election_ticks < ticks_) round_sent_tick_.erase(cur);
+  }
   round_sent_tick_[round_] = ticks_;
   for (const auto& [id, pr] : progress_) {
     if (id != id_) SendHeartbeat(id);
@@ -126,7 +145,7 @@ void Raft::RespondToRead(const ReadRequest& r) {
 
 void Raft::HandleReadIndexResponse(const Message& m) {
   auto it = forwarded_reads_.find(m.context());
-  if (it == forwarded_reads_.end()) return;  // dropped meanwhile
+  if (it == forwarded_reads_.end()) return;  // expired or dropped meanwhile
   forwarded_reads_.erase(it);
   read_states_.push_back(ReadState{m.index(), m.context()});
 }
@@ -143,7 +162,7 @@ bool Raft::LeaseValid() const {
   // Revoked during a transfer: the target campaigns with a vote that
   // overrides the followers' promise not to elect anyone else.
   return config_.read_mode == ReadMode::kLeaseBased && role_ == Role::kLeader &&
-         lead_transferee_ == 0 && ticks_ < lease_until_tick_;
+         lead_transferee_ == 0 && !timeout_now_sent_ && ticks_ < lease_until_tick_;
 }
 
 }  // namespace raftkv::raft

@@ -62,9 +62,11 @@ absl::StatusOr<EntryId> Raft::ProposeConfChange(const raftpb::ConfChange& cc) {
   }
   auto next = ApplyConfChange(conf_state(), cc);
   if (!next.ok()) return next.status();
+  raftpb::ConfChange recorded = cc;
+  *recorded.mutable_result() = std::move(*next);
   raftpb::Entry e;
   e.set_type(raftpb::ENTRY_CONF_CHANGE);
-  e.set_data(cc.SerializeAsString());
+  e.set_data(recorded.SerializeAsString());
   const EntryId id{log_.LastIndex() + 1, term_};
   AppendEntries({std::move(e)});
   BroadcastAppend();
@@ -102,7 +104,14 @@ bool Raft::SendAppend(uint64_t to, bool send_if_empty) {
   absl::StatusOr<uint64_t> prev_term = log_.Term(prev);
   absl::StatusOr<std::vector<raftpb::Entry>> ents;
   if (prev_term.ok()) ents = log_.Slice(pr.next(), log_.LastIndex() + 1, config_.max_msg_bytes);
-  if (!prev_term.ok() || !ents.ok()) {
+  const absl::Status err = !prev_term.ok() ? prev_term.status() : ents.status();
+  if (!err.ok() && err.code() != absl::StatusCode::kFailedPrecondition) {
+    // Not "compacted": a storage read error. Retry on the next heartbeat.
+    LOG_EVERY_N(WARNING, 100) << "raft " << id_ << ": reading the log for " << to
+                              << ": " << err;
+    return false;
+  }
+  if (!err.ok()) {
     // The entries the follower needs were compacted: send a snapshot (§7),
     // but only to a follower that is known to be alive.
     if (!pr.recent_active) return false;
@@ -244,6 +253,13 @@ void Raft::HandleAppendResponse(const Message& m) {
     return;
   }
   const bool was_paused = pr.IsPaused();
+  if (pr.state() == ProgressState::kSnapshot && m.index() >= pr.pending_snapshot()) {
+    // The follower is at or past the snapshot (it may have needed none).
+    pr.MaybeUpdate(m.index());
+    pr.BecomeProbe();
+    SendAppend(m.from(), false);
+    return;
+  }
   if (pr.MaybeUpdate(m.index())) {
     if (pr.state() == ProgressState::kProbe) {
       pr.BecomeReplicate();
@@ -303,6 +319,7 @@ void Raft::OnCommitAdvanced() {
     }
     LOG(INFO) << "raft " << id_ << ": removed from the configuration, stepping down";
     if (best != 0 && best_match == log_.LastIndex()) {
+      timeout_now_sent_ = true;
       Message m;
       m.set_type(raftpb::MSG_TIMEOUT_NOW);
       m.set_to(best);
@@ -318,16 +335,15 @@ void Raft::ApplyConfigFromLog(const std::vector<raftpb::Entry>& entries) {
     if (e.type() != raftpb::ENTRY_CONF_CHANGE || e.index() <= config_log_.LatestIndex()) {
       continue;
     }
-    auto cc = DecodeConfChange(e);
-    absl::StatusOr<raftpb::ConfState> next =
-        cc.ok() ? ApplyConfChange(conf_state(), *cc) : cc.status();
-    if (!next.ok()) {
-      // Every node replays the same log, so every node skips it alike.
-      LOG(ERROR) << "raft " << id_ << ": ignoring conf change at " << e.index()
-                 << ": " << next.status();
+    absl::StatusOr<raftpb::ConfChange> cc = DecodeConfChange(e);
+    if (!cc.ok() || !cc->has_result()) {
+      // Every node adopts the same recorded result, so every node skips a
+      // broken entry alike.
+      LOG(ERROR) << "raft " << id_ << ": ignoring conf change at " << e.index() << ": "
+                 << (cc.ok() ? "no resulting membership" : cc.status().ToString());
       continue;
     }
-    config_log_.Append(e.index(), std::move(*next));
+    config_log_.Append(e.index(), cc->result());
     changed = true;
   }
   if (changed) OnConfigChanged();
@@ -395,6 +411,7 @@ absl::Status Raft::TransferLeadership(uint64_t target) {
 void Raft::MaybeSendTimeoutNow(uint64_t to) {
   if (to != lead_transferee_) return;
   if (progress_.at(to).match() != log_.LastIndex()) return;
+  timeout_now_sent_ = true;
   Message m;
   m.set_type(raftpb::MSG_TIMEOUT_NOW);
   m.set_to(to);
@@ -409,7 +426,8 @@ void Raft::AbortTransfer() {
 void Raft::ReportUnreachable(uint64_t id) {
   if (role_ != Role::kLeader) return;
   auto it = progress_.find(id);
-  if (it != progress_.end() && it->second.state() == ProgressState::kReplicate) {
+  // Probe again from the match point (a snapshot in flight is lost too).
+  if (it != progress_.end() && it->second.state() != ProgressState::kProbe) {
     it->second.BecomeProbe();
   }
 }

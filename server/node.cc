@@ -35,7 +35,12 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
 
 Node::Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
            MessageSender* transport, std::unique_ptr<raft::Raft> core)
-    : options_(options), store_(store), sm_(sm), transport_(transport), core_(std::move(core)) {
+    : options_(options),
+      store_(store),
+      sm_(sm),
+      transport_(transport),
+      core_(std::move(core)),
+      read_nonce_(absl::ToUnixNanos(absl::Now())) {
   PublishStatus();
 }
 
@@ -51,7 +56,11 @@ void Node::Stop() {
     absl::MutexLock l(&mu_);
     stopping_ = true;
   }
-  if (loop_.joinable()) loop_.join();
+  if (loop_.joinable()) {
+    loop_.join();
+  } else {
+    FailEverything(absl::UnavailableError("node is shutting down"));
+  }
 }
 
 void Node::Propose(std::string command, absl::Time deadline, WriteCallback done) {
@@ -98,11 +107,12 @@ void Node::Run() {
     }
     const absl::Time now = absl::Now();
     bool ticked = false;
-    if (now >= next_tick) {
+    // One Tick per elapsed period, even after a stall: the leader's lease is
+    // counted in ticks and must not run slower than real time.
+    while (now >= next_tick) {
       core_->Tick();
       ticked = true;
       next_tick += options_.tick;
-      if (next_tick < now) next_tick = now + options_.tick;  // stalled: don't burst
     }
     for (const auto& m : in.messages) {
       if (absl::Status s = core_->Step(m); !s.ok()) {
@@ -150,7 +160,9 @@ void Node::ProposeAll(std::vector<PendingWrite> writes) {
 
 void Node::StartReads(std::vector<PendingRead> reads) {
   for (auto& r : reads) {
-    std::string ctx = absl::StrCat(options_.id, "/", ++next_read_id_);
+    // Unique across restarts too: a reply to an earlier incarnation's read
+    // must not answer a new one.
+    std::string ctx = absl::StrCat(options_.id, "/", read_nonce_, "/", ++next_read_id_);
     absl::Status s = core_->ReadIndex(ctx);
     if (!s.ok()) {
       r.done(absl::UnavailableError(absl::StrCat("no leader to confirm the read: ", s.message())));
@@ -268,10 +280,14 @@ void Node::FailEverything(const absl::Status& why) {
   reads_by_context_.clear();
   for (auto& [index, r] : reads_by_index_) r.done(why);
   reads_by_index_.clear();
-  absl::MutexLock l(&mu_);
-  for (auto& w : inbox_.writes) w.done(why);
-  for (auto& r : inbox_.reads) r.done(why);
-  inbox_ = Inbox();
+  Inbox in;
+  {
+    absl::MutexLock l(&mu_);
+    std::swap(in, inbox_);
+  }
+  // Outside the lock: a callback may call Propose or Read.
+  for (auto& w : in.writes) w.done(why);
+  for (auto& r : in.reads) r.done(why);
 }
 
 }  // namespace raftkv::server

@@ -80,7 +80,8 @@ class Node {
   uint64_t leader() const { return leader_.load(); }
   uint64_t term() const { return term_.load(); }
   bool is_leader() const { return leader_.load() == options_.id; }
-  // A copy of the core's status, refreshed every loop round.
+  // A copy of the core's status, refreshed every tick and on a change of
+  // role or leader.
   raft::Status RaftStatus() const ABSL_LOCKS_EXCLUDED(status_mu_);
 
  private:
@@ -139,6 +140,7 @@ class Node {
   std::map<uint64_t, Waiter> waiters_;                  // by log index
   std::map<std::string, PendingRead> reads_by_context_;  // awaiting a read index
   std::multimap<uint64_t, PendingRead> reads_by_index_;  // awaiting apply
+  const int64_t read_nonce_;  // this incarnation's, part of read contexts
   uint64_t next_read_id_ = 0;
 
   std::atomic<uint64_t> leader_{0};

@@ -40,10 +40,9 @@ absl::Status KvStateMachine::Apply(const raftpb::Entry& e) {
   }
   if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
     auto cc = DecodeConfChange(e);
-    if (cc.ok()) {
-      auto next = ApplyConfChange(conf_, *cc);
-      if (next.ok()) conf_ = std::move(*next);  // invalid: skipped, like the core
-    }
+    // The entry records the resulting membership; broken ones are skipped,
+    // like the core does.
+    if (cc.ok() && cc->has_result()) conf_ = cc->result();
   } else {
     std::string key, value;
     if (DecodePut(e.data(), &key, &value)) kv_[key] = value;
