@@ -4,7 +4,8 @@
 //         is index order; value = serialized raftpb::Entry.
 // `meta`: fixed ASCII keys (below); protobuf values, except the fixed64
 //         big-endian applied index and format version.
-// `data`: the replicated key-value data, keys and values as given.
+// `data`: the replicated key-value data: key = generation byte + key as
+//         given, value as given.
 //
 // Pure functions; thread-safe.
 #ifndef RAFTKV_STORAGE_ENCODING_H_
@@ -32,9 +33,21 @@ inline constexpr char kIdentityKey[] = "identity";       // NodeIdentity
 inline constexpr char kHardStateKey[] = "hard_state";    // raftpb::HardState
 inline constexpr char kSnapshotKey[] = "snapshot";       // SnapshotMetadata
 inline constexpr char kAppliedIndexKey[] = "applied_index";  // fixed64
+inline constexpr char kAppliedConfKey[] = "applied_conf";    // ConfState
+// Which of the two key spaces of `data` is live: "a" or "b" (absent: "a").
+inline constexpr char kDataGenerationKey[] = "data_generation";
+
+// `data` keys are prefixed by a one-byte generation: the live one, and the
+// other one, where a snapshot received from the leader is staged before it
+// replaces the live one in a single write.
+inline constexpr char kDataGenerationA = 'a';
+inline constexpr char kDataGenerationB = 'b';
+inline char OtherGeneration(char g) {
+  return g == kDataGenerationA ? kDataGenerationB : kDataGenerationA;
+}
 
 // The on-disk layout version this code reads and writes.
-inline constexpr uint64_t kFormatVersion = 1;
+inline constexpr uint64_t kFormatVersion = 2;  // 2: generation-prefixed data keys
 
 // 8-byte big-endian encoding of v (the `log` key of index v).
 std::string EncodeFixed64BE(uint64_t v);

@@ -67,32 +67,25 @@ void LogStore::DeleteLogRange(rocksdb::WriteBatch* batch, uint64_t lo,
 }
 
 absl::Status LogStore::ClearData(rocksdb::WriteBatch* batch) {
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
-  it->SeekToFirst();
-  if (!it->Valid()) {
-    return Annotate(FromRocks(it->status(), "scanning data"));
-  }
-  const std::string first = it->key().ToString();
-  it->SeekToLast();
-  if (!it->Valid()) {
-    if (!it->status().ok()) return Annotate(FromRocks(it->status(), "scanning data"));
-    return absl::OkStatus();
-  }
-  // [first, last + "\0") is every key from first through last inclusive.
-  std::string end = it->key().ToString();
-  end.push_back('\0');
-  batch->DeleteRange(data_cf_, first, end);
+  ClearGeneration(batch, generation_.load());
   return absl::OkStatus();
 }
 
+void LogStore::ClearGeneration(rocksdb::WriteBatch* batch, char g) {
+  // [g, g+1) is the whole key space of generation g.
+  batch->DeleteRange(data_cf_, std::string(1, g), std::string(1, static_cast<char>(g + 1)));
+}
+
 void LogStore::AddDataChanges(rocksdb::WriteBatch* batch,
-                              const DataBatch& changes) {
+                              const DataBatch& changes, char generation) {
+  std::string key;
   for (const DataBatch::Op& op : changes.ops()) {
+    key.assign(1, generation);
+    key += op.key;
     if (op.type == DataBatch::OpType::kPut) {
-      batch->Put(data_cf_, op.key, op.value);
+      batch->Put(data_cf_, key, op.value);
     } else {
-      batch->Delete(data_cf_, op.key);
+      batch->Delete(data_cf_, key);
     }
   }
 }
@@ -277,7 +270,7 @@ absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
   }
   if (data != nullptr) {
     if (absl::Status s = ClearData(&batch); !s.ok()) return s;
-    AddDataChanges(&batch, *data);
+    AddDataChanges(&batch, *data, generation_.load());
     batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(meta.index()));
   }
   if (absl::Status s = Write(&batch, "ApplySnapshot"); !s.ok()) return s;
@@ -296,7 +289,8 @@ raftpb::HardState LogStore::hard_state() const {
 }
 
 absl::Status LogStore::ApplyBatch(const DataBatch& changes,
-                                  uint64_t applied_index) {
+                                  uint64_t applied_index,
+                                  const raftpb::ConfState* conf) {
   absl::MutexLock lock(&apply_mu_);
   const uint64_t current = applied_index_.load();
   if (applied_index <= current) {
@@ -305,21 +299,23 @@ absl::Status LogStore::ApplyBatch(const DataBatch& changes,
         " does not advance the current ", current));
   }
   rocksdb::WriteBatch batch;
-  AddDataChanges(&batch, changes);
+  AddDataChanges(&batch, changes, generation_.load());
   batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(applied_index));
+  if (conf != nullptr) batch.Put(meta_cf_, kAppliedConfKey, conf->SerializeAsString());
   if (absl::Status s =
           Write(&batch, "ApplyBatch", options_.sync && options_.sync_data);
       !s.ok()) {
     return s;
   }
   applied_index_.store(applied_index);
+  if (conf != nullptr) applied_conf_ = *conf;
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> LogStore::Get(absl::string_view key) const {
   std::string value;
   rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), data_cf_, ToSlice(key), &value);
+      db_->Get(rocksdb::ReadOptions(), data_cf_, DataKey(key), &value);
   if (s.IsNotFound()) return absl::NotFoundError("key not found");
   if (!s.ok()) return Annotate(FromRocks(s, "Get"));
   return value;
@@ -331,8 +327,10 @@ absl::Status LogStore::ScanData(
   // An iterator reads from an implicit snapshot taken at its creation.
   std::unique_ptr<rocksdb::Iterator> it(
       db_->NewIterator(rocksdb::ReadOptions(), data_cf_));
-  for (it->Seek(ToSlice(start)); it->Valid(); it->Next()) {
-    if (!fn(absl::string_view(it->key().data(), it->key().size()),
+  const char g = generation_.load();
+  for (it->Seek(DataKey(start)); it->Valid(); it->Next()) {
+    if (it->key().size() == 0 || it->key()[0] != g) break;
+    if (!fn(absl::string_view(it->key().data() + 1, it->key().size() - 1),
             absl::string_view(it->value().data(), it->value().size()))) {
       break;
     }

@@ -64,6 +64,8 @@ class WriteBatch;
 
 namespace raftkv::storage {
 
+class DataSnapshot;
+
 struct Options {
   // The RocksDB directory. Required.
   std::string dir;
@@ -175,7 +177,38 @@ class LogStore final : public raft::LogReader {
   // entry without effect on the data still advances the applied index).
   // REQUIRES: applied_index > applied_index() (else InvalidArgument). The
   // caller applies only committed entries; this is not checked.
-  absl::Status ApplyBatch(const DataBatch& changes, uint64_t applied_index);
+  // With `conf`, also records the membership as of applied_index (the
+  // batch applied a membership change).
+  absl::Status ApplyBatch(const DataBatch& changes, uint64_t applied_index,
+                          const raftpb::ConfState* conf = nullptr);
+
+  // The membership recorded by the last ApplyBatch with a conf, or by a
+  // snapshot install; nullopt if none was ever recorded.
+  std::optional<raftpb::ConfState> applied_conf() const;
+
+  // Makes every write so far durable (syncs the WAL). Call before deleting
+  // log entries whose application was written unsynced.
+  absl::Status SyncWal();
+
+  // ---- Snapshots of `data` ------------------------------------------------
+
+  // A consistent, point-in-time view of the live data and the applied index
+  // it reflects, for streaming to a follower. Safe alongside writes.
+  absl::StatusOr<std::unique_ptr<DataSnapshot>> OpenDataSnapshot() const;
+
+  // Receiving a snapshot, in bounded memory: BeginStaging clears the spare
+  // generation of `data`; StageData writes a chunk of the image into it
+  // (unsynced, invisible to readers); InstallStaged makes it live in one
+  // synced write, together with the snapshot metadata, the applied index
+  // (= meta.index), the applied membership and the log (kept after the
+  // snapshot if it holds meta.index with meta.term, else discarded), then
+  // drops the old generation. A crash at any point leaves the old state or
+  // the new one; Open clears a half-staged generation.
+  // REQUIRES (InstallStaged): meta.index > snapshot index and
+  // >= applied_index() (else FailedPrecondition).
+  absl::Status BeginStaging();
+  absl::Status StageData(const DataBatch& puts);
+  absl::Status InstallStaged(const raftpb::SnapshotMetadata& meta);
 
   // Index of the last entry whose changes `data` reflects.
   uint64_t applied_index() const { return applied_index_.load(); }
@@ -223,7 +256,13 @@ class LogStore final : public raft::LogReader {
   void DeleteLogRange(rocksdb::WriteBatch* batch, uint64_t lo, uint64_t hi);
   // Adds the deletion of every key in `data` to `batch`.
   absl::Status ClearData(rocksdb::WriteBatch* batch);
-  void AddDataChanges(rocksdb::WriteBatch* batch, const DataBatch& changes);
+  void AddDataChanges(rocksdb::WriteBatch* batch, const DataBatch& changes,
+                      char generation);
+  // Adds the deletion of generation g's whole key space to `batch`.
+  void ClearGeneration(rocksdb::WriteBatch* batch, char g);
+  std::string DataKey(absl::string_view key) const {
+    return std::string(1, generation_.load()) + std::string(key);
+  }
 
   // Term(i) with mu_ held; FirstIndex()-1 <= i <= LastIndex().
   absl::StatusOr<uint64_t> TermLocked(uint64_t i) const
@@ -244,7 +283,7 @@ class LogStore final : public raft::LogReader {
   mutable absl::Mutex mu_;
   // Serializes writes of the applied index (ApplyBatch, ApplySnapshot).
   // Lock order: mu_ before apply_mu_.
-  absl::Mutex apply_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  mutable absl::Mutex apply_mu_ ABSL_ACQUIRED_AFTER(mu_);
 
   // In-memory copies of what is on disk, updated after each successful write.
   raftpb::HardState hard_state_ ABSL_GUARDED_BY(mu_);
@@ -254,6 +293,42 @@ class LogStore final : public raft::LogReader {
   uint64_t last_term_ ABSL_GUARDED_BY(mu_) = 0;   // Term(last_index_)
   // Written under apply_mu_; read anywhere.
   std::atomic<uint64_t> applied_index_{0};
+  std::atomic<char> generation_{'a'};  // the live generation of `data`
+  std::optional<raftpb::ConfState> applied_conf_ ABSL_GUARDED_BY(apply_mu_);
+
+  friend class DataSnapshot;
+};
+
+// A point-in-time view of a LogStore's live data (see OpenDataSnapshot).
+// Must not outlive the store. Thread-compatible.
+class DataSnapshot {
+ public:
+  ~DataSnapshot();
+  DataSnapshot(const DataSnapshot&) = delete;
+  DataSnapshot& operator=(const DataSnapshot&) = delete;
+
+  // The applied index the view reflects.
+  uint64_t applied_index() const { return applied_index_; }
+  // The membership as of applied_index (nullopt if never recorded).
+  const std::optional<raftpb::ConfState>& conf() const { return conf_; }
+
+  // Calls fn(key, value) for the keys after `start_after` ("" = from the
+  // first), in order, until fn returns false.
+  absl::Status Scan(absl::string_view start_after,
+                    absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const;
+
+ private:
+  friend class LogStore;
+  DataSnapshot(const LogStore* store, const void* snapshot, char generation,
+               uint64_t applied_index, std::optional<raftpb::ConfState> conf)
+      : store_(store), snapshot_(snapshot), generation_(generation),
+        applied_index_(applied_index), conf_(std::move(conf)) {}
+
+  const LogStore* store_;
+  const void* snapshot_;  // a const rocksdb::Snapshot*
+  char generation_;
+  uint64_t applied_index_;
+  std::optional<raftpb::ConfState> conf_;
 };
 
 }  // namespace raftkv::storage

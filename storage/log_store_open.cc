@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "rocksdb/db.h"
+#include "rocksdb/write_batch.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
@@ -248,6 +249,35 @@ absl::Status LogStore::Recover() {
       return Annotate(absl::DataLossError("malformed applied index"));
     }
     applied_index_.store(*applied);
+  }
+
+  found = ReadMeta(kAppliedConfKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found) {
+    raftpb::ConfState conf;
+    if (!conf.ParseFromString(value)) {
+      return Annotate(absl::DataLossError("malformed applied membership"));
+    }
+    absl::MutexLock apply_lock(&apply_mu_);
+    applied_conf_ = std::move(conf);
+  }
+  found = ReadMeta(kDataGenerationKey, &value);
+  if (!found.ok()) return found.status();
+  if (*found) {
+    if (value.size() != 1 || (value[0] != kDataGenerationA && value[0] != kDataGenerationB)) {
+      return Annotate(absl::DataLossError("malformed data generation"));
+    }
+    generation_.store(value[0]);
+  }
+  {
+    // A snapshot staged but not installed, or an old generation not yet
+    // dropped, when the process stopped: clear it.
+    rocksdb::WriteBatch cleanup;
+    ClearGeneration(&cleanup, OtherGeneration(generation_.load()));
+    if (absl::Status s = Write(&cleanup, "clearing the spare data generation", false);
+        !s.ok()) {
+      return s;
+    }
   }
 
   if (absl::Status s = ScanLog(); !s.ok()) return s;
