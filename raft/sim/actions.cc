@@ -105,7 +105,8 @@ void Simulator::Transfer() {
     if (v != leader) targets.push_back(v);
   }
   if (targets.empty()) return;
-  const uint64_t target = Pick(targets);
+  // 0: the core picks the most up-to-date voter.
+  const uint64_t target = Chance(0.25) ? 0 : Pick(targets);
   Trace(Mix(0x7F, target));
   if (l.raft->TransferLeadership(target).ok()) {
     ++res_.transfers;
@@ -133,6 +134,7 @@ void Simulator::CrashSome() {
   const std::vector<uint64_t> live = Ids(true);
   if (live.empty()) return;
   const uint64_t leader = Leader();
+  ++res_.crashes;
   Crash(*nodes_[leader != 0 && Chance(0.4) ? leader : Pick(live)], "");
   Observe();
 }

@@ -20,39 +20,43 @@ uint64_t Network::Delay() {
   return std::uniform_int_distribution<int>(1, hi)(*rng_);
 }
 
-void Network::Send(raftpb::Message m, uint64_t now) {
-  ++stats_.sent;
-  if (Chance(rng_, faults_.drop)) {
-    ++stats_.dropped;
-    if (m.type() == raftpb::MSG_SNAPSHOT) failures_.push_back({m.from(), m.to(), true});
-    return;
+void Network::Send(std::vector<raftpb::Message> batch, uint64_t now) {
+  if (batch.empty()) return;
+  auto shared = std::make_shared<const std::vector<raftpb::Message>>(std::move(batch));
+  for (size_t i = 0; i < shared->size(); ++i) {
+    const raftpb::Message& m = (*shared)[i];
+    ++stats_.sent;
+    if (Chance(rng_, faults_.drop)) {
+      ++stats_.dropped;
+      if (m.type() == raftpb::MSG_SNAPSHOT) failures_.push_back({m.from(), m.to(), true});
+      continue;
+    }
+    if (Chance(rng_, faults_.duplicate)) {
+      ++stats_.duplicated;
+      queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++), Parcel{shared, i});
+    }
+    queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++), Parcel{shared, i});
   }
-  if (Chance(rng_, faults_.duplicate)) {
-    ++stats_.duplicated;
-    queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++),
-                   std::make_unique<raftpb::Message>(m));
-  }
-  queue_.emplace(std::make_tuple(now + Delay(), (*rng_)(), seq_++),
-                 std::make_unique<raftpb::Message>(std::move(m)));
 }
 
-std::unique_ptr<raftpb::Message> Network::Next(uint64_t now) {
+std::optional<Network::Parcel> Network::Next(uint64_t now) {
   while (!queue_.empty()) {
     auto it = queue_.begin();
-    if (std::get<0>(it->first) > now) return nullptr;
-    std::unique_ptr<raftpb::Message> m = std::move(it->second);
+    if (std::get<0>(it->first) > now) return std::nullopt;
+    Parcel p = std::move(it->second);
     queue_.erase(it);
-    if (!Linked(m->from(), m->to())) {
+    const raftpb::Message& m = p.msg();
+    if (!Linked(m.from(), m.to())) {
       ++stats_.cut;
-      if (m->type() == raftpb::MSG_SNAPSHOT || m->type() == raftpb::MSG_APPEND) {
-        failures_.push_back({m->from(), m->to(), m->type() == raftpb::MSG_SNAPSHOT});
+      if (m.type() == raftpb::MSG_SNAPSHOT || m.type() == raftpb::MSG_APPEND) {
+        failures_.push_back({m.from(), m.to(), m.type() == raftpb::MSG_SNAPSHOT});
       }
       continue;
     }
     ++stats_.delivered;
-    return m;
+    return p;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 void Network::Split(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {

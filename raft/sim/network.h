@@ -52,10 +52,18 @@ class Network {
   void set_faults(const NetworkFaults& f) { faults_ = f; }
   const NetworkFaults& faults() const { return faults_; }
 
-  void Send(raftpb::Message m, uint64_t now);
+  // A message in flight: one of a batch sent together (shared, not copied).
+  struct Parcel {
+    std::shared_ptr<const std::vector<raftpb::Message>> batch;
+    size_t index = 0;
+    const raftpb::Message& msg() const { return (*batch)[index]; }
+  };
+
+  // Sends every message of `batch`.
+  void Send(std::vector<raftpb::Message> batch, uint64_t now);
   // Removes and returns the next message due at or before `now` whose link
-  // is up (messages on cut links are discarded); null when none is due.
-  std::unique_ptr<raftpb::Message> Next(uint64_t now);
+  // is up (messages on cut links are discarded); nullopt when none is due.
+  std::optional<Parcel> Next(uint64_t now);
   size_t in_flight() const { return queue_.size(); }
 
   // Links.
@@ -89,8 +97,7 @@ class Network {
   std::mt19937_64* rng_;
   NetworkFaults faults_;
   // (deliver_at, random tie-break, sequence) -> message.
-  std::map<std::tuple<uint64_t, uint64_t, uint64_t>, std::unique_ptr<raftpb::Message>>
-      queue_;
+  std::map<std::tuple<uint64_t, uint64_t, uint64_t>, Parcel> queue_;
   uint64_t seq_ = 0;
   std::set<std::pair<uint64_t, uint64_t>> cut_;
   std::vector<Failure> failures_;

@@ -90,9 +90,7 @@ class SafetyChecker {
  private:
   struct Committed {
     bool known = false;
-    bool has_hash = false;
     uint64_t term = 0;
-    uint64_t hash = 0;
     uint64_t commit_term = 0;  // a term in which it was known committed
   };
   struct Applied {
@@ -113,8 +111,7 @@ class SafetyChecker {
 
   void RecordCommitted(const NodeView& v, uint64_t lo, uint64_t hi,
                        std::vector<uint64_t>* fresh);
-  void NoteCommitted(uint64_t node, uint64_t index, uint64_t term,
-                     std::optional<uint64_t> hash, uint64_t commit_term,
+  void NoteCommitted(uint64_t node, uint64_t index, uint64_t term, uint64_t commit_term,
                      std::vector<uint64_t>* fresh);
   void CheckLeaderHas(const NodeView& leader, uint64_t index);
   void CheckPair(const NodeView& a, const NodeView& b);

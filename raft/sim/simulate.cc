@@ -22,8 +22,20 @@ DEFINE_bool(verbose, false, "print every event (and the core's log)");
 DEFINE_bool(unsafe_commit_old_terms, false, "plant the Figure 8 bug in the core");
 DEFINE_bool(empty_joiners, false, "joining nodes start with an empty membership");
 DEFINE_bool(vary_config, true, "vary the core's Config per seed");
+// Fault probabilities (see Options in simulator.h).
+DEFINE_double(drop, raftkv::raft::sim::Options().drop, "message drop chance");
+DEFINE_double(duplicate, raftkv::raft::sim::Options().duplicate, "message duplication chance");
+DEFINE_double(partition, raftkv::raft::sim::Options().partition, "partition chance per step");
+DEFINE_double(crash, raftkv::raft::sim::Options().crash, "crash chance per step");
+DEFINE_double(crash_in_ready, raftkv::raft::sim::Options().crash_in_ready,
+              "chance of a crash while a node processes a Ready");
 DEFINE_double(isolate_leader_on_event, raftkv::raft::sim::Options().isolate_leader_on_event,
               "chance to isolate a leader right after it is elected or commits");
+DEFINE_double(conf_change, raftkv::raft::sim::Options().conf_change,
+              "membership change chance per step");
+DEFINE_double(transfer, raftkv::raft::sim::Options().transfer,
+              "leadership transfer chance per step");
+DEFINE_double(compact, raftkv::raft::sim::Options().compact, "compaction chance per step");
 DEFINE_uint64(max_msg_bytes, 0, "Config::max_msg_bytes (0: chosen per seed)");
 DEFINE_bool(hashes, false, "print every seed's trace hash (to compare runs)");
 DEFINE_bool(stop_at_first, false, "stop at the first violating seed");
@@ -42,7 +54,15 @@ int main(int argc, char** argv) {
   o.empty_joiners = FLAGS_empty_joiners;
   o.vary_config = FLAGS_vary_config;
   o.max_msg_bytes = FLAGS_max_msg_bytes;
+  o.drop = FLAGS_drop;
+  o.duplicate = FLAGS_duplicate;
+  o.partition = FLAGS_partition;
+  o.crash = FLAGS_crash;
+  o.crash_in_ready = FLAGS_crash_in_ready;
   o.isolate_leader_on_event = FLAGS_isolate_leader_on_event;
+  o.conf_change = FLAGS_conf_change;
+  o.transfer = FLAGS_transfer;
+  o.compact = FLAGS_compact;
 
   const uint64_t first = FLAGS_seed != 0 ? FLAGS_seed : FLAGS_first_seed;
   const uint64_t count = FLAGS_seed != 0 ? 1 : FLAGS_seeds;

@@ -14,9 +14,9 @@
 namespace raftkv::raft::sim {
 namespace {
 
-// Sanitizer builds run a fraction of the seeds.
+// Sanitizer builds run half of the seeds.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kScale = 8;
+constexpr int kScale = 2;
 #else
 constexpr int kScale = 1;
 #endif

@@ -119,7 +119,6 @@ void Simulator::Crash(Node& n, const char* why) {
   for (auto it = reads_.begin(); it != reads_.end();) {
     it = it->second.node == n.id ? reads_.erase(it) : std::next(it);
   }
-  ++res_.crashes;
   Trace(0xC0 + n.id);
 }
 
@@ -130,7 +129,7 @@ void Simulator::Retire(Node& n) {
 }
 
 void Simulator::SendAll(std::vector<raftpb::Message> msgs) {
-  for (auto& m : msgs) net_.Send(std::move(m), now_);
+  net_.Send(std::move(msgs), now_);
 }
 
 void Simulator::Drain(Node& n) {
@@ -143,7 +142,10 @@ void Simulator::Drain(Node& n) {
     // 1. Messages that may leave before the write.
     SendAll(std::move(rd.messages));
     const int crash_at = (chaos_ && Chance(o_.crash_in_ready)) ? Uniform(1, 4) : 0;
-    if (crash_at) ++res_.crashes_in_ready;
+    if (crash_at) {
+      ++res_.crashes;
+      ++res_.crashes_in_ready;
+    }
     if (crash_at == 1) return Crash(n, "before persisting its Ready");
     // 2. One durable write: snapshot, entries, hard state.
     if (rd.snapshot) {
@@ -320,9 +322,9 @@ void Simulator::StepOnce(bool chaos) {
   ++now_;
   ++res_.steps;
   while (ok()) {
-    auto m = net_.Next(now_);
-    if (!m) break;
-    Deliver(*m);
+    auto parcel = net_.Next(now_);
+    if (!parcel) break;
+    Deliver(parcel->msg());
   }
   ReportFailures();
   if (ok() && now_ % o_.steps_per_tick == 0) TickAll();
@@ -434,6 +436,19 @@ Result Simulator::Run() {
 
 Result RunSimulation(const Options& options) { return Simulator(options).Run(); }
 
+std::vector<std::tuple<const char*, double, double>> FaultKnobs(const Options& o,
+                                                                const Options& d) {
+  return {{"drop", o.drop, d.drop},
+          {"duplicate", o.duplicate, d.duplicate},
+          {"partition", o.partition, d.partition},
+          {"crash", o.crash, d.crash},
+          {"crash_in_ready", o.crash_in_ready, d.crash_in_ready},
+          {"isolate_leader_on_event", o.isolate_leader_on_event, d.isolate_leader_on_event},
+          {"conf_change", o.conf_change, d.conf_change},
+          {"transfer", o.transfer, d.transfer},
+          {"compact", o.compact, d.compact}};
+}
+
 std::string ReplayCommand(const Options& o) {
   std::string cmd = absl::StrCat("bazel run //raft/sim:simulate -- --seed=", o.seed,
                                  " --nodes=", o.nodes, " --steps=", o.steps);
@@ -441,8 +456,9 @@ std::string ReplayCommand(const Options& o) {
   if (o.empty_joiners) absl::StrAppend(&cmd, " --empty_joiners");
   if (!o.vary_config) absl::StrAppend(&cmd, " --vary_config=false");
   if (o.max_msg_bytes != 0) absl::StrAppend(&cmd, " --max_msg_bytes=", o.max_msg_bytes);
-  if (o.isolate_leader_on_event != Options().isolate_leader_on_event) {
-    absl::StrAppend(&cmd, " --isolate_leader_on_event=", o.isolate_leader_on_event);
+  const Options d;
+  for (const auto& [name, mine, def] : FaultKnobs(o, d)) {
+    if (mine != def) absl::StrAppend(&cmd, " --", name, "=", mine);
   }
   absl::StrAppend(&cmd, " --verbose");
   return cmd;

@@ -3,17 +3,30 @@
 // Runs a cluster of Raft cores (3 or 5 voters; more nodes join through
 // membership changes) driven exactly per the driver contract in raft.h, over
 // a simulated network (network.h) that drops, duplicates, delays and
-// reorders messages and can be partitioned. The run alternates
-//  - chaos phases: random proposals, linearizable reads (ReadIndex),
-//    membership changes (add learner, promote, remove a voter or learner,
-//    the leader included), leadership transfers, log compaction, crashes
-//    (also in the middle of processing a Ready), restarts and partitions
-//    (isolated leader, isolated node, minority, bridge, one-way links), and
-//  - calm phases: the network heals and crashed nodes restart; a leader must
-//    then commit a proposal within Options::liveness_ticks ticks.
-// After every event (message delivery, tick, client call) the SafetyChecker
-// checks the properties of Figure 3 of the Raft paper and the linearizability
-// of reads (safety_checker.h); Raft::CheckInvariants() runs on every node.
+// reorders messages and can be partitioned. A run alternates
+//  - chaos phases: random proposals, linearizable reads (ReadIndex with
+//    unique contexts, on leaders and followers), membership changes (add a
+//    learner, promote it, remove a voter or a learner, the leader included),
+//    leadership transfers (to a chosen voter, or 0), log compaction (lagging
+//    nodes then get MSG_SNAPSHOT), crashes (also between the driver's steps
+//    of a Ready: before or after the durable write, before applying, before
+//    Advance), restarts, partitions (isolated node or leader, minority,
+//    bridge, one-way links), a slow clock skipping ticks, and an adversary
+//    that cuts a leader off right after it wins an election or commits;
+//  - calm phases: the network heals (no drops or duplicates), crashed nodes
+//    restart, and a leader must commit a proposal within
+//    Options::liveness_ticks ticks (liveness).
+// After every event (a delivered message, a tick, a client call, a
+// transport report) the SafetyChecker checks the properties of Figure 3 of
+// the Raft paper and the linearizability of reads (safety_checker.h);
+// Raft::CheckInvariants() runs on every live node after every step (and the
+// core itself CHECKs it after every input in debug builds).
+//
+// The transport, as a real one would, reports to the sender's core a
+// snapshot it delivered (ReportSnapshot(to, true)) or lost (false), and an
+// append lost to a cut link or a node that is down (ReportUnreachable).
+// Clients wait for acknowledgements: a leader with a backlog of more than
+// kMaxBacklog uncommitted entries gets no new proposals.
 //
 // Model of a node's durable state: its MemoryLog (log, hard state, snapshot)
 // and its state machine (KvStateMachine). The state machine is persisted
@@ -28,16 +41,22 @@
 // Nodes that join start with an empty log and the cluster's bootstrap
 // membership (the ConfState at index 0 that the original members hold), as
 // an etcd member joins with the initial cluster list: replaying the log from
-// index 1 then rebuilds the right membership. Options::empty_joiners starts
-// them with an empty ConfState instead (see the report in simulation_test).
+// index 1 then rebuilds the right membership. With Options::empty_joiners
+// they start with an empty ConfState instead, like TestCluster::AddEmptyNode:
+// a joiner then replays the conf changes onto an empty membership, believes
+// itself the only voter once promoted, and elects itself (two leaders in one
+// term). The core cannot tell; joiners must be given the bootstrap
+// membership or start from a snapshot.
 //
 // Everything is driven by one std::mt19937_64 seeded with Options::seed:
-// the same options give the same run.
+// the same options give the same run (Result::trace_hash fingerprints it).
 #ifndef RAFTKV_RAFT_SIM_SIMULATOR_H_
 #define RAFTKV_RAFT_SIM_SIMULATOR_H_
 
 #include <cstdint>
 #include <string>
+#include <tuple>
+#include <vector>
 
 namespace raftkv::raft::sim {
 
@@ -116,8 +135,14 @@ struct Result {
 
 Result RunSimulation(const Options& options);
 
-// The command that replays a run with these options.
+// The command that replays a run with these options (the fault knobs below,
+// --max_msg_bytes and the boolean options; other fields at their defaults).
 std::string ReplayCommand(const Options& options);
+
+// The fault probabilities simulate accepts as flags: (name, value in `o`,
+// value in `d`).
+std::vector<std::tuple<const char*, double, double>> FaultKnobs(const Options& o,
+                                                                const Options& d);
 
 // One line of statistics.
 std::string Summary(const Result& r);
