@@ -14,13 +14,6 @@
 namespace raftkv::raft::sim {
 namespace {
 
-// Sanitizer builds run half of the seeds.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr int kScale = 2;
-#else
-constexpr int kScale = 1;
-#endif
-
 constexpr int kSteps = 300;        // per seed
 constexpr int kSeedsPerBlock = 100;
 
@@ -55,7 +48,7 @@ class SimulationTest : public ::testing::TestWithParam<Block> {};
 
 TEST_P(SimulationTest, SafeAndLive) {
   const Block b = GetParam();
-  const int seeds = kSeedsPerBlock / kScale;
+  const int seeds = kSeedsPerBlock;
   uint64_t events = 0, applied = 0, failed = 0;
   int worst_liveness = 0;
   for (uint64_t seed = b.first_seed; seed < b.first_seed + seeds; ++seed) {
@@ -109,7 +102,7 @@ constexpr uint64_t kPlantedBugSeeds = 150;
 
 TEST(PlantedBugTest, TheSimulatorFindsIt) {
   uint64_t found = 0;
-  for (uint64_t seed = 1; seed <= kPlantedBugSeeds / (kScale > 1 ? 2 : 1); ++seed) {
+  for (uint64_t seed = 1; seed <= kPlantedBugSeeds; ++seed) {
     const Options o = PlantedBugMix(seed, true);
     const Result r = RunSeed(o);
     if (r.ok) continue;
@@ -126,7 +119,7 @@ TEST(PlantedBugTest, TheSimulatorFindsIt) {
 }
 
 TEST(PlantedBugTest, NoViolationWithoutIt) {
-  for (uint64_t seed = 1; seed <= kPlantedBugSeeds / (kScale > 1 ? 2 : 1); ++seed) {
+  for (uint64_t seed = 1; seed <= kPlantedBugSeeds; ++seed) {
     const Options o = PlantedBugMix(seed, false);
     const Result r = RunSeed(o);
     EXPECT_TRUE(r.ok) << "seed " << seed << ": " << r.violation
