@@ -281,6 +281,9 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
     pp->set_state(raft::ProgressStateName(p.state));
     pp->set_recent_active(p.recent_active);
   }
+  if (options_.snapshot_transfers) {
+    for (auto& t : options_.snapshot_transfers()) resp->add_snapshot_transfers(std::move(t));
+  }
   if (req->include_digest()) {
     auto d = sm_->Digest();
     if (!d.ok()) return ToGrpc(d.status());

@@ -27,6 +27,8 @@ struct ServiceOptions {
   absl::Duration default_deadline = absl::Seconds(10);
   // Address of a node id, for NOT_LEADER hints ("" if unknown).
   std::function<std::string(uint64_t)> address_of;
+  // Snapshot transfers in progress, for status (may be empty).
+  std::function<std::vector<std::string>()> snapshot_transfers;
 };
 
 class KvService final : public kvpb::KV::CallbackService {

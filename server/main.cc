@@ -47,6 +47,14 @@ DEFINE_uint64(max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
 DEFINE_bool(lease_reads, false,
             "Serve linearizable reads from a leader lease instead of a heartbeat round "
             "(faster; relies on bounded clock drift).");
+DEFINE_uint64(snapshot_entries, 10000,
+              "Compact the log once it holds more than this many entries (0: never).");
+DEFINE_uint64(snapshot_keep_entries, 1000,
+              "Entries kept after compaction, so briefly slow followers catch up from "
+              "the log rather than a snapshot.");
+DEFINE_uint64(snapshot_chunk_bytes, 1 << 20, "Bytes per chunk of a snapshot transfer.");
+DEFINE_uint64(snapshot_max_bytes_per_sec, 0, "Cap on one snapshot transfer's rate (0: none).");
+DEFINE_int32(max_concurrent_snapshots, 2, "Snapshot transfers a leader runs at once.");
 DEFINE_int32(default_deadline_ms, 10000,
              "Deadline for a request that carries none, in milliseconds.");
 
@@ -128,18 +136,43 @@ int main(int argc, char** argv) {
   server::TransportOptions to;
   to.self_id = FLAGS_id;
   to.cluster_id = cluster_id;
-  server::PeerTransport transport(to, [&node_ptr](uint64_t peer) {
+  // Shut down before the node (below): their threads call into it.
+  auto transport = std::make_unique<server::PeerTransport>(to, [&node_ptr](uint64_t peer) {
     if (node_ptr != nullptr) node_ptr->ReportUnreachable(peer);
   });
-  for (const auto& [id, addr] : *spec) transport.SetPeer(id, addr);
+  for (const auto& [id, addr] : *spec) transport->SetPeer(id, addr);
+
+  server::SnapshotOptions snap_opts;
+  snap_opts.cluster_id = cluster_id;
+  snap_opts.chunk_bytes = FLAGS_snapshot_chunk_bytes;
+  snap_opts.max_bytes_per_sec = FLAGS_snapshot_max_bytes_per_sec;
+  snap_opts.max_concurrent = FLAGS_max_concurrent_snapshots;
+  if (absl::Status s = snap_opts.Validate(); !s.ok()) Die(std::string(s.message()));
+  auto snapshot_sender =
+      std::make_unique<server::SnapshotSender>(snap_opts, [&node_ptr](uint64_t peer, bool ok) {
+        if (node_ptr != nullptr) node_ptr->ReportSnapshot(peer, ok);
+      });
+  server::SnapshotReceiver snapshot_receiver(store.get());
 
   server::NodeOptions no;
   no.id = FLAGS_id;
+  no.snapshot_entries = FLAGS_snapshot_entries;
+  no.snapshot_keep_entries = FLAGS_snapshot_keep_entries;
   no.tick = absl::Milliseconds(FLAGS_tick_ms);
   no.election_ticks = FLAGS_election_ticks;
   no.heartbeat_ticks = FLAGS_heartbeat_ticks;
   no.lease_reads = FLAGS_lease_reads;
-  auto node = server::Node::Create(no, store.get(), sm->get(), &transport);
+  server::PeerTransport* transport_ptr = transport.get();
+  auto address_of = [transport_ptr, &spec](uint64_t id) {
+    std::string a = transport_ptr->AddressOf(id);
+    if (a.empty() && spec->count(id)) a = spec->at(id);
+    return a;
+  };
+  server::SnapshotHooks hooks;
+  hooks.sender = snapshot_sender.get();
+  hooks.receiver = &snapshot_receiver;
+  hooks.address_of = address_of;
+  auto node = server::Node::Create(no, store.get(), sm->get(), transport.get(), hooks);
   if (!node.ok()) Die(absl::StrCat("raft: ", node.status().message()));
   node_ptr = node->get();
 
@@ -149,15 +182,18 @@ int main(int argc, char** argv) {
   svc.address = address;
   svc.max_value_bytes = FLAGS_max_value_bytes;
   svc.default_deadline = absl::Milliseconds(FLAGS_default_deadline_ms);
-  svc.address_of = [&transport, &spec](uint64_t id) {
-    std::string a = transport.AddressOf(id);
-    if (a.empty() && spec->count(id)) a = spec->at(id);
-    return a;
+  svc.address_of = address_of;
+  server::SnapshotSender* sender_ptr = snapshot_sender.get();
+  svc.snapshot_transfers = [sender_ptr, &snapshot_receiver] {
+    std::vector<std::string> out = sender_ptr->InProgress();
+    if (std::string r = snapshot_receiver.State(); !r.empty()) out.push_back(r);
+    return out;
   };
   server::KvService kv(svc, node->get(), sm->get());
   server::AdminService admin(svc, node->get(), sm->get(), store.get());
-  server::PeerService peer(FLAGS_id, cluster_id,
-                           [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); });
+  server::PeerService peer(
+      FLAGS_id, cluster_id, [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); },
+      &snapshot_receiver);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -182,6 +218,8 @@ int main(int argc, char** argv) {
   stop.WaitForNotification();
   LOG(INFO) << "shutting down";
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  snapshot_sender.reset();  // joins transfers; they report into the node
   (*node)->Stop();
+  transport.reset();  // no more callbacks into the node after this
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "server/node.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -16,10 +17,61 @@ absl::Status NodeOptions::Validate() const {
   return absl::OkStatus();
 }
 
+// The core's view of the log: the store, except that GetSnapshot opens a
+// point-in-time image of the data at the applied index (on the loop
+// thread, where applying happens, so image and metadata agree) and keeps it
+// for the node to stream.
+class Node::LogView final : public raft::LogReader {
+ public:
+  explicit LogView(storage::LogStore* store) : store_(store) {}
+
+  absl::StatusOr<raft::InitialState> GetInitialState() const override {
+    return store_->GetInitialState();
+  }
+  absl::StatusOr<std::vector<raftpb::Entry>> Entries(uint64_t lo, uint64_t hi,
+                                                     uint64_t max_bytes) const override {
+    return store_->Entries(lo, hi, max_bytes);
+  }
+  absl::StatusOr<uint64_t> Term(uint64_t i) const override { return store_->Term(i); }
+  uint64_t FirstIndex() const override { return store_->FirstIndex(); }
+  uint64_t LastIndex() const override { return store_->LastIndex(); }
+
+  absl::StatusOr<raftpb::Snapshot> GetSnapshot() const override {
+    auto image = store_->OpenDataSnapshot();
+    if (!image.ok()) return image.status();
+    const uint64_t index = (*image)->applied_index();
+    auto term = store_->Term(index);
+    if (!term.ok()) return absl::UnavailableError(absl::StrCat("snapshot term: ", term.status().message()));
+    raftpb::Snapshot snap;
+    snap.mutable_metadata()->set_index(index);
+    snap.mutable_metadata()->set_term(*term);
+    if ((*image)->conf().has_value()) {
+      *snap.mutable_metadata()->mutable_conf_state() = *(*image)->conf();
+    } else {
+      auto base = store_->GetSnapshot();
+      if (!base.ok()) return base.status();
+      *snap.mutable_metadata()->mutable_conf_state() = base->metadata().conf_state();
+    }
+    images_.clear();  // only the newest image is streamed
+    images_[index] = std::shared_ptr<storage::DataSnapshot>(std::move(*image));
+    return snap;
+  }
+
+  std::shared_ptr<storage::DataSnapshot> TakeImage(uint64_t index) {
+    auto it = images_.find(index);
+    return it == images_.end() ? nullptr : it->second;
+  }
+
+ private:
+  storage::LogStore* const store_;
+  mutable std::map<uint64_t, std::shared_ptr<storage::DataSnapshot>> images_;
+};
+
 absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
                                                    storage::LogStore* store,
                                                    KvStateMachine* sm,
-                                                   MessageSender* transport) {
+                                                   MessageSender* transport,
+                                                   SnapshotHooks hooks) {
   if (absl::Status s = options.Validate(); !s.ok()) return s;
   raft::Config cfg;
   cfg.id = options.id;
@@ -28,21 +80,28 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
   cfg.applied = store->applied_index();
   cfg.read_mode = options.lease_reads ? raft::ReadMode::kLeaseBased : raft::ReadMode::kSafe;
   cfg.seed = absl::ToUnixNanos(absl::Now()) ^ options.id;
-  auto core = raft::Raft::Create(cfg, store);
+  auto view = std::make_unique<LogView>(store);
+  auto core = raft::Raft::Create(cfg, view.get());
   if (!core.ok()) return core.status();
-  return std::unique_ptr<Node>(new Node(options, store, sm, transport, std::move(*core)));
+  std::unique_ptr<Node> node(
+      new Node(options, store, sm, transport, std::move(hooks), std::move(view)));
+  node->core_ = std::move(*core);
+  node->PublishStatus();
+  return node;
 }
 
 Node::Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
-           MessageSender* transport, std::unique_ptr<raft::Raft> core)
+           MessageSender* transport, SnapshotHooks hooks, std::unique_ptr<LogView> view)
     : options_(options),
       store_(store),
       sm_(sm),
       transport_(transport),
-      core_(std::move(core)),
-      read_nonce_(absl::ToUnixNanos(absl::Now())) {
-  PublishStatus();
-}
+      hooks_(std::move(hooks)),
+      view_(std::move(view)),
+      // Conf changes at or below the applied index are not known here;
+      // compaction stays above it (see MaybeCompact).
+      last_conf_index_(store->applied_index()),
+      read_nonce_(absl::ToUnixNanos(absl::Now())) {}
 
 Node::~Node() { Stop(); }
 
@@ -83,6 +142,11 @@ void Node::ReportUnreachable(uint64_t peer) {
   inbox_.unreachable.push_back(peer);
 }
 
+void Node::ReportSnapshot(uint64_t peer, bool ok) {
+  absl::MutexLock l(&mu_);
+  inbox_.snapshot_reports.emplace_back(peer, ok);
+}
+
 raft::Status Node::RaftStatus() const {
   absl::MutexLock l(&status_mu_);
   return status_;
@@ -114,12 +178,9 @@ void Node::Run() {
       ticked = true;
       next_tick += options_.tick;
     }
-    for (const auto& m : in.messages) {
-      if (absl::Status s = core_->Step(m); !s.ok()) {
-        LOG_EVERY_N(WARNING, 100) << "dropping message from " << m.from() << ": " << s;
-      }
-    }
+    for (const auto& m : in.messages) StepMessage(m);
     for (uint64_t peer : in.unreachable) core_->ReportUnreachable(peer);
+    for (auto [peer, ok] : in.snapshot_reports) core_->ReportSnapshot(peer, ok);
     if (!in.writes.empty()) ProposeAll(std::move(in.writes));
     if (!in.reads.empty()) StartReads(std::move(in.reads));
     HandleReadies();
@@ -129,6 +190,85 @@ void Node::Run() {
     }
   }
   FailEverything(absl::UnavailableError("node is shutting down"));
+}
+
+void Node::StepMessage(const raftpb::Message& m) {
+  if (absl::Status s = core_->Step(m); !s.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "dropping message from " << m.from() << ": " << s;
+  }
+  if (m.type() == raftpb::MSG_SNAPSHOT && hooks_.receiver != nullptr) {
+    const auto& pending = core_->log().unstable_snapshot();
+    if (!pending || pending->metadata().index() != m.snapshot().metadata().index()) {
+      // The core did not take it (we had caught up meanwhile): drop the
+      // staged image so the next transfer can proceed.
+      hooks_.receiver->Release();
+    }
+  }
+}
+
+void Node::SendSnapshots(std::vector<raftpb::Message>* msgs) {
+  auto is_snap = [](const raftpb::Message& m) { return m.type() == raftpb::MSG_SNAPSHOT; };
+  auto first = std::stable_partition(msgs->begin(), msgs->end(),
+                                     [&](const raftpb::Message& m) { return !is_snap(m); });
+  for (auto it = first; it != msgs->end(); ++it) {
+    const uint64_t peer = it->to();
+    const uint64_t index = it->snapshot().metadata().index();
+    std::shared_ptr<storage::DataSnapshot> image = view_->TakeImage(index);
+    const std::string address = hooks_.address_of ? hooks_.address_of(peer) : "";
+    if (hooks_.sender == nullptr || image == nullptr || address.empty() ||
+        !hooks_.sender->Start(peer, address, std::move(*it), std::move(image))) {
+      // Busy or unable: the core falls back to probing and retries later.
+      core_->ReportSnapshot(peer, false);
+    }
+  }
+  msgs->erase(first, msgs->end());
+}
+
+void Node::InstallSnapshot(const raftpb::Snapshot& snapshot) {
+  const auto& meta = snapshot.metadata();
+  const std::optional<uint64_t> staged =
+      hooks_.receiver ? hooks_.receiver->staged_index() : std::nullopt;
+  if (staged != meta.index()) {
+    LOG(FATAL) << "raft asks to install the snapshot at " << meta.index()
+               << " but the staged image is " << (staged ? absl::StrCat(*staged) : "none");
+  }
+  if (absl::Status s = store_->InstallStaged(meta); !s.ok()) {
+    LOG(FATAL) << "installing the snapshot at " << meta.index() << " failed: " << s;
+  }
+  if (absl::Status s = sm_->Reload(); !s.ok()) {
+    LOG(FATAL) << "reloading the state machine after the snapshot: " << s;
+  }
+  hooks_.receiver->Release();
+  last_conf_index_ = meta.index();
+  LOG(INFO) << "installed the snapshot at " << meta.index() << " (term " << meta.term() << ")";
+}
+
+void Node::MaybeCompact() {
+  if (options_.snapshot_entries == 0) return;
+  const uint64_t applied = sm_->applied_index();
+  const uint64_t snap_index = store_->FirstIndex() - 1;
+  if (applied - snap_index <= options_.snapshot_entries) return;
+  // The membership recorded with the applied index holds for every index
+  // from the last applied conf change on: compact no lower than that.
+  uint64_t index = applied > options_.snapshot_keep_entries
+                       ? applied - options_.snapshot_keep_entries
+                       : 0;
+  index = std::max(index, last_conf_index_);
+  if (index <= snap_index) return;
+  auto term = store_->Term(index);
+  if (!term.ok()) return;
+  raftpb::ConfState conf;
+  if (auto c = store_->applied_conf(); c.has_value()) {
+    conf = *c;
+  } else {
+    conf = store_->GetSnapshot()->metadata().conf_state();
+  }
+  // Entries about to be dropped were applied with unsynced writes.
+  if (absl::Status s = store_->SyncWal(); !s.ok()) LOG(FATAL) << s;
+  if (absl::Status s = store_->Compact(index, *term, conf); !s.ok()) {
+    LOG(FATAL) << "compacting the log to " << index << ": " << s;
+  }
+  VLOG(1) << "compacted the log through " << index;
 }
 
 absl::Status Node::NotLeaderError() const {
@@ -175,13 +315,13 @@ void Node::StartReads(std::vector<PendingRead> reads) {
 void Node::HandleReadies() {
   while (core_->HasReady()) {
     raft::Ready rd = core_->GetReady();
-    // 1. The leader's appends go out while its own write proceeds (§10.2.1).
+    // 1. The leader's appends go out while its own write proceeds (§10.2.1);
+    // snapshots go to the snapshot sender.
+    SendSnapshots(&rd.messages);
     transport_->Send(std::move(rd.messages));
-    // 2. One synced write for the round's entries and hard state.
-    if (rd.snapshot) {
-      LOG(FATAL) << "received a snapshot at " << rd.snapshot->metadata().index()
-                 << ", but snapshot installation is not supported by this build";
-    }
+    // 2. One synced write for the round's entries and hard state; a
+    // snapshot is installed first, in its own write.
+    if (rd.snapshot) InstallSnapshot(*rd.snapshot);
     if (!rd.entries.empty() || rd.hard_state) {
       absl::Status s = store_->Append(rd.entries, rd.hard_state ? &*rd.hard_state : nullptr);
       if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
@@ -189,7 +329,10 @@ void Node::HandleReadies() {
     // 3. Acknowledgements promise what is now durable.
     transport_->Send(std::move(rd.persisted_messages));
     // 4. Apply, then answer.
-    if (!rd.committed_entries.empty()) Apply(rd.committed_entries);
+    if (!rd.committed_entries.empty()) {
+      Apply(rd.committed_entries);
+      MaybeCompact();
+    }
     for (auto& rs : rd.read_states) {
       auto it = reads_by_context_.find(rs.context);
       if (it == reads_by_context_.end()) continue;
@@ -216,6 +359,9 @@ void Node::HandleReadies() {
 }
 
 void Node::Apply(const std::vector<raftpb::Entry>& entries) {
+  for (const auto& e : entries) {
+    if (e.type() == raftpb::ENTRY_CONF_CHANGE) last_conf_index_ = e.index();
+  }
   auto results = sm_->Apply(entries);
   if (!results.ok()) LOG(FATAL) << "applying committed entries failed: " << results.status();
   std::map<uint64_t, ApplyResult*> by_index;

@@ -40,6 +40,11 @@ namespace raftkv::server {
 
 struct NodeOptions {
   uint64_t id = 0;
+  // Compaction: once the log holds more than snapshot_entries entries
+  // (0: never compact), drop its prefix, keeping the last
+  // snapshot_keep_entries so briefly slow followers catch up from the log.
+  uint64_t snapshot_entries = 10000;
+  uint64_t snapshot_keep_entries = 1000;
   absl::Duration tick = absl::Milliseconds(100);
   int election_ticks = 10;
   int heartbeat_ticks = 1;
@@ -48,6 +53,14 @@ struct NodeOptions {
   size_t max_proposals_per_round = 4096;
 
   absl::Status Validate() const;
+};
+
+// Snapshot transfer for a Node (all optional; without them no snapshot is
+// sent or installed). Not owned; must outlive the node.
+struct SnapshotHooks {
+  SnapshotSender* sender = nullptr;
+  SnapshotReceiver* receiver = nullptr;
+  std::function<std::string(uint64_t)> address_of;  // a peer's address
 };
 
 class Node {
@@ -62,7 +75,8 @@ class Node {
   static absl::StatusOr<std::unique_ptr<Node>> Create(const NodeOptions& options,
                                                       storage::LogStore* store,
                                                       KvStateMachine* sm,
-                                                      MessageSender* transport);
+                                                      MessageSender* transport,
+                                                      SnapshotHooks hooks = SnapshotHooks());
   ~Node();  // Stop()s
 
   void Start();
@@ -75,6 +89,8 @@ class Node {
   void Read(absl::Time deadline, ReadCallback done) ABSL_LOCKS_EXCLUDED(mu_);
   void Receive(raftpb::Message m) ABSL_LOCKS_EXCLUDED(mu_);
   void ReportUnreachable(uint64_t peer) ABSL_LOCKS_EXCLUDED(mu_);
+  // A snapshot transfer to `peer` ended (from the sender's thread).
+  void ReportSnapshot(uint64_t peer, bool ok) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The leader as last seen by the loop (0: unknown) and the current term.
   uint64_t leader() const { return leader_.load(); }
@@ -85,8 +101,9 @@ class Node {
   raft::Status RaftStatus() const ABSL_LOCKS_EXCLUDED(status_mu_);
 
  private:
+  class LogView;
   Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine* sm,
-       MessageSender* transport, std::unique_ptr<raft::Raft> core);
+       MessageSender* transport, SnapshotHooks hooks, std::unique_ptr<LogView> view);
 
   struct PendingWrite {
     std::string command;
@@ -107,8 +124,10 @@ class Node {
     std::vector<PendingRead> reads;
     std::vector<raftpb::Message> messages;
     std::vector<uint64_t> unreachable;
+    std::vector<std::pair<uint64_t, bool>> snapshot_reports;
     bool empty() const {
-      return writes.empty() && reads.empty() && messages.empty() && unreachable.empty();
+      return writes.empty() && reads.empty() && messages.empty() && unreachable.empty() &&
+             snapshot_reports.empty();
     }
   };
 
@@ -119,6 +138,10 @@ class Node {
   void ProposeAll(std::vector<PendingWrite> writes);
   void StartReads(std::vector<PendingRead> reads);
   void HandleReadies();
+  void StepMessage(const raftpb::Message& m);
+  void SendSnapshots(std::vector<raftpb::Message>* msgs);
+  void InstallSnapshot(const raftpb::Snapshot& snapshot);
+  void MaybeCompact();
   void Apply(const std::vector<raftpb::Entry>& entries);
   void ServeReads();
   void ExpireDeadlines(absl::Time now);
@@ -130,7 +153,10 @@ class Node {
   storage::LogStore* const store_;
   KvStateMachine* const sm_;
   MessageSender* const transport_;
+  const SnapshotHooks hooks_;
+  std::unique_ptr<LogView> view_;     // what the core reads the log through
   std::unique_ptr<raft::Raft> core_;  // loop thread only
+  uint64_t last_conf_index_ = 0;      // index of the last applied conf change
 
   absl::Mutex mu_;
   Inbox inbox_ ABSL_GUARDED_BY(mu_);

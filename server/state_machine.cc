@@ -50,22 +50,28 @@ absl::Status ValidateKey(const std::string& key) {
 absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
     storage::LogStore* store) {
   std::unique_ptr<KvStateMachine> sm(new KvStateMachine(store));
-  absl::Status parse = absl::OkStatus();
-  absl::Status s = store->ScanData(std::string(1, kSessionPrefix),
-                                   [&](absl::string_view k, absl::string_view v) {
-                                     if (k.empty() || k[0] != kSessionPrefix) return false;
-                                     statepb::SessionRecord rec;
-                                     if (!rec.ParseFromArray(v.data(), v.size())) {
-                                       parse = absl::DataLossError("corrupt session record");
-                                       return false;
-                                     }
-                                     sm->by_last_index_.emplace(rec.last_index(), rec.client_id());
-                                     sm->sessions_[rec.client_id()] = std::move(rec);
-                                     return true;
-                                   });
-  if (!s.ok()) return s;
-  if (!parse.ok()) return parse;
+  if (absl::Status s = sm->Reload(); !s.ok()) return s;
   return sm;
+}
+
+absl::Status KvStateMachine::Reload() {
+  sessions_.clear();
+  by_last_index_.clear();
+  absl::Status parse = absl::OkStatus();
+  absl::Status s = store_->ScanData(std::string(1, kSessionPrefix),
+                                    [&](absl::string_view k, absl::string_view v) {
+                                      if (k.empty() || k[0] != kSessionPrefix) return false;
+                                      statepb::SessionRecord rec;
+                                      if (!rec.ParseFromArray(v.data(), v.size())) {
+                                        parse = absl::DataLossError("corrupt session record");
+                                        return false;
+                                      }
+                                      by_last_index_.emplace(rec.last_index(), rec.client_id());
+                                      sessions_[rec.client_id()] = std::move(rec);
+                                      return true;
+                                    });
+  if (!s.ok()) return s;
+  return parse;
 }
 
 absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
@@ -73,8 +79,14 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
   std::vector<ApplyResult> results;
   if (entries.empty()) return results;
   Overlay overlay;
+  std::optional<raftpb::ConfState> conf;
   for (const raftpb::Entry& e : entries) {
     if (e.index() <= applied_index()) continue;  // already reflected (restart)
+    if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
+      raftpb::ConfChange cc;
+      if (cc.ParseFromString(e.data()) && cc.has_result()) conf = cc.result();
+      continue;
+    }
     if (e.type() != raftpb::ENTRY_NORMAL || e.data().empty()) continue;
     kvpb::Command cmd;
     ApplyResult r;
@@ -89,7 +101,10 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
   }
   const uint64_t last = entries.back().index();
   if (last > applied_index()) {
-    if (absl::Status s = store_->ApplyBatch(overlay.batch, last); !s.ok()) return s;
+    if (absl::Status s = store_->ApplyBatch(overlay.batch, last, conf ? &*conf : nullptr);
+        !s.ok()) {
+      return s;
+    }
   }
   return results;
 }

@@ -58,12 +58,17 @@ class KvStateMachine {
   static absl::StatusOr<std::unique_ptr<KvStateMachine>> Open(storage::LogStore* store);
 
   // Applies committed entries in order, as one ApplyBatch; returns a result
-  // for each normal entry that carried a command. Conf-change and empty
-  // entries only advance the applied index. A storage error is returned
+  // for each normal entry that carried a command. Empty entries only advance
+  // the applied index; conf-change entries also record the membership they
+  // result in, with the applied index. A storage error is returned
   // (fatal to the node).
   absl::StatusOr<std::vector<ApplyResult>> Apply(const std::vector<raftpb::Entry>& entries);
 
   uint64_t applied_index() const { return store_->applied_index(); }
+
+  // Reloads the session table after the store's data was replaced by a
+  // snapshot (LogStore::InstallStaged).
+  absl::Status Reload();
 
   // NotFound if the key is absent.
   absl::StatusOr<kvpb::KeyValue> Get(const std::string& key) const;

@@ -189,9 +189,7 @@ void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
   }
 }
 
-grpc::Status PeerService::Send(grpc::ServerContext* context,
-                               grpc::ServerReader<raftpb::Message>* reader,
-                               peerpb::SendAck* /*ack*/) {
+grpc::Status PeerService::CheckCluster(grpc::ServerContext* context) const {
   auto it = context->client_metadata().find(kClusterIdHeader);
   uint64_t cluster = 0;
   if (it == context->client_metadata().end() ||
@@ -202,16 +200,50 @@ grpc::Status PeerService::Send(grpc::ServerContext* context,
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("this node belongs to cluster ", cluster_id_));
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerService::Send(grpc::ServerContext* context,
+                               grpc::ServerReader<raftpb::Message>* reader,
+                               peerpb::SendAck* /*ack*/) {
+  if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
   raftpb::Message m;
   while (reader->Read(&m)) {
     if (m.to() != self_id_) {
       LOG_EVERY_N(WARNING, 100) << "dropping a message for node " << m.to()
                                 << " sent to node " << self_id_;
-      continue;
+    } else if (m.type() == raftpb::MSG_SNAPSHOT) {
+      // Snapshots arrive only through InstallSnapshot, with their image.
+      LOG_EVERY_N(WARNING, 100) << "dropping a bare snapshot message from " << m.from();
+    } else {
+      deliver_(std::move(m));
     }
-    deliver_(std::move(m));
     m.Clear();
   }
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
+                                          grpc::ServerReader<peerpb::SnapshotChunk>* reader,
+                                          peerpb::SnapshotAck* /*ack*/) {
+  if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
+  if (receiver_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "snapshots are not accepted");
+  }
+  absl::StatusOr<raftpb::Message> m =
+      receiver_->Receive([reader](peerpb::SnapshotChunk* c) { return reader->Read(c); });
+  if (!m.ok()) {
+    LOG(WARNING) << "snapshot transfer refused: " << m.status();
+    return grpc::Status(static_cast<grpc::StatusCode>(m.status().code()),
+                        std::string(m.status().message()));
+  }
+  if (m->to() != self_id_) {
+    receiver_->Release();
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot for another node");
+  }
+  LOG(INFO) << "snapshot at " << m->snapshot().metadata().index() << " from node " << m->from()
+            << " staged; handing it to raft";
+  deliver_(std::move(*m));
   return grpc::Status::OK;
 }
 

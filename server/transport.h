@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "proto/peer.grpc.pb.h"
 #include "proto/raft.pb.h"
+#include "server/snapshot_transfer.h"
 
 namespace raftkv::server {
 
@@ -71,18 +72,29 @@ class PeerTransport final : public MessageSender {
 // The Peer gRPC service: receives streams of messages from other nodes.
 class PeerService final : public peerpb::Peer::Service {
  public:
+  // `receiver` (not owned) stages incoming snapshots; null refuses them.
   PeerService(uint64_t self_id, uint64_t cluster_id,
-              std::function<void(raftpb::Message)> deliver)
-      : self_id_(self_id), cluster_id_(cluster_id), deliver_(std::move(deliver)) {}
+              std::function<void(raftpb::Message)> deliver,
+              SnapshotReceiver* receiver = nullptr)
+      : self_id_(self_id),
+        cluster_id_(cluster_id),
+        deliver_(std::move(deliver)),
+        receiver_(receiver) {}
 
   grpc::Status Send(grpc::ServerContext* context,
                     grpc::ServerReader<raftpb::Message>* reader,
                     peerpb::SendAck* ack) override;
+  grpc::Status InstallSnapshot(grpc::ServerContext* context,
+                               grpc::ServerReader<peerpb::SnapshotChunk>* reader,
+                               peerpb::SnapshotAck* ack) override;
 
  private:
+  grpc::Status CheckCluster(grpc::ServerContext* context) const;
+
   const uint64_t self_id_;
   const uint64_t cluster_id_;
   const std::function<void(raftpb::Message)> deliver_;
+  SnapshotReceiver* const receiver_;
 };
 
 }  // namespace raftkv::server
