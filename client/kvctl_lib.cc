@@ -337,7 +337,7 @@ class Kvctl {
     std::vector<client::EndpointStatus> all = client_->ClusterStatus();
     std::vector<std::vector<std::string>> rows = {
         {"ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LEADER",
-         "LAST", "REACHABLE"}};
+         "LAST", "SNAPSHOT", "REACHABLE"}};
     auto num = [](uint64_t v) { return absl::StrCat(v); };
     bool any = false;
     for (const client::EndpointStatus& e : all) {
@@ -347,9 +347,10 @@ class Kvctl {
         rows.push_back({num(s.node_id()), e.endpoint, s.role(), num(s.term()),
                         num(s.commit_index()), num(s.applied_index()),
                         s.leader_id() == 0 ? "-" : num(s.leader_id()),
-                        num(s.last_index()), "yes"});
+                        num(s.last_index()),
+                        absl::StrCat(s.snapshot_index(), "/", s.snapshot_term()), "yes"});
       } else {
-        rows.push_back({"-", e.endpoint, "-", "-", "-", "-", "-", "-",
+        rows.push_back({"-", e.endpoint, "-", "-", "-", "-", "-", "-", "-",
                         absl::StrCat("no (", absl::StatusCodeToString(
                                                  e.error.code()),
                                      ")")});
@@ -368,6 +369,14 @@ class Kvctl {
         if (i + 1 < row.size()) line.append(width[i] - row[i].size() + 2, ' ');
       }
       out_ << line << "\n";
+    }
+    // Snapshot transfers in progress (index/term above is the node's last
+    // snapshot, i.e. where its log starts).
+    for (const client::EndpointStatus& e : all) {
+      if (!e.reachable) continue;
+      for (const auto& t : e.status.snapshot_transfers()) {
+        out_ << "node " << e.status.node_id() << " snapshot transfer " << t << "\n";
+      }
     }
     if (FLAGS_verbose) {
       for (const client::EndpointStatus& e : all) {

@@ -279,7 +279,7 @@ TEST_F(KvctlTest, Status) {
   ASSERT_EQ(lines.size(), 4u) << r.out;
   EXPECT_THAT(lines[0], StartsWith("ID  ADDRESS"));
   for (const char* col : {"ROLE", "TERM", "COMMIT", "APPLIED", "LEADER",
-                          "LAST", "REACHABLE"}) {
+                          "LAST", "SNAPSHOT", "REACHABLE"}) {
     EXPECT_THAT(lines[0], HasSubstr(col));
   }
   EXPECT_THAT(lines[1], StartsWith("1 "));
