@@ -60,7 +60,13 @@ void Simulator::ChangeMembership() {
   if (cs.voters_size() + cs.learners_size() < o_.nodes + 2 && running < o_.nodes + 3u) {
     ops.push_back(0);
   }
-  if (cs.learners_size() > 0) ops.insert(ops.end(), {1, 1});
+  // Promote only a learner that caught up with the commit index (as etcd
+  // requires): a voter far behind stalls every commit until it catches up.
+  std::vector<uint64_t> ready;
+  for (const PeerStatus& p : l.raft->GetStatus().progress) {
+    if (IsLearner(cs, p.id) && p.match >= l.raft->log().committed()) ready.push_back(p.id);
+  }
+  if (!ready.empty()) ops.insert(ops.end(), {1, 1});
   if (voters >= 2 && (voters >= o_.nodes || Chance(0.3))) ops.insert(ops.end(), {2, 2});
   if (cs.learners_size() > 0) ops.push_back(3);
   if (ops.empty()) return;
@@ -73,7 +79,7 @@ void Simulator::ChangeMembership() {
       break;
     case 1:
       cc.set_type(raftpb::CONF_ADD_VOTER);
-      cc.set_node_id(Pick(std::vector<uint64_t>(cs.learners().begin(), cs.learners().end())));
+      cc.set_node_id(Pick(ready));
       break;
     case 2:
       cc.set_type(raftpb::CONF_REMOVE_NODE);

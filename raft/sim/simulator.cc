@@ -213,6 +213,8 @@ void Simulator::Apply(Node& n, const raftpb::Entry& e) {
   if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
     Log("node ", n.id, " applies conf change at ", e.index(), ": ",
         ConfStateString(n.sm.conf()));
+    for (uint64_t id : n.sm.conf().voters()) was_member_.insert(id);
+    for (uint64_t id : n.sm.conf().learners()) was_member_.insert(id);
   }
 }
 
@@ -359,6 +361,13 @@ void Simulator::Calm() {
   Log("calm: the network heals and crashed nodes restart");
   net_.Heal();
   net_.set_faults(NetworkFaults{0, 0, 0, o_.max_delay});
+  // Servers whose removal committed are shut down: left running, one that
+  // never learnt of its removal keeps campaigning, and without pre-vote or
+  // CheckQuorum nothing stops it from deposing leaders (§4.2.3).
+  const KvStateMachine& committed = Furthest();
+  for (auto& [id, n] : nodes_) {
+    if (!n->retired && was_member_.count(id) && !IsMember(committed.conf(), id)) Retire(*n);
+  }
   for (uint64_t id : Ids(false)) {
     if (!ok()) return;
     ++res_.restarts;
@@ -409,7 +418,10 @@ void Simulator::Calm() {
 
 Result Simulator::Run() {
   ChooseConfig();
-  for (int i = 1; i <= o_.nodes; ++i) bootstrap_.add_voters(i);
+  for (int i = 1; i <= o_.nodes; ++i) {
+    bootstrap_.add_voters(i);
+    was_member_.insert(i);
+  }
   next_id_ = o_.nodes + 1;
   for (int i = 1; i <= o_.nodes && ok(); ++i) AddNode(i, bootstrap_);
   while (ok() && res_.steps < static_cast<uint64_t>(o_.steps)) {

@@ -130,6 +130,7 @@ class Simulator {
   std::vector<NodeView> views_;  // the live nodes (LiveViews)
   bool views_dirty_ = true;
   std::set<std::string> answered_reads_;
+  std::set<uint64_t> was_member_;  // ids in some applied (committed) membership
   std::set<std::string> markers_;  // liveness markers of the current calm phase
   bool marker_applied_ = false;
   Result res_;
