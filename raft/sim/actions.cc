@@ -75,7 +75,8 @@ void Simulator::ChangeMembership() {
     case 0:
       cc.set_type(raftpb::CONF_ADD_LEARNER);
       cc.set_node_id(next_id_++);
-      AddNode(cc.node_id(), o_.empty_joiners ? raftpb::ConfState() : bootstrap_);
+      AddNode(cc.node_id(),
+              o_.empty_joiners || Chance(0.5) ? raftpb::ConfState() : bootstrap_);
       break;
     case 1:
       cc.set_type(raftpb::CONF_ADD_VOTER);

@@ -38,15 +38,14 @@
 // machine from the log's snapshot (the state machine is behind the log's
 // snapshot index). Compaction takes the image at the node's applied index.
 //
-// Nodes that join start with an empty log and the cluster's bootstrap
-// membership (the ConfState at index 0 that the original members hold), as
-// an etcd member joins with the initial cluster list: replaying the log from
-// index 1 then rebuilds the right membership. With Options::empty_joiners
-// they start with an empty ConfState instead, like TestCluster::AddEmptyNode:
-// a joiner then replays the conf changes onto an empty membership, believes
-// itself the only voter once promoted, and elects itself (two leaders in one
-// term). The core cannot tell; joiners must be given the bootstrap
-// membership or start from a snapshot.
+// Nodes that join start with an empty log and, at random, either no
+// membership (like TestCluster::AddEmptyNode) or the cluster's bootstrap
+// membership (the ConfState at index 0 of the original members);
+// Options::empty_joiners makes every joiner start with none. Before conf
+// entries recorded the resulting membership (commit 23e1563), a joiner with
+// none replayed the changes onto an empty membership, believed itself the
+// only voter once promoted and elected itself; --empty_joiners showed it
+// (seed 71: two leaders in term 3, on the core before that commit).
 //
 // Everything is driven by one std::mt19937_64 seeded with Options::seed:
 // the same options give the same run (Result::trace_hash fingerprints it).
@@ -106,7 +105,7 @@ struct Options {
 
   // The planted bug (Config::unsafe_commit_old_terms) on every node.
   bool unsafe_commit_old_terms = false;
-  // Joining nodes start with an empty ConfState (see above).
+  // Every joining node starts with an empty ConfState (else half of them).
   bool empty_joiners = false;
 
   bool verbose = false;  // print every event to stdout
