@@ -6,7 +6,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "glog/logging.h"
+#include "raft/membership.h"
 
 namespace raftkv::server {
 namespace {
@@ -281,6 +283,16 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
     pp->set_state(raft::ProgressStateName(p.state));
     pp->set_recent_active(p.recent_active);
   }
+  auto add_member = [&](uint64_t id, bool voter) {
+    adminpb::Member* m = resp->add_members();
+    m->set_id(id);
+    m->set_address(id == options_.node_id ? options_.address : options_.address_of(id));
+    m->set_voter(voter);
+  };
+  for (uint64_t v : st.conf_state.voters()) add_member(v, true);
+  for (uint64_t l : st.conf_state.learners()) add_member(l, false);
+  resp->set_removed(!raft::IsMember(st.conf_state, options_.node_id) ||
+                    (options_.removed && options_.removed()));
   if (options_.snapshot_transfers) {
     for (auto& t : options_.snapshot_transfers()) resp->add_snapshot_transfers(std::move(t));
   }
@@ -290,6 +302,124 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
     resp->set_data_digest(d->first);
     resp->set_key_count(d->second);
   }
+  return grpc::Status::OK;
+}
+
+namespace {
+
+// Runs start(callback) and waits for the callback (run on the node's loop
+// thread, possibly after this returns: the state is shared).
+template <typename T>
+absl::StatusOr<T> AwaitNode(absl::Time deadline,
+                            const std::function<void(std::function<void(absl::StatusOr<T>)>)>& start) {
+  struct State {
+    absl::Notification done;
+    absl::StatusOr<T> result = absl::UnknownError("no answer");
+  };
+  auto state = std::make_shared<State>();
+  start([state](absl::StatusOr<T> r) {
+    state->result = std::move(r);
+    state->done.Notify();
+  });
+  // The node fails its callbacks at their deadline (checked every tick).
+  if (!state->done.WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
+    return absl::DeadlineExceededError("no answer from the node in time; outcome unknown");
+  }
+  return std::move(state->result);
+}
+
+template <typename Resp>
+void FillConf(const raftpb::ConfState& cs, Resp* resp) {
+  for (uint64_t v : cs.voters()) resp->add_voters(v);
+  for (uint64_t l : cs.learners()) resp->add_learners(l);
+}
+
+}  // namespace
+
+absl::Time AdminService::DeadlineOf(grpc::ServerContext* ctx) const {
+  absl::Time deadline = absl::FromChrono(ctx->deadline());
+  if (deadline == absl::InfiniteFuture() || deadline > absl::Now() + absl::Hours(1)) {
+    deadline = absl::Now() + options_.default_deadline;
+  }
+  return deadline;
+}
+
+grpc::Status AdminService::Answer(grpc::ServerContext* ctx, absl::Status s) {
+  if (s.code() == absl::StatusCode::kFailedPrecondition &&
+      absl::StartsWith(s.message(), "not leader")) {
+    const uint64_t leader = node_->leader();
+    const std::string addr = leader == 0 ? "" : options_.address_of(leader);
+    ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
+    ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
+    s = absl::FailedPreconditionError(
+        leader == 0 ? "not leader; no leader is known (election in progress?)"
+                    : absl::StrCat("not leader; leader is node ", leader, " at ", addr));
+  }
+  if (!s.ok()) LOG(INFO) << "admin request from " << ctx->peer() << ": " << s;
+  return ToGrpc(s);
+}
+
+absl::StatusOr<raftpb::ConfState> AdminService::ChangeMembership(grpc::ServerContext* ctx,
+                                                                 raftpb::ConfChange cc) {
+  if (cc.node_id() == 0) return absl::InvalidArgumentError("node_id must not be 0");
+  if (!node_->is_leader()) return absl::FailedPreconditionError("not leader");
+  const absl::Time deadline = DeadlineOf(ctx);
+  return AwaitNode<raftpb::ConfState>(
+      deadline, [&](std::function<void(absl::StatusOr<raftpb::ConfState>)> done) {
+        node_->ProposeConfChange(std::move(cc), deadline, std::move(done));
+      });
+}
+
+grpc::Status AdminService::AddMember(grpc::ServerContext* ctx,
+                                     const adminpb::AddMemberRequest* req,
+                                     adminpb::AddMemberResponse* resp) {
+  if (req->address().empty() || req->address().find(':') == std::string::npos) {
+    return Answer(ctx, absl::InvalidArgumentError("address must be HOST:PORT"));
+  }
+  raftpb::ConfChange cc;
+  cc.set_type(raftpb::CONF_ADD_LEARNER);
+  cc.set_node_id(req->node_id());
+  cc.set_context(req->address());
+  auto r = ChangeMembership(ctx, std::move(cc));
+  if (!r.ok()) return Answer(ctx, r.status());
+  FillConf(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::PromoteMember(grpc::ServerContext* ctx,
+                                         const adminpb::PromoteMemberRequest* req,
+                                         adminpb::PromoteMemberResponse* resp) {
+  raftpb::ConfChange cc;
+  cc.set_type(raftpb::CONF_ADD_VOTER);
+  cc.set_node_id(req->node_id());
+  auto r = ChangeMembership(ctx, std::move(cc));
+  if (!r.ok()) return Answer(ctx, r.status());
+  FillConf(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::RemoveMember(grpc::ServerContext* ctx,
+                                        const adminpb::RemoveMemberRequest* req,
+                                        adminpb::RemoveMemberResponse* resp) {
+  raftpb::ConfChange cc;
+  cc.set_type(raftpb::CONF_REMOVE_NODE);
+  cc.set_node_id(req->node_id());
+  auto r = ChangeMembership(ctx, std::move(cc));
+  if (!r.ok()) return Answer(ctx, r.status());
+  FillConf(*r, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::TransferLeader(grpc::ServerContext* ctx,
+                                          const adminpb::TransferLeaderRequest* req,
+                                          adminpb::TransferLeaderResponse* resp) {
+  if (!node_->is_leader()) return Answer(ctx, absl::FailedPreconditionError("not leader"));
+  const absl::Time deadline = DeadlineOf(ctx);
+  auto r = AwaitNode<uint64_t>(deadline, [&](std::function<void(absl::StatusOr<uint64_t>)> done) {
+    node_->TransferLeadership(req->node_id(), deadline, std::move(done));
+  });
+  if (!r.ok()) return Answer(ctx, r.status());
+  resp->set_leader_id(*r);
   return grpc::Status::OK;
 }
 

@@ -29,6 +29,9 @@ struct ServiceOptions {
   std::function<std::string(uint64_t)> address_of;
   // Snapshot transfers in progress, for status (may be empty).
   std::function<std::vector<std::string>()> snapshot_transfers;
+  // True once this node learned from the leader that it was removed (a
+  // removed node may never receive the entry that removes it). May be empty.
+  std::function<bool()> removed;
 };
 
 class KvService final : public kvpb::KV::CallbackService {
@@ -69,8 +72,24 @@ class AdminService final : public adminpb::Admin::Service {
 
   grpc::Status Status(grpc::ServerContext* ctx, const adminpb::StatusRequest* req,
                       adminpb::StatusResponse* resp) override;
+  // Membership changes and leadership transfer: served by the leader; each
+  // returns once the change is applied here (or the transfer is done).
+  grpc::Status AddMember(grpc::ServerContext* ctx, const adminpb::AddMemberRequest* req,
+                         adminpb::AddMemberResponse* resp) override;
+  grpc::Status PromoteMember(grpc::ServerContext* ctx, const adminpb::PromoteMemberRequest* req,
+                             adminpb::PromoteMemberResponse* resp) override;
+  grpc::Status RemoveMember(grpc::ServerContext* ctx, const adminpb::RemoveMemberRequest* req,
+                            adminpb::RemoveMemberResponse* resp) override;
+  grpc::Status TransferLeader(grpc::ServerContext* ctx,
+                              const adminpb::TransferLeaderRequest* req,
+                              adminpb::TransferLeaderResponse* resp) override;
 
  private:
+  absl::Time DeadlineOf(grpc::ServerContext* ctx) const;
+  absl::StatusOr<raftpb::ConfState> ChangeMembership(grpc::ServerContext* ctx,
+                                                     raftpb::ConfChange cc);
+  grpc::Status Answer(grpc::ServerContext* ctx, absl::Status s);
+
   const ServiceOptions options_;
   Node* const node_;
   KvStateMachine* const sm_;

@@ -6,19 +6,36 @@
 //
 // One gRPC port per node (its address in --cluster) serves clients (KV,
 // Admin), peers (Peer), gRPC health checking and server reflection.
+//
+// Joining a running cluster (an empty data dir):
+//
+//   bazel run //server -- --id=4 --listen=127.0.0.1:7004
+//       --join=127.0.0.1:7001,127.0.0.1:7002 --data_dir=data/n4   (one line)
+//
+// learns the cluster id from a member's Admin.Status, bootstraps with an
+// empty membership, starts, and asks the leader to add it as a learner; the
+// leader promotes it once it has caught up.
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "proto/admin.grpc.pb.h"
+#include "raft/membership.h"
 #include "server/cluster_spec.h"
 #include "server/kv_service.h"
 #include "server/node.h"
@@ -57,6 +74,19 @@ DEFINE_uint64(snapshot_max_bytes_per_sec, 0, "Cap on one snapshot transfer's rat
 DEFINE_int32(max_concurrent_snapshots, 2, "Snapshot transfers a leader runs at once.");
 DEFINE_int32(default_deadline_ms, 10000,
              "Deadline for a request that carries none, in milliseconds.");
+DEFINE_string(join, "",
+              "Join a running cluster instead of founding one: addresses of some of its "
+              "members, HOST:PORT,... (instead of --cluster). This node's own address is "
+              "--advertise, else --listen. Give it again on restarts.");
+DEFINE_string(advertise, "",
+              "With --join: the address other members reach this node at (default: "
+              "--listen).");
+DEFINE_bool(join_add_self, true,
+            "With --join: ask the leader to add this node as a learner (otherwise an "
+            "operator runs `kvctl member add`).");
+DEFINE_uint64(auto_promote_gap, 50,
+              "The leader promotes a learner once its log is within this many entries "
+              "of its own (0: only by `kvctl member promote`).");
 
 namespace {
 
@@ -80,6 +110,160 @@ std::string ResolveDir(const std::string& dir) {
   std::exit(1);
 }
 
+// Peers' addresses: the founding --cluster, the members a --join target
+// reported, the state machine's record of added members, and every
+// conf-change entry appended or applied. Keeps the transport's peer set in
+// sync (SetPeer on learning an address, RemovePeer once a removal applies).
+class AddressBook {
+ public:
+  AddressBook(uint64_t self, std::string self_address, raftkv::server::PeerTransport* transport)
+      : self_(self), self_address_(std::move(self_address)), transport_(transport) {}
+
+  void Learn(uint64_t id, const std::string& address) {
+    if (id == 0 || address.empty()) return;
+    {
+      absl::MutexLock l(&mu_);
+      auto it = book_.find(id);
+      if (it != book_.end() && it->second == address) return;
+      book_[id] = address;
+    }
+    if (id != self_) {
+      LOG(INFO) << "peer " << id << " is at " << address;
+      transport_->SetPeer(id, address);
+    }
+  }
+  void Forget(uint64_t id) {
+    if (id == self_) return;
+    {
+      absl::MutexLock l(&mu_);
+      if (book_.erase(id) == 0) return;
+    }
+    LOG(INFO) << "peer " << id << " was removed";
+    transport_->RemovePeer(id);
+  }
+  std::vector<std::string> Others() const {
+    absl::MutexLock l(&mu_);
+    std::vector<std::string> out;
+    for (const auto& [id, a] : book_) {
+      if (id != self_) out.push_back(a);
+    }
+    return out;
+  }
+  std::string AddressOf(uint64_t id) const {
+    if (id == self_) return self_address_;
+    absl::MutexLock l(&mu_);
+    auto it = book_.find(id);
+    return it == book_.end() ? transport_->AddressOf(id) : it->second;
+  }
+  void OnConfChange(const raftkv::raftpb::ConfChange& cc, bool applied) {
+    if (cc.type() == raftkv::raftpb::CONF_REMOVE_NODE) {
+      if (applied) Forget(cc.node_id());
+    } else {
+      Learn(cc.node_id(), cc.context());
+    }
+  }
+
+ private:
+  const uint64_t self_;
+  const std::string self_address_;
+  raftkv::server::PeerTransport* const transport_;
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, std::string> book_ ABSL_GUARDED_BY(mu_);
+};
+
+// Admin.Status of the first of `addresses` that answers within `timeout`.
+absl::StatusOr<raftkv::adminpb::StatusResponse> AskStatus(const std::vector<std::string>& addresses,
+                                                         absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  absl::Status last = absl::UnavailableError("no --join address");
+  while (true) {
+    for (const std::string& a : addresses) {
+      auto stub = raftkv::adminpb::Admin::NewStub(
+          grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      raftkv::adminpb::StatusRequest req;
+      raftkv::adminpb::StatusResponse resp;
+      grpc::Status s = stub->Status(&ctx, req, &resp);
+      if (s.ok()) return resp;
+      last = absl::UnavailableError(absl::StrCat(a, ": ", s.error_message()));
+    }
+    if (absl::Now() > give_up) return last;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+}
+
+// Asks the cluster's leader to add this node as a learner, retrying (and
+// following leader hints) until it is a member or `stop` is notified.
+void AddSelf(uint64_t id, const std::string& address, std::vector<std::string> seeds,
+             raftkv::server::Node* node, absl::Notification* stop) {
+  using namespace raftkv;
+  std::string target = seeds.empty() ? "" : seeds[0];
+  for (int attempt = 0; !stop->HasBeenNotified(); ++attempt) {
+    if (raft::IsMember(node->RaftStatus().conf_state, id)) return;
+    auto st = AskStatus(seeds, absl::Seconds(1));
+    if (st.ok() && !st->leader_address().empty()) target = st->leader_address();
+    if (st.ok()) {
+      for (const auto& m : st->members()) {
+        if (m.id() == id) {
+          LOG(INFO) << "node " << id << " is already a member";
+          return;
+        }
+      }
+    }
+    auto stub = adminpb::Admin::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    adminpb::AddMemberRequest req;
+    req.set_node_id(id);
+    req.set_address(address);
+    adminpb::AddMemberResponse resp;
+    grpc::Status s = stub->AddMember(&ctx, req, &resp);
+    if (s.ok() || s.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+      LOG(INFO) << "node " << id << " added to the cluster as a learner (via " << target << ")";
+      return;
+    }
+    LOG(WARNING) << "asking " << target << " to add node " << id << ": " << s.error_message();
+    stop->WaitForNotificationWithTimeout(absl::Milliseconds(std::min(200 * (attempt + 1), 2000)));
+  }
+}
+
+// A node removed from the cluster may never receive the entry that removes
+// it (the leader stops replicating to it at once). While it still believes
+// it is a member, it asks the leader (or any peer) now and then; a leader
+// whose membership lacks this node means it was removed.
+void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node* node,
+                     std::atomic<bool>* removed, absl::Notification* stop) {
+  using namespace raftkv;
+  while (!stop->WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    const raft::Status st = node->RaftStatus();
+    if (!raft::IsMember(st.conf_state, id) || st.role == raft::Role::kLeader) continue;
+    std::vector<std::string> ask;
+    if (st.leader != 0 && st.leader != id) ask.push_back(book->AddressOf(st.leader));
+    if (ask.empty() || ask[0].empty()) ask = book->Others();
+    for (const std::string& a : ask) {
+      if (a.empty()) continue;
+      auto stub = adminpb::Admin::NewStub(
+          grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+      adminpb::StatusRequest req;
+      adminpb::StatusResponse resp;
+      if (!stub->Status(&ctx, req, &resp).ok() || resp.role() != "leader") continue;
+      bool member = resp.voters_size() == 0;  // a leader always has voters
+      for (uint64_t v : resp.voters()) member |= v == id;
+      for (uint64_t l : resp.learners()) member |= l == id;
+      if (!member && !removed->exchange(true)) {
+        LOG(WARNING) << "node " << id << " was removed from the cluster (leader "
+                     << resp.node_id() << " at " << a << ")";
+      }
+      if (member) removed->store(false);
+      break;
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,23 +279,57 @@ int main(int argc, char** argv) {
   using namespace raftkv;
   if (FLAGS_id == 0) Die("--id is required (a node id from --cluster)");
   if (FLAGS_data_dir.empty()) Die("--data_dir is required");
-  auto spec = server::ParseClusterSpec(FLAGS_cluster);
+  const bool joining = !FLAGS_join.empty();
+  if (joining && !FLAGS_cluster.empty()) Die("give either --cluster or --join, not both");
+  absl::StatusOr<server::ClusterSpec> spec = server::ClusterSpec();
+  if (!joining) spec = server::ParseClusterSpec(FLAGS_cluster);
   if (!spec.ok()) Die(absl::StrCat("--cluster: ", spec.status().message()));
-  if (!spec->count(FLAGS_id)) {
+  if (!joining && !spec->count(FLAGS_id)) {
     Die(absl::StrCat("--id=", FLAGS_id, " is not in --cluster=", FLAGS_cluster));
   }
-  const std::string address = spec->at(FLAGS_id);
-  const uint64_t cluster_id = server::ClusterIdOf(*spec);
+  std::vector<std::string> seeds;
+  if (joining) {
+    for (absl::string_view a : absl::StrSplit(FLAGS_join, ',', absl::SkipWhitespace())) {
+      seeds.emplace_back(a);
+    }
+    if (seeds.empty()) Die("--join: no addresses");
+  }
+  const std::string address =
+      joining ? (FLAGS_advertise.empty() ? FLAGS_listen : FLAGS_advertise) : spec->at(FLAGS_id);
+  if (address.empty()) Die("--join needs this node's address: --listen or --advertise");
+  uint64_t cluster_id = joining ? 0 : server::ClusterIdOf(*spec);
   const std::string dir = ResolveDir(FLAGS_data_dir);
 
-  storagepb::NodeIdentity identity;
-  identity.set_cluster_id(cluster_id);
-  identity.set_node_id(FLAGS_id);
   storage::Options so;
   so.dir = dir;
   auto opened = storage::LogStore::Open(so);
   if (!opened.ok()) Die(std::string(opened.status().message()));
   std::unique_ptr<storage::LogStore> store = std::move(*opened);
+  // With --join: the members' addresses (and, on a first start, the cluster
+  // id) from a member's Admin.Status.
+  std::map<uint64_t, std::string> joined_members;
+  if (joining) {
+    auto have = store->identity();
+    auto st = AskStatus(seeds, have.has_value() ? absl::Seconds(2) : absl::Seconds(60));
+    if (st.ok()) {
+      if (have.has_value() && st->cluster_id() != have->cluster_id()) {
+        Die(absl::StrCat("--join: ", seeds[0], " is in cluster ", st->cluster_id(),
+                         " but data dir ", dir, " belongs to cluster ", have->cluster_id()));
+      }
+      cluster_id = st->cluster_id();
+      for (const auto& m : st->members()) joined_members[m.id()] = m.address();
+      joined_members[st->node_id()] = st->address();
+    } else if (!have.has_value()) {
+      Die(absl::StrCat("--join: no member answered: ", st.status().message()));
+    } else {
+      LOG(WARNING) << "--join: no member answered (" << st.status().message()
+                   << "); starting from the stored membership";
+    }
+    if (have.has_value()) cluster_id = have->cluster_id();
+  }
+  storagepb::NodeIdentity identity;
+  identity.set_cluster_id(cluster_id);
+  identity.set_node_id(FLAGS_id);
   if (auto have = store->identity(); have.has_value()) {
     if (have->node_id() != FLAGS_id || have->cluster_id() != cluster_id) {
       Die(absl::StrCat("data dir ", dir, " belongs to node ", have->node_id(), " of cluster ",
@@ -122,11 +340,14 @@ int main(int argc, char** argv) {
     LOG(INFO) << "recovering node " << FLAGS_id << " of cluster " << cluster_id << " from "
               << dir;
   } else {
+    // A joining node starts with an empty membership: it adopts the
+    // cluster's from the first conf-change entry or snapshot it receives.
     raftpb::ConfState conf;
     for (const auto& [id, addr] : *spec) conf.add_voters(id);
     if (absl::Status s = store->Bootstrap(identity, conf); !s.ok()) Die(std::string(s.message()));
     LOG(INFO) << "bootstrapped node " << FLAGS_id << " of cluster " << cluster_id
-              << " (" << server::FormatClusterSpec(*spec) << ") in " << dir;
+              << (joining ? " to join it" : absl::StrCat(" (", server::FormatClusterSpec(*spec), ")"))
+              << " in " << dir;
   }
 
   auto sm = server::KvStateMachine::Open(store.get());
@@ -140,7 +361,23 @@ int main(int argc, char** argv) {
   auto transport = std::make_unique<server::PeerTransport>(to, [&node_ptr](uint64_t peer) {
     if (node_ptr != nullptr) node_ptr->ReportUnreachable(peer);
   });
-  for (const auto& [id, addr] : *spec) transport->SetPeer(id, addr);
+  AddressBook book(FLAGS_id, address, transport.get());
+  for (const auto& [id, addr] : *spec) book.Learn(id, addr);
+  for (const auto& [id, addr] : joined_members) book.Learn(id, addr);
+  for (const auto& [id, addr] : (*sm)->MemberAddresses()) book.Learn(id, addr);
+  // Conf changes in the log past the applied index (appended before a
+  // restart) carry addresses too.
+  if (store->LastIndex() > store->applied_index()) {
+    auto tail = store->Entries(store->applied_index() + 1, store->LastIndex() + 1, 64 << 20);
+    if (tail.ok()) {
+      for (const auto& e : *tail) {
+        raftpb::ConfChange cc;
+        if (e.type() == raftpb::ENTRY_CONF_CHANGE && cc.ParseFromString(e.data())) {
+          book.OnConfChange(cc, false);
+        }
+      }
+    }
+  }
 
   server::SnapshotOptions snap_opts;
   snap_opts.cluster_id = cluster_id;
@@ -162,12 +399,15 @@ int main(int argc, char** argv) {
   no.election_ticks = FLAGS_election_ticks;
   no.heartbeat_ticks = FLAGS_heartbeat_ticks;
   no.lease_reads = FLAGS_lease_reads;
-  server::PeerTransport* transport_ptr = transport.get();
-  auto address_of = [transport_ptr, &spec](uint64_t id) {
-    std::string a = transport_ptr->AddressOf(id);
-    if (a.empty() && spec->count(id)) a = spec->at(id);
-    return a;
+  no.auto_promote_gap = FLAGS_auto_promote_gap;
+  no.on_conf_change = [&book](const raftpb::ConfChange& cc, bool applied) {
+    book.OnConfChange(cc, applied);
   };
+  server::KvStateMachine* sm_ptr = sm->get();
+  no.on_snapshot_installed = [&book, sm_ptr] {
+    for (const auto& [id, addr] : sm_ptr->MemberAddresses()) book.Learn(id, addr);
+  };
+  auto address_of = [&book](uint64_t id) { return book.AddressOf(id); };
   server::SnapshotHooks hooks;
   hooks.sender = snapshot_sender.get();
   hooks.receiver = &snapshot_receiver;
@@ -189,6 +429,8 @@ int main(int argc, char** argv) {
     if (std::string r = snapshot_receiver.State(); !r.empty()) out.push_back(r);
     return out;
   };
+  std::atomic<bool> removed{false};
+  svc.removed = [&removed] { return removed.load(); };
   server::KvService kv(svc, node->get(), sm->get());
   server::AdminService admin(svc, node->get(), sm->get(), store.get());
   server::PeerService peer(
@@ -215,8 +457,15 @@ int main(int argc, char** argv) {
   g_stop = &stop;
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
+  std::thread add_self;
+  if (joining && FLAGS_join_add_self) {
+    add_self = std::thread(AddSelf, FLAGS_id, address, seeds, node->get(), &stop);
+  }
+  std::thread removal_watch(WatchForRemoval, FLAGS_id, &book, node->get(), &removed, &stop);
   stop.WaitForNotification();
   LOG(INFO) << "shutting down";
+  if (add_self.joinable()) add_self.join();
+  removal_watch.join();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   snapshot_sender.reset();  // joins transfers; they report into the node
   (*node)->Stop();

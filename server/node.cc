@@ -132,6 +132,16 @@ void Node::Read(absl::Time deadline, ReadCallback done) {
   inbox_.reads.push_back(PendingRead{deadline, std::move(done)});
 }
 
+void Node::ProposeConfChange(raftpb::ConfChange cc, absl::Time deadline, ConfCallback done) {
+  absl::MutexLock l(&mu_);
+  inbox_.confs.push_back(PendingConf{std::move(cc), deadline, std::move(done)});
+}
+
+void Node::TransferLeadership(uint64_t target, absl::Time deadline, TransferCallback done) {
+  absl::MutexLock l(&mu_);
+  inbox_.transfers.push_back(PendingTransfer{target, deadline, std::move(done)});
+}
+
 void Node::Receive(raftpb::Message m) {
   absl::MutexLock l(&mu_);
   inbox_.messages.push_back(std::move(m));
@@ -183,7 +193,11 @@ void Node::Run() {
     for (auto [peer, ok] : in.snapshot_reports) core_->ReportSnapshot(peer, ok);
     if (!in.writes.empty()) ProposeAll(std::move(in.writes));
     if (!in.reads.empty()) StartReads(std::move(in.reads));
+    if (!in.confs.empty()) StartConfChanges(std::move(in.confs));
+    if (!in.transfers.empty()) StartTransfers(std::move(in.transfers));
+    if (ticked) MaybePromoteLearners();
     HandleReadies();
+    if (!transfers_.empty()) CheckTransfers(now);
     if (ticked) {
       ExpireDeadlines(now);
       PublishStatus();
@@ -240,6 +254,7 @@ void Node::InstallSnapshot(const raftpb::Snapshot& snapshot) {
   }
   hooks_.receiver->Release();
   last_conf_index_ = meta.index();
+  if (options_.on_snapshot_installed) options_.on_snapshot_installed();
   LOG(INFO) << "installed the snapshot at " << meta.index() << " (term " << meta.term() << ")";
 }
 
@@ -312,9 +327,100 @@ void Node::StartReads(std::vector<PendingRead> reads) {
   }
 }
 
+void Node::StartConfChanges(std::vector<PendingConf> confs) {
+  for (auto& c : confs) {
+    auto id = core_->ProposeConfChange(c.cc);
+    if (!id.ok()) {
+      const bool not_leader = id.status().code() == absl::StatusCode::kFailedPrecondition &&
+                              core_->role() != raft::Role::kLeader;
+      c.done(not_leader ? NotLeaderError() : id.status());
+      continue;
+    }
+    LOG(INFO) << "node " << options_.id << " proposed membership change "
+              << raftpb::ConfChangeType_Name(c.cc.type()) << " " << c.cc.node_id() << " at "
+              << id->index;
+    ConfWaiter& w = conf_waiters_[id->index];
+    if (w.done) w.done(absl::UnavailableError("the change was superseded by a new leader; retry"));
+    w = ConfWaiter{id->term, c.deadline, std::move(c.done)};
+  }
+}
+
+void Node::StartTransfers(std::vector<PendingTransfer> transfers) {
+  for (auto& t : transfers) {
+    if (core_->role() != raft::Role::kLeader) {
+      t.done(NotLeaderError());
+      continue;
+    }
+    if (t.target == options_.id) {
+      t.done(options_.id);
+      continue;
+    }
+    absl::Status s = core_->TransferLeadership(t.target);
+    if (!s.ok()) {
+      t.done(s);
+      continue;
+    }
+    const uint64_t target = core_->GetStatus().lead_transferee;
+    LOG(INFO) << "node " << options_.id << " transferring leadership to " << target;
+    t.deadline = std::min(t.deadline, absl::Now() + options_.transfer_timeout);
+    transfers_.push_back(std::move(t));
+  }
+}
+
+void Node::CheckTransfers(absl::Time now) {
+  const uint64_t leader = core_->leader();
+  const bool leading = core_->role() == raft::Role::kLeader;
+  const bool transferring = leading && core_->GetStatus().lead_transferee != 0;
+  for (auto it = transfers_.begin(); it != transfers_.end();) {
+    if (leader != 0 && leader != options_.id) {
+      it->done(leader);
+    } else if (leading && !transferring) {
+      it->done(absl::AbortedError("leadership transfer aborted (the target did not take over "
+                                  "in time); this node is still the leader"));
+    } else if (it->deadline < now) {
+      it->done(absl::DeadlineExceededError("leadership transfer did not finish in time"));
+    } else {
+      ++it;
+      continue;
+    }
+    it = transfers_.erase(it);
+  }
+}
+
+void Node::MaybePromoteLearners() {
+  if (options_.auto_promote_gap == 0 || core_->role() != raft::Role::kLeader) return;
+  const raftpb::ConfState& cs = core_->conf_state();
+  if (cs.learners_size() == 0) return;
+  const raft::Status st = core_->GetStatus();
+  if (st.lead_transferee != 0) return;
+  for (const raft::PeerStatus& p : st.progress) {
+    if (p.voter || !raft::IsLearner(cs, p.id) || !p.recent_active) continue;
+    if (p.match == 0 || p.match + options_.auto_promote_gap < st.last_index) continue;
+    raftpb::ConfChange cc;
+    cc.set_type(raftpb::CONF_ADD_VOTER);
+    cc.set_node_id(p.id);
+    auto id = core_->ProposeConfChange(cc);
+    if (id.ok()) {
+      LOG(INFO) << "node " << options_.id << " promoting caught-up learner " << p.id
+                << " (match " << p.match << ", last " << st.last_index << ") at " << id->index;
+    } else {
+      VLOG(1) << "not promoting learner " << p.id << " yet: " << id.status();
+    }
+    return;  // one change at a time
+  }
+}
+
 void Node::HandleReadies() {
   while (core_->HasReady()) {
     raft::Ready rd = core_->GetReady();
+    // New members' addresses must be known before messages go to them.
+    if (options_.on_conf_change) {
+      for (const auto& e : rd.entries) {
+        if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
+        raftpb::ConfChange cc;
+        if (cc.ParseFromString(e.data())) options_.on_conf_change(cc, false);
+      }
+    }
     // 1. The leader's appends go out while its own write proceeds (§10.2.1);
     // snapshots go to the snapshot sender.
     SendSnapshots(&rd.messages);
@@ -364,6 +470,26 @@ void Node::Apply(const std::vector<raftpb::Entry>& entries) {
   }
   auto results = sm_->Apply(entries);
   if (!results.ok()) LOG(FATAL) << "applying committed entries failed: " << results.status();
+  for (const auto& e : entries) {
+    if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
+    raftpb::ConfChange cc;
+    const bool parsed = cc.ParseFromString(e.data());
+    if (parsed && options_.on_conf_change) options_.on_conf_change(cc, true);
+    auto w = conf_waiters_.find(e.index());
+    if (w == conf_waiters_.end()) continue;
+    if (w->second.term == e.term() && parsed) {
+      w->second.done(cc.result());
+    } else {
+      w->second.done(absl::UnavailableError("the change was superseded by a new leader; retry"));
+    }
+    conf_waiters_.erase(w);
+  }
+  // Conf waiters at indices a new leader overwrote with normal entries.
+  const uint64_t last_applied = entries.back().index();
+  for (auto it = conf_waiters_.begin(); it != conf_waiters_.end() && it->first <= last_applied;) {
+    it->second.done(absl::UnavailableError("the change was superseded by a new leader; retry"));
+    it = conf_waiters_.erase(it);
+  }
   std::map<uint64_t, ApplyResult*> by_index;
   for (auto& r : *results) by_index[r.index] = &r;
   const uint64_t last = entries.back().index();
@@ -407,6 +533,8 @@ void Expire(Map& pending, absl::Time now, const absl::Status& why) {
 
 void Node::ExpireDeadlines(absl::Time now) {
   Expire(waiters_, now, absl::DeadlineExceededError("deadline exceeded; outcome unknown"));
+  Expire(conf_waiters_, now,
+         absl::DeadlineExceededError("membership change not applied in time; outcome unknown"));
   Expire(reads_by_context_, now, absl::DeadlineExceededError("read not confirmed in time"));
   Expire(reads_by_index_, now, absl::DeadlineExceededError("read not applied in time"));
 }
@@ -422,6 +550,10 @@ void Node::PublishStatus() {
 void Node::FailEverything(const absl::Status& why) {
   for (auto& [index, w] : waiters_) w.done(why);
   waiters_.clear();
+  for (auto& [index, w] : conf_waiters_) w.done(why);
+  conf_waiters_.clear();
+  for (auto& t : transfers_) t.done(why);
+  transfers_.clear();
   for (auto& [ctx, r] : reads_by_context_) r.done(why);
   reads_by_context_.clear();
   for (auto& [index, r] : reads_by_index_) r.done(why);
@@ -434,6 +566,8 @@ void Node::FailEverything(const absl::Status& why) {
   // Outside the lock: a callback may call Propose or Read.
   for (auto& w : in.writes) w.done(why);
   for (auto& r : in.reads) r.done(why);
+  for (auto& c : in.confs) c.done(why);
+  for (auto& t : in.transfers) t.done(why);
 }
 
 }  // namespace raftkv::server

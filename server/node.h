@@ -51,6 +51,19 @@ struct NodeOptions {
   bool lease_reads = false;
   // Proposals taken from the inbox per round (one log append).
   size_t max_proposals_per_round = 4096;
+  // The leader promotes a learner to voter once its match index is within
+  // this many entries of the leader's last index (checked every tick).
+  // 0: never automatically (PromoteMember only).
+  uint64_t auto_promote_gap = 50;
+  // Leadership transfers not done by then fail (the core aborts its own
+  // after an election timeout).
+  absl::Duration transfer_timeout = absl::Seconds(5);
+  // Called on the loop thread for every conf-change entry this node
+  // appends to its log (applied=false; before the round's messages go out)
+  // and again when it is applied (applied=true). Must not block.
+  std::function<void(const raftpb::ConfChange&, bool applied)> on_conf_change;
+  // Called on the loop thread after a snapshot replaced the data.
+  std::function<void()> on_snapshot_installed;
 
   absl::Status Validate() const;
 };
@@ -69,6 +82,10 @@ class Node {
   // OK once the state machine has applied everything committed before the
   // read arrived: reading it now is linearizable.
   using ReadCallback = std::function<void(absl::Status)>;
+  // The membership after the change, once its entry is applied here.
+  using ConfCallback = std::function<void(absl::StatusOr<raftpb::ConfState>)>;
+  // The new leader, once this node has seen another node take over.
+  using TransferCallback = std::function<void(absl::StatusOr<uint64_t>)>;
 
   // The store, state machine and transport are not owned; they must outlive
   // the node. REQUIRES: the store is bootstrapped.
@@ -87,6 +104,13 @@ class Node {
   void Propose(std::string command, absl::Time deadline, WriteCallback done)
       ABSL_LOCKS_EXCLUDED(mu_);
   void Read(absl::Time deadline, ReadCallback done) ABSL_LOCKS_EXCLUDED(mu_);
+  // Membership change (leader only): errors as FAILED_PRECONDITION ("not
+  // leader; ...", "another change in progress", ...) or UNAVAILABLE.
+  void ProposeConfChange(raftpb::ConfChange cc, absl::Time deadline, ConfCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Leadership transfer to `target` (0: the most up-to-date voter).
+  void TransferLeadership(uint64_t target, absl::Time deadline, TransferCallback done)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void Receive(raftpb::Message m) ABSL_LOCKS_EXCLUDED(mu_);
   void ReportUnreachable(uint64_t peer) ABSL_LOCKS_EXCLUDED(mu_);
   // A snapshot transfer to `peer` ended (from the sender's thread).
@@ -119,14 +143,31 @@ class Node {
     absl::Time deadline;
     WriteCallback done;
   };
+  struct PendingConf {
+    raftpb::ConfChange cc;
+    absl::Time deadline;
+    ConfCallback done;
+  };
+  struct PendingTransfer {
+    uint64_t target = 0;
+    absl::Time deadline;
+    TransferCallback done;
+  };
+  struct ConfWaiter {
+    uint64_t term = 0;
+    absl::Time deadline;
+    ConfCallback done;
+  };
   struct Inbox {
+    std::vector<PendingConf> confs;
+    std::vector<PendingTransfer> transfers;
     std::vector<PendingWrite> writes;
     std::vector<PendingRead> reads;
     std::vector<raftpb::Message> messages;
     std::vector<uint64_t> unreachable;
     std::vector<std::pair<uint64_t, bool>> snapshot_reports;
     bool empty() const {
-      return writes.empty() && reads.empty() && messages.empty() && unreachable.empty() &&
+      return confs.empty() && transfers.empty() && writes.empty() && reads.empty() && messages.empty() && unreachable.empty() &&
              snapshot_reports.empty();
     }
   };
@@ -137,6 +178,10 @@ class Node {
   }
   void ProposeAll(std::vector<PendingWrite> writes);
   void StartReads(std::vector<PendingRead> reads);
+  void StartConfChanges(std::vector<PendingConf> confs);
+  void StartTransfers(std::vector<PendingTransfer> transfers);
+  void CheckTransfers(absl::Time now);
+  void MaybePromoteLearners();
   void HandleReadies();
   void StepMessage(const raftpb::Message& m);
   void SendSnapshots(std::vector<raftpb::Message>* msgs);
@@ -164,6 +209,8 @@ class Node {
 
   // Loop-thread state.
   std::map<uint64_t, Waiter> waiters_;                  // by log index
+  std::map<uint64_t, ConfWaiter> conf_waiters_;         // by log index
+  std::vector<PendingTransfer> transfers_;              // awaiting a new leader
   std::map<std::string, PendingRead> reads_by_context_;  // awaiting a read index
   std::multimap<uint64_t, PendingRead> reads_by_index_;  // awaiting apply
   const int64_t read_nonce_;  // this incarnation's, part of read contexts

@@ -11,6 +11,13 @@ namespace {
 
 constexpr char kKeyPrefix = 'k';
 constexpr char kSessionPrefix = 's';
+constexpr char kMemberPrefix = 'm';
+
+std::string MemberKey(uint64_t id) {
+  std::string k(9, kMemberPrefix);
+  for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<char>(id >> (56 - 8 * i));
+  return k;
+}
 
 std::string DataKey(const std::string& key) { return std::string(1, kKeyPrefix) + key; }
 
@@ -74,6 +81,22 @@ absl::Status KvStateMachine::Reload() {
   return parse;
 }
 
+std::map<uint64_t, std::string> KvStateMachine::MemberAddresses() const {
+  std::map<uint64_t, std::string> out;
+  absl::Status s = store_->ScanData(std::string(1, kMemberPrefix),
+                                    [&](absl::string_view k, absl::string_view v) {
+                                      if (k.size() != 9 || k[0] != kMemberPrefix) return false;
+                                      uint64_t id = 0;
+                                      for (int i = 1; i < 9; ++i) {
+                                        id = (id << 8) | static_cast<unsigned char>(k[i]);
+                                      }
+                                      out[id] = std::string(v);
+                                      return true;
+                                    });
+  LOG_IF(WARNING, !s.ok()) << "reading member addresses: " << s;
+  return out;
+}
+
 absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
     const std::vector<raftpb::Entry>& entries) {
   std::vector<ApplyResult> results;
@@ -84,7 +107,15 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
     if (e.index() <= applied_index()) continue;  // already reflected (restart)
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
       raftpb::ConfChange cc;
-      if (cc.ParseFromString(e.data()) && cc.has_result()) conf = cc.result();
+      if (cc.ParseFromString(e.data()) && cc.has_result()) {
+        conf = cc.result();
+        // The address book: kept with the data so snapshots carry it.
+        if (cc.type() == raftpb::CONF_REMOVE_NODE) {
+          overlay.batch.Delete(MemberKey(cc.node_id()));
+        } else if (!cc.context().empty()) {
+          overlay.batch.Put(MemberKey(cc.node_id()), cc.context());
+        }
+      }
       continue;
     }
     if (e.type() != raftpb::ENTRY_NORMAL || e.data().empty()) continue;

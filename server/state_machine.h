@@ -5,6 +5,7 @@
 // Layout of `data` (encodings private to state_machine.cc):
 //   "k" + user key   -> 8-byte big-endian version + value
 //   "s" + client id  -> statepb::SessionRecord
+//   "m" + node id    -> the member's address (from conf-change contexts)
 //
 // Apply() is deterministic: every replica applying the same entries reaches
 // the same bytes, including session eviction. It is called by one thread
@@ -77,6 +78,10 @@ class KvStateMachine {
   // A hash of every key, value and version (not sessions), and the key
   // count: equal on replicas with equal data.
   absl::StatusOr<std::pair<uint64_t, uint64_t>> Digest() const;
+
+  // Addresses of members added with one (ConfChange.context), as of the
+  // applied index; removed members are dropped.
+  std::map<uint64_t, std::string> MemberAddresses() const;
 
   size_t session_count() const { return sessions_.size(); }
 

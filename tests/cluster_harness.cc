@@ -152,7 +152,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
   std::filesystem::create_directories(dir_, ec);
-  for (int id = 1; id <= options_.size; ++id) {
+  for (int id = 1; id <= options_.size + options_.spares; ++id) {
     Node& n = nodes_[id];
     n.id = id;
     n.address = absl::StrCat("127.0.0.1:", PickFreePort());
@@ -177,7 +177,9 @@ std::vector<std::string> Cluster::addresses() const {
 
 std::string Cluster::cluster_flag() const {
   std::vector<std::string> parts;
-  for (const auto& [id, n] : nodes_) parts.push_back(absl::StrCat(id, "=", n.address));
+  for (const auto& [id, n] : nodes_) {
+    if (id <= options_.size) parts.push_back(absl::StrCat(id, "=", n.address));
+  }
   return absl::StrJoin(parts, ",");
 }
 
@@ -197,9 +199,14 @@ std::vector<int> Cluster::running_ids() const {
 }
 
 std::vector<std::string> Cluster::NodeFlags(int id) const {
+  std::vector<std::string> founders;
+  for (const auto& [i, n] : nodes_) {
+    if (i <= options_.size) founders.push_back(n.address);
+  }
   std::vector<std::string> flags = {
       absl::StrCat("--id=", id),
-      absl::StrCat("--cluster=", cluster_flag()),
+      id <= options_.size ? absl::StrCat("--cluster=", cluster_flag())
+                          : absl::StrCat("--join=", absl::StrJoin(founders, ",")),
       absl::StrCat("--data_dir=", data_dir(id)),
       absl::StrCat("--tick_ms=", options_.tick_ms),
       absl::StrCat("--election_ticks=", options_.election_ticks),
@@ -207,13 +214,14 @@ std::vector<std::string> Cluster::NodeFlags(int id) const {
       // read on failure, so keep INFO (elections, recovery) in them.
       "--minloglevel=0",
   };
+  if (id > options_.size) flags.push_back(absl::StrCat("--listen=", address(id)));
   for (const auto& f : options_.extra_flags) flags.push_back(f);
   return flags;
 }
 
 absl::Status Cluster::StartAll() {
   for (const auto& [id, n] : nodes_) {
-    if (n.pid > 0) continue;
+    if (n.pid > 0 || id > options_.size) continue;
     if (absl::Status s = Start(id); !s.ok()) return s;
   }
   return absl::OkStatus();

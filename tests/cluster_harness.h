@@ -55,6 +55,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
 
 struct ClusterOptions {
   int size = 3;
+  // Extra nodes (ids size+1 .. size+spares) that are not founding members:
+  // Start() runs them with --join=<the founders' addresses> and an empty
+  // data dir; StartAll() leaves them alone.
+  int spares = 0;
   int tick_ms = 20;
   int election_ticks = 10;
   // Extra flags for every node (e.g. "--max_value_bytes=1024").
