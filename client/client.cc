@@ -486,6 +486,81 @@ absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
   return result;
 }
 
+namespace {
+
+// Admin changes wait for a commit (a transfer for an election): give one
+// attempt more time than a KV call.
+void LongAttempt(grpc::ClientContext& ctx, absl::Duration attempt_timeout) {
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + std::max(attempt_timeout, absl::Seconds(10))));
+}
+
+template <typename Resp>
+Membership MembershipOf(const Resp& resp) {
+  Membership m;
+  m.voters.assign(resp.voters().begin(), resp.voters().end());
+  m.learners.assign(resp.learners().begin(), resp.learners().end());
+  return m;
+}
+
+}  // namespace
+
+absl::StatusOr<Membership> Client::AddMember(uint64_t node_id, absl::string_view address) {
+  adminpb::AddMemberRequest req;
+  req.set_node_id(node_id);
+  req.set_address(std::string(address));
+  adminpb::AddMemberResponse resp;
+  absl::Status s = Invoke(absl::StrCat("add member ", node_id), Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            LongAttempt(ctx, options_.attempt_timeout);
+                            resp.Clear();
+                            return ep.admin->AddMember(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  return MembershipOf(resp);
+}
+
+absl::StatusOr<Membership> Client::PromoteMember(uint64_t node_id) {
+  adminpb::PromoteMemberRequest req;
+  req.set_node_id(node_id);
+  adminpb::PromoteMemberResponse resp;
+  absl::Status s = Invoke(absl::StrCat("promote member ", node_id), Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            LongAttempt(ctx, options_.attempt_timeout);
+                            resp.Clear();
+                            return ep.admin->PromoteMember(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  return MembershipOf(resp);
+}
+
+absl::StatusOr<Membership> Client::RemoveMember(uint64_t node_id) {
+  adminpb::RemoveMemberRequest req;
+  req.set_node_id(node_id);
+  adminpb::RemoveMemberResponse resp;
+  absl::Status s = Invoke(absl::StrCat("remove member ", node_id), Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            LongAttempt(ctx, options_.attempt_timeout);
+                            resp.Clear();
+                            return ep.admin->RemoveMember(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  return MembershipOf(resp);
+}
+
+absl::StatusOr<uint64_t> Client::TransferLeader(uint64_t node_id) {
+  adminpb::TransferLeaderRequest req;
+  req.set_node_id(node_id);
+  adminpb::TransferLeaderResponse resp;
+  absl::Status s = Invoke("transfer leadership", Kind::kWrite,
+                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
+                            LongAttempt(ctx, options_.attempt_timeout);
+                            resp.Clear();
+                            return ep.admin->TransferLeader(&ctx, req, &resp);
+                          });
+  if (!s.ok()) return s;
+  return resp.leader_id();
+}
+
 std::vector<EndpointStatus> Client::ClusterStatus() {
   const size_t n = endpoints_.size();
   std::vector<EndpointStatus> out(n);

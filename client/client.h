@@ -153,6 +153,12 @@ struct EndpointStatus {
   adminpb::StatusResponse status;  // the node's answer, when reachable
 };
 
+// The membership after a change.
+struct Membership {
+  std::vector<uint64_t> voters;
+  std::vector<uint64_t> learners;
+};
+
 class Client {
  public:
   // Validates `options` (INVALID_ARGUMENT if bad) and makes a Client. No
@@ -191,6 +197,19 @@ class Client {
   // (attempt_timeout). In ClientOptions::endpoints order; never fails as a
   // whole: an endpoint that does not answer has reachable=false.
   std::vector<EndpointStatus> ClusterStatus();
+
+  // Membership changes, served by the leader (found like a write's) and
+  // answered once the change is applied there. One change at a time: while
+  // another is in progress they fail with FAILED_PRECONDITION. A change
+  // retried after a lost answer may report ALREADY_EXISTS / NOT_FOUND.
+  // AddMember adds a learner at `address` (HOST:PORT); the leader promotes
+  // it once it has caught up, or PromoteMember does.
+  absl::StatusOr<Membership> AddMember(uint64_t node_id, absl::string_view address);
+  absl::StatusOr<Membership> PromoteMember(uint64_t node_id);
+  absl::StatusOr<Membership> RemoveMember(uint64_t node_id);
+  // Moves leadership to `node_id` (0: the most up-to-date voter); returns
+  // the new leader.
+  absl::StatusOr<uint64_t> TransferLeader(uint64_t node_id = 0);
 
   uint64_t client_id() const { return client_id_; }
   const ClientOptions& options() const { return options_; }

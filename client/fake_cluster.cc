@@ -224,6 +224,87 @@ class FakeCluster::Node {
       resp->set_applied_index(c.index_);
       resp->set_last_index(c.index_);
       resp->set_key_count(c.data_.size());
+      for (const auto& [id, m] : c.Members()) {
+        adminpb::Member* pm = resp->add_members();
+        pm->set_id(id);
+        pm->set_address(m.first);
+        pm->set_voter(m.second);
+        (m.second ? resp->add_voters(id) : resp->add_learners(id));
+      }
+      return grpc::Status::OK;
+    }
+
+    // Membership calls: the leader check of writes, then the change.
+    template <typename Resp>
+    grpc::Status Change(grpc::ServerContext* ctx, const std::string& method, uint64_t id,
+                        const std::string& address, Resp* resp)
+        ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      FakeCluster& c = *node_->cluster_;
+      size_t call;
+      grpc::Status s = c.Enter(node_->index_, ctx, method, "", nullptr, true, &call);
+      if (!s.ok()) return s;
+      auto& members = c.Members();
+      auto it = members.find(id);
+      grpc::Status out = grpc::Status::OK;
+      if (id == 0) {
+        out = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must not be 0");
+      } else if (method == "AddMember") {
+        if (it != members.end()) {
+          out = grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "already a member");
+        } else {
+          members[id] = {address, false};
+        }
+      } else if (it == members.end()) {
+        out = grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("node ", id,
+                                                                     " is not a member"));
+      } else if (method == "PromoteMember") {
+        if (it->second.second) {
+          out = grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "already a voter");
+        }
+        it->second.second = true;
+      } else {
+        members.erase(it);
+      }
+      c.calls_[call].outcome = out.ok() ? "ok" : "invalid";
+      for (const auto& [mid, m] : members) {
+        (m.second ? resp->add_voters(mid) : resp->add_learners(mid));
+      }
+      c.mu_.Unlock();
+      return out;
+    }
+
+    grpc::Status AddMember(grpc::ServerContext* ctx, const adminpb::AddMemberRequest* req,
+                           adminpb::AddMemberResponse* resp) override {
+      return Change(ctx, "AddMember", req->node_id(), req->address(), resp);
+    }
+    grpc::Status PromoteMember(grpc::ServerContext* ctx,
+                               const adminpb::PromoteMemberRequest* req,
+                               adminpb::PromoteMemberResponse* resp) override {
+      return Change(ctx, "PromoteMember", req->node_id(), "", resp);
+    }
+    grpc::Status RemoveMember(grpc::ServerContext* ctx, const adminpb::RemoveMemberRequest* req,
+                              adminpb::RemoveMemberResponse* resp) override {
+      return Change(ctx, "RemoveMember", req->node_id(), "", resp);
+    }
+    grpc::Status TransferLeader(grpc::ServerContext* ctx,
+                                const adminpb::TransferLeaderRequest* req,
+                                adminpb::TransferLeaderResponse* resp) override
+        ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      FakeCluster& c = *node_->cluster_;
+      size_t call;
+      grpc::Status s = c.Enter(node_->index_, ctx, "TransferLeader", "", nullptr, true, &call);
+      if (!s.ok()) return s;
+      int target = req->node_id() == 0 ? (c.leader_ + 1) % static_cast<int>(c.nodes_.size())
+                                       : static_cast<int>(req->node_id()) - 1;
+      if (target < 0 || target >= static_cast<int>(c.nodes_.size())) {
+        c.calls_[call].outcome = "invalid";
+        c.mu_.Unlock();
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "not a voter");
+      }
+      c.leader_ = target;
+      c.calls_[call].outcome = "ok";
+      resp->set_leader_id(target + 1);
+      c.mu_.Unlock();
       return grpc::Status::OK;
     }
 
@@ -398,6 +479,13 @@ grpc::Status FakeCluster::Enter(int node, grpc::ServerContext* ctx,
   c.outcome = "ok";
   calls_.push_back(std::move(c));
   return grpc::Status::OK;
+}
+
+std::map<uint64_t, std::pair<std::string, bool>>& FakeCluster::Members() {
+  if (members_.empty()) {
+    for (size_t i = 0; i < nodes_.size(); ++i) members_[i + 1] = {nodes_[i]->address(), true};
+  }
+  return members_;
 }
 
 grpc::Status FakeCluster::Read(int node, grpc::ServerContext* ctx,

@@ -44,7 +44,8 @@ class FakeCluster {
  public:
   struct Call {
     int node;
-    std::string method;  // Put, Get, Delete, Scan, CompareAndSwap, Status
+    std::string method;  // Put, Get, Delete, Scan, CompareAndSwap, Status,
+                         // AddMember, PromoteMember, RemoveMember, TransferLeader
     std::string key;     // the key (the prefix for Scan)
     kvpb::WriteHeader header;  // writes only
     std::string outcome;       // "ok", "not leader", "lost", "injected"
@@ -120,6 +121,10 @@ class FakeCluster {
                      const std::function<kvpb::WriteResult(FakeCluster&)>& apply,
                      kvpb::WriteResult* result) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
+  // members_, filled on first use. REQUIRES: mu_ held.
+  std::map<uint64_t, std::pair<std::string, bool>>& Members()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   int leader_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::string, kvpb::KeyValue> data_ ABSL_GUARDED_BY(mu_);
@@ -129,6 +134,9 @@ class FakeCluster {
   std::map<uint64_t, std::vector<uint64_t>> answered_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> header_errors_ ABSL_GUARDED_BY(mu_);
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  // Membership (id -> address, voter); empty until first used: then every
+  // node as a voter.
+  std::map<uint64_t, std::pair<std::string, bool>> members_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, bool> blocked_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 

@@ -15,7 +15,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "client/client.h"
@@ -77,6 +79,20 @@ Commands:
                       term, commit index, applied index, leader id, last log
                       index and whether it answered. Fails (exit 1) only if no
                       endpoint answered.
+  member list         The membership as the leader sees it: one line per
+                      member, "ID<TAB>ADDRESS<TAB>voter|learner<TAB>MATCH"
+                      (MATCH: the leader's replication progress, "-" if
+                      unknown); the leader is marked with "*" after its id.
+  member add ID ADDR  Add node ID, listening on ADDR (HOST:PORT), as a
+                      learner; it is promoted to voter once caught up. Start
+                      the node with --join (it may add itself).
+  member promote ID   Make learner ID a voter now.
+  member remove ID    Remove node ID (the leader too: it steps down).
+                      Membership changes print "OK voters=[..] learners=[..]";
+                      one at a time (exit 1 while another is in progress).
+  transfer-leader [ID]
+                      Move leadership to voter ID (default: the most
+                      up-to-date voter). Prints "OK <new leader id>".
   help                This text.
 
 Writes are retried on other nodes until --timeout, exactly once: a retried
@@ -128,6 +144,7 @@ class Kvctl {
         {"put", &Kvctl::Put},       {"get", &Kvctl::Get},
         {"delete", &Kvctl::Delete}, {"scan", &Kvctl::Scan},
         {"cas", &Kvctl::Cas},       {"status", &Kvctl::Status},
+        {"member", &Kvctl::Member}, {"transfer-leader", &Kvctl::TransferLeader},
     };
     for (const auto& [name, handler] : kCommands) {
       if (cmd == name) {
@@ -392,6 +409,82 @@ class Kvctl {
                                 FLAGS_endpoints));
     }
     return kExitOk;
+  }
+
+  static bool ParseId(const std::string& s, uint64_t* id) {
+    return absl::SimpleAtoi(s, id) && *id != 0;
+  }
+
+  int PrintMembership(const client::Membership& m) {
+    out_ << "OK voters=[" << absl::StrJoin(m.voters, ",") << "] learners=["
+         << absl::StrJoin(m.learners, ",") << "]\n";
+    return Flush();
+  }
+
+  int Member(const std::vector<std::string>& args) {
+    const char* kUsageMember = "usage: member list | add ID ADDR | promote ID | remove ID";
+    if (args.empty()) return Usage(kUsageMember);
+    const std::string& sub = args[0];
+    uint64_t id = 0;
+    if (sub == "list") {
+      if (args.size() != 1) return Usage(kUsageMember);
+      return MemberList();
+    }
+    if (sub == "add") {
+      if (args.size() != 3 || !ParseId(args[1], &id)) return Usage("usage: member add ID ADDR");
+      auto m = client_->AddMember(id, args[2]);
+      if (!m.ok()) return Error(m.status());
+      return PrintMembership(*m);
+    }
+    if (sub == "promote" || sub == "remove") {
+      if (args.size() != 2 || !ParseId(args[1], &id)) {
+        return Usage(absl::StrCat("usage: member ", sub, " ID"));
+      }
+      auto m = sub == "promote" ? client_->PromoteMember(id) : client_->RemoveMember(id);
+      if (!m.ok()) return Error(m.status());
+      return PrintMembership(*m);
+    }
+    return Usage(kUsageMember);
+  }
+
+  int MemberList() {
+    std::vector<client::EndpointStatus> all = client_->ClusterStatus();
+    const adminpb::StatusResponse* best = nullptr;
+    for (const client::EndpointStatus& e : all) {
+      if (!e.reachable) continue;
+      if (e.status.role() == "leader") {
+        best = &e.status;
+        break;
+      }
+      if (best == nullptr && !e.status.removed()) best = &e.status;
+    }
+    if (best == nullptr) {
+      return Error(absl::StrCat("no endpoint answered among ", FLAGS_endpoints));
+    }
+    if (best->role() != "leader") {
+      err_ << "kvctl: no leader answered; membership as node " << best->node_id()
+           << " sees it\n";
+    }
+    for (const auto& m : best->members()) {
+      std::string match = "-";
+      for (const auto& p : best->progress()) {
+        if (p.id() == m.id()) match = absl::StrCat(p.match());
+      }
+      out_ << m.id() << (m.id() == best->leader_id() ? "*" : "") << "\t" << m.address()
+           << "\t" << (m.voter() ? "voter" : "learner") << "\t" << match << "\n";
+    }
+    return Flush();
+  }
+
+  int TransferLeader(const std::vector<std::string>& args) {
+    uint64_t id = 0;
+    if (args.size() > 1 || (args.size() == 1 && !ParseId(args[0], &id))) {
+      return Usage("usage: transfer-leader [ID]");
+    }
+    auto leader = client_->TransferLeader(id);
+    if (!leader.ok()) return Error(leader.status());
+    out_ << "OK " << *leader << "\n";
+    return Flush();
   }
 
   bool ReadStdin(std::string* value) {

@@ -332,5 +332,59 @@ TEST_F(KvctlTest, FlagsDoNotLeakBetweenRuns) {
   EXPECT_EQ(Run({"cas", "c", "x", "y"}).code, kExitOk);
 }
 
+TEST_F(KvctlTest, MemberCommands) {
+  const std::vector<std::string> addrs = cluster_.addresses();
+  Result r = Run({"member", "list"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, absl::StrCat("1*\t", addrs[0], "\tvoter\t-\n", "2\t", addrs[1],
+                                "\tvoter\t-\n", "3\t", addrs[2], "\tvoter\t-\n"));
+
+  // Served by the leader, wherever it is.
+  cluster_.SetLeader(1);
+  r = Run({"member", "add", "4", "127.0.0.1:7004"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "OK voters=[1,2,3] learners=[4]\n");
+  r = Run({"member", "add", "4", "127.0.0.1:7004"});
+  EXPECT_EQ(r.code, kExitError);
+  ExpectOneErrorLine(r);
+  EXPECT_THAT(r.err, HasSubstr("already a member"));
+  r = Run({"member", "promote", "4"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "OK voters=[1,2,3,4] learners=[]\n");
+  r = Run({"member", "remove", "1"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "OK voters=[2,3,4] learners=[]\n");
+  r = Run({"member", "list"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("4\t127.0.0.1:7004\tvoter"));
+  EXPECT_THAT(r.out, HasSubstr("2*\t"));
+  r = Run({"member", "remove", "9"});
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_THAT(r.err, HasSubstr("not a member"));
+
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{{"member"},
+                                             {"member", "frob"},
+                                             {"member", "add", "4"},
+                                             {"member", "add", "x", "a:1"},
+                                             {"member", "promote"},
+                                             {"member", "remove", "0"},
+                                             {"transfer-leader", "a"},
+                                             {"transfer-leader", "1", "2"}}) {
+    EXPECT_EQ(Run(bad).code, kExitUsage) << absl::StrJoin(bad, " ");
+  }
+}
+
+TEST_F(KvctlTest, TransferLeader) {
+  Result r = Run({"transfer-leader", "3"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "OK 3\n");
+  r = Run({"transfer-leader"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_EQ(r.out, "OK 1\n");  // the fake picks the next node
+  r = Run({"status"});
+  EXPECT_THAT(r.out, HasSubstr("leader"));
+}
+
 }  // namespace
 }  // namespace raftkv::kvctl

@@ -25,7 +25,6 @@ TEST(ElectionTest, ThreeNodesElectOneLeader) {
 TEST(ElectionTest, FollowerCampaignsWithinRandomizedTimeout) {
   std::set<int> seen;
   for (uint64_t seed = 1; seed <= 20; ++seed) {
-    MemoryLog log(raftpb::ConfState());
     raftpb::ConfState cs;
     cs.add_voters(1);
     cs.add_voters(2);
