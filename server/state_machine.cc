@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
 
@@ -291,25 +292,29 @@ absl::StatusOr<kvpb::KeyValue> KvStateMachine::Get(const std::string& key) const
 }
 
 ScanResult KvStateMachine::Scan(const std::string& prefix, const std::string& start_after,
-                                size_t limit) const {
+                                size_t limit, size_t max_bytes) const {
   ScanResult out;
+  size_t bytes = 0;
   const std::string lo = DataKey(std::max(prefix, start_after));
   const std::string want = DataKey(prefix);
   const std::string skip = start_after.empty() ? "" : DataKey(start_after);
   absl::Status s = store_->ScanData(lo, [&](absl::string_view k, absl::string_view v) {
     if (k.substr(0, want.size()) != want) return false;
     if (!skip.empty() && k == skip) return true;
-    if (out.kvs.size() == limit) {
+    if (out.kvs.size() == limit || (!out.kvs.empty() && bytes + k.size() + v.size() > max_bytes)) {
       out.more = true;
       return false;
     }
     kvpb::KeyValue kv;
     kv.set_key(std::string(k.substr(1)));
     uint64_t version = 0;
-    if (DecodeValue(v, kv.mutable_value(), &version)) {
-      kv.set_version(version);
-      out.kvs.push_back(std::move(kv));
+    if (!DecodeValue(v, kv.mutable_value(), &version)) {
+      LOG(ERROR) << "scan: corrupt value for key " << absl::CEscape(kv.key());
+      return true;
     }
+    bytes += k.size() + v.size();
+    kv.set_version(version);
+    out.kvs.push_back(std::move(kv));
     return true;
   });
   LOG_IF(ERROR, !s.ok()) << "scan: " << s;

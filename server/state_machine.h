@@ -73,8 +73,12 @@ class KvStateMachine {
 
   // NotFound if the key is absent.
   absl::StatusOr<kvpb::KeyValue> Get(const std::string& key) const;
-  ScanResult Scan(const std::string& prefix, const std::string& start_after,
-                  size_t limit) const;
+  // At most `limit` keys and, past the first key, about `max_bytes` of keys
+  // and values (so a page always fits in one gRPC message); `more` says a
+  // later page holds the rest.
+  ScanResult Scan(const std::string& prefix, const std::string& start_after, size_t limit,
+                  size_t max_bytes = kMaxScanBytes) const;
+  static constexpr size_t kMaxScanBytes = 2 << 20;
   // A hash of every key, value and version (not sessions), and the key
   // count: equal on replicas with equal data.
   absl::StatusOr<std::pair<uint64_t, uint64_t>> Digest() const;

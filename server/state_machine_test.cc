@@ -154,6 +154,23 @@ TEST_F(StateMachineTest, ScanWithPrefixLimitAndPaging) {
   EXPECT_EQ(sm_->Scan("", "", 100).kvs.size(), 5u) << "sessions are not keys";
 }
 
+// A page stops near max_bytes (so it fits one gRPC message) but always holds
+// at least one key, however large its value.
+TEST_F(StateMachineTest, ScanPagesAreBoundedInBytes) {
+  const std::string big(1000, 'x');
+  for (const char* k : {"a", "b", "c", "d"}) ApplyOne(Put(k, big));
+  ScanResult r = sm_->Scan("", "", 100, /*max_bytes=*/2500);
+  ASSERT_EQ(r.kvs.size(), 2u);
+  EXPECT_TRUE(r.more);
+  r = sm_->Scan("", "", 100, /*max_bytes=*/10);
+  ASSERT_EQ(r.kvs.size(), 1u) << "a value larger than the cap still comes back";
+  EXPECT_EQ(r.kvs[0].value(), big);
+  EXPECT_TRUE(r.more);
+  r = sm_->Scan("", "c", 100, /*max_bytes=*/2500);
+  ASSERT_EQ(r.kvs.size(), 1u);
+  EXPECT_FALSE(r.more);
+}
+
 TEST_F(StateMachineTest, SessionTableIsBounded) {
   std::vector<raftpb::Entry> batch;
   for (uint64_t c = 1; c <= Limits::kMaxSessions + 5; ++c) batch.push_back(Cmd(Put("k", "v", c, 1, 1)));
