@@ -1,5 +1,7 @@
 #include "server/kv_service.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <memory>
 #include <utility>
@@ -420,6 +422,47 @@ grpc::Status AdminService::TransferLeader(grpc::ServerContext* ctx,
   });
   if (!r.ok()) return Answer(ctx, r.status());
   resp->set_leader_id(*r);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::SetFaults(grpc::ServerContext* ctx,
+                                     const adminpb::SetFaultsRequest* req,
+                                     adminpb::SetFaultsResponse* resp) {
+  if (options_.faults == nullptr) {
+    return Answer(ctx, absl::FailedPreconditionError(
+                           "fault injection is off (start the server with "
+                           "--enable_fault_injection)"));
+  }
+  std::map<uint64_t, PeerFaults> table;
+  for (const adminpb::PeerFault& f : req->faults()) {
+    if (f.peer_id() == 0 || f.peer_id() == options_.node_id) {
+      return Answer(ctx, absl::InvalidArgumentError("peer_id must name another node"));
+    }
+    if (!(f.drop_probability() >= 0 && f.drop_probability() <= 1)) {
+      return Answer(ctx, absl::InvalidArgumentError("drop_probability must be in [0, 1]"));
+    }
+    PeerFaults& p = table[f.peer_id()];
+    p.drop_probability = f.drop_probability();
+    p.delay = absl::Milliseconds(f.delay_ms());
+    p.blocked = f.blocked();
+  }
+  LOG(WARNING) << "fault injection: " << table.size() << " peer(s) faulty"
+               << (req->faults().empty() ? " (healed)" : "") << ", from " << ctx->peer();
+  for (const auto& [peer, f] : table) {
+    LOG(WARNING) << "fault injection: to node " << peer << ": drop " << f.drop_probability
+                 << ", delay " << f.delay << (f.blocked ? ", blocked" : "");
+  }
+  options_.faults->Set(std::move(table));
+  for (const auto& [peer, f] : options_.faults->Get()) {
+    adminpb::PeerFault* out = resp->add_faults();
+    out->set_peer_id(peer);
+    out->set_drop_probability(f.drop_probability);
+    out->set_delay_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(f.delay)));
+    out->set_blocked(f.blocked);
+  }
+  resp->set_dropped(options_.faults->dropped());
+  resp->set_delayed(options_.faults->delayed());
+  resp->set_pid(getpid());
   return grpc::Status::OK;
 }
 

@@ -16,6 +16,7 @@
 #include "proto/kv.grpc.pb.h"
 #include "server/node.h"
 #include "server/state_machine.h"
+#include "server/transport.h"
 
 namespace raftkv::server {
 
@@ -32,6 +33,9 @@ struct ServiceOptions {
   // True once this node learned from the leader that it was removed (a
   // removed node may never receive the entry that removes it). May be empty.
   std::function<bool()> removed;
+  // The test-only fault layer (--enable_fault_injection); null: SetFaults
+  // is refused.
+  FaultInjector* faults = nullptr;
 };
 
 class KvService final : public kvpb::KV::CallbackService {
@@ -83,6 +87,9 @@ class AdminService final : public adminpb::Admin::Service {
   grpc::Status TransferLeader(grpc::ServerContext* ctx,
                               const adminpb::TransferLeaderRequest* req,
                               adminpb::TransferLeaderResponse* resp) override;
+  // Test-only: replaces the fault table of the peer transport.
+  grpc::Status SetFaults(grpc::ServerContext* ctx, const adminpb::SetFaultsRequest* req,
+                         adminpb::SetFaultsResponse* resp) override;
 
  private:
   absl::Time DeadlineOf(grpc::ServerContext* ctx) const;

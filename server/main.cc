@@ -84,6 +84,9 @@ DEFINE_string(advertise, "",
 DEFINE_bool(join_add_self, true,
             "With --join: ask the leader to add this node as a learner (otherwise an "
             "operator runs `kvctl member add`).");
+DEFINE_bool(enable_fault_injection, false,
+            "Test only: accept Admin.SetFaults, which drops, delays or blocks this "
+            "node's outgoing peer messages. Never in production.");
 DEFINE_uint64(auto_promote_gap, 50,
               "The leader promotes a learner once its log is within this many entries "
               "of its own (0: only by `kvctl member promote`).");
@@ -357,6 +360,12 @@ int main(int argc, char** argv) {
   server::TransportOptions to;
   to.self_id = FLAGS_id;
   to.cluster_id = cluster_id;
+  std::unique_ptr<server::FaultInjector> faults;
+  if (FLAGS_enable_fault_injection) {
+    faults = std::make_unique<server::FaultInjector>();
+    to.faults = faults.get();
+    LOG(WARNING) << "fault injection enabled (--enable_fault_injection): test use only";
+  }
   // Shut down before the node (below): their threads call into it.
   auto transport = std::make_unique<server::PeerTransport>(to, [&node_ptr](uint64_t peer) {
     if (node_ptr != nullptr) node_ptr->ReportUnreachable(peer);
@@ -431,11 +440,12 @@ int main(int argc, char** argv) {
   };
   std::atomic<bool> removed{false};
   svc.removed = [&removed] { return removed.load(); };
+  svc.faults = faults.get();
   server::KvService kv(svc, node->get(), sm->get());
   server::AdminService admin(svc, node->get(), sm->get(), store.get());
   server::PeerService peer(
       FLAGS_id, cluster_id, [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); },
-      &snapshot_receiver);
+      &snapshot_receiver, faults.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -14,6 +14,51 @@ namespace raftkv::server {
 
 constexpr char kClusterIdHeader[] = "raftkv-cluster-id";
 
+void FaultInjector::Set(std::map<uint64_t, PeerFaults> faults) {
+  absl::MutexLock l(&mu_);
+  faults_ = std::move(faults);
+}
+
+std::map<uint64_t, PeerFaults> FaultInjector::Get() const {
+  absl::MutexLock l(&mu_);
+  return faults_;
+}
+
+bool FaultInjector::Admit(uint64_t peer, absl::Duration* delay) {
+  *delay = absl::ZeroDuration();
+  absl::MutexLock l(&mu_);
+  auto it = faults_.find(peer);
+  if (it == faults_.end()) return true;
+  const PeerFaults& f = it->second;
+  if (f.blocked ||
+      (f.drop_probability > 0 &&
+       std::uniform_real_distribution<double>(0, 1)(rng_) < f.drop_probability)) {
+    ++dropped_;
+    return false;
+  }
+  if (f.delay > absl::ZeroDuration()) {
+    *delay = f.delay;
+    ++delayed_;
+  }
+  return true;
+}
+
+bool FaultInjector::Blocked(uint64_t peer) const {
+  absl::MutexLock l(&mu_);
+  auto it = faults_.find(peer);
+  return it != faults_.end() && it->second.blocked;
+}
+
+uint64_t FaultInjector::dropped() const {
+  absl::MutexLock l(&mu_);
+  return dropped_;
+}
+
+uint64_t FaultInjector::delayed() const {
+  absl::MutexLock l(&mu_);
+  return delayed_;
+}
+
 // One peer's queue and the thread that drains it into a stream.
 class PeerSender {
  public:
@@ -36,7 +81,8 @@ class PeerSender {
 
   const std::string& address() const { return address_; }
 
-  void Enqueue(raftpb::Message m) {
+  // `due`: the message may not leave before then (the fault layer's delay).
+  void Enqueue(raftpb::Message m, absl::Time due = absl::InfinitePast()) {
     bool dropped = false;
     {
       absl::MutexLock l(&mu_);
@@ -44,7 +90,7 @@ class PeerSender {
         queue_.pop_front();  // the oldest is the least useful
         dropped = true;
       }
-      queue_.push_back(std::move(m));
+      queue_.push_back(Queued{due, std::move(m)});
     }
     if (dropped) {
       LOG_EVERY_N(WARNING, 1000) << "peer " << peer_ << " (" << address_
@@ -54,8 +100,31 @@ class PeerSender {
   }
 
  private:
+  struct Queued {
+    absl::Time due;
+    raftpb::Message msg;
+  };
+
   bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return stopping_ || !queue_.empty();
+  }
+
+  // Waits for work, then takes every message that is due (in queue order:
+  // a message held back by a delay holds back those behind it). False when
+  // stopping.
+  bool TakeDue(std::deque<raftpb::Message>* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (true) {
+      mu_.Await(absl::Condition(this, &PeerSender::HasWork));
+      if (stopping_) return false;
+      const absl::Time now = absl::Now();
+      while (!queue_.empty() && queue_.front().due <= now) {
+        batch->push_back(std::move(queue_.front().msg));
+        queue_.pop_front();
+      }
+      if (!batch->empty()) return true;
+      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      mu_.AwaitWithDeadline(absl::Condition(&stop), queue_.front().due);
+    }
   }
 
   void Run() {
@@ -80,9 +149,7 @@ class PeerSender {
       std::deque<raftpb::Message> batch;
       {
         absl::MutexLock l(&mu_);
-        mu_.Await(absl::Condition(this, &PeerSender::HasWork));
-        if (stopping_) break;
-        batch.swap(queue_);
+        if (!TakeDue(&batch)) break;
       }
       if (!writer) {
         auto ctx = std::make_shared<grpc::ClientContext>();
@@ -133,7 +200,7 @@ class PeerSender {
   const std::string address_;
   const std::function<void(uint64_t)> on_unreachable_;
   absl::Mutex mu_;
-  std::deque<raftpb::Message> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;  // last: starts after the members above exist
@@ -181,11 +248,14 @@ std::string PeerTransport::AddressOf(uint64_t id) const {
 
 void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
   if (msgs.empty()) return;
+  const absl::Time now = absl::Now();
   absl::MutexLock l(&mu_);
   for (auto& m : msgs) {
     auto it = senders_.find(m.to());
     if (it == senders_.end()) continue;
-    it->second->Enqueue(std::move(m));
+    absl::Duration delay;
+    if (options_.faults != nullptr && !options_.faults->Admit(m.to(), &delay)) continue;
+    it->second->Enqueue(std::move(m), now + delay);
   }
 }
 
@@ -240,6 +310,11 @@ grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
   if (m->to() != self_id_) {
     receiver_->Release();
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot for another node");
+  }
+  if (faults_ != nullptr && faults_->Blocked(m->from())) {
+    receiver_->Release();
+    LOG(WARNING) << "fault injection: refusing a snapshot from blocked node " << m->from();
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "blocked by fault injection");
   }
   LOG(INFO) << "snapshot at " << m->snapshot().metadata().index() << " from node " << m->from()
             << " staged; handing it to raft";

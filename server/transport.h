@@ -10,6 +10,12 @@
 // same cluster (checked by the `raftkv-cluster-id` metadata) and hands each
 // message to a callback.
 //
+// FaultInjector is a test-only fault layer (server --enable_fault_injection,
+// driven by Admin.SetFaults): per destination peer, outgoing Raft messages
+// are dropped with a probability, held back for a delay, or all dropped
+// ("blocked", one direction of a partition). Without an injector (the
+// default) nothing is ever dropped or delayed on purpose.
+//
 // Thread safety: all public methods may be called from any thread.
 #ifndef RAFTKV_SERVER_TRANSPORT_H_
 #define RAFTKV_SERVER_TRANSPORT_H_
@@ -18,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -39,12 +46,52 @@ class MessageSender {
   virtual void Send(std::vector<raftpb::Message> msgs) = 0;
 };
 
+// Faults applied to the messages sent to one peer.
+struct PeerFaults {
+  double drop_probability = 0;  // each message dropped with this probability
+  absl::Duration delay;         // each message held back this long
+  bool blocked = false;         // every message dropped
+  bool operator==(const PeerFaults& o) const {
+    return drop_probability == o.drop_probability && delay == o.delay && blocked == o.blocked;
+  }
+};
+
+// The fault table, per destination peer. Thread-safe.
+class FaultInjector {
+ public:
+  explicit FaultInjector(uint64_t seed = std::random_device()()) : rng_(seed) {}
+
+  // Replaces the whole table (an empty map heals everything).
+  void Set(std::map<uint64_t, PeerFaults> faults) ABSL_LOCKS_EXCLUDED(mu_);
+  std::map<uint64_t, PeerFaults> Get() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // What happens to the next message to `peer`: false = drop it; else it
+  // may leave after *delay.
+  bool Admit(uint64_t peer, absl::Duration* delay) ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether `peer` is blocked (also refuses snapshot streams from it, which
+  // travel outside the message stream).
+  bool Blocked(uint64_t peer) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  uint64_t dropped() const ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t delayed() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, PeerFaults> faults_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t delayed_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 struct TransportOptions {
   uint64_t self_id = 0;
   uint64_t cluster_id = 0;
   size_t max_queued_messages = 4096;  // per peer
   absl::Duration min_backoff = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(1);
+  // Test-only fault layer (not owned; must outlive the transport). Null:
+  // no faults.
+  FaultInjector* faults = nullptr;
 };
 
 class PeerTransport final : public MessageSender {
@@ -73,13 +120,16 @@ class PeerTransport final : public MessageSender {
 class PeerService final : public peerpb::Peer::Service {
  public:
   // `receiver` (not owned) stages incoming snapshots; null refuses them.
+  // `faults` (not owned, may be null): snapshots from blocked peers are
+  // refused.
   PeerService(uint64_t self_id, uint64_t cluster_id,
               std::function<void(raftpb::Message)> deliver,
-              SnapshotReceiver* receiver = nullptr)
+              SnapshotReceiver* receiver = nullptr, FaultInjector* faults = nullptr)
       : self_id_(self_id),
         cluster_id_(cluster_id),
         deliver_(std::move(deliver)),
-        receiver_(receiver) {}
+        receiver_(receiver),
+        faults_(faults) {}
 
   grpc::Status Send(grpc::ServerContext* context,
                     grpc::ServerReader<raftpb::Message>* reader,
@@ -95,6 +145,7 @@ class PeerService final : public peerpb::Peer::Service {
   const uint64_t cluster_id_;
   const std::function<void(raftpb::Message)> deliver_;
   SnapshotReceiver* const receiver_;
+  FaultInjector* const faults_;
 };
 
 }  // namespace raftkv::server
