@@ -321,6 +321,16 @@ absl::Status Raft::Step(const Message& m) {
       case raftpb::MSG_APPEND:
       case raftpb::MSG_HEARTBEAT:
       case raftpb::MSG_SNAPSHOT:
+        if (m.type() == raftpb::MSG_HEARTBEAT && m.commit() > log_.LastIndex()) {
+          // A heartbeat's commit is at most what we acknowledged as durable
+          // (min(match, commit)), so our log lost entries we had persisted:
+          // the disk was wiped or rolled back. Voting on would be unsafe.
+          s = absl::DataLossError(absl::StrCat(
+              "leader ", m.from(), " of term ", m.term(), " knows this node holds entries up to ",
+              m.commit(), " but its log ends at ", log_.LastIndex(),
+              ": the node's data were lost or rolled back"));
+          break;
+        }
         if (role_ == Role::kLeader) {
           // Two leaders in one term would break Election Safety (§5.2).
           LOG(DFATAL) << "raft " << id_ << ": leader of term " << term_

@@ -181,7 +181,10 @@ class Raft {
   // A message from a peer. Errors for malformed or misaddressed messages
   // (the core state is unchanged). A message that contradicts committed
   // state (a leader overwriting a committed entry) is a broken invariant and
-  // CHECK-fails.
+  // CHECK-fails. DataLoss when the leader reports that this node had
+  // acknowledged entries its log no longer holds (its disk was wiped or
+  // rolled back): the caller must stop the node, which can rejoin only as a
+  // new member (removed, then added back with an empty data dir).
   absl::Status Step(const raftpb::Message& m);
 
   // Appends commands to the leader's log, in one batch. Errors:

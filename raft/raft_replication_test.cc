@@ -299,6 +299,35 @@ TEST(ReplicationTest, CrashedFollowerCatchesUpAfterRestart) {
   EXPECT_EQ(AppliedData(c.node(f)), AppliedData(c.node(leader)));
 }
 
+// A follower whose disk lost entries it had acknowledged (wiped, rolled
+// back) learns it from a heartbeat whose commit, min(match, commit), lies
+// past its log, and reports DataLoss instead of crashing or going on.
+TEST(ReplicationTest, FollowerThatLostAcknowledgedEntriesReportsDataLoss) {
+  TestCluster c(3);
+  const uint64_t leader = c.ElectLeader();
+  const uint64_t f = leader % 3 + 1;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(c.Propose("v" + std::to_string(i)));
+  c.Stabilize();
+  c.Crash(f);
+  raftpb::ConfState cs;
+  for (uint64_t id : c.ids()) cs.add_voters(id);
+  c.node(f).log = std::make_unique<MemoryLog>(cs);  // an empty disk
+  c.node(f).applied.clear();
+  c.Restart(f);
+  raftpb::Message hb;
+  hb.set_type(raftpb::MSG_HEARTBEAT);
+  hb.set_from(leader);
+  hb.set_to(f);
+  hb.set_term(c.raft(leader).term());
+  hb.set_commit(c.raft(leader).log().committed());
+  ASSERT_GT(hb.commit(), 0u);
+  absl::Status s = c.raft(f).Step(hb);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_EQ(c.raft(f).log().committed(), 0u);
+  hb.set_commit(0);  // an intact empty follower is fine
+  EXPECT_TRUE(c.raft(f).Step(hb).ok());
+}
+
 TEST(ReplicationTest, RestartedLeaderRecoversItsLog) {
   TestCluster c(1);
   ASSERT_EQ(c.ElectLeader(), 1u);

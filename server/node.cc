@@ -208,6 +208,10 @@ void Node::Run() {
 
 void Node::StepMessage(const raftpb::Message& m) {
   if (absl::Status s = core_->Step(m); !s.ok()) {
+    LOG_IF(FATAL, absl::IsDataLoss(s))
+        << "node " << options_.id << " refuses to go on: " << s.message()
+        << ". Remove it from the cluster (kvctl member remove " << options_.id
+        << "), then add it back with an empty data dir and --join.";
     LOG_EVERY_N(WARNING, 100) << "dropping message from " << m.from() << ": " << s;
   }
   if (m.type() == raftpb::MSG_SNAPSHOT && hooks_.receiver != nullptr) {

@@ -114,6 +114,8 @@ class Cluster {
     return Start(id);
   }
   bool running(int id) const { return nodes_.at(id).pid > 0; }
+  // The process id of running node `id`, -1 if it is not running.
+  pid_t pid(int id) const { return nodes_.at(id).pid; }
   std::vector<int> running_ids() const;
 
   // Runs the server binary with exactly `args` (no harness flags) until it
