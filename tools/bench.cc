@@ -1,0 +1,594 @@
+// bench: closed-loop load generator for raftkv and, for comparison, etcd.
+//
+//   bazel build -c opt //tools:bench
+//   bazel-bin/tools/bench --target=raftkv --endpoints=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+//       --op=put --workers=1,16,64 --duration=20s --server_pids=$(pgrep -d, -x server)   (one line)
+//   bazel-bin/tools/bench --target=etcd --endpoints=127.0.0.1:2379,... --op=get --workers=64
+//
+// W workers each keep one request outstanding (closed loop) over C gRPC
+// connections (--connections, default min(W, 16); each a channel of its own
+// with a local subchannel pool, so really C TCP connections). Writes go to
+// the leader (found with raftkv's Admin.Status / etcd's Maintenance.Status;
+// a raftkv "not leader" answer redirects the worker). Reads go to the leader
+// too, or spread over every endpoint with --read_from=all.
+//
+// Ops: put, get (linearizable), sget (serializable), mix (--read_fraction
+// reads, linearizable unless --mix_serializable). Keys are --key_bytes wide,
+// zero-padded decimal numbers drawn uniformly from [0, --keys); values are
+// --value_bytes of incompressible printable bytes. --preload first writes
+// every key once (not measured) so that reads find something.
+//
+// After --warmup (not measured) it measures --duration: requests completing in
+// that window count. Per run it prints a table row and a JSON line (starting
+// with '{'): ops/s, latency percentiles from a log-bucketed histogram (1/128
+// relative precision), errors by kind, and CPU seconds during the window of
+// each --server_pids process and of the generator itself.
+//
+// The generator is one process with --threads completion-queue threads
+// (default 1) driving async gRPC calls, so it stays cheap on a small machine.
+#include <sys/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "gflags/gflags.h"
+#include "grpcpp/alarm.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/admin.grpc.pb.h"
+#include "proto/etcd_kv.grpc.pb.h"
+#include "proto/kv.grpc.pb.h"
+#include "tools/histogram.h"
+#include "tools/proc_cpu.h"
+
+DEFINE_string(target, "raftkv", "raftkv | etcd");
+DEFINE_string(endpoints, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
+              "The cluster's client endpoints, host:port, comma-separated.");
+DEFINE_string(op, "put", "put | get (linearizable) | sget (serializable) | mix");
+DEFINE_double(read_fraction, 0.9, "mix: the share of operations that are reads.");
+DEFINE_bool(mix_serializable, false, "mix: serializable reads instead of linearizable.");
+DEFINE_string(workers, "64", "Comma-separated worker counts; one run each.");
+DEFINE_int32(connections, 0, "gRPC connections per run (0: min(workers, 16)).");
+DEFINE_string(duration, "10s", "Measured time per run.");
+DEFINE_string(warmup, "2s", "Unmeasured load before each run's measurement.");
+DEFINE_int32(key_bytes, 8, "Key size (zero-padded decimal).");
+DEFINE_int32(value_bytes, 256, "Value size.");
+DEFINE_uint64(keys, 100000, "Key space: keys are drawn uniformly from [0, keys).");
+DEFINE_bool(preload, false, "Before the runs, write every key once (not measured).");
+DEFINE_string(read_from, "leader", "leader | all: where reads go.");
+DEFINE_bool(exactly_once, true,
+            "raftkv: puts carry a client session (id, seq) as the client library sends "
+            "them; false: client_id 0, no session.");
+DEFINE_string(server_pids, "", "Comma-separated pids whose CPU use is measured per run.");
+DEFINE_string(timeout, "5s", "Deadline of each request.");
+DEFINE_int32(threads, 1, "Completion-queue threads in the generator.");
+DEFINE_string(label, "", "Free text copied into the JSON line (e.g. a matrix row name).");
+DEFINE_bool(header, true, "Print the table header before the first row.");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using raftkv::tools::Histogram;
+namespace kvpb = raftkv::kvpb;
+
+enum class Target { kRaftkv, kEtcd };
+enum class Op { kPut, kGet, kSget, kMix };
+
+struct Stubs {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<kvpb::KV::Stub> raftkv;
+  std::unique_ptr<etcdserverpb::KV::Stub> etcd;
+};
+
+// Channels by (address, index): index i of an address is its own TCP connection.
+class Pool {
+ public:
+  Stubs* Get(const std::string& addr, int index) {
+    absl::MutexLock l(&mu_);
+    auto& s = stubs_[{addr, index}];
+    if (!s) {
+      grpc::ChannelArguments args;
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetInt("grpc.channel_id", index);  // distinct args: never shared
+      s = std::make_unique<Stubs>();
+      s->channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      s->raftkv = kvpb::KV::NewStub(s->channel);
+      s->etcd = etcdserverpb::KV::NewStub(s->channel);
+    }
+    return s.get();
+  }
+  bool ConnectAll(absl::Duration timeout) {
+    absl::MutexLock l(&mu_);
+    const auto deadline = std::chrono::system_clock::now() + absl::ToChronoNanoseconds(timeout);
+    for (auto& [k, s] : stubs_) {
+      if (!s->channel->WaitForConnected(deadline)) return false;
+    }
+    return true;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::pair<std::string, int>, std::unique_ptr<Stubs>> stubs_ ABSL_GUARDED_BY(mu_);
+};
+
+// Stats of one completion-queue thread, merged at the end of a run.
+struct Stats {
+  Histogram latency_ns;
+  uint64_t ops = 0, reads = 0, writes = 0, not_found = 0, errors = 0, redirects = 0;
+  std::map<std::string, uint64_t> error_kinds;
+  std::vector<std::string> first_errors;
+  void Merge(const Stats& o) {
+    latency_ns.Merge(o.latency_ns);
+    ops += o.ops, reads += o.reads, writes += o.writes, not_found += o.not_found;
+    errors += o.errors, redirects += o.redirects;
+    for (const auto& [k, n] : o.error_kinds) error_kinds[k] += n;
+    for (const auto& e : o.first_errors) {
+      if (first_errors.size() < 5) first_errors.push_back(e);
+    }
+  }
+};
+
+struct RunConfig {
+  Target target = Target::kRaftkv;
+  Op op = Op::kPut;
+  int workers = 1, connections = 1;
+  bool preload = false;  // write keys 0..keys-1 once each, then stop; nothing measured
+  Clock::duration warmup{}, duration{};
+  Clock::time_point measure_from, end;  // set when the run starts
+  std::string leader;
+  std::vector<std::string> endpoints;
+  std::string value_pool;  // values are slices of this
+  absl::Duration timeout;
+};
+
+// One request in flight.
+struct Call {
+  grpc::ClientContext ctx;
+  grpc::Status status;
+  bool read = false;
+  Clock::time_point start;
+  kvpb::PutResponse kput;
+  kvpb::GetResponse kget;
+  etcdserverpb::PutResponse eput;
+  etcdserverpb::RangeResponse erange;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<kvpb::PutResponse>> kput_r;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<kvpb::GetResponse>> kget_r;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::PutResponse>> eput_r;
+  std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::RangeResponse>> erange_r;
+};
+
+struct Worker {
+  int id = 0;
+  Stubs* write = nullptr;
+  Stubs* read = nullptr;
+  uint64_t rng = 0;
+  uint64_t client_id = 0, seq = 0;
+  std::unique_ptr<Call> call;
+  grpc::Alarm alarm;
+  bool backing_off = false;
+  bool done = false;
+};
+
+uint64_t Next(uint64_t* s) {  // xorshift64*
+  *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+  return *s * 2685821657736338717ull;
+}
+
+std::string KeyOf(uint64_t n) {
+  return absl::StrFormat("%0*d", FLAGS_key_bytes, n);
+}
+
+class Driver {
+ public:
+  Driver(const RunConfig& cfg, Pool* pool, std::atomic<uint64_t>* next_key)
+      : cfg_(cfg), pool_(pool), next_key_(next_key) {}
+
+  // Runs `workers` on the calling thread until the run ends.
+  void Run(std::vector<Worker*> workers) {
+    size_t live = 0;
+    for (Worker* w : workers) {
+      Start(w);
+      if (!w->done) ++live;
+    }
+    void* tag;
+    bool ok;
+    while (live > 0 && cq_.Next(&tag, &ok)) {
+      Worker* w = static_cast<Worker*>(tag);
+      if (w->backing_off) {
+        w->backing_off = false;
+        Start(w);
+      } else {
+        Complete(w);
+      }
+      if (w->done) --live;
+    }
+    cq_.Shutdown();
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+
+  Stats stats;
+
+ private:
+  void Start(Worker* w) {
+    const Clock::time_point now = Clock::now();
+    uint64_t k;
+    bool read;
+    if (cfg_.preload) {
+      k = next_key_->fetch_add(1);
+      if (k >= FLAGS_keys) {
+        w->done = true;
+        return;
+      }
+      read = false;
+    } else {
+      if (now >= cfg_.end) {
+        w->done = true;
+        return;
+      }
+      k = Next(&w->rng) % FLAGS_keys;
+      read = cfg_.op == Op::kGet || cfg_.op == Op::kSget ||
+             (cfg_.op == Op::kMix &&
+              static_cast<double>(Next(&w->rng) % 1000000) < FLAGS_read_fraction * 1e6);
+    }
+    const bool serializable =
+        cfg_.op == Op::kSget || (cfg_.op == Op::kMix && FLAGS_mix_serializable);
+    auto c = std::make_unique<Call>();
+    c->read = read;
+    c->start = now;
+    c->ctx.set_deadline(std::chrono::system_clock::now() +
+                        absl::ToChronoNanoseconds(cfg_.timeout));
+    const std::string key = KeyOf(k);
+    if (cfg_.target == Target::kRaftkv) {
+      if (read) {
+        kvpb::GetRequest req;
+        req.set_key(key);
+        req.set_serializable(serializable);
+        c->kget_r = w->read->raftkv->AsyncGet(&c->ctx, req, &cq_);
+        c->kget_r->Finish(&c->kget, &c->status, w);
+      } else {
+        kvpb::PutRequest req;
+        if (FLAGS_exactly_once) {
+          ++w->seq;
+          req.mutable_header()->set_client_id(w->client_id);
+          req.mutable_header()->set_seq(w->seq);
+          req.mutable_header()->set_first_incomplete(w->seq);
+        }
+        req.set_key(key);
+        req.set_value(Value(w));
+        c->kput_r = w->write->raftkv->AsyncPut(&c->ctx, req, &cq_);
+        c->kput_r->Finish(&c->kput, &c->status, w);
+      }
+    } else {
+      if (read) {
+        etcdserverpb::RangeRequest req;
+        req.set_key(key);
+        req.set_serializable(serializable);
+        c->erange_r = w->read->etcd->AsyncRange(&c->ctx, req, &cq_);
+        c->erange_r->Finish(&c->erange, &c->status, w);
+      } else {
+        etcdserverpb::PutRequest req;
+        req.set_key(key);
+        req.set_value(Value(w));
+        c->eput_r = w->write->etcd->AsyncPut(&c->ctx, req, &cq_);
+        c->eput_r->Finish(&c->eput, &c->status, w);
+      }
+    }
+    w->call = std::move(c);
+  }
+
+  std::string Value(Worker* w) {
+    const size_t spare = cfg_.value_pool.size() - FLAGS_value_bytes;
+    return cfg_.value_pool.substr(Next(&w->rng) % (spare + 1), FLAGS_value_bytes);
+  }
+
+  void Complete(Worker* w) {
+    const Clock::time_point now = Clock::now();
+    std::unique_ptr<Call> c = std::move(w->call);
+    const bool counted = !cfg_.preload && now >= cfg_.measure_from && now < cfg_.end;
+    bool retry_now = false;
+    if (c->status.ok()) {
+      if (counted) {
+        stats.latency_ns.Record(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - c->start).count());
+        ++stats.ops;
+        ++(c->read ? stats.reads : stats.writes);
+        if (c->read && !(cfg_.target == Target::kRaftkv ? c->kget.found()
+                                                          : c->erange.kvs_size() > 0)) {
+          ++stats.not_found;
+        }
+      }
+    } else {
+      const std::string& msg = c->status.error_message();
+      if (counted || cfg_.preload) {
+        ++stats.errors;
+        ++stats.error_kinds[absl::StrCat("code_", c->status.error_code())];
+        if (stats.first_errors.size() < 5) {
+          stats.first_errors.push_back(absl::StrCat(c->status.error_code(), ": ", msg));
+        }
+      }
+      // raftkv's "not leader": follow the hint.
+      if (cfg_.target == Target::kRaftkv &&
+          c->status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+          msg.rfind("not leader", 0) == 0 && !c->read) {
+        const auto& md = c->ctx.GetServerTrailingMetadata();
+        auto it = md.find("raftkv-leader-addr");
+        if (it != md.end() && it->second.size() > 0) {
+          w->write = pool_->Get(std::string(it->second.data(), it->second.size()),
+                                w->id % cfg_.connections);
+          ++stats.redirects;
+          retry_now = true;
+        }
+      }
+      if (!retry_now) {  // back off 10 ms so a dead server is not hammered
+        w->backing_off = true;
+        w->alarm.Set(&cq_, std::chrono::system_clock::now() + std::chrono::milliseconds(10),
+                     w);
+        return;
+      }
+    }
+    Start(w);
+  }
+
+  const RunConfig& cfg_;
+  Pool* pool_;
+  std::atomic<uint64_t>* next_key_;
+  grpc::CompletionQueue cq_;
+};
+
+struct Result {
+  Stats stats;
+  double seconds = 0;
+  std::vector<double> server_cpu;  // -1: unreadable
+  double bench_cpu = 0;
+};
+
+// Runs one configuration; for preload, until every key is written.
+Result RunOnce(RunConfig cfg, const std::vector<pid_t>& pids) {
+  Pool pool;
+  const int n = static_cast<int>(cfg.endpoints.size());
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::mt19937_64 seed(std::random_device{}());
+  const bool spread = FLAGS_read_from == "all";
+  for (int i = 0; i < cfg.workers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->id = i;
+    const int c = i % cfg.connections;
+    w->write = pool.Get(cfg.leader, c);
+    w->read = spread ? pool.Get(cfg.endpoints[c % n], c) : w->write;
+    if (cfg.op == Op::kPut || cfg.preload) w->read = w->write;
+    w->rng = seed() | 1;
+    w->client_id = seed() | 1;
+    workers.push_back(std::move(w));
+  }
+  if (!pool.ConnectAll(absl::Seconds(10))) {
+    std::cerr << "bench: could not connect to every endpoint within 10 s\n";
+    std::exit(2);
+  }
+  // Set the clock only now: connecting is not part of the warm-up.
+  cfg.measure_from = Clock::now() + cfg.warmup;
+  cfg.end = cfg.measure_from + cfg.duration;
+  const int threads = std::max(1, FLAGS_threads);
+  std::atomic<uint64_t> next_key{0};
+  std::vector<std::unique_ptr<Driver>> drivers;
+  for (int t = 0; t < threads; ++t) {
+    drivers.push_back(std::make_unique<Driver>(cfg, &pool, &next_key));
+  }
+  Result r;
+  std::vector<double> cpu0(pids.size());
+  double self0 = 0;
+  auto snapshot = [&](std::vector<double>* out, double* self) {
+    for (size_t i = 0; i < pids.size(); ++i) {
+      auto s = raftkv::tools::ProcessCpuSeconds(pids[i]);
+      (*out)[i] = s ? *s : -1;
+    }
+    *self = raftkv::tools::SelfCpuSeconds();
+  };
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    std::vector<Worker*> mine;
+    for (int i = t; i < cfg.workers; i += threads) mine.push_back(workers[i].get());
+    ts.emplace_back([d = drivers[t].get(), mine] { d->Run(mine); });
+  }
+  if (!cfg.preload) {
+    std::this_thread::sleep_until(cfg.measure_from);
+    snapshot(&cpu0, &self0);
+    std::this_thread::sleep_until(cfg.end);
+    r.server_cpu.resize(pids.size());
+    snapshot(&r.server_cpu, &r.bench_cpu);
+    for (size_t i = 0; i < pids.size(); ++i) {
+      r.server_cpu[i] = (cpu0[i] < 0 || r.server_cpu[i] < 0) ? -1 : r.server_cpu[i] - cpu0[i];
+    }
+    r.bench_cpu -= self0;
+    r.seconds = std::chrono::duration<double>(cfg.end - cfg.measure_from).count();
+  }
+  for (auto& t : ts) t.join();
+  for (auto& d : drivers) r.stats.Merge(d->stats);
+  return r;
+}
+
+// The leader's client address, as listed in the endpoints when possible.
+std::string FindLeader(Target target, const std::vector<std::string>& endpoints) {
+  for (const std::string& ep : endpoints) {
+    auto ch = grpc::CreateChannel(ep, grpc::InsecureChannelCredentials());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    if (target == Target::kRaftkv) {
+      raftkv::adminpb::StatusResponse resp;
+      if (!raftkv::adminpb::Admin::NewStub(ch)
+               ->Status(&ctx, raftkv::adminpb::StatusRequest(), &resp).ok()) {
+        continue;
+      }
+      if (resp.role() == "leader") return ep;
+      if (!resp.leader_address().empty()) return resp.leader_address();
+    } else {
+      etcdserverpb::StatusResponse resp;
+      if (!etcdserverpb::Maintenance::NewStub(ch)
+               ->Status(&ctx, etcdserverpb::StatusRequest(), &resp).ok()) {
+        continue;
+      }
+      if (resp.leader() != 0 && resp.leader() == resp.header().member_id()) return ep;
+    }
+  }
+  return "";
+}
+
+const char* OpName(Op op) {
+  switch (op) {
+    case Op::kPut: return "put";
+    case Op::kGet: return "get";
+    case Op::kSget: return "sget";
+    case Op::kMix: return "mix";
+  }
+  return "?";
+}
+
+double Ms(uint64_t ns) { return ns / 1e6; }
+
+void Report(const RunConfig& cfg, const Result& r, const std::vector<pid_t>& pids) {
+  const Stats& s = r.stats;
+  const Histogram& h = s.latency_ns;
+  const double ops_s = r.seconds > 0 ? s.ops / r.seconds : 0;
+  double server_total = 0;
+  std::vector<std::string> per;
+  for (double c : r.server_cpu) {
+    per.push_back(c < 0 ? "?" : absl::StrFormat("%.2f", c));
+    if (c > 0) server_total += c;
+  }
+  const double us_per_op = s.ops > 0 ? server_total / s.ops * 1e6 : 0;
+  const double bench_us_per_op = s.ops > 0 ? r.bench_cpu / s.ops * 1e6 : 0;
+  if (FLAGS_header) {
+    std::printf("%-6s %-4s %4s %4s %9s %8s %8s %8s %8s %8s %6s %18s %8s %8s\n", "target", "op",
+                "wrk", "conn", "ops/s", "p50ms", "p90ms", "p99ms", "p99.9ms", "maxms", "errs",
+                "server_cpu_s", "srv_us/op", "gen_us/op");
+    FLAGS_header = false;
+  }
+  std::printf("%-6s %-4s %4d %4d %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %6llu %18s %8.0f %8.0f\n",
+              FLAGS_target.c_str(), OpName(cfg.op), cfg.workers, cfg.connections, ops_s,
+              Ms(h.Percentile(50)), Ms(h.Percentile(90)), Ms(h.Percentile(99)),
+              Ms(h.Percentile(99.9)), Ms(h.max()), static_cast<unsigned long long>(s.errors),
+              per.empty() ? "-" : absl::StrJoin(per, "+").c_str(), us_per_op, bench_us_per_op);
+  std::vector<std::string> kinds;
+  for (const auto& [k, n] : s.error_kinds) kinds.push_back(absl::StrFormat("\"%s\":%d", k, n));
+  std::vector<std::string> cpus;
+  for (double c : r.server_cpu) cpus.push_back(absl::StrFormat("%.3f", c));
+  absl::PrintF(
+      "{\"label\":\"%s\",\"target\":\"%s\",\"op\":\"%s\",\"workers\":%d,\"connections\":%d,"
+      "\"key_bytes\":%d,\"value_bytes\":%d,\"keys\":%d,\"read_fraction\":%.3f,"
+      "\"seconds\":%.3f,\"ops\":%d,\"reads\":%d,\"writes\":%d,\"ops_per_sec\":%.1f,"
+      "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
+      "\"mean_ms\":%.3f,\"errors\":%d,\"redirects\":%d,\"not_found\":%d,\"error_kinds\":{%s},"
+      "\"server_pids\":[%s],\"server_cpu_s\":[%s],\"server_cpu_total_s\":%.3f,"
+      "\"server_cpu_us_per_op\":%.1f,\"bench_cpu_s\":%.3f,\"bench_cpu_us_per_op\":%.1f,"
+      "\"leader\":\"%s\"}\n",
+      FLAGS_label, FLAGS_target, OpName(cfg.op), cfg.workers, cfg.connections, FLAGS_key_bytes,
+      FLAGS_value_bytes, FLAGS_keys, cfg.op == Op::kMix ? FLAGS_read_fraction : 0.0, r.seconds,
+      s.ops, s.reads, s.writes, ops_s, Ms(h.Percentile(50)), Ms(h.Percentile(90)),
+      Ms(h.Percentile(99)), Ms(h.Percentile(99.9)), Ms(h.max()), h.mean() / 1e6, s.errors,
+      s.redirects, s.not_found, absl::StrJoin(kinds, ","), absl::StrJoin(pids, ","),
+      absl::StrJoin(cpus, ","), server_total, us_per_op, r.bench_cpu, bench_us_per_op,
+      cfg.leader);
+  for (const auto& e : s.first_errors) std::fprintf(stderr, "  error: %s\n", e.c_str());
+  std::fflush(stdout);
+}
+
+int Fail(const std::string& msg) {
+  std::cerr << "bench: " << msg << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gflags::SetUsageMessage(
+      "closed-loop load: bench --target=raftkv|etcd --endpoints=H:P,... --op=put|get|sget|mix "
+      "--workers=1,16,64 [--duration=10s] [--server_pids=1,2,3]");
+  gflags::ParseCommandLineFlags(&argc, &argv, true);
+  RunConfig cfg;
+  if (FLAGS_target == "raftkv") {
+    cfg.target = Target::kRaftkv;
+  } else if (FLAGS_target == "etcd") {
+    cfg.target = Target::kEtcd;
+  } else {
+    return Fail("--target must be raftkv or etcd");
+  }
+  const std::map<std::string, Op> ops = {
+      {"put", Op::kPut}, {"get", Op::kGet}, {"sget", Op::kSget}, {"mix", Op::kMix}};
+  if (!ops.count(FLAGS_op)) return Fail("--op must be put, get, sget or mix");
+  cfg.op = ops.at(FLAGS_op);
+  absl::Duration duration, warmup;
+  if (!absl::ParseDuration(FLAGS_duration, &duration) || duration <= absl::ZeroDuration() ||
+      !absl::ParseDuration(FLAGS_warmup, &warmup) || warmup < absl::ZeroDuration() ||
+      !absl::ParseDuration(FLAGS_timeout, &cfg.timeout) || cfg.timeout <= absl::ZeroDuration()) {
+    return Fail("bad --duration, --warmup or --timeout");
+  }
+  if (FLAGS_keys == 0 || FLAGS_value_bytes < 0 || FLAGS_key_bytes <= 0 ||
+      KeyOf(FLAGS_keys - 1).size() != static_cast<size_t>(FLAGS_key_bytes)) {
+    return Fail("--keys must be > 0 and its numbers fit in --key_bytes digits");
+  }
+  if (FLAGS_read_from != "leader" && FLAGS_read_from != "all") {
+    return Fail("--read_from must be leader or all");
+  }
+  auto pids = raftkv::tools::ParsePids(FLAGS_server_pids);
+  if (!pids) return Fail("bad --server_pids");
+  std::vector<int> counts;
+  for (absl::string_view s : absl::StrSplit(FLAGS_workers, ',', absl::SkipEmpty())) {
+    int n = 0;
+    if (!absl::SimpleAtoi(s, &n) || n <= 0) return Fail("bad --workers");
+    counts.push_back(n);
+  }
+  for (absl::string_view s : absl::StrSplit(FLAGS_endpoints, ',', absl::SkipEmpty())) {
+    cfg.endpoints.emplace_back(s);
+  }
+  if (counts.empty() || cfg.endpoints.empty()) return Fail("no --workers or --endpoints");
+
+  std::mt19937_64 rng(1);
+  cfg.value_pool.resize(FLAGS_value_bytes + 4096);
+  for (char& ch : cfg.value_pool) ch = static_cast<char>('!' + rng() % 94);
+
+  cfg.leader = FindLeader(cfg.target, cfg.endpoints);
+  if (cfg.leader.empty()) return Fail("no leader found at " + FLAGS_endpoints);
+
+  if (FLAGS_preload) {
+    RunConfig p = cfg;
+    p.preload = true;
+    p.workers = std::max(64, counts.front());
+    p.connections = FLAGS_connections > 0 ? FLAGS_connections : 16;
+    const auto t0 = Clock::now();
+    Result r = RunOnce(p, {});
+    std::fprintf(stderr, "bench: preloaded %llu keys in %.1f s (%llu errors)\n",
+                 static_cast<unsigned long long>(FLAGS_keys),
+                 std::chrono::duration<double>(Clock::now() - t0).count(),
+                 static_cast<unsigned long long>(r.stats.errors));
+    for (const auto& e : r.stats.first_errors) std::fprintf(stderr, "  error: %s\n", e.c_str());
+  }
+  bool failed = false;
+  for (int n : counts) {
+    RunConfig c = cfg;
+    c.preload = false;
+    c.workers = n;
+    c.connections = FLAGS_connections > 0 ? FLAGS_connections : std::min(n, 16);
+    c.warmup = absl::ToChronoNanoseconds(warmup);
+    c.duration = absl::ToChronoNanoseconds(duration);
+    Result r = RunOnce(c, *pids);
+    Report(c, r, *pids);
+    if (r.stats.errors > 0 || r.stats.ops == 0) failed = true;
+  }
+  return failed ? 1 : 0;
+}
