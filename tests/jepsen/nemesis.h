@@ -1,0 +1,114 @@
+// The nemesis of a fault-injection run: a seeded schedule of faults and the
+// machinery that inflicts and heals them on a running Cluster.
+//
+// The schedule is a pure function of (seed, nodes, length, kinds): the same
+// arguments give the same sequence of faults, waits, hold times and target
+// picks. Targets that depend on the cluster at the time ("the leader") are
+// resolved when the fault is applied, and the applied fault is described
+// (with the node ids it hit) for the run's fault log.
+//
+// Faults, one at a time, each held for a while and then healed:
+//   kill / kill-leader      SIGKILL, restart after the hold
+//   pause / pause-leader    SIGSTOP for longer than an election timeout, SIGCONT
+//   isolate-leader          the leader cut off from every other node
+//   split                   a random minority | majority partition
+//   bridge                  two halves that only one node sees both of
+//   drop                    every peer message dropped with a probability
+//   delay                   every peer message delayed (plus a little loss)
+//   transfer-leader         leadership moved to another voter (no hold)
+// Partitions, loss and delay use the servers' fault layer (Admin.SetFaults;
+// the nodes must run with --enable_fault_injection): blocking both
+// directions of every cut link.
+//
+// Thread safety: one thread drives a Nemesis (the Cluster's start/stop
+// methods are not thread-safe); counters may be read from any thread.
+#ifndef RAFTKV_TESTS_JEPSEN_NEMESIS_H_
+#define RAFTKV_TESTS_JEPSEN_NEMESIS_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "tests/cluster_harness.h"
+
+namespace raftkv::jepsen {
+
+enum class FaultKind {
+  kKill,
+  kKillLeader,
+  kPause,
+  kPauseLeader,
+  kIsolateLeader,
+  kSplit,
+  kBridge,
+  kDrop,
+  kDelay,
+  kTransferLeader,
+};
+const char* FaultKindName(FaultKind k);
+// Every kind, in declaration order.
+std::vector<FaultKind> AllFaultKinds();
+// "kill,split,..." -> kinds; INVALID_ARGUMENT naming an unknown one.
+absl::Status ParseFaultKinds(const std::string& list, std::vector<FaultKind>* out);
+
+struct Fault {
+  FaultKind kind = FaultKind::kKill;
+  absl::Duration wait;  // quiet time before it
+  absl::Duration hold;  // how long it lasts
+  uint64_t pick = 0;    // random bits that choose the target nodes
+  double drop = 0;      // drop, delay: loss probability
+  int delay_ms = 0;     // delay
+};
+std::string FormatFault(const Fault& f);
+
+// Faults until their waits and holds add up to `length`.
+std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
+                                const std::vector<FaultKind>& kinds);
+
+class Nemesis {
+ public:
+  // `log` receives one line per event (applied, healed, errors).
+  Nemesis(testing::Cluster* cluster, std::function<void(const std::string&)> log);
+
+  // Inflicts `f` on the cluster; returns what it did (the nodes it hit).
+  // Waits out nothing: the caller holds the fault, then calls Heal().
+  std::string Apply(const Fault& f);
+
+  // Undoes every fault: SIGCONT paused nodes, restarts killed ones, clears
+  // every node's fault table. An error if some node did not take it
+  // within `timeout`.
+  absl::Status Heal(absl::Duration timeout = absl::Seconds(30));
+
+  // The current leader by the nodes' own Status (the highest term's), 0 if
+  // none answers as leader.
+  int FindLeader();
+
+  int faults() const { return faults_.load(); }
+
+ private:
+  void Log(const std::string& line) { log_(line); }
+  // Blocks every link between a node of `a` and a node of `b`, both ways.
+  std::string Partition(const std::vector<std::set<int>>& groups);
+  absl::Status SetFaults(int node, const std::map<int, std::pair<double, int>>& lossy,
+                         const std::set<int>& blocked);
+  int PickNode(uint64_t pick, int avoid = 0) const;
+
+  testing::Cluster* const cluster_;
+  const std::function<void(const std::string&)> log_;
+  std::map<int, pid_t> pids_;  // learned from SetFaults answers
+  std::set<int> paused_;
+  std::set<int> killed_;
+  std::atomic<int> faults_{0};
+};
+
+}  // namespace raftkv::jepsen
+
+#endif  // RAFTKV_TESTS_JEPSEN_NEMESIS_H_

@@ -1,0 +1,326 @@
+#include "tests/jepsen/runner.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "client/client.h"
+#include "tests/cluster_harness.h"
+#include "tests/jepsen/history.h"
+
+namespace raftkv::jepsen {
+namespace {
+
+std::unique_ptr<client::Client> MakeClient(std::vector<std::string> endpoints,
+                                           absl::Duration total) {
+  client::ClientOptions co;
+  co.endpoints = std::move(endpoints);
+  co.attempt_timeout = std::min(absl::Seconds(1), total);
+  co.total_timeout = total;
+  co.backoff_initial = absl::Milliseconds(10);
+  co.backoff_max = absl::Milliseconds(200);
+  auto c = client::Client::Create(co);
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+// Failed (definitely not applied) or unknown, per the header's rules.
+void MarkError(const absl::Status& s, bool write, Op* r) {
+  r->error = s.ToString();
+  r->outcome = write && s.code() == absl::StatusCode::kInvalidArgument ? Outcome::kFailed
+                                                                       : Outcome::kUnknown;
+}
+
+// Runs `op` (arguments filled) with `c`; fills its answer. `reader` (may be
+// null) serves gets instead, as serializable reads (the planted bug).
+void Execute(client::Client* c, client::Client* reader, Op* op) {
+  switch (op->type) {
+    case OpType::kPut: {
+      auto r = c->Put(op->key, op->value);
+      if (!r.ok()) return MarkError(r.status(), true, op);
+      op->outcome = Outcome::kOk;
+      op->version = *r;
+      return;
+    }
+    case OpType::kGet: {
+      auto r = reader != nullptr ? reader->Get(op->key, /*serializable=*/true) : c->Get(op->key);
+      if (r.ok()) {
+        op->outcome = Outcome::kOk;
+        op->found = true;
+        op->out_value = r->value;
+        op->version = r->version;
+      } else if (r.status().code() == absl::StatusCode::kNotFound) {
+        op->outcome = Outcome::kOk;
+        op->found = false;
+      } else {
+        MarkError(r.status(), false, op);
+      }
+      return;
+    }
+    case OpType::kDelete: {
+      auto r = c->Delete(op->key);
+      if (!r.ok()) return MarkError(r.status(), true, op);
+      op->outcome = Outcome::kOk;
+      op->found = *r;
+      return;
+    }
+    case OpType::kCas: {
+      auto r = c->CompareAndSwap(op->key,
+                                 op->cas_by_version ? client::Expected::Version(op->expected_version)
+                                                    : client::Expected::Value(op->expected_value),
+                                 op->value);
+      if (!r.ok()) return MarkError(r.status(), true, op);
+      op->outcome = Outcome::kOk;
+      op->succeeded = r->succeeded;
+      if (r->succeeded) {
+        op->version = r->version;
+      } else if (r->current.has_value()) {
+        op->found = true;
+        op->out_value = r->current->value;
+        op->version = r->current->version;
+      }
+      return;
+    }
+  }
+}
+
+struct Shared {
+  Recorder recorder;
+  std::atomic<bool> stop{false};
+};
+
+// One client: operations one after another on random keys until stopped.
+void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, int c,
+                Shared* shared) {
+  std::vector<std::string> endpoints = addresses;
+  std::rotate(endpoints.begin(), endpoints.begin() + c % endpoints.size(), endpoints.end());
+  auto cl = MakeClient(endpoints, o.op_timeout);
+  std::vector<std::unique_ptr<client::Client>> direct;  // planted bug: one per node
+  if (o.planted_stale_reads) {
+    for (const auto& a : addresses) direct.push_back(MakeClient({a}, o.op_timeout));
+  }
+  std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(c));
+  struct Seen {
+    bool found = false;
+    std::string value;
+    uint64_t version = 0;
+  };
+  std::map<std::string, Seen> seen;
+  for (int n = 1; !shared->stop.load(); ++n) {
+    Op op;
+    op.client = c;
+    op.key = absl::StrCat("k", rng() % static_cast<uint64_t>(o.keys));
+    const int roll = static_cast<int>(rng() % 100);
+    op.type = roll < 40 ? OpType::kGet
+              : roll < 65 ? OpType::kPut
+              : roll < 90 ? OpType::kCas
+                          : OpType::kDelete;
+    if (op.type == OpType::kPut || op.type == OpType::kCas) op.value = absl::StrCat("c", c, "-", n);
+    if (op.type == OpType::kCas) {
+      const Seen& s = seen[op.key];
+      op.cas_by_version = !s.found || rng() % 2 == 0;
+      op.expected_version = s.found ? s.version : 0;
+      op.expected_value = s.value;
+    }
+    client::Client* reader = nullptr;
+    if (op.type == OpType::kGet && !direct.empty()) reader = direct[rng() % direct.size()].get();
+    const int64_t id = shared->recorder.Invoke(op);
+    Execute(cl.get(), reader, &op);
+    shared->recorder.Complete(id, op);
+    if (op.outcome != Outcome::kOk) continue;
+    Seen& s = seen[op.key];
+    if (op.type == OpType::kGet || (op.type == OpType::kCas && !op.succeeded)) {
+      s = Seen{op.found, op.out_value, op.version};
+    } else if (op.type == OpType::kPut || op.type == OpType::kCas) {
+      s = Seen{true, op.value, op.version};
+    } else {
+      s = Seen{};
+    }
+  }
+}
+
+std::string ArtifactBase(const RunOptions& o) {
+  if (!o.out_dir.empty()) return o.out_dir;
+  if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR"); d != nullptr && *d) return d;
+  return "/tmp/raftkv-jepsen";
+}
+
+std::string RunName(const RunOptions& o) {
+  return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed, o.planted_stale_reads ? "-planted" : "");
+}
+
+double Secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+}  // namespace
+
+std::string ReplayCommand(const RunOptions& o) {
+  std::vector<std::string> kinds;
+  for (FaultKind k : o.kinds) kinds.push_back(FaultKindName(k));
+  std::string cmd = absl::StrCat(
+      "tools/torture --nodes=", o.nodes, " --seed=", o.seed, " --runs=1 --run_seconds=",
+      absl::ToInt64Seconds(o.length), " --clients=", o.clients, " --keys=", o.keys);
+  if (o.kinds.size() != AllFaultKinds().size()) {
+    absl::StrAppend(&cmd, " --faults=", absl::StrJoin(kinds, ","));
+  }
+  if (o.planted_stale_reads) absl::StrAppend(&cmd, " --planted_stale_reads");
+  return cmd;
+}
+
+std::string RunResult::Summary() const {
+  return absl::StrCat(status.ok() ? "PASS" : "FAIL", ": ", ops, " ops (", ok, " ok, ", unknown,
+                      " unknown, ", failed, " failed), ", faults, " faults, recovery ",
+                      absl::FormatDuration(recovery), ", ", check.Summary(), ", in ",
+                      absl::FormatDuration(elapsed));
+}
+
+RunResult RunOnce(const RunOptions& o) {
+  RunResult result;
+  const absl::Time began = absl::Now();
+  const int64_t t0 = MonotonicNanos();
+  auto say = [&o](const std::string& s) {
+    if (o.progress) o.progress(s);
+  };
+  absl::Mutex log_mu;
+  std::vector<std::string> fault_log;
+  auto log = [&](const std::string& line) {
+    const int64_t now = MonotonicNanos();
+    absl::MutexLock l(&log_mu);
+    fault_log.push_back(absl::StrCat("t=", absl::SixDigits(Secs(now - t0)), "s mono=", now, " ", line));
+  };
+  auto fail = [&](const std::string& what) {
+    log(absl::StrCat("CHECK FAILED: ", what));
+    result.failures.push_back(what);
+  };
+  result.replay = ReplayCommand(o);
+
+  testing::ClusterOptions co;
+  co.size = o.nodes;
+  co.tick_ms = 20;
+  co.name = RunName(o);
+  // Small snapshot thresholds, so restarted nodes also catch up by snapshot.
+  co.extra_flags = {"--enable_fault_injection", "--snapshot_entries=2000",
+                    "--snapshot_keep_entries=200"};
+  auto cluster = std::make_unique<testing::Cluster>(co);
+  Nemesis nemesis(cluster.get(), log);
+  Shared shared;
+  std::vector<std::thread> clients;
+
+  const std::vector<Fault> schedule = MakeSchedule(o.seed, o.nodes, o.length, o.kinds);
+  log(absl::StrCat("run ", RunName(o), ": ", schedule.size(), " faults scheduled; replay: ",
+                   result.replay));
+  for (size_t i = 0; i < schedule.size(); ++i) {
+    log(absl::StrCat("schedule ", i, ": ", FormatFault(schedule[i])));
+  }
+
+  absl::Status s = cluster->StartAll();
+  absl::StatusOr<int> leader = s.ok() ? cluster->WaitForLeader(absl::Seconds(20)) : s;
+  if (leader.ok()) s = nemesis.Heal(absl::Seconds(20));  // learns every pid
+  if (!leader.ok() || !s.ok()) {
+    fail(absl::StrCat("cluster did not start: ", (leader.ok() ? s : leader.status()).ToString()));
+  } else {
+    for (int c = 0; c < o.clients; ++c) {
+      clients.emplace_back(ClientLoop, std::cref(o), cluster->addresses(), c, &shared);
+    }
+    const absl::Time end = absl::Now() + o.length;
+    for (size_t i = 0; i < schedule.size() && absl::Now() < end; ++i) {
+      const Fault& f = schedule[i];
+      absl::SleepFor(f.wait);
+      const std::string what = nemesis.Apply(f);
+      absl::SleepFor(f.hold);
+      if (absl::Status h = nemesis.Heal(); !h.ok()) {
+        fail(h.ToString());
+        break;
+      }
+      log("healed");
+      say(absl::StrCat("  t=", absl::SixDigits(absl::ToDoubleSeconds(absl::Now() - began)),
+                       "s fault ", i + 1, ": ", what, "; ops so far ", shared.recorder.size()));
+    }
+  }
+  const absl::Time healed = absl::Now();
+  shared.stop.store(true);
+  for (auto& t : clients) t.join();
+  log("clients stopped");
+
+  if (result.failures.empty()) {
+    // (4) serving again within the bound: a write and a read.
+    auto probe = MakeClient(cluster->addresses(), o.recovery_bound);
+    absl::Status ps = probe->Put("jepsen-probe", "x").status();
+    if (ps.ok()) ps = probe->Get("jepsen-probe").status();
+    result.recovery = absl::Now() - healed;
+    if (!ps.ok() || result.recovery > o.recovery_bound) {
+      fail(absl::StrCat("not serving ", absl::FormatDuration(o.recovery_bound),
+                        " after healing: ", ps.ToString()));
+    }
+    log(absl::StrCat("serving again after ", absl::FormatDuration(result.recovery)));
+    // (2) a final linearizable read of every key, part of the history.
+    auto reader = MakeClient(cluster->addresses(), absl::Seconds(20));
+    for (int k = 0; k < o.keys && result.failures.empty(); ++k) {
+      Op op;
+      op.client = o.clients;
+      op.type = OpType::kGet;
+      op.key = absl::StrCat("k", k);
+      const int64_t id = shared.recorder.Invoke(op);
+      Execute(reader.get(), nullptr, &op);
+      shared.recorder.Complete(id, op);
+      if (op.outcome != Outcome::kOk) fail(absl::StrCat("final read of ", op.key, ": ", op.error));
+    }
+    // (3) identical replicas.
+    auto conv = cluster->WaitForConvergence(absl::Seconds(30));
+    if (!conv.ok()) fail(absl::StrCat("replicas differ: ", conv.status().ToString()));
+    else log(absl::StrCat("converged at index ", conv->applied_index(), ", digest ", conv->data_digest()));
+  }
+
+  // (1) linearizability of the whole history.
+  const std::vector<Op> history = shared.recorder.Snapshot();
+  for (const Op& op : history) {
+    ++result.ops;
+    if (op.outcome == Outcome::kOk) ++result.ok;
+    if (op.outcome == Outcome::kUnknown) ++result.unknown;
+    if (op.outcome == Outcome::kFailed) ++result.failed;
+  }
+  result.faults = nemesis.faults();
+  result.check = CheckHistory(history);
+  result.linearizable = result.check.ok();
+  if (!result.check.ok()) fail(result.check.Report());
+  log(result.check.Summary());
+
+  result.elapsed = absl::Now() - began;
+  result.status = result.failures.empty() ? absl::OkStatus()
+                                          : absl::InternalError(result.failures.front());
+  const std::string cluster_dir =
+      std::filesystem::path(cluster->data_dir(1)).parent_path().string();
+  if (!result.failures.empty() || o.keep_artifacts) {
+    const std::string dir = absl::StrCat(ArtifactBase(o), "/", RunName(o));
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+    std::filesystem::create_directories(dir, ec);
+    std::ofstream(dir + "/history.txt") << FormatHistory(history);
+    {
+      absl::MutexLock l(&log_mu);
+      std::ofstream(dir + "/faults.txt") << absl::StrJoin(fault_log, "\n") << "\n";
+    }
+    std::ofstream(dir + "/report.txt")
+        << result.Summary() << "\n\n" << absl::StrJoin(result.failures, "\n\n") << "\n\nreplay: "
+        << result.replay << "\n";
+    for (int id = 1; id <= o.nodes; ++id) {
+      std::filesystem::copy_file(cluster->log_path(id), absl::StrCat(dir, "/n", id, ".log"),
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+    }
+    result.artifacts = dir;
+  }
+  cluster.reset();  // kills the nodes
+  if (result.failures.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(cluster_dir, ec);
+  }
+  return result;
+}
+
+}  // namespace raftkv::jepsen

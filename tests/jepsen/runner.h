@@ -1,0 +1,84 @@
+// One fault-injection run, Jepsen style: start a cluster of real servers
+// (with --enable_fault_injection), run concurrent clients doing put, get,
+// delete and compare-and-swap on a few keys while a seeded nemesis
+// (nemesis.h) kills, pauses, partitions and slows nodes; then heal and check:
+//
+//   1. the history (every operation, with invocation and completion times
+//      and outcome ok / failed / unknown) is linearizable (checker.h);
+//   2. every acknowledged write survived unless overwritten: a final
+//      linearizable read of every key after healing is part of the history,
+//      so a lost write makes it non-linearizable;
+//   3. every replica holds identical data (same applied index and digest);
+//   4. the cluster serves again (a write and a read) within a bound after
+//      the faults healed.
+//
+// A failing run (or any run, with keep_artifacts) leaves in its artifact
+// directory: history.txt (history.h format), faults.txt (the schedule and
+// what each fault hit, with times), report.txt, and every node's log; and
+// RunResult::replay holds the command that runs the same schedule again.
+//
+// Error mapping: a write is `failed` only when the cluster refused it as
+// invalid (INVALID_ARGUMENT is decided before proposing, on every attempt
+// alike); every other error (timeouts, unavailable, not leader after
+// retries that may have reached an old leader, aborted) is `unknown`. A
+// read that got no answer is `unknown` (the checker ignores it).
+#ifndef RAFTKV_TESTS_JEPSEN_RUNNER_H_
+#define RAFTKV_TESTS_JEPSEN_RUNNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "tests/jepsen/checker.h"
+#include "tests/jepsen/nemesis.h"
+
+namespace raftkv::jepsen {
+
+struct RunOptions {
+  int nodes = 3;
+  uint64_t seed = 1;
+  absl::Duration length = absl::Seconds(20);  // of load and faults
+  int clients = 5;
+  int keys = 4;
+  std::vector<FaultKind> kinds = AllFaultKinds();
+  absl::Duration op_timeout = absl::Seconds(3);  // one client call, retries included
+  // After healing, the cluster must serve a write and a read within this.
+  absl::Duration recovery_bound = absl::Seconds(20);
+  // Where artifacts go ("" = $TEST_UNDECLARED_OUTPUTS_DIR, else /tmp);
+  // each run gets its own subdirectory.
+  std::string out_dir;
+  bool keep_artifacts = false;  // also for passing runs
+  // Planted bug, for checking the checker end to end: reads are sent to a
+  // random node as serializable (local, possibly stale) reads but recorded
+  // as linearizable ones. Such runs should be found NOT linearizable.
+  bool planted_stale_reads = false;
+  // Progress lines (faults, op counts); may be empty.
+  std::function<void(const std::string&)> progress;
+};
+
+struct RunResult {
+  // OK iff every check passed; else what failed (the first failure).
+  absl::Status status;
+  std::vector<std::string> failures;  // every failed check
+  size_t ops = 0, ok = 0, unknown = 0, failed = 0;
+  int faults = 0;
+  CheckResult check;
+  bool linearizable = false;
+  absl::Duration recovery;  // heal -> serving again
+  absl::Duration elapsed;
+  std::string artifacts;  // directory, when kept
+  std::string replay;     // command that runs this schedule again
+  std::string Summary() const;
+};
+
+RunResult RunOnce(const RunOptions& options);
+
+// The tools/torture command line that replays `options`.
+std::string ReplayCommand(const RunOptions& options);
+
+}  // namespace raftkv::jepsen
+
+#endif  // RAFTKV_TESTS_JEPSEN_RUNNER_H_
