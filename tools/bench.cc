@@ -79,6 +79,7 @@ DEFINE_string(server_pids, "", "Comma-separated pids whose CPU use is measured p
 DEFINE_string(timeout, "5s", "Deadline of each request.");
 DEFINE_int32(threads, 1, "Completion-queue threads in the generator.");
 DEFINE_string(label, "", "Free text copied into the JSON line (e.g. a matrix row name).");
+DEFINE_string(wait_for_leader, "0s", "Keep looking for a leader this long before giving up.");
 DEFINE_bool(header, true, "Print the table header before the first row.");
 
 namespace {
@@ -562,13 +563,18 @@ int main(int argc, char** argv) {
   cfg.value_pool.resize(FLAGS_value_bytes + 4096);
   for (char& ch : cfg.value_pool) ch = static_cast<char>('!' + rng() % 94);
 
-  cfg.leader = FindLeader(cfg.target, cfg.endpoints);
+  absl::Duration wait;
+  if (!absl::ParseDuration(FLAGS_wait_for_leader, &wait)) return Fail("bad --wait_for_leader");
+  const absl::Time give_up = absl::Now() + wait;
+  while ((cfg.leader = FindLeader(cfg.target, cfg.endpoints)).empty() && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(200));
+  }
   if (cfg.leader.empty()) return Fail("no leader found at " + FLAGS_endpoints);
 
   if (FLAGS_preload) {
     RunConfig p = cfg;
     p.preload = true;
-    p.workers = std::max(64, counts.front());
+    p.workers = std::max(256, counts.front());
     p.connections = FLAGS_connections > 0 ? FLAGS_connections : 16;
     const auto t0 = Clock::now();
     Result r = RunOnce(p, {});
