@@ -459,6 +459,17 @@ void Node::HandleReadies() {
       leader_.store(rd.soft_state->leader);
       if (rd.soft_state->role == raft::Role::kLeader) {
         LOG(INFO) << "node " << options_.id << " is the leader of term " << core_->term();
+      } else if (!waiters_.empty()) {
+        // Our entries may still commit under the next leader, but this node
+        // may never apply them (it may have been removed or cut off): let
+        // the clients retry now; a retry with the same client id and
+        // sequence is applied at most once (§6.3).
+        for (auto& [index, w] : waiters_) {
+          w.done(absl::UnavailableError(
+              "leadership was lost before the write was applied; its outcome is unknown, "
+              "retry with the same client id and sequence"));
+        }
+        waiters_.clear();
       }
     }
     term_.store(core_->term());

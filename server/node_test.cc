@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace raftkv::server {
@@ -115,15 +116,30 @@ class NodeTest : public ::testing::Test {
     return 0;
   }
 
-  absl::StatusOr<kvpb::WriteResult> Put(uint64_t id, const std::string& k, const std::string& v) {
+  // Proposes a put on node `id`. Like a client, retries (same client id and
+  // sequence, so it applies once) on the current leader while the answer is
+  // UNAVAILABLE (a leader that lost leadership fails its pending writes);
+  // `*answered` is the node that answered.
+  absl::StatusOr<kvpb::WriteResult> Put(uint64_t id, const std::string& k, const std::string& v,
+                                        uint64_t* answered = nullptr) {
     kvpb::Command cmd;
+    cmd.mutable_header()->set_client_id(4242);
+    cmd.mutable_header()->set_seq(++seq_);
     cmd.mutable_put()->set_key(k);
     cmd.mutable_put()->set_value(v);
-    std::promise<absl::StatusOr<kvpb::WriteResult>> p;
-    nodes_[id].node->Propose(cmd.SerializeAsString(), absl::Now() + absl::Seconds(5),
-                             [&p](absl::StatusOr<kvpb::WriteResult> r) { p.set_value(r); });
-    return p.get_future().get();
+    absl::StatusOr<kvpb::WriteResult> r;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      std::promise<absl::StatusOr<kvpb::WriteResult>> p;
+      nodes_[id].node->Propose(cmd.SerializeAsString(), absl::Now() + absl::Seconds(5),
+                               [&p](absl::StatusOr<kvpb::WriteResult> r) { p.set_value(r); });
+      r = p.get_future().get();
+      if (answered != nullptr) *answered = id;
+      if (!absl::IsUnavailable(r.status())) break;
+      if (const uint64_t l = WaitForLeader(); l != 0) id = l;
+    }
+    return r;
   }
+  uint64_t seq_ = 0;
 
   absl::Status Read(uint64_t id) {
     std::promise<absl::Status> p;
@@ -148,10 +164,11 @@ class NodeTest : public ::testing::Test {
 TEST_F(NodeTest, WriteIsAcknowledgedAfterApplyAndReachesEveryNode) {
   const uint64_t leader = WaitForLeader();
   ASSERT_NE(leader, 0u);
-  auto r = Put(leader, "k", "v");
+  uint64_t answered = 0;
+  auto r = Put(leader, "k", "v", &answered);
   ASSERT_TRUE(r.ok()) << r.status();
   const uint64_t version = r->put().version();
-  EXPECT_GE(nodes_[leader].sm->applied_index(), version) << "applied before the answer";
+  EXPECT_GE(nodes_[answered].sm->applied_index(), version) << "applied before the answer";
   for (uint64_t id = 1; id <= 3; ++id) {
     ASSERT_TRUE(WaitApplied(id, version)) << id;
     EXPECT_EQ(nodes_[id].sm->Get("k")->value(), "v");
@@ -208,6 +225,29 @@ TEST_F(NodeTest, WritesSurviveLosingAMinority) {
   auto r = Put(leader, "k", "still");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(nodes_[leader].sm->Get("k")->value(), "still");
+}
+
+// A leader cut off from its quorum steps down (CheckQuorum) and fails the
+// writes it still holds at once, as retriable, instead of keeping the
+// clients until their deadlines (it might never apply them).
+TEST_F(NodeTest, LeaderThatStepsDownFailsItsPendingWritesPromptly) {
+  const uint64_t leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    if (id != leader) Stop(id);
+  }
+  kvpb::Command cmd;
+  cmd.mutable_put()->set_key("k");
+  cmd.mutable_put()->set_value("v");
+  std::promise<absl::StatusOr<kvpb::WriteResult>> p;
+  const absl::Time start = absl::Now();
+  nodes_[leader].node->Propose(cmd.SerializeAsString(), start + absl::Seconds(30),
+                               [&p](absl::StatusOr<kvpb::WriteResult> r) { p.set_value(r); });
+  auto r = p.get_future().get();
+  EXPECT_TRUE(absl::IsUnavailable(r.status())) << r.status();
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("leadership was lost"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "held until the deadline";
+  EXPECT_FALSE(nodes_[leader].node->is_leader());
 }
 
 }  // namespace

@@ -4,6 +4,10 @@
 // leader, and leadership transfer. No acknowledged write may be lost and all
 // members must converge to identical data.
 #include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -246,6 +250,104 @@ TEST(MembershipTest, TransferLeadershipBackAndForthThenRemoveTheLeader) {
   EXPECT_EQ(FindLeader(c, rest), next) << "leadership moved while the removed node ran";
   c.Stop(leader);
   load.Stop();
+  CheckData(c, load);
+}
+
+// Quorum math follows the new configuration: with one founder down, a node
+// added and promoted makes four voters, three of them up, which still commit.
+TEST(MembershipTest, NodeAddedWhileAMemberIsDownStillCommits) {
+  Cluster c(Options(3, 1));
+  ASSERT_TRUE(c.StartAll().ok());
+  auto first = c.WaitForLeader();
+  ASSERT_TRUE(first.ok());
+  const int down = *first % 3 + 1;
+  c.Kill(down);
+  WriteLoad load(&c, 2);
+  load.Start();
+  const std::vector<int> all = {1, 2, 3, 4};
+  ASSERT_TRUE(c.Start(4).ok());
+  ASSERT_TRUE(WaitVoter(c, all, 4)) << "node 4 was not promoted";
+  {
+    auto s = c.Status(FindLeader(c, all));
+    ASSERT_TRUE(s.ok());
+    EXPECT_EQ(s->voters_size(), 4) << Members(*s);
+  }
+  const absl::Time promoted = absl::Now();
+  EXPECT_TRUE(Cluster::WaitFor([&] { return load.MinAckedSince(promoted) >= 5; }, kWait))
+      << "no commits with 3 of 4 voters up";
+  ASSERT_TRUE(c.Start(down).ok());
+  load.Stop();
+  CheckData(c, load);
+}
+
+// SIGKILL the leader (and the node being changed) at a random moment of a
+// membership change, restart everyone: all nodes agree on one configuration
+// (the change happened or it did not) and no acknowledged write is lost.
+TEST(MembershipTest, SigkillDuringChangesLeavesOneAgreedConfiguration) {
+  Cluster c(Options(3, 1));
+  ASSERT_TRUE(c.StartAll().ok());
+  ASSERT_TRUE(c.WaitForLeader().ok());
+  WriteLoad load(&c, 2);
+  load.Start();
+  std::mt19937 rng(::testing::UnitTest::GetInstance()->random_seed());
+  const std::vector<int> all = {1, 2, 3, 4};
+  auto kill_soon = [&](int leader, int other) {
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(0, 150)(rng)));
+    c.Kill(leader);
+    if (other != leader && c.running(other)) c.Kill(other);
+  };
+  auto restart_all_and_agree = [&](const char* what, WriteLoad& writes) {
+    for (int id : all) {
+      if (!c.running(id) && (id <= 3 || std::filesystem::exists(c.data_dir(id)))) {
+        ASSERT_TRUE(c.Start(id).ok()) << what;
+      }
+    }
+    const int leader = WaitLeaderAmong(c, all);
+    ASSERT_NE(leader, 0) << what << ": no leader after restarting";
+    // The leader's configuration once its log is committed everywhere.
+    auto conv = c.Status(leader);
+    ASSERT_TRUE(conv.ok());
+    std::string members = Members(*conv);
+    // Nodes outside it take no part (a removed node stops receiving the log).
+    for (int id : c.running_ids()) {
+      bool in = false;
+      for (uint64_t v : conv->voters()) in |= v == static_cast<uint64_t>(id);
+      for (uint64_t l : conv->learners()) in |= l == static_cast<uint64_t>(id);
+      if (!in) c.Stop(id);
+    }
+    // Convergence needs a quiet log: stop the writes.
+    writes.Stop();
+    auto q = c.WaitForConvergence(absl::Seconds(30));
+    ASSERT_TRUE(q.ok()) << what << ": " << q.status();
+    members = Members(*q);
+    for (int id : c.running_ids()) {
+      auto s = c.Status(id);
+      ASSERT_TRUE(s.ok()) << what;
+      EXPECT_EQ(Members(*s), members) << what << ": node " << id << " disagrees";
+    }
+    std::cerr << what << ": agreed on " << members << "\n";
+  };
+
+  // 1. Adding node 4 (it asks the leader itself on start).
+  int leader = WaitLeaderAmong(c, all);
+  ASSERT_TRUE(c.Start(4).ok());
+  kill_soon(leader, 4);
+  restart_all_and_agree("add", load);
+  if (HasFailure()) return;
+  CheckData(c, load);
+
+  // 2. Removing a founder that is not the leader.
+  WriteLoad load2(&c, 2, "x");
+  load2.Start();
+  leader = WaitLeaderAmong(c, all);
+  ASSERT_NE(leader, 0);
+  const int victim = leader % 3 + 1;
+  std::thread remover([&] { (void)Remove(c, all, victim); });
+  kill_soon(leader, leader);
+  remover.join();
+  restart_all_and_agree("remove", load2);
+  if (HasFailure()) return;
+  CheckData(c, load2);
   CheckData(c, load);
 }
 
