@@ -194,7 +194,7 @@ Client::Client(ClientOptions options)
     : options_(std::move(options)),
       client_id_(options_.client_id != 0 ? options_.client_id
                                          : RandomClientId()) {
-  endpoints_.reserve(options_.endpoints.size());
+  absl::MutexLock lock(&mu_);
   for (const std::string& ep : options_.endpoints) {
     endpoints_.push_back(std::make_unique<Endpoint>(ep));
   }
@@ -207,9 +207,24 @@ std::string Client::preferred_endpoint() const {
   return endpoints_[leader_]->address;
 }
 
-Client::Endpoint& Client::Connect(size_t index) {
-  Endpoint& ep = *endpoints_[index];
+size_t Client::EndpointCount() const {
   absl::MutexLock lock(&mu_);
+  return endpoints_.size();
+}
+
+size_t Client::FindOrAddEndpoint(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    if (endpoints_[i]->address == address) return i;
+  }
+  if (endpoints_.size() >= options_.endpoints.size() + kMaxLearned) return endpoints_.size();
+  endpoints_.push_back(std::make_unique<Endpoint>(address));
+  return endpoints_.size() - 1;
+}
+
+Client::Endpoint& Client::Connect(size_t index) {
+  absl::MutexLock lock(&mu_);
+  Endpoint& ep = *endpoints_[index];
   if (ep.channel == nullptr) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
@@ -248,12 +263,13 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
                             Attempt attempt) {
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + options_.total_timeout;
-  const size_t n = endpoints_.size();
+  size_t n = EndpointCount();
   size_t index;
   {
     absl::MutexLock lock(&mu_);
     index = leader_;
   }
+  size_t cursor = index;  // round-robin position; hints are side trips
   absl::Duration backoff = options_.backoff_initial;
   size_t redirects = 0;  // hinted redirects since the last backoff
   int attempts = 0;
@@ -289,14 +305,8 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
     bool sleep = true;
     if (IsNotLeader(s)) {
       const std::string hint = LeaderHint(ctx);
-      size_t target = n;
-      for (size_t i = 0; i < n; ++i) {
-        if (endpoints_[i]->address == hint) target = i;
-      }
-      if (!hint.empty() && target == n) {
-        absl::StrAppend(&last_error, " (leader ", hint,
-                        " is not among the endpoints)");
-      }
+      size_t target = hint.empty() ? n : FindOrAddEndpoint(hint);
+      n = EndpointCount();
       if (target != n && target != index) {
         {
           absl::MutexLock lock(&mu_);
@@ -306,7 +316,7 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
         // Follow a hint at once, unless hints keep bouncing us around.
         sleep = ++redirects > n;
       } else {
-        index = (index + 1) % n;
+        cursor = index = (cursor + 1) % n;
         // Try every endpoint once before backing off: the leader may be
         // one of them even if this node does not know it yet.
         sleep = ++redirects > n;
@@ -316,9 +326,9 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
       {
         // Later calls should not start at a node that just failed.
         absl::MutexLock lock(&mu_);
-        if (leader_ == index) leader_ = (index + 1) % n;
+        if (leader_ == index) leader_ = (cursor + 1) % n;
       }
-      index = (index + 1) % n;
+      cursor = index = (cursor + 1) % n;
     } else {
       return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                           absl::StrCat(what, ": ", s.error_message()));
@@ -562,7 +572,7 @@ absl::StatusOr<uint64_t> Client::TransferLeader(uint64_t node_id) {
 }
 
 std::vector<EndpointStatus> Client::ClusterStatus() {
-  const size_t n = endpoints_.size();
+  const size_t n = options_.endpoints.size();  // the configured ones
   std::vector<EndpointStatus> out(n);
   std::vector<std::thread> threads;
   threads.reserve(n);

@@ -8,8 +8,9 @@
 //    write and sends every call there first. A node that is not the leader
 //    answers FAILED_PRECONDITION "not leader ..." with the leader's address in
 //    the trailing metadata `raftkv-leader-addr`; the client goes straight to
-//    that endpoint. When the hint is empty (no leader known) or names an
-//    address that is not among the endpoints, it tries the next endpoint.
+//    that endpoint, adding it to the endpoints if it is not among them (a
+//    node that joined later). When the hint is empty (no leader known) it
+//    tries the next endpoint.
 //  * Retries. UNAVAILABLE and DEADLINE_EXCEEDED (the node is down, or the
 //    outcome is unknown) are retried on the next endpoint after a backoff
 //    (ClientOptions::backoff_*, doubled per retry, with jitter), until
@@ -231,6 +232,12 @@ class Client {
 
   // The endpoint's stubs, creating its channel on first use.
   Endpoint& Connect(size_t index);
+  size_t EndpointCount() const;
+  // The index of the endpoint at `address`, adding it (a leader named by a
+  // NOT_LEADER hint, e.g. a node that joined later) unless kMaxLearned
+  // endpoints were added already; EndpointCount() if it cannot be added.
+  size_t FindOrAddEndpoint(const std::string& address);
+  static constexpr size_t kMaxLearned = 16;
 
   // Allocates the next sequence number and marks it in flight.
   uint64_t BeginWrite();
@@ -249,9 +256,10 @@ class Client {
   // been handed out but not yet sent.
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::set<uint64_t> in_flight_ ABSL_GUARDED_BY(mu_);
-  // One per endpoint, same order; the vector itself never changes, each
-  // Endpoint's channel is created under mu_.
-  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  // The configured endpoints, in order, then leaders learned from hints.
+  // Entries are never removed, so an Endpoint& stays valid; each Endpoint's
+  // channel is created under mu_.
+  std::vector<std::unique_ptr<Endpoint>> endpoints_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace raftkv::client

@@ -173,14 +173,26 @@ TEST(ClientTest, FollowsNotLeaderHint) {
   EXPECT_THAT(Nodes(cluster.calls("Delete")), ElementsAre(2, 1));
 }
 
-TEST(ClientTest, EmptyOrForeignHintTriesNextEndpoint) {
+TEST(ClientTest, EmptyOrDeadHintTriesNextEndpoint) {
   FakeCluster cluster(3);
   cluster.SetLeader(2);
-  cluster.SetHint(0, "");                  // no leader known
-  cluster.SetHint(1, "10.9.9.9:7001");     // not among our endpoints
+  cluster.SetHint(0, "");             // no leader known
+  cluster.SetHint(1, "127.0.0.1:1");  // a stale hint: nothing listens there
   auto client = MakeClient(FastOptions(cluster.addresses()));
   ASSERT_TRUE(client->Put("k", "v").ok());
   EXPECT_THAT(Nodes(cluster.calls("Put")), ElementsAre(0, 1, 2));
+}
+
+// A leader that is not among the endpoints (it joined after the client was
+// configured) is reached through the hint, and remembered.
+TEST(ClientTest, FollowsHintToALeaderOutsideTheEndpoints) {
+  FakeCluster cluster(3);
+  cluster.SetLeader(2);
+  auto client = MakeClient(FastOptions({cluster.address(0), cluster.address(1)}));
+  ASSERT_TRUE(client->Put("k", "v").ok());
+  EXPECT_THAT(Nodes(cluster.calls("Put")), ElementsAre(0, 2));
+  EXPECT_EQ(client->preferred_endpoint(), cluster.address(2));
+  ASSERT_EQ(client->ClusterStatus().size(), 2u) << "status covers the configured endpoints";
 }
 
 TEST(ClientTest, LinearizableReadRedirectedSerializableReadServedLocally) {
