@@ -224,6 +224,7 @@ class FakeCluster::Node {
       resp->set_applied_index(c.index_);
       resp->set_last_index(c.index_);
       resp->set_key_count(c.data_.size());
+      resp->set_removed(c.Members().count(node_->index_ + 1) == 0);
       for (const auto& [id, m] : c.Members()) {
         adminpb::Member* pm = resp->add_members();
         pm->set_id(id);

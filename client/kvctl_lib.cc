@@ -361,7 +361,7 @@ class Kvctl {
       if (e.reachable) {
         any = true;
         const adminpb::StatusResponse& s = e.status;
-        rows.push_back({num(s.node_id()), e.endpoint, s.role(), num(s.term()),
+        rows.push_back({num(s.node_id()), e.endpoint, s.removed() ? std::string("removed") : s.role(), num(s.term()),
                         num(s.commit_index()), num(s.applied_index()),
                         s.leader_id() == 0 ? "-" : num(s.leader_id()),
                         num(s.last_index()),

@@ -21,6 +21,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using ::testing::Not;
 using client::testing::FakeCluster;
 using client::testing::UnusedAddress;
 
@@ -361,6 +362,13 @@ TEST_F(KvctlTest, MemberCommands) {
   r = Run({"member", "remove", "9"});
   EXPECT_EQ(r.code, kExitError);
   EXPECT_THAT(r.err, HasSubstr("not a member"));
+  // The removed node says so in the status table.
+  r = Run({"status"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << r.out;
+  EXPECT_THAT(lines[1], HasSubstr("removed"));
+  EXPECT_THAT(lines[2], Not(HasSubstr("removed")));
 
   for (const std::vector<std::string>& bad :
        std::vector<std::vector<std::string>>{{"member"},
