@@ -59,6 +59,7 @@ std::string FormatFault(const Fault& f) {
     absl::StrAppend(&s, " drop ", f.drop);
   }
   if (f.kind == FaultKind::kDelay) absl::StrAppend(&s, " delay ", f.delay_ms, "ms");
+  if (f.with_next) absl::StrAppend(&s, " + the next one");
   return s;
 }
 
@@ -82,6 +83,7 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
       f.delay_ms = static_cast<int>(10 + rng() % 90);
       f.drop = 0.05;
     }
+    f.with_next = f.kind != FaultKind::kTransferLeader && rng() % 4 == 0;
     total += f.wait + f.hold;
     out.push_back(f);
   }
@@ -113,8 +115,12 @@ int Nemesis::FindLeader() {
   return leader;
 }
 
-absl::Status Nemesis::SetFaults(int node, const std::map<int, std::pair<double, int>>& lossy,
-                                const std::set<int>& blocked) {
+absl::Status Nemesis::SetFaults(int node, const std::map<int, std::pair<double, int>>& add_lossy,
+                                const std::set<int>& add_blocked) {
+  std::map<int, std::pair<double, int>>& lossy = lossy_[node];
+  for (const auto& [peer, f] : add_lossy) lossy[peer] = f;
+  std::set<int>& blocked = blocked_[node];
+  blocked.insert(add_blocked.begin(), add_blocked.end());
   adminpb::SetFaultsRequest req;
   for (const auto& [peer, f] : lossy) {
     adminpb::PeerFault* pf = req.add_faults();
@@ -174,6 +180,7 @@ std::string Nemesis::Apply(const Fault& f) {
       const int id = f.kind == FaultKind::kKill ? PickNode(f.pick) : leader_or_pick();
       cluster_->Kill(id);
       killed_.insert(id);
+      paused_.erase(id);  // a stopped process dies of SIGKILL too
       what = absl::StrCat("SIGKILL node ", id);
       break;
     }
@@ -257,6 +264,8 @@ absl::Status Nemesis::Heal(absl::Duration timeout) {
     if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
   }
   killed_.clear();
+  lossy_.clear();
+  blocked_.clear();
   absl::Status last;
   std::set<int> left;
   for (int id = 1; id <= cluster_->size(); ++id) left.insert(id);

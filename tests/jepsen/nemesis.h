@@ -16,6 +16,8 @@
 //   drop                    every peer message dropped with a probability
 //   delay                   every peer message delayed (plus a little loss)
 //   transfer-leader         leadership moved to another voter (no hold)
+// About one fault in four comes together with the next one (say a
+// partition and a SIGKILL), both held and then healed together.
 // Partitions, loss and delay use the servers' fault layer (Admin.SetFaults;
 // the nodes must run with --enable_fault_injection): blocking both
 // directions of every cut link.
@@ -66,6 +68,7 @@ struct Fault {
   uint64_t pick = 0;    // random bits that choose the target nodes
   double drop = 0;      // drop, delay: loss probability
   int delay_ms = 0;     // delay
+  bool with_next = false;  // the next fault starts at once and both are held
 };
 std::string FormatFault(const Fault& f);
 
@@ -97,6 +100,7 @@ class Nemesis {
   void Log(const std::string& line) { log_(line); }
   // Blocks every link between a node of `a` and a node of `b`, both ways.
   std::string Partition(const std::vector<std::set<int>>& groups);
+  // Adds to node's fault table (faults held together add up) and sends it.
   absl::Status SetFaults(int node, const std::map<int, std::pair<double, int>>& lossy,
                          const std::set<int>& blocked);
   int PickNode(uint64_t pick, int avoid = 0) const;
@@ -105,6 +109,8 @@ class Nemesis {
   const std::function<void(const std::string&)> log_;
   std::map<int, pid_t> pids_;  // learned from SetFaults answers
   std::set<int> paused_;
+  std::map<int, std::map<int, std::pair<double, int>>> lossy_;  // node -> peer -> (drop, ms)
+  std::map<int, std::set<int>> blocked_;                       // node -> peers
   std::set<int> killed_;
   std::atomic<int> faults_{0};
 };

@@ -44,7 +44,8 @@ struct RunOptions {
   int clients = 5;
   int keys = 4;
   std::vector<FaultKind> kinds = AllFaultKinds();
-  absl::Duration op_timeout = absl::Seconds(3);  // one client call, retries included
+  // One client call, retries included (odd-numbered clients: a sixth).
+  absl::Duration op_timeout = absl::Seconds(3);
   // After healing, the cluster must serve a write and a read within this.
   absl::Duration recovery_bound = absl::Seconds(20);
   // Where artifacts go ("" = $TEST_UNDECLARED_OUTPUTS_DIR, else /tmp);
