@@ -83,8 +83,10 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
       f.delay_ms = static_cast<int>(10 + rng() % 90);
       f.drop = 0.05;
     }
-    f.with_next = f.kind != FaultKind::kTransferLeader && rng() % 4 == 0;
-    total += f.wait + f.hold;
+    // Pairs at most: a fault joined to the previous one is not joined on.
+    const bool joined = !out.empty() && out.back().with_next;
+    f.with_next = !joined && f.kind != FaultKind::kTransferLeader && rng() % 4 == 0;
+    total += joined ? std::max(absl::ZeroDuration(), f.hold - out.back().hold) : f.wait + f.hold;
     out.push_back(f);
   }
   return out;

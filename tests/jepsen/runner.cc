@@ -236,7 +236,7 @@ RunResult RunOnce(const RunOptions& o) {
       absl::SleepFor(f.wait);
       std::string what = nemesis.Apply(f);
       absl::Duration hold = f.hold;
-      while (schedule[i].with_next && i + 1 < schedule.size()) {
+      if (schedule[i].with_next && i + 1 < schedule.size()) {
         ++i;
         absl::StrAppend(&what, " + ", nemesis.Apply(schedule[i]));
         hold = std::max(hold, schedule[i].hold);
