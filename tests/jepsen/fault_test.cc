@@ -49,6 +49,23 @@ INSTANTIATE_TEST_SUITE_P(Seeds, FaultTest,
                                                std::get<1>(info.param));
                          });
 
+// Leader leases (--lease_reads) under faults that hit the leader: a paused
+// or cut-off leader must not serve reads from an expired lease.
+TEST(LeaseReadsTest, LeaderFaultsWithLeaseReads) {
+  RunOptions o;
+  o.nodes = 3;
+  o.seed = 4;
+  o.length = absl::Seconds(15);
+  o.server_flags = {"--lease_reads"};
+  o.kinds = {FaultKind::kPauseLeader, FaultKind::kIsolateLeader, FaultKind::kKillLeader,
+             FaultKind::kDelay, FaultKind::kTransferLeader};
+  o.progress = Progress;
+  RunResult r = RunOnce(o);
+  std::cerr << "lease reads: " << r.Summary() << std::endl;
+  EXPECT_TRUE(r.status.ok()) << r.status << "\nartifacts: " << r.artifacts
+                             << "\nreplay: " << r.replay;
+}
+
 TEST(PlantedBugTest, PlantedStaleReadsAreCaught) {
   RunOptions o;
   o.nodes = 3;

@@ -155,7 +155,8 @@ std::string ArtifactBase(const RunOptions& o) {
 }
 
 std::string RunName(const RunOptions& o) {
-  return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed, o.planted_stale_reads ? "-planted" : "");
+  return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed, o.planted_stale_reads ? "-planted" : "",
+                      o.server_flags.empty() ? "" : "-flags");
 }
 
 double Secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
@@ -172,6 +173,9 @@ std::string ReplayCommand(const RunOptions& o) {
     absl::StrAppend(&cmd, " --faults=", absl::StrJoin(kinds, ","));
   }
   if (o.planted_stale_reads) absl::StrAppend(&cmd, " --planted_stale_reads");
+  if (!o.server_flags.empty()) {
+    absl::StrAppend(&cmd, " --server_flags='", absl::StrJoin(o.server_flags, " "), "'");
+  }
   return cmd;
 }
 
@@ -209,6 +213,7 @@ RunResult RunOnce(const RunOptions& o) {
   // Small snapshot thresholds, so restarted nodes also catch up by snapshot.
   co.extra_flags = {"--enable_fault_injection", "--snapshot_entries=2000",
                     "--snapshot_keep_entries=200"};
+  co.extra_flags.insert(co.extra_flags.end(), o.server_flags.begin(), o.server_flags.end());
   auto cluster = std::make_unique<testing::Cluster>(co);
   Nemesis nemesis(cluster.get(), log);
   Shared shared;

@@ -52,6 +52,8 @@ struct RunOptions {
   // each run gets its own subdirectory.
   std::string out_dir;
   bool keep_artifacts = false;  // also for passing runs
+  // Extra server flags for every node (e.g. "--lease_reads").
+  std::vector<std::string> server_flags;
   // Planted bug, for checking the checker end to end: reads are sent to a
   // random node as serializable (local, possibly stale) reads but recorded
   // as linearizable ones. Such runs should be found NOT linearizable.

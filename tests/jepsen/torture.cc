@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gflags/gflags.h"
 #include "tests/jepsen/checker.h"
@@ -31,6 +32,8 @@ DEFINE_bool(keep_artifacts, false, "Keep artifacts of passing runs too.");
 DEFINE_bool(planted_stale_reads, false,
             "Planted bug: reads go to any node as serializable reads but are recorded as "
             "linearizable (such runs must FAIL).");
+DEFINE_string(server_flags, "",
+              "Extra flags for every server, space-separated (e.g. --lease_reads).");
 DEFINE_string(check_history, "", "Only check this saved history file and exit.");
 
 int main(int argc, char** argv) {
@@ -62,6 +65,9 @@ int main(int argc, char** argv) {
   base.out_dir = FLAGS_out_dir;
   base.keep_artifacts = FLAGS_keep_artifacts;
   base.planted_stale_reads = FLAGS_planted_stale_reads;
+  for (absl::string_view f : absl::StrSplit(FLAGS_server_flags, ' ', absl::SkipWhitespace())) {
+    base.server_flags.emplace_back(f);
+  }
   if (absl::Status s = ParseFaultKinds(FLAGS_faults, &base.kinds); !s.ok()) {
     std::cerr << "--faults: " << s << "\n";
     return 2;
