@@ -358,7 +358,17 @@ struct Result {
   double seconds = 0;
   std::vector<double> server_cpu;  // -1: unreadable
   double bench_cpu = 0;
+  double loadavg1 = -1;  // the machine's 1-minute load average at the end
 };
+
+double LoadAverage() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return -1;
+  double l = -1;
+  if (std::fscanf(f, "%lf", &l) != 1) l = -1;
+  std::fclose(f);
+  return l;
+}
 
 // Runs one configuration; for preload, until every key is written.
 Result RunOnce(RunConfig cfg, const std::vector<pid_t>& pids) {
@@ -417,6 +427,7 @@ Result RunOnce(RunConfig cfg, const std::vector<pid_t>& pids) {
       r.server_cpu[i] = (cpu0[i] < 0 || r.server_cpu[i] < 0) ? -1 : r.server_cpu[i] - cpu0[i];
     }
     r.bench_cpu -= self0;
+    r.loadavg1 = LoadAverage();
     r.seconds = std::chrono::duration<double>(cfg.end - cfg.measure_from).count();
   }
   for (auto& t : ts) t.join();
@@ -497,14 +508,14 @@ void Report(const RunConfig& cfg, const Result& r, const std::vector<pid_t>& pid
       "\"mean_ms\":%.3f,\"errors\":%d,\"redirects\":%d,\"not_found\":%d,\"error_kinds\":{%s},"
       "\"server_pids\":[%s],\"server_cpu_s\":[%s],\"server_cpu_total_s\":%.3f,"
       "\"server_cpu_us_per_op\":%.1f,\"bench_cpu_s\":%.3f,\"bench_cpu_us_per_op\":%.1f,"
-      "\"leader\":\"%s\"}\n",
+      "\"loadavg1\":%.2f,\"leader\":\"%s\"}\n",
       FLAGS_label, FLAGS_target, OpName(cfg.op), cfg.workers, cfg.connections, FLAGS_key_bytes,
       FLAGS_value_bytes, FLAGS_keys, cfg.op == Op::kMix ? FLAGS_read_fraction : 0.0, r.seconds,
       s.ops, s.reads, s.writes, ops_s, Ms(h.Percentile(50)), Ms(h.Percentile(90)),
       Ms(h.Percentile(99)), Ms(h.Percentile(99.9)), Ms(h.max()), h.mean() / 1e6, s.errors,
       s.redirects, s.not_found, absl::StrJoin(kinds, ","), absl::StrJoin(pids, ","),
       absl::StrJoin(cpus, ","), server_total, us_per_op, r.bench_cpu, bench_us_per_op,
-      cfg.leader);
+      r.loadavg1, cfg.leader);
   for (const auto& e : s.first_errors) std::fprintf(stderr, "  error: %s\n", e.c_str());
   std::fflush(stdout);
 }
