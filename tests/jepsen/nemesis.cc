@@ -25,6 +25,7 @@ const char* FaultKindName(FaultKind k) {
     case FaultKind::kDrop: return "drop";
     case FaultKind::kDelay: return "delay";
     case FaultKind::kTransferLeader: return "transfer-leader";
+    case FaultKind::kReplace: return "replace";
   }
   return "?";
 }
@@ -33,7 +34,7 @@ std::vector<FaultKind> AllFaultKinds() {
   return {FaultKind::kKill,  FaultKind::kKillLeader,    FaultKind::kPause,
           FaultKind::kPauseLeader, FaultKind::kIsolateLeader, FaultKind::kSplit,
           FaultKind::kBridge, FaultKind::kDrop,          FaultKind::kDelay,
-          FaultKind::kTransferLeader};
+          FaultKind::kTransferLeader, FaultKind::kReplace};
 }
 
 absl::Status ParseFaultKinds(const std::string& list, std::vector<FaultKind>* out) {
@@ -77,6 +78,7 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
     f.wait = ms(300, 1500);
     // Elections take 10-20 ticks of 20 ms: every hold outlasts one.
     f.hold = f.kind == FaultKind::kTransferLeader ? absl::ZeroDuration() : ms(800, 3000);
+    if (f.kind == FaultKind::kReplace) f.hold = ms(300, 1000);
     f.pick = rng();
     if (f.kind == FaultKind::kDrop) f.drop = 0.1 * static_cast<double>(1 + rng() % 5);
     if (f.kind == FaultKind::kDelay) {
@@ -93,14 +95,63 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
 }
 
 Nemesis::Nemesis(testing::Cluster* cluster, std::function<void(const std::string&)> log)
-    : cluster_(cluster), log_(std::move(log)) {}
+    : cluster_(cluster), log_(std::move(log)), next_spare_(cluster->size() + 1) {
+  for (int id = 1; id <= cluster->size(); ++id) members_.insert(id);
+}
 
 int Nemesis::PickNode(uint64_t pick, int avoid) const {
   std::vector<int> ids;
-  for (int id = 1; id <= cluster_->size(); ++id) {
+  for (int id : members_) {
     if (id != avoid) ids.push_back(id);
   }
   return ids[pick % ids.size()];
+}
+
+std::string Nemesis::Replace(const Fault& f) {
+  const int leader = FindLeader();
+  if (leader == 0) return "replace: no leader, skipped";
+  if (cluster_->addresses().size() < static_cast<size_t>(next_spare_)) {
+    return "replace: no spare node left, skipped";
+  }
+  const int victim = PickNode(f.pick, leader);
+  adminpb::RemoveMemberRequest req;
+  req.set_node_id(victim);
+  adminpb::RemoveMemberResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Status s = cluster_->admin(leader)->RemoveMember(&ctx, req, &resp);
+  bool removed = s.ok();
+  if (!s.ok()) {
+    // The outcome may be unknown: ask the leaders for a while.
+    testing::Cluster::WaitFor(
+        [&] {
+          const int l = FindLeader();
+          auto st = l == 0 ? absl::StatusOr<adminpb::StatusResponse>(absl::UnavailableError(""))
+                           : cluster_->Status(l);
+          if (!st.ok() || st->voters_size() == 0) return false;
+          removed = true;
+          for (uint64_t v : st->voters()) removed &= v != static_cast<uint64_t>(victim);
+          for (uint64_t v : st->learners()) removed &= v != static_cast<uint64_t>(victim);
+          return true;
+        },
+        absl::Seconds(5), absl::Milliseconds(100));
+  }
+  if (!removed) {
+    return absl::StrCat("replace: removing node ", victim, " failed (", s.error_message(),
+                        "), skipped");
+  }
+  cluster_->Kill(victim);
+  paused_.erase(victim);
+  killed_.erase(victim);
+  members_.erase(victim);
+  const int spare = next_spare_++;
+  if (absl::Status st = cluster_->Start(spare); !st.ok()) {
+    return absl::StrCat("replace: node ", victim, " removed, but spare ", spare,
+                        " did not start: ", st.ToString());
+  }
+  members_.insert(spare);
+  return absl::StrCat("replace: node ", victim, " removed (via leader ", leader,
+                      ") and killed; node ", spare, " joins");
 }
 
 int Nemesis::FindLeader() {
@@ -166,9 +217,8 @@ std::string Nemesis::Partition(const std::vector<std::set<int>>& groups) {
 
 std::string Nemesis::Apply(const Fault& f) {
   faults_.fetch_add(1);
-  const int n = cluster_->size();
-  std::vector<int> ids;
-  for (int id = 1; id <= n; ++id) ids.push_back(id);
+  std::vector<int> ids(members_.begin(), members_.end());
+  const int n = static_cast<int>(ids.size());
   std::mt19937_64 rng(f.pick);
   std::shuffle(ids.begin(), ids.end(), rng);
   auto leader_or_pick = [&] {
@@ -225,9 +275,9 @@ std::string Nemesis::Apply(const Fault& f) {
     case FaultKind::kDrop:
     case FaultKind::kDelay: {
       const int delay = f.kind == FaultKind::kDelay ? f.delay_ms : 0;
-      for (int node = 1; node <= n; ++node) {
+      for (int node : members_) {
         std::map<int, std::pair<double, int>> lossy;
-        for (int peer = 1; peer <= n; ++peer) {
+        for (int peer : members_) {
           if (peer != node) lossy[peer] = {f.drop, delay};
         }
         if (absl::Status s = SetFaults(node, lossy, {}); !s.ok()) Log(s.ToString());
@@ -251,6 +301,9 @@ std::string Nemesis::Apply(const Fault& f) {
                     : absl::StrCat("transfer leadership from ", l, ": ", s.error_message());
       break;
     }
+    case FaultKind::kReplace:
+      what = Replace(f);
+      break;
   }
   Log(what);
   return what;
@@ -269,8 +322,7 @@ absl::Status Nemesis::Heal(absl::Duration timeout) {
   lossy_.clear();
   blocked_.clear();
   absl::Status last;
-  std::set<int> left;
-  for (int id = 1; id <= cluster_->size(); ++id) left.insert(id);
+  std::set<int> left = members_;
   const bool ok = testing::Cluster::WaitFor(
       [&] {
         for (auto it = left.begin(); it != left.end();) {

@@ -16,6 +16,9 @@
 //   drop                    every peer message dropped with a probability
 //   delay                   every peer message delayed (plus a little loss)
 //   transfer-leader         leadership moved to another voter (no hold)
+//   replace                 a follower removed from the membership and
+//                           killed; a spare node (Cluster spares) joins in
+//                           its place (--join, auto-promoted once caught up)
 // About one fault in four comes together with the next one (say a
 // partition and a SIGKILL), both held and then healed together.
 // Partitions, loss and delay use the servers' fault layer (Admin.SetFaults;
@@ -54,6 +57,7 @@ enum class FaultKind {
   kDrop,
   kDelay,
   kTransferLeader,
+  kReplace,
 };
 const char* FaultKindName(FaultKind k);
 // Every kind, in declaration order.
@@ -95,6 +99,9 @@ class Nemesis {
   int FindLeader();
 
   int faults() const { return faults_.load(); }
+  // The nodes that are members now (founders, less replaced ones, plus
+  // spares that joined).
+  const std::set<int>& members() const { return members_; }
 
  private:
   void Log(const std::string& line) { log_(line); }
@@ -104,10 +111,13 @@ class Nemesis {
   absl::Status SetFaults(int node, const std::map<int, std::pair<double, int>>& lossy,
                          const std::set<int>& blocked);
   int PickNode(uint64_t pick, int avoid = 0) const;
+  std::string Replace(const Fault& f);
 
   testing::Cluster* const cluster_;
   const std::function<void(const std::string&)> log_;
   std::map<int, pid_t> pids_;  // learned from SetFaults answers
+  std::set<int> members_;
+  int next_spare_ = 0;  // id of the next spare to join
   std::set<int> paused_;
   std::map<int, std::map<int, std::pair<double, int>>> lossy_;  // node -> peer -> (drop, ms)
   std::map<int, std::set<int>> blocked_;                       // node -> peers

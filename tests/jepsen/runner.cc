@@ -210,6 +210,10 @@ RunResult RunOnce(const RunOptions& o) {
   co.size = o.nodes;
   co.tick_ms = 20;
   co.name = RunName(o);
+  // Spare nodes for `replace` faults (each replaces one member, once).
+  if (std::find(o.kinds.begin(), o.kinds.end(), FaultKind::kReplace) != o.kinds.end()) {
+    co.spares = 2;
+  }
   // Small snapshot thresholds, so restarted nodes also catch up by snapshot.
   co.extra_flags = {"--enable_fault_injection", "--snapshot_entries=2000",
                     "--snapshot_keep_entries=200"};
@@ -322,7 +326,7 @@ RunResult RunOnce(const RunOptions& o) {
     std::ofstream(dir + "/report.txt")
         << result.Summary() << "\n\n" << absl::StrJoin(result.failures, "\n\n") << "\n\nreplay: "
         << result.replay << "\n";
-    for (int id = 1; id <= o.nodes; ++id) {
+    for (int id = 1; id <= o.nodes + co.spares; ++id) {
       std::filesystem::copy_file(cluster->log_path(id), absl::StrCat(dir, "/n", id, ".log"),
                                  std::filesystem::copy_options::overwrite_existing, ec);
     }
