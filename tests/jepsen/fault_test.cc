@@ -7,6 +7,7 @@
 // node as serializable reads but recorded as linearizable ones, and a
 // schedule of partitions only: the checker must call that history NOT
 // linearizable, or the whole machine proves nothing.
+#include <chrono>
 #include <iostream>
 #include <string>
 #include <tuple>
@@ -14,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
+#include "tests/cluster_harness.h"
 #include "tests/jepsen/runner.h"
 
 namespace raftkv::jepsen {
@@ -64,6 +67,78 @@ TEST(LeaseReadsTest, LeaderFaultsWithLeaseReads) {
   std::cerr << "lease reads: " << r.Summary() << std::endl;
   EXPECT_TRUE(r.status.ok()) << r.status << "\nartifacts: " << r.artifacts
                              << "\nreplay: " << r.replay;
+}
+
+grpc::Status SetFaults(testing::Cluster& c, int node, const std::vector<int>& blocked,
+                       adminpb::SetFaultsResponse* resp) {
+  adminpb::SetFaultsRequest req;
+  for (int peer : blocked) {
+    adminpb::PeerFault* f = req.add_faults();
+    f->set_peer_id(peer);
+    f->set_blocked(true);
+  }
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  return c.admin(node)->SetFaults(&ctx, req, resp);
+}
+
+TEST(FaultLayerTest, SetFaultsRefusedUnlessEnabledAtStart) {
+  testing::ClusterOptions co;
+  co.size = 1;
+  testing::Cluster c(co);
+  ASSERT_TRUE(c.StartAll().ok());
+  ASSERT_TRUE(c.WaitForLeader().ok());
+  adminpb::SetFaultsResponse resp;
+  grpc::Status s = SetFaults(c, 1, {2}, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_NE(s.error_message().find("--enable_fault_injection"), std::string::npos);
+
+  c.Kill(1);
+  ASSERT_TRUE(c.Start(1, {"--enable_fault_injection"}).ok());
+  ASSERT_TRUE(testing::Cluster::WaitFor([&] { return SetFaults(c, 1, {2}, &resp).ok(); },
+                                        absl::Seconds(10)));
+  ASSERT_EQ(resp.faults_size(), 1);
+  EXPECT_TRUE(resp.faults(0).blocked());
+  EXPECT_GT(resp.pid(), 0);
+  EXPECT_EQ(SetFaults(c, 1, {1}, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Blocking both directions between a follower and the rest cuts it off: it
+// falls behind while the others commit, and catches up once healed.
+TEST(FaultLayerTest, BlockedLinksPartitionAFollower) {
+  testing::ClusterOptions co;
+  co.extra_flags = {"--enable_fault_injection"};
+  testing::Cluster c(co);
+  ASSERT_TRUE(c.StartAll().ok());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const int f = *leader % 3 + 1;
+  std::vector<int> others;
+  for (int id = 1; id <= 3; ++id) {
+    if (id != f) others.push_back(id);
+  }
+  adminpb::SetFaultsResponse resp;
+  ASSERT_TRUE(SetFaults(c, f, others, &resp).ok());
+  for (int o : others) ASSERT_TRUE(SetFaults(c, o, {f}, &resp).ok());
+  auto before = c.Status(f);
+  ASSERT_TRUE(before.ok());
+  testing::TestClient client(&c);
+  client.set_preferred(*leader);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.Put(absl::StrCat("p", i), "v").ok());
+  // Status is refreshed every tick: wait for the leader's to show the writes.
+  EXPECT_TRUE(testing::Cluster::WaitFor(
+      [&] {
+        auto l = c.Status(*leader);
+        return l.ok() && l->commit_index() >= before->last_index() + 19;
+      },
+      absl::Seconds(5)));
+  auto cut = c.Status(f);
+  ASSERT_TRUE(cut.ok());
+  // (A message already queued when the block began may still arrive.)
+  EXPECT_LE(cut->last_index(), before->last_index() + 1) << "the cut-off follower got entries";
+  for (int id = 1; id <= 3; ++id) ASSERT_TRUE(SetFaults(c, id, {}, &resp).ok());
+  auto conv = c.WaitForConvergence();
+  EXPECT_TRUE(conv.ok()) << conv.status();
 }
 
 TEST(PlantedBugTest, PlantedStaleReadsAreCaught) {
