@@ -4,6 +4,7 @@
 // client wrote the same key in between or the leader changed.
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -32,12 +33,39 @@ class ExactlyOnceTest : public ::testing::Test {
     leader_ = *leader;
   }
 
-  // One Put attempt on node `node` (the leader by default).
+  // Runs `call(stub, ctx)` on the leader; if leadership moved (an election
+  // on a loaded machine), on the new one, with the same request: a write
+  // keeps its client id and sequence, so this is the client's own retry.
+  template <typename Call>
+  grpc::Status OnLeader(Call call) {
+    grpc::Status s;
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      s = call(c_.kv(leader_), &ctx);
+      const bool moved = (s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+                          absl::StrContains(s.error_message(), "not leader")) ||
+                         s.error_code() == grpc::StatusCode::UNAVAILABLE;
+      if (!moved) break;
+      auto leader = c_.WaitForLeader();
+      if (leader.ok()) leader_ = *leader;
+    }
+    return s;
+  }
+
+  // Put on the leader (or one attempt on node `node`).
   kvpb::PutResponse Put(const kvpb::PutRequest& req, int node = 0) {
     kvpb::PutResponse resp;
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-    grpc::Status s = c_.kv(node == 0 ? leader_ : node)->Put(&ctx, req, &resp);
+    grpc::Status s;
+    if (node != 0) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+      s = c_.kv(node)->Put(&ctx, req, &resp);
+    } else {
+      s = OnLeader([&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) {
+        return kv->Put(ctx, req, &resp);
+      });
+    }
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp;
   }
@@ -46,8 +74,9 @@ class ExactlyOnceTest : public ::testing::Test {
     kvpb::GetRequest req;
     req.set_key(key);
     kvpb::GetResponse resp;
-    grpc::ClientContext ctx;
-    grpc::Status s = c_.kv(leader_)->Get(&ctx, req, &resp);
+    grpc::Status s = OnLeader([&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) {
+      return kv->Get(ctx, req, &resp);
+    });
     EXPECT_TRUE(s.ok()) << s.error_message();
     return resp;
   }
@@ -139,15 +168,13 @@ TEST_F(ExactlyOnceTest, CompareAndSwapAndDeleteRetriesAnswerAsBefore) {
   cas.set_expected_version(0);  // create only if absent
   cas.set_new_value("owner-a");
   kvpb::CasResponse r1, r2;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(c_.kv(leader_)->CompareAndSwap(&ctx, cas, &r1).ok());
-  }
+  ASSERT_TRUE(OnLeader([&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) {
+                return kv->CompareAndSwap(ctx, cas, &r1);
+              }).ok());
   ASSERT_TRUE(r1.succeeded());
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(c_.kv(leader_)->CompareAndSwap(&ctx, cas, &r2).ok());
-  }
+  ASSERT_TRUE(OnLeader([&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) {
+                return kv->CompareAndSwap(ctx, cas, &r2);
+              }).ok());
   // Applied again, the comparison would fail (the key exists now).
   EXPECT_TRUE(r2.succeeded()) << "the retried CAS was re-evaluated";
   EXPECT_EQ(r2.version(), r1.version());
@@ -156,14 +183,12 @@ TEST_F(ExactlyOnceTest, CompareAndSwapAndDeleteRetriesAnswerAsBefore) {
   a.Fill(del.mutable_header(), 2);
   del.set_key("lock");
   kvpb::DeleteResponse d1, d2;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(c_.kv(leader_)->Delete(&ctx, del, &d1).ok());
-  }
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(c_.kv(leader_)->Delete(&ctx, del, &d2).ok());
-  }
+  ASSERT_TRUE(OnLeader([&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) {
+                return kv->Delete(ctx, del, &d1);
+              }).ok());
+  ASSERT_TRUE(OnLeader([&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) {
+                return kv->Delete(ctx, del, &d2);
+              }).ok());
   EXPECT_TRUE(d1.deleted());
   EXPECT_TRUE(d2.deleted()) << "the retried delete was re-applied";
   EXPECT_FALSE(Get("lock").found());
@@ -179,8 +204,8 @@ TEST_F(ExactlyOnceTest, RetryOfAForgottenWriteIsRefusedNotReapplied) {
   const kvpb::PutResponse b1 = Put(MakePut(b, 1, "k", "b1"));
 
   kvpb::PutResponse resp;
-  grpc::ClientContext ctx;
-  grpc::Status s = c_.kv(leader_)->Put(&ctx, a1, &resp);
+  grpc::Status s = OnLeader(
+      [&](kvpb::KV::Stub* kv, grpc::ClientContext* ctx) { return kv->Put(ctx, a1, &resp); });
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
   EXPECT_THAT(s.error_message(), HasSubstr("already answered"));
   const kvpb::GetResponse got = Get("k");
