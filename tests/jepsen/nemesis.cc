@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -120,25 +121,12 @@ std::string Nemesis::Replace(const Fault& f) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   grpc::Status s = cluster_->admin(leader)->RemoveMember(&ctx, req, &resp);
-  bool removed = s.ok();
   if (!s.ok()) {
-    // The outcome may be unknown: ask the leaders for a while.
-    testing::Cluster::WaitFor(
-        [&] {
-          const int l = FindLeader();
-          auto st = l == 0 ? absl::StatusOr<adminpb::StatusResponse>(absl::UnavailableError(""))
-                           : cluster_->Status(l);
-          if (!st.ok() || st->voters_size() == 0) return false;
-          removed = true;
-          for (uint64_t v : st->voters()) removed &= v != static_cast<uint64_t>(victim);
-          for (uint64_t v : st->learners()) removed &= v != static_cast<uint64_t>(victim);
-          return true;
-        },
-        absl::Seconds(5), absl::Milliseconds(100));
-  }
-  if (!removed) {
+    // The removal may still commit (say once a partition heals): the next
+    // heal looks at the membership and retires the node if it went.
+    pending_removal_.insert(victim);
     return absl::StrCat("replace: removing node ", victim, " failed (", s.error_message(),
-                        "), skipped");
+                        "), outcome unknown");
   }
   cluster_->Kill(victim);
   paused_.erase(victim);
@@ -309,6 +297,48 @@ std::string Nemesis::Apply(const Fault& f) {
   return what;
 }
 
+void Nemesis::SettleRemovals() {
+  if (pending_removal_.empty()) return;
+  // A leader that has committed its whole log knows the final membership.
+  std::optional<adminpb::StatusResponse> st;
+  testing::Cluster::WaitFor(
+      [&] {
+        const int l = FindLeader();
+        if (l == 0) return false;
+        auto s = cluster_->Status(l);
+        if (!s.ok() || s->commit_index() != s->last_index()) return false;
+        st = *s;
+        return true;
+      },
+      absl::Seconds(10), absl::Milliseconds(50));
+  if (!st.has_value()) {
+    Log("heal: no settled leader to ask about pending removals");
+    return;
+  }
+  for (int victim : pending_removal_) {
+    bool member = false;
+    for (uint64_t v : st->voters()) member |= v == static_cast<uint64_t>(victim);
+    for (uint64_t v : st->learners()) member |= v == static_cast<uint64_t>(victim);
+    if (member) {
+      Log(absl::StrCat("heal: node ", victim, " is still a member (its removal did not happen)"));
+      continue;
+    }
+    cluster_->Kill(victim);
+    members_.erase(victim);
+    paused_.erase(victim);
+    std::string spare_note = "no spare left";
+    if (cluster_->addresses().size() >= static_cast<size_t>(next_spare_)) {
+      const int spare = next_spare_++;
+      absl::Status started = cluster_->Start(spare);
+      if (started.ok()) members_.insert(spare);
+      spare_note = started.ok() ? absl::StrCat("node ", spare, " joins")
+                                : absl::StrCat("spare ", spare, ": ", started.ToString());
+    }
+    Log(absl::StrCat("heal: node ", victim, " was removed after all; killed it; ", spare_note));
+  }
+  pending_removal_.clear();
+}
+
 absl::Status Nemesis::Heal(absl::Duration timeout) {
   for (int id : paused_) {
     auto it = pids_.find(id);
@@ -341,6 +371,7 @@ absl::Status Nemesis::Heal(absl::Duration timeout) {
     return absl::UnavailableError(absl::StrCat("heal: nodes ", absl::StrJoin(left, ","),
                                                " did not clear their faults: ", last.ToString()));
   }
+  SettleRemovals();
   return absl::OkStatus();
 }
 

@@ -116,7 +116,12 @@ class Nemesis {
   testing::Cluster* const cluster_;
   const std::function<void(const std::string&)> log_;
   std::map<int, pid_t> pids_;  // learned from SetFaults answers
+  // Retires the nodes of pending_removal_ that the leader no longer lists.
+  void SettleRemovals();
+
   std::set<int> members_;
+  // Nodes whose removal had an unknown outcome: settled at the next heal.
+  std::set<int> pending_removal_;
   int next_spare_ = 0;  // id of the next spare to join
   std::set<int> paused_;
   std::map<int, std::map<int, std::pair<double, int>>> lossy_;  // node -> peer -> (drop, ms)
