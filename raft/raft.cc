@@ -557,6 +557,8 @@ Status Raft::GetStatus() const {
   s.applied = log_.applied();
   s.first_index = log_.FirstIndex();
   s.last_index = log_.LastIndex();
+  s.snapshot_index = s.first_index - 1;
+  s.snapshot_term = s.snapshot_index == 0 ? 0 : log_.TermOrZero(s.snapshot_index);
   s.lead_transferee = lead_transferee_;
   s.conf_state = conf_state();
   for (const auto& [id, pr] : progress_) {

@@ -159,6 +159,9 @@ struct Status {
   uint64_t applied = 0;
   uint64_t first_index = 0;
   uint64_t last_index = 0;
+  // The log prefix compacted into a snapshot ends here (0/0: none).
+  uint64_t snapshot_index = 0;
+  uint64_t snapshot_term = 0;
   uint64_t lead_transferee = 0;
   raftpb::ConfState conf_state;
   std::vector<PeerStatus> progress;  // leaders only

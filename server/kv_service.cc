@@ -268,11 +268,10 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
   resp->set_applied_index(st.applied);
   resp->set_first_index(st.first_index);
   resp->set_last_index(st.last_index);
-  auto snap = store_->GetSnapshot();
-  if (snap.ok()) {
-    resp->set_snapshot_index(snap->metadata().index());
-    resp->set_snapshot_term(snap->metadata().term());
-  }
+  // From the core's view too: the store's snapshot may be newer than this
+  // status (installed since the last refresh).
+  resp->set_snapshot_index(st.snapshot_index);
+  resp->set_snapshot_term(st.snapshot_term);
   for (uint64_t v : st.conf_state.voters()) resp->add_voters(v);
   for (uint64_t l : st.conf_state.learners()) resp->add_learners(l);
   for (const auto& p : st.progress) {

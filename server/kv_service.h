@@ -70,9 +70,8 @@ class KvService final : public kvpb::KV::CallbackService {
 
 class AdminService final : public adminpb::Admin::Service {
  public:
-  AdminService(ServiceOptions options, Node* node, KvStateMachine* sm,
-               storage::LogStore* store)
-      : options_(std::move(options)), node_(node), sm_(sm), store_(store) {}
+  AdminService(ServiceOptions options, Node* node, KvStateMachine* sm)
+      : options_(std::move(options)), node_(node), sm_(sm) {}
 
   grpc::Status Status(grpc::ServerContext* ctx, const adminpb::StatusRequest* req,
                       adminpb::StatusResponse* resp) override;
@@ -100,7 +99,6 @@ class AdminService final : public adminpb::Admin::Service {
   const ServiceOptions options_;
   Node* const node_;
   KvStateMachine* const sm_;
-  storage::LogStore* const store_;
 };
 
 }  // namespace raftkv::server

@@ -447,7 +447,7 @@ int main(int argc, char** argv) {
   svc.removed = [&removed] { return removed.load(); };
   svc.faults = faults.get();
   server::KvService kv(svc, node->get(), sm->get());
-  server::AdminService admin(svc, node->get(), sm->get(), store.get());
+  server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(
       FLAGS_id, cluster_id, [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); },
       &snapshot_receiver, faults.get());
