@@ -57,9 +57,11 @@ absl::Status FromGrpc(const grpc::Status& s) {
                       s.error_message());
 }
 
+// CANCELLED too: the client never cancels its own calls, so it comes from
+// a server shutting down mid-call (outcome unknown, like a lost connection).
 bool Retriable(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE ||
-         code == grpc::StatusCode::DEADLINE_EXCEEDED;
+         code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::CANCELLED;
 }
 
 bool IsNotLeader(const grpc::Status& s) {

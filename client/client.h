@@ -11,8 +11,8 @@
 //    that endpoint, adding it to the endpoints if it is not among them (a
 //    node that joined later). When the hint is empty (no leader known) it
 //    tries the next endpoint.
-//  * Retries. UNAVAILABLE and DEADLINE_EXCEEDED (the node is down, or the
-//    outcome is unknown) are retried on the next endpoint after a backoff
+//  * Retries. UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED (the node is down
+//    or shutting down, or the outcome is unknown) are retried on the next endpoint after a backoff
 //    (ClientOptions::backoff_*, doubled per retry, with jitter), until
 //    ClientOptions::total_timeout has passed since the call began. Every
 //    other error (INVALID_ARGUMENT, ...) is returned at once, never retried.

@@ -340,6 +340,19 @@ TEST(ClientTest, FirstIncompleteIsLowestInFlight) {
   EXPECT_EQ(find("c").first_incomplete(), 4u);  // nothing else in flight
 }
 
+// A node shutting down cancels the calls it still holds: the write may or
+// may not have applied, so it is retried (same id and sequence) elsewhere.
+TEST(ClientTest, CancelledByAServerShuttingDownIsRetried) {
+  FakeCluster cluster(3);
+  cluster.SetLeader(0);
+  auto client = MakeClient(FastOptions(cluster.addresses()));
+  cluster.FailNext(0, grpc::Status(grpc::StatusCode::CANCELLED, "server shutting down"));
+  auto v = client->Put("k", "v");
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_GE(cluster.calls("Put").size(), 2u);
+  EXPECT_EQ(cluster.applied_writes(), 1);
+}
+
 TEST(ClientTest, InvalidArgumentNotRetried) {
   FakeCluster cluster(3);
   auto client = MakeClient(FastOptions(cluster.addresses()));

@@ -481,7 +481,10 @@ int main(int argc, char** argv) {
   LOG(INFO) << "shutting down";
   if (add_self.joinable()) add_self.join();
   removal_watch.join();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Peers' streams never finish on their own, so the grace period is always
+  // used up: keep it short. Client calls cut off here end CANCELLED (outcome
+  // unknown), and the client library retries them on another node.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   snapshot_sender.reset();  // joins transfers; they report into the node
   (*node)->Stop();
   transport.reset();  // no more callbacks into the node after this
