@@ -72,6 +72,9 @@ DEFINE_uint64(snapshot_keep_entries, 1000,
 DEFINE_uint64(snapshot_chunk_bytes, 1 << 20, "Bytes per chunk of a snapshot transfer.");
 DEFINE_uint64(snapshot_max_bytes_per_sec, 0, "Cap on one snapshot transfer's rate (0: none).");
 DEFINE_int32(max_concurrent_snapshots, 2, "Snapshot transfers a leader runs at once.");
+DEFINE_int32(read_threads, 1,
+             "Threads that answer linearizable reads once confirmed, beside the Raft loop "
+             "(0: the loop answers them).");
 DEFINE_int32(default_deadline_ms, 10000,
              "Deadline for a request that carries none, in milliseconds.");
 DEFINE_string(join, "",
@@ -413,6 +416,7 @@ int main(int argc, char** argv) {
   no.election_ticks = FLAGS_election_ticks;
   no.heartbeat_ticks = FLAGS_heartbeat_ticks;
   no.lease_reads = FLAGS_lease_reads;
+  no.read_threads = FLAGS_read_threads;
   no.auto_promote_gap = FLAGS_auto_promote_gap;
   no.on_conf_change = [&book](const raftpb::ConfChange& cc, bool applied) {
     book.OnConfChange(cc, applied);

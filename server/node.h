@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "proto/kv.pb.h"
 #include "raft/raft.h"
+#include "server/callback_pool.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
 #include "storage/log_store.h"
@@ -51,6 +52,10 @@ struct NodeOptions {
   bool lease_reads = false;
   // Proposals taken from the inbox per round (one log append).
   size_t max_proposals_per_round = 4096;
+  // Threads that answer linearizable reads once they are safe (the read and
+  // the reply), so the loop goes on to the next round meanwhile. 0: the
+  // loop thread answers them itself.
+  int read_threads = 1;
   // The leader promotes a learner to voter once its match index is within
   // this many entries of the leader's last index (checked every tick).
   // 0: never automatically (PromoteMember only).
@@ -222,6 +227,9 @@ class Node {
   raft::Status status_ ABSL_GUARDED_BY(status_mu_);
 
   std::thread loop_;
+  // Answers safe reads (options_.read_threads > 0); destroyed after the loop
+  // stops, running every read already handed to it.
+  std::unique_ptr<CallbackPool> read_pool_;
 };
 
 }  // namespace raftkv::server
