@@ -15,9 +15,13 @@
 // learns the cluster id from a member's Admin.Status, bootstraps with an
 // empty membership, starts, and asks the leader to add it as a learner; the
 // leader promotes it once it has caught up.
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -96,10 +100,25 @@ DEFINE_uint64(auto_promote_gap, 50,
 
 namespace {
 
-absl::Notification* g_stop = nullptr;
+// SIGINT and SIGTERM are blocked in every thread (the mask is set before any
+// thread starts and inherited) and taken by sigwait() on one thread, so the
+// stop is requested outside a signal handler and exactly once, however many
+// signals arrive.
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
 
-void OnSignal(int) {
-  if (g_stop != nullptr && !g_stop->HasBeenNotified()) g_stop->Notify();
+void WaitForStopSignal(absl::Notification* stop) {
+  const sigset_t set = StopSignals();
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  LOG(INFO) << "got " << strsignal(sig);
+  stop->Notify();
 }
 
 std::string ResolveDir(const std::string& dir) {
@@ -277,6 +296,10 @@ int main(int argc, char** argv) {
       "raftkv server: one node of a replicated key-value store.\n"
       "  server --id=1 --cluster=1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 "
       "--data_dir=data/n1");
+  {
+    const sigset_t stop_signals = StopSignals();
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  }
   gflags::ParseCommandLineFlags(&argc, &argv, true);
   FLAGS_logtostderr = false;
   FLAGS_alsologtostderr = true;
@@ -473,9 +496,8 @@ int main(int argc, char** argv) {
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
 
   absl::Notification stop;
-  g_stop = &stop;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
+  std::thread signal_waiter(WaitForStopSignal, &stop);
+  signal_waiter.detach();  // blocked in sigwait() until the process ends
   std::thread add_self;
   if (joining && FLAGS_join_add_self) {
     add_self = std::thread(AddSelf, FLAGS_id, address, seeds, node->get(), &stop);
@@ -487,10 +509,18 @@ int main(int argc, char** argv) {
   removal_watch.join();
   // Peers' streams never finish on their own, so the grace period is always
   // used up: keep it short. Client calls cut off here end CANCELLED (outcome
-  // unknown), and the client library retries them on another node.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
-  snapshot_sender.reset();  // joins transfers; they report into the node
-  (*node)->Stop();
+  // unknown), and the client library retries them on another node. The
+  // server's Shutdown also waits for every call the node still holds (a
+  // write that can no longer commit, say): at the end of the grace period
+  // the node stops and answers them all UNAVAILABLE.
+  constexpr absl::Duration kGrace = absl::Milliseconds(500);
+  std::thread node_stopper([&node, kGrace] {
+    absl::SleepFor(kGrace);
+    (*node)->Stop();
+  });
+  server->Shutdown(absl::ToChronoTime(absl::Now() + kGrace));
+  node_stopper.join();
+  snapshot_sender.reset();  // joins transfers; they report into the node (refused now)
   transport.reset();  // no more callbacks into the node after this
   return 0;
 }

@@ -128,24 +128,50 @@ void Node::Stop() {
   read_pool_.reset();  // runs what it holds
 }
 
+// Once stopping, requests are refused at once (the loop no longer drains
+// the inbox; an unanswered request would hold the gRPC server's shutdown).
 void Node::Propose(std::string command, absl::Time deadline, WriteCallback done) {
-  absl::MutexLock l(&mu_);
-  inbox_.writes.push_back(PendingWrite{std::move(command), deadline, std::move(done)});
+  {
+    absl::MutexLock l(&mu_);
+    if (!stopping_) {
+      inbox_.writes.push_back(PendingWrite{std::move(command), deadline, std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("node is shutting down"));
 }
 
 void Node::Read(absl::Time deadline, ReadCallback done) {
-  absl::MutexLock l(&mu_);
-  inbox_.reads.push_back(PendingRead{deadline, std::move(done)});
+  {
+    absl::MutexLock l(&mu_);
+    if (!stopping_) {
+      inbox_.reads.push_back(PendingRead{deadline, std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("node is shutting down"));
 }
 
 void Node::ProposeConfChange(raftpb::ConfChange cc, absl::Time deadline, ConfCallback done) {
-  absl::MutexLock l(&mu_);
-  inbox_.confs.push_back(PendingConf{std::move(cc), deadline, std::move(done)});
+  {
+    absl::MutexLock l(&mu_);
+    if (!stopping_) {
+      inbox_.confs.push_back(PendingConf{std::move(cc), deadline, std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("node is shutting down"));
 }
 
 void Node::TransferLeadership(uint64_t target, absl::Time deadline, TransferCallback done) {
-  absl::MutexLock l(&mu_);
-  inbox_.transfers.push_back(PendingTransfer{target, deadline, std::move(done)});
+  {
+    absl::MutexLock l(&mu_);
+    if (!stopping_) {
+      inbox_.transfers.push_back(PendingTransfer{target, deadline, std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("node is shutting down"));
 }
 
 void Node::Receive(raftpb::Message m) {

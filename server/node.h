@@ -102,7 +102,8 @@ class Node {
   ~Node();  // Stop()s
 
   void Start();
-  // Stops the loop; pending callbacks get UNAVAILABLE.
+  // Stops the loop; pending callbacks get UNAVAILABLE, and so do requests
+  // made once Stop() has begun. Any thread, concurrently with requests.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Thread-safe entry points.

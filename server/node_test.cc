@@ -254,5 +254,25 @@ TEST_F(NodeTest, LeaderThatStepsDownFailsItsPendingWritesPromptly) {
   EXPECT_FALSE(nodes_[leader].node->is_leader());
 }
 
+// Requests made once the node is stopping are refused at once: nothing
+// drains the inbox any more, and an unanswered call would hold the gRPC
+// server's shutdown forever.
+TEST_F(NodeTest, RequestsAfterStopAreRefusedAtOnce) {
+  const uint64_t leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  Node& node = *nodes_[leader].node;
+  node.Stop();
+  std::promise<absl::Status> write, read;
+  node.Propose("x", absl::Now() + absl::Seconds(30),
+               [&write](absl::StatusOr<kvpb::WriteResult> r) { write.set_value(r.status()); });
+  node.Read(absl::Now() + absl::Seconds(30), [&read](absl::Status s) { read.set_value(s); });
+  auto w = write.get_future();
+  auto r = read.get_future();
+  ASSERT_EQ(w.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  ASSERT_EQ(r.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_TRUE(absl::IsUnavailable(w.get()));
+  EXPECT_TRUE(absl::IsUnavailable(r.get()));
+}
+
 }  // namespace
 }  // namespace raftkv::server
