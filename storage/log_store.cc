@@ -177,7 +177,15 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
   }
   if (!entries.empty()) DeleteLogRange(&batch, new_last + 1, last_index_ + 1);
   if (hs != nullptr) batch.Put(meta_cf_, kHardStateKey, hs->SerializeAsString());
-  if (absl::Status s = Write(&batch, "Append"); !s.ok()) return s;
+  // Entries, term and vote must be durable before anyone hears of them
+  // (§5.1, Figure 2); the commit index alone need not (it is volatile state
+  // in Figure 2: a crash only recovers an older one, re-learned from the
+  // leader). The applied index, also in `meta`, is written after it in WAL
+  // order, so a recovered store never has applied > commit.
+  const bool must_sync = !entries.empty() ||
+                         (hs != nullptr && (hs->term() != hard_state_.term() ||
+                                            hs->vote() != hard_state_.vote()));
+  if (absl::Status s = Write(&batch, "Append", must_sync && options_.sync); !s.ok()) return s;
 
   if (!entries.empty()) {
     last_index_ = new_last;

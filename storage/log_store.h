@@ -13,7 +13,9 @@
 //
 // Durability: with Options::sync (the default) every write is one WriteBatch
 // committed with WriteOptions::sync, so when a write method returns OK its
-// effect survives a crash, and a crash never leaves half of it. A write that
+// effect survives a crash, and a crash never leaves half of it. Two
+// exceptions, both safe to lose and made durable by the next synced write:
+// an Append that only moves the commit index, and ApplyBatch (sync_data). A write that
 // fails returns the error and leaves the in-memory view unchanged; the caller
 // must treat it as fatal (the batch may or may not be on disk).
 //
@@ -127,7 +129,8 @@ class LogStore final : public raft::LogReader {
 
   // ---- Log writes (the driver) ---------------------------------------------
 
-  // Appends `entries` and saves `*hs`, in one synced write. Existing entries
+  // Appends `entries` and saves `*hs`, in one write, synced unless it only
+  // moves the commit index (entries or a new term/vote: synced). Existing entries
   // at indexes >= entries[0].index are replaced, and any beyond the last new
   // entry are deleted (a conflicting suffix is dropped). Either argument may
   // be empty/null; with both empty nothing is written.
