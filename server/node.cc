@@ -128,50 +128,32 @@ void Node::Stop() {
   read_pool_.reset();  // runs what it holds
 }
 
-// Once stopping, requests are refused at once (the loop no longer drains
-// the inbox; an unanswered request would hold the gRPC server's shutdown).
-void Node::Propose(std::string command, absl::Time deadline, WriteCallback done) {
+template <typename Pending>
+void Node::Enqueue(std::vector<Pending> Inbox::*box, Pending p) {
   {
     absl::MutexLock l(&mu_);
     if (!stopping_) {
-      inbox_.writes.push_back(PendingWrite{std::move(command), deadline, std::move(done)});
+      (inbox_.*box).push_back(std::move(p));
       return;
     }
   }
-  done(absl::UnavailableError("node is shutting down"));
+  p.done(absl::UnavailableError("node is shutting down"));
+}
+
+void Node::Propose(std::string command, absl::Time deadline, WriteCallback done) {
+  Enqueue(&Inbox::writes, PendingWrite{std::move(command), deadline, std::move(done)});
 }
 
 void Node::Read(absl::Time deadline, ReadCallback done) {
-  {
-    absl::MutexLock l(&mu_);
-    if (!stopping_) {
-      inbox_.reads.push_back(PendingRead{deadline, std::move(done)});
-      return;
-    }
-  }
-  done(absl::UnavailableError("node is shutting down"));
+  Enqueue(&Inbox::reads, PendingRead{deadline, std::move(done)});
 }
 
 void Node::ProposeConfChange(raftpb::ConfChange cc, absl::Time deadline, ConfCallback done) {
-  {
-    absl::MutexLock l(&mu_);
-    if (!stopping_) {
-      inbox_.confs.push_back(PendingConf{std::move(cc), deadline, std::move(done)});
-      return;
-    }
-  }
-  done(absl::UnavailableError("node is shutting down"));
+  Enqueue(&Inbox::confs, PendingConf{std::move(cc), deadline, std::move(done)});
 }
 
 void Node::TransferLeadership(uint64_t target, absl::Time deadline, TransferCallback done) {
-  {
-    absl::MutexLock l(&mu_);
-    if (!stopping_) {
-      inbox_.transfers.push_back(PendingTransfer{target, deadline, std::move(done)});
-      return;
-    }
-  }
-  done(absl::UnavailableError("node is shutting down"));
+  Enqueue(&Inbox::transfers, PendingTransfer{target, deadline, std::move(done)});
 }
 
 void Node::Receive(raftpb::Message m) {
@@ -491,17 +473,14 @@ void Node::HandleReadies() {
       leader_.store(rd.soft_state->leader);
       if (rd.soft_state->role == raft::Role::kLeader) {
         LOG(INFO) << "node " << options_.id << " is the leader of term " << core_->term();
-      } else if (!waiters_.empty()) {
+      } else {
         // Our entries may still commit under the next leader, but this node
         // may never apply them (it may have been removed or cut off): let
         // the clients retry now; a retry with the same client id and
         // sequence is applied at most once (§6.3).
-        for (auto& [index, w] : waiters_) {
-          w.done(absl::UnavailableError(
-              "leadership was lost before the write was applied; its outcome is unknown, "
-              "retry with the same client id and sequence"));
-        }
-        waiters_.clear();
+        FailWrites(absl::UnavailableError(
+            "leadership was lost before the write was applied; its outcome is unknown, "
+            "retry with the same client id and sequence"));
       }
     }
     term_.store(core_->term());
@@ -613,9 +592,13 @@ void Node::PublishStatus() {
   status_ = std::move(s);
 }
 
-void Node::FailEverything(const absl::Status& why) {
+void Node::FailWrites(const absl::Status& why) {
   for (auto& [index, w] : waiters_) w.done(why);
   waiters_.clear();
+}
+
+void Node::FailEverything(const absl::Status& why) {
+  FailWrites(why);
   for (auto& [index, w] : conf_waiters_) w.done(why);
   conf_waiters_.clear();
   for (auto& t : transfers_) t.done(why);

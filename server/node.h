@@ -178,6 +178,12 @@ class Node {
     }
   };
 
+  // Queues a request for the loop; once stopping (the loop no longer drains
+  // the inbox, and an unanswered call would hold the gRPC server's
+  // shutdown) answers it UNAVAILABLE at once instead.
+  template <typename Pending>
+  void Enqueue(std::vector<Pending> Inbox::*box, Pending p) ABSL_LOCKS_EXCLUDED(mu_);
+
   void Run();
   bool HasWorkLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return stopping_ || !inbox_.empty();
@@ -197,6 +203,8 @@ class Node {
   void ServeReads();
   void ExpireDeadlines(absl::Time now);
   void PublishStatus() ABSL_LOCKS_EXCLUDED(status_mu_);
+  // Answers every write awaiting apply with `why`.
+  void FailWrites(const absl::Status& why);
   void FailEverything(const absl::Status& why);
   absl::Status NotLeaderError() const;
 

@@ -248,14 +248,17 @@ std::string PeerTransport::AddressOf(uint64_t id) const {
 
 void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
   if (msgs.empty()) return;
-  const absl::Time now = absl::Now();
   absl::MutexLock l(&mu_);
   for (auto& m : msgs) {
     auto it = senders_.find(m.to());
     if (it == senders_.end()) continue;
-    absl::Duration delay;
-    if (options_.faults != nullptr && !options_.faults->Admit(m.to(), &delay)) continue;
-    it->second->Enqueue(std::move(m), now + delay);
+    absl::Time due = absl::InfinitePast();  // now
+    if (options_.faults != nullptr) {
+      absl::Duration delay;
+      if (!options_.faults->Admit(m.to(), &delay)) continue;
+      if (delay > absl::ZeroDuration()) due = absl::Now() + delay;
+    }
+    it->second->Enqueue(std::move(m), due);
   }
 }
 
