@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -155,7 +156,11 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
   for (int id = 1; id <= options_.size + options_.spares; ++id) {
     Node& n = nodes_[id];
     n.id = id;
-    n.address = absl::StrCat("127.0.0.1:", PickFreePort());
+    ClusterOptions::NodeNetwork net;
+    if (options_.network) net = options_.network(id);
+    // A node in its own namespace has every port free; any will do.
+    n.address = absl::StrCat(net.host, ":", PickFreePort());
+    n.netns = net.netns;
     n.data_dir = absl::StrCat(dir_, "/n", id);
     n.log_path = absl::StrCat(dir_, "/n", id, ".log");
     n.channel = MakeChannel(n.address);
@@ -234,14 +239,14 @@ absl::Status Cluster::Start(int id, const std::vector<std::string>& extra) {
   args.insert(args.end(), extra.begin(), extra.end());
   AppendLine(n.log_path, absl::StrCat("=== harness: starting node ", id, ": ",
                                       absl::StrJoin(args, " ")));
-  auto pid = Spawn(args, n.log_path);
+  auto pid = Spawn(args, n.log_path, n.netns);
   if (!pid.ok()) return pid.status();
   n.pid = *pid;
   return absl::OkStatus();
 }
 
 absl::StatusOr<pid_t> Cluster::Spawn(const std::vector<std::string>& args,
-                                     const std::string& log_path) {
+                                     const std::string& log_path, const std::string& netns) {
   const std::string binary = ServerBinary();
   std::vector<std::string> argv_s = {binary};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
@@ -267,11 +272,33 @@ absl::StatusOr<pid_t> Cluster::Spawn(const std::vector<std::string>& args,
   posix_spawnattr_setsigdefault(&attr, &deflt);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, binary.c_str(), &fa, &attr, argv.data(), environ);
+  int rc = 0;
+  if (netns.empty()) {
+    rc = posix_spawn(&pid, binary.c_str(), &fa, &attr, argv.data(), environ);
+  } else {
+    // setns() moves only the calling thread, and a child starts in its
+    // parent thread's namespace: spawn from a short-lived thread that
+    // entered the node's namespace, so no other thread of this process moves.
+    const int fd = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      rc = errno;
+    } else {
+      std::thread([&] {
+        if (setns(fd, CLONE_NEWNET) != 0) {
+          rc = errno;
+          return;
+        }
+        rc = posix_spawn(&pid, binary.c_str(), &fa, &attr, argv.data(), environ);
+      }).join();
+      close(fd);
+    }
+  }
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc != 0) {
-    return absl::InternalError(absl::StrCat("cannot run ", binary, ": ", strerror(rc)));
+    return absl::InternalError(absl::StrCat("cannot run ", binary,
+                                            netns.empty() ? "" : " in netns " + netns, ": ",
+                                            strerror(rc)));
   }
   return pid;
 }

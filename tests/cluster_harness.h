@@ -65,6 +65,15 @@ struct ClusterOptions {
   std::vector<std::string> extra_flags;
   // Directory name under $TEST_TMPDIR; default: the running test's name.
   std::string name;
+  // Where node `id` runs (netns tests, tests/jepsen/netns.h): the host it
+  // listens on and a file naming the network namespace it runs in
+  // (/var/run/netns/NAME, /proc/PID/fd/N; "" = the test's own). Unset:
+  // 127.0.0.1 and the test's namespace for every node.
+  struct NodeNetwork {
+    std::string host = "127.0.0.1";
+    std::string netns;
+  };
+  std::function<NodeNetwork(int id)> network;
 };
 
 // The result of running the server binary to completion.
@@ -162,6 +171,7 @@ class Cluster {
   struct Node {
     int id = 0;
     std::string address;
+    std::string netns;  // "" = this process's network namespace
     std::string data_dir;
     std::string log_path;
     pid_t pid = -1;
@@ -170,9 +180,10 @@ class Cluster {
     std::unique_ptr<adminpb::Admin::Stub> admin;
   };
 
-  // Spawns the server with `args`, output appended to `log_path`.
+  // Spawns the server with `args`, output appended to `log_path`, in the
+  // network namespace named by the file `netns` ("" = this process's).
   absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args,
-                              const std::string& log_path);
+                              const std::string& log_path, const std::string& netns = "");
   // Waits (up to `timeout`) for `pid` to exit; fills `r`. false on timeout.
   static bool Reap(pid_t pid, absl::Duration timeout, ExitResult* r);
 

@@ -3,6 +3,9 @@
 // leaves its history, fault log and node logs under test.outputs and prints
 // the command that replays it (tools/torture ...).
 //
+// Every default run includes cut-snapshot faults; SnapshotCutTest must see
+// at least one transfer really cut mid-way.
+//
 // PlantedStaleReadsAreCaught runs the same pipeline with reads sent to any
 // node as serializable reads but recorded as linearizable ones, and a
 // schedule of partitions only: the checker must call that history NOT
@@ -67,6 +70,23 @@ TEST(LeaseReadsTest, LeaderFaultsWithLeaseReads) {
   std::cerr << "lease reads: " << r.Summary() << std::endl;
   EXPECT_TRUE(r.status.ok()) << r.status << "\nartifacts: " << r.artifacts
                              << "\nreplay: " << r.replay;
+}
+
+// Snapshot transfers cut mid-way on purpose (cut-snapshot: SIGKILL of the
+// receiver or the sender once the follower is receiving): at least one must
+// really be caught in progress, and the run must still pass every check.
+TEST(SnapshotCutTest, TransfersCutMidWayAndRunPasses) {
+  RunOptions o;
+  o.nodes = 3;
+  o.seed = 5;  // four cut-snapshot faults scheduled, three by SIGKILL
+  o.length = absl::Seconds(15);
+  o.kinds = {FaultKind::kCutSnapshot, FaultKind::kKill, FaultKind::kSplit, FaultKind::kDelay};
+  o.progress = Progress;
+  RunResult r = RunOnce(o);
+  std::cerr << "snapshot cuts: " << r.Summary() << std::endl;
+  EXPECT_TRUE(r.status.ok()) << r.status << "\nartifacts: " << r.artifacts
+                             << "\nreplay: " << r.replay;
+  EXPECT_GE(r.snapshot_cuts, 1) << "no snapshot transfer was caught and cut mid-way";
 }
 
 grpc::Status SetFaults(testing::Cluster& c, int node, const std::vector<int>& blocked,

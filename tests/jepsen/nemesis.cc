@@ -27,6 +27,7 @@ const char* FaultKindName(FaultKind k) {
     case FaultKind::kDelay: return "delay";
     case FaultKind::kTransferLeader: return "transfer-leader";
     case FaultKind::kReplace: return "replace";
+    case FaultKind::kCutSnapshot: return "cut-snapshot";
   }
   return "?";
 }
@@ -35,7 +36,7 @@ std::vector<FaultKind> AllFaultKinds() {
   return {FaultKind::kKill,  FaultKind::kKillLeader,    FaultKind::kPause,
           FaultKind::kPauseLeader, FaultKind::kIsolateLeader, FaultKind::kSplit,
           FaultKind::kBridge, FaultKind::kDrop,          FaultKind::kDelay,
-          FaultKind::kTransferLeader, FaultKind::kReplace};
+          FaultKind::kTransferLeader, FaultKind::kReplace, FaultKind::kCutSnapshot};
 }
 
 absl::Status ParseFaultKinds(const std::string& list, std::vector<FaultKind>* out) {
@@ -87,16 +88,23 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
       f.drop = 0.05;
     }
     // Pairs at most: a fault joined to the previous one is not joined on.
-    const bool joined = !out.empty() && out.back().with_next;
-    f.with_next = !joined && f.kind != FaultKind::kTransferLeader && rng() % 4 == 0;
+    bool joined = !out.empty() && out.back().with_next;
+    // cut-snapshot cuts and heals links itself: never held with another.
+    if (joined && f.kind == FaultKind::kCutSnapshot) {
+      out.back().with_next = false;
+      joined = false;
+    }
+    f.with_next = !joined && f.kind != FaultKind::kTransferLeader &&
+                  f.kind != FaultKind::kCutSnapshot && rng() % 4 == 0;
     total += joined ? std::max(absl::ZeroDuration(), f.hold - out.back().hold) : f.wait + f.hold;
     out.push_back(f);
   }
   return out;
 }
 
-Nemesis::Nemesis(testing::Cluster* cluster, std::function<void(const std::string&)> log)
-    : cluster_(cluster), log_(std::move(log)), next_spare_(cluster->size() + 1) {
+Nemesis::Nemesis(testing::Cluster* cluster, std::function<void(const std::string&)> log,
+                 LinkCutter* links)
+    : cluster_(cluster), log_(std::move(log)), links_(links), next_spare_(cluster->size() + 1) {
   for (int id = 1; id <= cluster->size(); ++id) members_.insert(id);
 }
 
@@ -192,6 +200,16 @@ std::string Nemesis::Partition(const std::vector<std::set<int>>& groups) {
   std::vector<std::string> parts;
   for (size_t g = 0; g < groups.size(); ++g) {
     parts.push_back(absl::StrJoin(groups[g], " "));
+    if (links_ != nullptr) {
+      for (size_t h = g + 1; h < groups.size(); ++h) {
+        for (int a : groups[g]) {
+          for (int b : groups[h]) {
+            if (absl::Status s = links_->Cut(a, b); !s.ok()) Log(s.ToString());
+          }
+        }
+      }
+      continue;
+    }
     for (int node : groups[g]) {
       std::set<int> blocked;
       for (size_t h = 0; h < groups.size(); ++h) {
@@ -200,7 +218,20 @@ std::string Nemesis::Partition(const std::vector<std::set<int>>& groups) {
       if (absl::Status s = SetFaults(node, {}, blocked); !s.ok()) Log(s.ToString());
     }
   }
-  return absl::StrCat("[", absl::StrJoin(parts, " | "), "]");
+  return absl::StrCat("[", absl::StrJoin(parts, " | "), "]", links_ ? absl::StrCat(" (", links_->name(), ")") : "");
+}
+
+void Nemesis::ClearPartitions() {
+  if (links_ != nullptr) {
+    if (absl::Status s = links_->HealAll(); !s.ok()) Log(s.ToString());
+    return;
+  }
+  std::map<int, std::set<int>> blocked;
+  blocked.swap(blocked_);
+  for (const auto& [node, peers] : blocked) {
+    if (peers.empty() || !cluster_->running(node)) continue;
+    if (absl::Status s = SetFaults(node, {}, {}); !s.ok()) Log(s.ToString());
+  }
 }
 
 std::string Nemesis::Apply(const Fault& f) {
@@ -292,6 +323,9 @@ std::string Nemesis::Apply(const Fault& f) {
     case FaultKind::kReplace:
       what = Replace(f);
       break;
+    case FaultKind::kCutSnapshot:
+      what = CutSnapshot(f);
+      break;
   }
   Log(what);
   return what;
@@ -351,6 +385,11 @@ absl::Status Nemesis::Heal(absl::Duration timeout) {
   killed_.clear();
   lossy_.clear();
   blocked_.clear();
+  if (links_ != nullptr) {
+    if (absl::Status s = links_->HealAll(); !s.ok()) {
+      return absl::InternalError(absl::StrCat("heal: ", s.message()));
+    }
+  }
   absl::Status last;
   std::set<int> left = members_;
   const bool ok = testing::Cluster::WaitFor(

@@ -19,11 +19,21 @@
 //   replace                 a follower removed from the membership and
 //                           killed; a spare node (Cluster spares) joins in
 //                           its place (--join, auto-promoted once caught up)
+//   cut-snapshot            a snapshot transfer cut mid-way: a follower is
+//                           cut off until the leader has compacted its log
+//                           past it, then let back; once the follower is
+//                           receiving the snapshot, the transfer is cut by
+//                           SIGKILL of the follower or of the sender, or by
+//                           cutting the link again (the seed picks). Needs
+//                           a data set and a rate cap that make a transfer
+//                           last long enough to be caught (runner.cc).
 // About one fault in four comes together with the next one (say a
 // partition and a SIGKILL), both held and then healed together.
-// Partitions, loss and delay use the servers' fault layer (Admin.SetFaults;
-// the nodes must run with --enable_fault_injection): blocking both
-// directions of every cut link.
+// Partitions use the servers' fault layer (Admin.SetFaults; the nodes must
+// run with --enable_fault_injection), blocking both directions of every cut
+// link, unless a LinkCutter is given: then they are cut outside the servers
+// (netns.h: routes between network namespaces). Loss and delay always use
+// the fault layer.
 //
 // Thread safety: one thread drives a Nemesis (the Cluster's start/stop
 // methods are not thread-safe); counters may be read from any thread.
@@ -58,6 +68,7 @@ enum class FaultKind {
   kDelay,
   kTransferLeader,
   kReplace,
+  kCutSnapshot,
 };
 const char* FaultKindName(FaultKind k);
 // Every kind, in declaration order.
@@ -80,10 +91,22 @@ std::string FormatFault(const Fault& f);
 std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
                                 const std::vector<FaultKind>& kinds);
 
+// Cuts links between nodes outside the servers (netns.h).
+class LinkCutter {
+ public:
+  virtual ~LinkCutter() = default;
+  virtual absl::Status Cut(int a, int b) = 0;  // both directions
+  virtual absl::Status HealAll() = 0;
+  virtual const char* name() const = 0;
+};
+
 class Nemesis {
  public:
-  // `log` receives one line per event (applied, healed, errors).
-  Nemesis(testing::Cluster* cluster, std::function<void(const std::string&)> log);
+  // `log` receives one line per event (applied, healed, errors). `links`
+  // (not owned, may be null): cuts partitioned links instead of the
+  // servers' fault layer.
+  Nemesis(testing::Cluster* cluster, std::function<void(const std::string&)> log,
+          LinkCutter* links = nullptr);
 
   // Inflicts `f` on the cluster; returns what it did (the nodes it hit).
   // Waits out nothing: the caller holds the fault, then calls Heal().
@@ -99,6 +122,11 @@ class Nemesis {
   int FindLeader();
 
   int faults() const { return faults_.load(); }
+  // Snapshot transfers seen in progress (the follower receiving) at the
+  // moment cut-snapshot cut them by SIGKILL of either end or by a real
+  // link cut (a LinkCutter; the fault layer's block lets a stream run on
+  // and only refuses the image at its end: not counted).
+  int snapshot_cuts() const { return snapshot_cuts_.load(); }
   // The nodes that are members now (founders, less replaced ones, plus
   // spares that joined).
   const std::set<int>& members() const { return members_; }
@@ -110,11 +138,17 @@ class Nemesis {
   // Adds to node's fault table (faults held together add up) and sends it.
   absl::Status SetFaults(int node, const std::map<int, std::pair<double, int>>& lossy,
                          const std::set<int>& blocked);
+  // Heals every partition (not loss, delay, kills or pauses).
+  void ClearPartitions();
   int PickNode(uint64_t pick, int avoid = 0) const;
   std::string Replace(const Fault& f);
+  std::string CutSnapshot(const Fault& f);  // in snapshot_cut.cc
+  // Node `id`'s role, log indexes, peers' progress and transfers, for logs.
+  std::string Describe(int id);
 
   testing::Cluster* const cluster_;
   const std::function<void(const std::string&)> log_;
+  LinkCutter* const links_;
   std::map<int, pid_t> pids_;  // learned from SetFaults answers
   // Retires the nodes of pending_removal_ that the leader no longer lists.
   void SettleRemovals();
@@ -128,6 +162,7 @@ class Nemesis {
   std::map<int, std::set<int>> blocked_;                       // node -> peers
   std::set<int> killed_;
   std::atomic<int> faults_{0};
+  std::atomic<int> snapshot_cuts_{0};
 };
 
 }  // namespace raftkv::jepsen

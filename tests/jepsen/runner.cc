@@ -15,6 +15,7 @@
 #include "client/client.h"
 #include "tests/cluster_harness.h"
 #include "tests/jepsen/history.h"
+#include "tests/jepsen/netns.h"
 
 namespace raftkv::jepsen {
 namespace {
@@ -148,6 +149,37 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, 
   }
 }
 
+// cut-snapshot runs: the image is about kPadBytes and flows at most at
+// kSnapshotRate, so a transfer lasts about a second.
+constexpr int kPadKeys = 256;
+constexpr size_t kPadValueBytes = 16 << 10;
+constexpr int kSnapshotRate = 4000000;
+
+bool Has(const RunOptions& o, FaultKind k) {
+  return std::find(o.kinds.begin(), o.kinds.end(), k) != o.kinds.end();
+}
+
+// Filler keys "pad/fill-N" (never read by the clients or the checker).
+absl::Status PadData(testing::Cluster* cluster) {
+  std::atomic<int> next{0};
+  absl::Mutex mu;
+  absl::Status first;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      testing::TestClient c(cluster);
+      const std::string value(kPadValueBytes, 'p');
+      for (int i; (i = next.fetch_add(1)) < kPadKeys;) {
+        absl::Status s = c.Put(absl::StrCat("pad/fill-", i), value).status();
+        absl::MutexLock l(&mu);
+        if (!s.ok() && first.ok()) first = s;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return first;
+}
+
 std::string ArtifactBase(const RunOptions& o) {
   if (!o.out_dir.empty()) return o.out_dir;
   if (const char* d = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR"); d != nullptr && *d) return d;
@@ -156,7 +188,7 @@ std::string ArtifactBase(const RunOptions& o) {
 
 std::string RunName(const RunOptions& o) {
   return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed, o.planted_stale_reads ? "-planted" : "",
-                      o.server_flags.empty() ? "" : "-flags");
+                      o.netns ? "-netns" : "", o.server_flags.empty() ? "" : "-flags");
 }
 
 double Secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
@@ -173,6 +205,7 @@ std::string ReplayCommand(const RunOptions& o) {
     absl::StrAppend(&cmd, " --faults=", absl::StrJoin(kinds, ","));
   }
   if (o.planted_stale_reads) absl::StrAppend(&cmd, " --planted_stale_reads");
+  if (o.netns) absl::StrAppend(&cmd, " --netns");
   if (!o.server_flags.empty()) {
     absl::StrAppend(&cmd, " --server_flags='", absl::StrJoin(o.server_flags, " "), "'");
   }
@@ -181,7 +214,8 @@ std::string ReplayCommand(const RunOptions& o) {
 
 std::string RunResult::Summary() const {
   return absl::StrCat(status.ok() ? "PASS" : "FAIL", ": ", ops, " ops (", ok, " ok, ", unknown,
-                      " unknown, ", failed, " failed), ", faults, " faults, recovery ",
+                      " unknown, ", failed, " failed), ", faults, " faults (", snapshot_cuts,
+                      " snapshot transfers cut mid-way), recovery ",
                       absl::FormatDuration(recovery), ", ", check.Summary(), ", in ",
                       absl::FormatDuration(elapsed));
 }
@@ -217,9 +251,32 @@ RunResult RunOnce(const RunOptions& o) {
   // Small snapshot thresholds, so restarted nodes also catch up by snapshot.
   co.extra_flags = {"--enable_fault_injection", "--snapshot_entries=2000",
                     "--snapshot_keep_entries=200"};
+  if (Has(o, FaultKind::kCutSnapshot)) {
+    // Compaction soon after a follower is cut off; a slow transfer (later
+    // flags win).
+    co.extra_flags.insert(co.extra_flags.end(),
+                          {"--snapshot_entries=500", "--snapshot_keep_entries=100",
+                           "--snapshot_chunk_bytes=65536",
+                           absl::StrCat("--snapshot_max_bytes_per_sec=", kSnapshotRate)});
+  }
   co.extra_flags.insert(co.extra_flags.end(), o.server_flags.begin(), o.server_flags.end());
+  // Declared before the cluster: the namespaces outlive the nodes in them.
+  std::unique_ptr<NetnsNodes> net;
+  if (o.netns) {
+    auto n = NetnsNodes::Create(o.nodes + co.spares);
+    if (!n.ok()) {
+      result.status = n.status();
+      result.failures.push_back(absl::StrCat("netns: ", n.status().ToString()));
+      return result;
+    }
+    net = std::move(*n);
+    NetnsNodes* nodes = net.get();
+    co.network = [nodes](int id) {
+      return testing::ClusterOptions::NodeNetwork{nodes->host(id), nodes->netns_path(id)};
+    };
+  }
   auto cluster = std::make_unique<testing::Cluster>(co);
-  Nemesis nemesis(cluster.get(), log);
+  Nemesis nemesis(cluster.get(), log, net.get());
   Shared shared;
   std::vector<std::thread> clients;
 
@@ -233,6 +290,11 @@ RunResult RunOnce(const RunOptions& o) {
   absl::Status s = cluster->StartAll();
   absl::StatusOr<int> leader = s.ok() ? cluster->WaitForLeader(absl::Seconds(20)) : s;
   if (leader.ok()) s = nemesis.Heal(absl::Seconds(20));  // learns every pid
+  if (leader.ok() && s.ok() && Has(o, FaultKind::kCutSnapshot)) {
+    s = PadData(cluster.get());
+    log(absl::StrCat("padded with ", kPadKeys, " keys of ", kPadValueBytes, " bytes: ",
+                     s.ToString()));
+  }
   if (!leader.ok() || !s.ok()) {
     fail(absl::StrCat("cluster did not start: ", (leader.ok() ? s : leader.status()).ToString()));
   } else {
@@ -303,6 +365,7 @@ RunResult RunOnce(const RunOptions& o) {
     if (op.outcome == Outcome::kFailed) ++result.failed;
   }
   result.faults = nemesis.faults();
+  result.snapshot_cuts = nemesis.snapshot_cuts();
   result.check = CheckHistory(history);
   result.linearizable = result.check.ok();
   if (!result.check.ok()) fail(result.check.Report());

@@ -1,7 +1,8 @@
 // One fault-injection run, Jepsen style: start a cluster of real servers
 // (with --enable_fault_injection), run concurrent clients doing put, get,
 // delete and compare-and-swap on a few keys while a seeded nemesis
-// (nemesis.h) kills, pauses, partitions and slows nodes; then heal and check:
+// (nemesis.h) kills, pauses, partitions and slows nodes and cuts snapshot
+// transfers; then heal and check:
 //
 //   1. the history (every operation, with invocation and completion times
 //      and outcome ok / failed / unknown) is linearizable (checker.h);
@@ -11,6 +12,11 @@
 //   3. every replica holds identical data (same applied index and digest);
 //   4. the cluster serves again (a write and a read) within a bound after
 //      the faults healed.
+//
+// Runs whose faults include cut-snapshot start with a few MB of filler keys
+// (outside the checked keys) and run the servers with a low compaction
+// threshold, small chunks and a rate cap, so that a snapshot transfer takes
+// about a second and can be caught mid-way.
 //
 // A failing run (or any run, with keep_artifacts) leaves in its artifact
 // directory: history.txt (history.h format), faults.txt (the schedule and
@@ -54,6 +60,10 @@ struct RunOptions {
   bool keep_artifacts = false;  // also for passing runs
   // Extra server flags for every node (e.g. "--lease_reads").
   std::vector<std::string> server_flags;
+  // Partitions by routes between network namespaces (netns.h) instead of
+  // the servers' fault layer; needs EnterPrivateNetns() at the start of
+  // main(). Loss and delay still use the fault layer.
+  bool netns = false;
   // Planted bug, for checking the checker end to end: reads are sent to a
   // random node as serializable (local, possibly stale) reads but recorded
   // as linearizable ones. Such runs should be found NOT linearizable.
@@ -68,6 +78,7 @@ struct RunResult {
   std::vector<std::string> failures;  // every failed check
   size_t ops = 0, ok = 0, unknown = 0, failed = 0;
   int faults = 0;
+  int snapshot_cuts = 0;  // transfers cut mid-way (Nemesis::snapshot_cuts)
   CheckResult check;
   bool linearizable = false;
   absl::Duration recovery;  // heal -> serving again

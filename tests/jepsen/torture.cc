@@ -6,6 +6,8 @@
 //   torture --minutes=30 --nodes=5 --seed=100       runs seeds 100, 101, ...
 //   torture --nodes=3 --seed=7 --runs=1 --run_seconds=15   replays one run
 //   torture --check_history=DIR/history.txt          re-checks a saved history
+//   torture --netns --minutes=10                     partitions by routes between
+//                                                    network namespaces (root)
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -16,6 +18,7 @@
 #include "gflags/gflags.h"
 #include "tests/jepsen/checker.h"
 #include "tests/jepsen/history.h"
+#include "tests/jepsen/netns.h"
 #include "tests/jepsen/runner.h"
 
 DEFINE_double(minutes, 5, "Stop starting new runs after this many minutes.");
@@ -26,7 +29,12 @@ DEFINE_int32(run_seconds, 60, "Length of each run's load and faults, in seconds.
 DEFINE_int32(clients, 5, "Concurrent clients.");
 DEFINE_int32(keys, 4, "Keys the clients contend on.");
 DEFINE_string(faults, "", "Fault kinds, comma-separated (default: all): kill, kill-leader, "
-              "pause, pause-leader, isolate-leader, split, bridge, drop, delay, transfer-leader.");
+              "pause, pause-leader, isolate-leader, split, bridge, drop, delay, transfer-leader, "
+              "replace, cut-snapshot.");
+DEFINE_bool(netns, false,
+            "Partitions by blackhole routes between network namespaces (one per node) instead "
+            "of the servers' fault layer. Needs root and iproute2's `ip`; the host's own "
+            "namespaces are not touched.");
 DEFINE_string(out_dir, "/tmp/raftkv-torture", "Where failing runs keep their artifacts.");
 DEFINE_bool(keep_artifacts, false, "Keep artifacts of passing runs too.");
 DEFINE_bool(planted_stale_reads, false,
@@ -53,6 +61,13 @@ int main(int argc, char** argv) {
     std::cout << r.Report() << std::endl;
     return r.ok() ? 0 : 1;
   }
+  if (FLAGS_netns) {
+    // Before any thread exists (netns.h).
+    if (absl::Status s = EnterPrivateNetns(); !s.ok()) {
+      std::cerr << "--netns: " << s.message() << "\n";
+      return 2;
+    }
+  }
   if (FLAGS_nodes != 3 && FLAGS_nodes != 5) {
     std::cerr << "--nodes must be 3 or 5\n";
     return 2;
@@ -65,6 +80,7 @@ int main(int argc, char** argv) {
   base.out_dir = FLAGS_out_dir;
   base.keep_artifacts = FLAGS_keep_artifacts;
   base.planted_stale_reads = FLAGS_planted_stale_reads;
+  base.netns = FLAGS_netns;
   for (absl::string_view f : absl::StrSplit(FLAGS_server_flags, ' ', absl::SkipWhitespace())) {
     base.server_flags.emplace_back(f);
   }
@@ -76,7 +92,7 @@ int main(int argc, char** argv) {
 
   const absl::Time start = absl::Now();
   const absl::Time stop = start + absl::Seconds(FLAGS_minutes * 60);
-  int runs = 0, bad = 0, violations = 0, faults = 0;
+  int runs = 0, bad = 0, violations = 0, faults = 0, cuts = 0;
   size_t ops = 0, ok = 0, unknown = 0;
   std::vector<std::string> failed;
   while ((FLAGS_runs > 0 ? runs < FLAGS_runs : absl::Now() < stop)) {
@@ -94,6 +110,7 @@ int main(int argc, char** argv) {
     ok += r.ok;
     unknown += r.unknown;
     faults += r.faults;
+    cuts += r.snapshot_cuts;
     std::cout << "run " << runs << " seed " << o.seed << ": " << r.Summary() << std::endl;
     if (!r.status.ok()) {
       ++bad;
@@ -107,7 +124,7 @@ int main(int argc, char** argv) {
   std::cout << "\n== torture summary: " << runs << " runs of " << FLAGS_nodes << " nodes in "
             << absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Seconds(1))) << ": "
             << ops << " operations (" << ok << " ok, " << unknown << " unknown), " << faults
-            << " faults injected, " << violations << " linearizability violations, " << bad
+            << " faults injected (" << cuts << " snapshot transfers cut mid-way), " << violations << " linearizability violations, " << bad
             << " failed runs" << std::endl;
   for (const auto& f : failed) std::cout << "  " << f << std::endl;
   return bad == 0 ? 0 : 1;
