@@ -485,6 +485,7 @@ int main(int argc, char** argv) {
   int bound_port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(64 << 20);
+  server::AcceptPeerKeepalives(&builder);
   builder.RegisterService(&kv);
   builder.RegisterService(&admin);
   builder.RegisterService(&peer);

@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
+#include <memory>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "glog/logging.h"
 #include "grpcpp/grpcpp.h"
 
@@ -59,8 +62,80 @@ uint64_t FaultInjector::delayed() const {
   return delayed_;
 }
 
-// One peer's queue and the thread that drains it into a stream.
-class PeerSender {
+// Holds back messages the fault layer delays, on one thread of its own.
+// Per peer, messages leave in the order they were sent: while any is held
+// for a peer, the undelayed ones behind it are held too (a delay that
+// shrinks never reorders a stream).
+class DelayLine {
+ public:
+  explicit DelayLine(PeerTransport* transport)
+      : transport_(transport), thread_([this] { Run(); }) {}
+  ~DelayLine() {
+    {
+      absl::MutexLock l(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+
+  // Whether a message to `peer` sent now must queue behind held ones.
+  bool Holds(uint64_t peer) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
+    auto it = last_due_.find(peer);
+    return it != last_due_.end() && it->second > absl::Now();
+  }
+
+  void Add(raftpb::Message m, absl::Time due) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock l(&mu_);
+    absl::Time& last = last_due_[m.to()];
+    last = std::max(last, due);
+    held_.emplace(last, std::move(m));  // equal keys keep insertion order
+  }
+
+ private:
+  void Run() {
+    absl::MutexLock l(&mu_);
+    while (!stopping_) {
+      const absl::Time now = absl::Now();
+      std::vector<raftpb::Message> due;
+      while (!held_.empty() && held_.begin()->first <= now) {
+        due.push_back(std::move(held_.begin()->second));
+        held_.erase(held_.begin());
+      }
+      if (!due.empty()) {
+        mu_.Unlock();
+        for (auto& m : due) {
+          const uint64_t peer = m.to();
+          std::vector<raftpb::Message> one;
+          one.push_back(std::move(m));
+          transport_->Deliver(peer, std::move(one));
+        }
+        mu_.Lock();
+        continue;
+      }
+      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+      const absl::Time until = held_.empty() ? now + absl::Milliseconds(100) : held_.begin()->first;
+      mu_.AwaitWithDeadline(absl::Condition(&wake), until);
+    }
+  }
+
+  PeerTransport* const transport_;
+  absl::Mutex mu_;
+  std::multimap<absl::Time, raftpb::Message> held_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, absl::Time> last_due_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;  // last: starts after the members above exist
+};
+
+// One peer: its queue and at most one live stream, with at most one write
+// in flight. Writes are chained: Enqueue starts one when none is in flight;
+// its completion (on a gRPC thread) starts the next with whatever queued up
+// meanwhile. Nobody holds mu_ while calling into gRPC: its reactions may
+// run inline in the caller.
+//
+// Lifetime: shared by the transport and by each live stream, so a stream's
+// last reactions never outlive the sender they report to.
+class PeerSender : public std::enable_shared_from_this<PeerSender> {
  public:
   PeerSender(const TransportOptions& options, uint64_t peer, std::string address,
              std::function<void(uint64_t)> on_unreachable)
@@ -68,130 +143,147 @@ class PeerSender {
         peer_(peer),
         address_(std::move(address)),
         on_unreachable_(std::move(on_unreachable)),
-        thread_([this] { Run(); }) {}
-
-  ~PeerSender() {
-    {
-      absl::MutexLock l(&mu_);
-      stopping_ = true;
-      if (context_) context_->TryCancel();
-    }
-    thread_.join();
+        backoff_(options.min_backoff) {
+    // gRPC's own reconnect backoff grows to 2 minutes and a failed channel
+    // re-resolves at most every 30 s: a peer restarted after a long outage
+    // would wait that long before the leader reached it again. Keep the
+    // channel's retries within this sender's backoff bounds instead.
+    grpc::ChannelArguments args;
+    const int max_ms = std::max<int>(100, absl::ToInt64Milliseconds(options.max_backoff));
+    const int min_ms =
+        std::clamp<int>(absl::ToInt64Milliseconds(options.min_backoff), 100, max_ms);
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_ms);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_ms);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, absl::ToInt64Milliseconds(options.keepalive_time));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                absl::ToInt64Milliseconds(options.keepalive_timeout));
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // keep pinging an idle stream
+    stub_ = peerpb::Peer::NewStub(
+        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
   }
 
   const std::string& address() const { return address_; }
 
-  // `due`: the message may not leave before then (the fault layer's delay).
-  void Enqueue(raftpb::Message m, absl::Time due = absl::InfinitePast()) {
-    bool dropped = false;
+  // Queues `msgs` and starts a write if none is in flight. Moves from *msgs.
+  void Enqueue(std::vector<raftpb::Message>* msgs) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (msgs->empty()) return;
+    Stream* open = nullptr;
+    Stream* write = nullptr;
+    bool overflow = false;
     {
       absl::MutexLock l(&mu_);
-      if (queue_.size() >= options_.max_queued_messages) {
-        queue_.pop_front();  // the oldest is the least useful
-        dropped = true;
+      if (stopping_) return;
+      if (stream_ == nullptr) {
+        // Backing off after a broken stream: these are dropped like the
+        // ones queued for it (the break was reported).
+        if (absl::Now() < retry_at_) return;
+        stream_ = open = new Stream(shared_from_this());
       }
-      queue_.push_back(Queued{due, std::move(m)});
+      for (auto& m : *msgs) {
+        if (queue_.size() >= options_.max_queued_messages) {
+          queue_.pop_front();  // the oldest is the least useful
+          overflow = true;
+        }
+        queue_.push_back(std::move(m));
+      }
+      if (!stream_->writing) write = TakeBatch(stream_);
     }
-    if (dropped) {
+    if (open != nullptr) open->Start(stub_.get(), options_.cluster_id);
+    if (write != nullptr) write->Write();
+    if (overflow) {
       LOG_EVERY_N(WARNING, 1000) << "peer " << peer_ << " (" << address_
                                  << "): send queue full, dropping messages";
       on_unreachable_(peer_);
     }
   }
 
+  // No more writes; the live stream is cancelled. Reactions still running
+  // finish on their own (they hold a reference).
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_) {
+    Stream* idle = nullptr;
+    {
+      absl::MutexLock l(&mu_);
+      stopping_ = true;
+      if (stream_ != nullptr) {
+        stream_->context.TryCancel();
+        // With a write in flight its completion releases the stream.
+        if (!stream_->writing) idle = stream_;
+        stream_ = nullptr;
+      }
+    }
+    if (idle != nullptr) idle->RemoveHold();
+  }
+
  private:
-  struct Queued {
-    absl::Time due;
-    raftpb::Message msg;
+  // One incarnation of the stream. Owns itself: deleted in OnDone. A hold
+  // (taken at Start) keeps OnDone away while the sender may still start a
+  // write on it from outside a reaction; whoever detaches it from the
+  // sender with no write in flight releases the hold.
+  struct Stream : public grpc::ClientWriteReactor<peerpb::MessageBatch> {
+    explicit Stream(std::shared_ptr<PeerSender> owner) : owner(std::move(owner)) {}
+
+    void Start(peerpb::Peer::Stub* stub, uint64_t cluster_id) {
+      context.AddMetadata(kClusterIdHeader, absl::StrCat(cluster_id));
+      stub->async()->Send(&context, &ack, this);
+      AddHold();
+      StartCall();
+    }
+    void Write() { StartWrite(&batch); }
+    void OnWriteDone(bool ok) override { owner->WriteDone(this, ok); }
+    void OnDone(const grpc::Status& status) override {
+      VLOG(1) << "stream to peer " << owner->peer_ << " ended: " << status.error_message();
+      delete this;
+    }
+
+    const std::shared_ptr<PeerSender> owner;
+    grpc::ClientContext context;
+    peerpb::SendAck ack;
+    peerpb::MessageBatch batch;  // the write in flight
+    bool writing = false;        // guarded by owner->mu_
   };
 
-  bool HasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !queue_.empty();
-  }
-
-  // Waits for work, then takes every message that is due (in queue order:
-  // a message held back by a delay holds back those behind it). False when
-  // stopping.
-  bool TakeDue(std::deque<raftpb::Message>* batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    while (true) {
-      mu_.Await(absl::Condition(this, &PeerSender::HasWork));
-      if (stopping_) return false;
-      const absl::Time now = absl::Now();
-      while (!queue_.empty() && queue_.front().due <= now) {
-        batch->push_back(std::move(queue_.front().msg));
-        queue_.pop_front();
-      }
-      if (!batch->empty()) return true;
-      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      mu_.AwaitWithDeadline(absl::Condition(&stop), queue_.front().due);
+  // Moves the head of the queue into s->batch and marks a write in flight;
+  // null if there is nothing to send.
+  Stream* TakeBatch(Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (queue_.empty()) return nullptr;
+    s->batch.Clear();
+    // A batch is bounded by count; each message by the core's size limit.
+    constexpr size_t kMaxBatch = 64;
+    for (size_t i = 0; i < kMaxBatch && !queue_.empty(); ++i) {
+      *s->batch.add_messages() = std::move(queue_.front());
+      queue_.pop_front();
     }
+    s->writing = true;
+    return s;
   }
 
-  void Run() {
-    absl::Duration backoff = options_.min_backoff;
-    // gRPC's own reconnect backoff grows to 2 minutes and a failed channel
-    // re-resolves at most every 30 s: a peer restarted after a long outage
-    // would wait that long before the leader reached it again. Keep the
-    // channel's retries within this sender's backoff bounds instead.
-    grpc::ChannelArguments args;
-    const int max_ms =
-        std::max<int>(100, absl::ToInt64Milliseconds(options_.max_backoff));
-    const int min_ms =
-        std::clamp<int>(absl::ToInt64Milliseconds(options_.min_backoff), 100, max_ms);
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_ms);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
-    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_ms);
-    std::unique_ptr<peerpb::Peer::Stub> stub = peerpb::Peer::NewStub(
-        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
-    std::unique_ptr<grpc::ClientWriter<raftpb::Message>> writer;
-    peerpb::SendAck ack;
-    while (true) {
-      std::deque<raftpb::Message> batch;
-      {
-        absl::MutexLock l(&mu_);
-        if (!TakeDue(&batch)) break;
-      }
-      if (!writer) {
-        auto ctx = std::make_shared<grpc::ClientContext>();
-        ctx->AddMetadata(kClusterIdHeader, absl::StrCat(options_.cluster_id));
-        {
-          absl::MutexLock l(&mu_);
-          if (stopping_) break;
-          context_ = ctx;
-        }
-        writer = stub->Send(ctx.get(), &ack);
-      }
-      bool ok = true;
-      for (auto& m : batch) {
-        if (!writer->Write(m)) {
-          ok = false;
-          break;
-        }
-      }
-      if (ok) {
-        backoff = options_.min_backoff;
-        continue;
-      }
-      // The stream broke: the peer is down or restarting. Report it, wait,
-      // and open a new stream for the next messages.
-      grpc::Status st = writer->Finish();
-      writer.reset();
-      {
-        absl::MutexLock l(&mu_);
-        context_.reset();
-      }
-      VLOG(1) << "peer " << peer_ << " (" << address_ << ") unreachable: " << st.error_message();
-      on_unreachable_(peer_);
+  void WriteDone(Stream* s, bool ok) ABSL_LOCKS_EXCLUDED(mu_) {
+    Stream* next = nullptr;
+    bool release = false;
+    bool broke = false;
+    {
       absl::MutexLock l(&mu_);
-      auto stop = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);
-      if (stopping_) break;
-      queue_.clear();  // stale by now; Raft resends what matters
-      backoff = std::min(backoff * 2, options_.max_backoff);
+      s->writing = false;
+      if (stream_ != s) {
+        release = true;  // detached by Stop while this write was in flight
+      } else if (!ok) {
+        // The stream broke: the peer is down, restarting or cut off.
+        stream_ = nullptr;
+        queue_.clear();  // stale by the time a new stream opens
+        retry_at_ = absl::Now() + backoff_;
+        backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+        release = broke = true;
+      } else {
+        backoff_ = options_.min_backoff;
+        next = TakeBatch(s);
+      }
     }
-    if (writer) {
-      writer->WritesDone();
-      writer->Finish();
+    if (next != nullptr) next->Write();
+    if (release) s->RemoveHold();
+    if (broke) {
+      VLOG(1) << "peer " << peer_ << " (" << address_ << ") unreachable";
+      on_unreachable_(peer_);
     }
   }
 
@@ -199,45 +291,67 @@ class PeerSender {
   const uint64_t peer_;
   const std::string address_;
   const std::function<void(uint64_t)> on_unreachable_;
+  std::unique_ptr<peerpb::Peer::Stub> stub_;  // one channel for the sender's life
   absl::Mutex mu_;
-  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<raftpb::Message> queue_ ABSL_GUARDED_BY(mu_);
+  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // the live stream, if any
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<grpc::ClientContext> context_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;  // last: starts after the members above exist
+  absl::Time retry_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration backoff_ ABSL_GUARDED_BY(mu_);
 };
 
 PeerTransport::PeerTransport(TransportOptions options,
                              std::function<void(uint64_t)> on_unreachable)
-    : options_(std::move(options)), on_unreachable_(std::move(on_unreachable)) {}
+    : options_(std::move(options)), on_unreachable_(std::move(on_unreachable)) {
+  if (options_.faults != nullptr) delay_line_ = std::make_unique<DelayLine>(this);
+}
 
 PeerTransport::~PeerTransport() {
-  std::map<uint64_t, std::unique_ptr<PeerSender>> senders;
+  delay_line_.reset();  // its thread delivers through senders_
+  std::map<uint64_t, std::shared_ptr<PeerSender>> senders;
   {
     absl::MutexLock l(&mu_);
     senders.swap(senders_);
   }
-  senders.clear();  // joins outside the lock
+  std::vector<std::weak_ptr<PeerSender>> left;
+  for (auto& [id, s] : senders) {
+    s->Stop();
+    left.push_back(s);
+  }
+  senders.clear();
+  // Cancelled streams end on gRPC threads, each releasing its reference:
+  // wait (briefly) so none reports to an owner that is gone.
+  const absl::Time give_up = absl::Now() + absl::Seconds(2);
+  for (auto& w : left) {
+    while (!w.expired() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 void PeerTransport::SetPeer(uint64_t id, const std::string& address) {
   if (id == options_.self_id) return;
-  std::unique_ptr<PeerSender> old;
-  absl::MutexLock l(&mu_);
-  auto it = senders_.find(id);
-  if (it != senders_.end()) {
-    if (it->second->address() == address) return;
-    old = std::move(it->second);
+  std::shared_ptr<PeerSender> old;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = senders_.find(id);
+    if (it != senders_.end()) {
+      if (it->second->address() == address) return;
+      old = std::move(it->second);
+    }
+    senders_[id] = std::make_shared<PeerSender>(options_, id, address, on_unreachable_);
   }
-  senders_[id] = std::make_unique<PeerSender>(options_, id, address, on_unreachable_);
+  if (old != nullptr) old->Stop();
 }
 
 void PeerTransport::RemovePeer(uint64_t id) {
-  std::unique_ptr<PeerSender> old;
-  absl::MutexLock l(&mu_);
-  auto it = senders_.find(id);
-  if (it == senders_.end()) return;
-  old = std::move(it->second);
-  senders_.erase(it);
+  std::shared_ptr<PeerSender> old;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = senders_.find(id);
+    if (it == senders_.end()) return;
+    old = std::move(it->second);
+    senders_.erase(it);
+  }
+  old->Stop();
 }
 
 std::string PeerTransport::AddressOf(uint64_t id) const {
@@ -246,23 +360,36 @@ std::string PeerTransport::AddressOf(uint64_t id) const {
   return it == senders_.end() ? "" : it->second->address();
 }
 
-void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
-  if (msgs.empty()) return;
-  absl::MutexLock l(&mu_);
-  for (auto& m : msgs) {
-    auto it = senders_.find(m.to());
-    if (it == senders_.end()) continue;
-    absl::Time due = absl::InfinitePast();  // now
-    if (options_.faults != nullptr) {
-      absl::Duration delay;
-      if (!options_.faults->Admit(m.to(), &delay)) continue;
-      if (delay > absl::ZeroDuration()) due = absl::Now() + delay;
-    }
-    it->second->Enqueue(std::move(m), due);
+void PeerTransport::Deliver(uint64_t peer, std::vector<raftpb::Message> msgs) {
+  std::shared_ptr<PeerSender> sender;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = senders_.find(peer);
+    if (it == senders_.end()) return;
+    sender = it->second;
   }
+  sender->Enqueue(&msgs);
 }
 
-grpc::Status PeerService::CheckCluster(grpc::ServerContext* context) const {
+void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
+  // Per peer, in order (a round's messages go to a handful of peers).
+  std::map<uint64_t, std::vector<raftpb::Message>> by_peer;
+  for (auto& m : msgs) {
+    if (delay_line_ != nullptr) {
+      absl::Duration delay;
+      if (!options_.faults->Admit(m.to(), &delay)) continue;
+      if (delay > absl::ZeroDuration() || delay_line_->Holds(m.to())) {
+        delay_line_->Add(std::move(m), absl::Now() + delay);
+        continue;
+      }
+    }
+    const uint64_t to = m.to();
+    by_peer[to].push_back(std::move(m));
+  }
+  for (auto& [peer, batch] : by_peer) Deliver(peer, std::move(batch));
+}
+
+grpc::Status PeerService::CheckCluster(const grpc::ServerContextBase* context) const {
   auto it = context->client_metadata().find(kClusterIdHeader);
   uint64_t cluster = 0;
   if (it == context->client_metadata().end() ||
@@ -276,24 +403,48 @@ grpc::Status PeerService::CheckCluster(grpc::ServerContext* context) const {
   return grpc::Status::OK;
 }
 
-grpc::Status PeerService::Send(grpc::ServerContext* context,
-                               grpc::ServerReader<raftpb::Message>* reader,
-                               peerpb::SendAck* /*ack*/) {
-  if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
-  raftpb::Message m;
-  while (reader->Read(&m)) {
-    if (m.to() != self_id_) {
-      LOG_EVERY_N(WARNING, 100) << "dropping a message for node " << m.to()
-                                << " sent to node " << self_id_;
-    } else if (m.type() == raftpb::MSG_SNAPSHOT) {
-      // Snapshots arrive only through InstallSnapshot, with their image.
-      LOG_EVERY_N(WARNING, 100) << "dropping a bare snapshot message from " << m.from();
-    } else {
-      deliver_(std::move(m));
+// Reads one peer's stream, handing each message over on gRPC's callback
+// thread. Owns itself: deleted in OnDone.
+class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageBatch> {
+ public:
+  BatchReader(const PeerService* service, const grpc::Status& refused) : service_(service) {
+    if (!refused.ok()) {
+      Finish(refused);
+      return;
     }
-    m.Clear();
+    StartRead(&batch_);
   }
-  return grpc::Status::OK;
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the sender closed the stream or went away
+      Finish(grpc::Status::OK);
+      return;
+    }
+    for (raftpb::Message& m : *batch_.mutable_messages()) {
+      if (m.to() != service_->self_id_) {
+        LOG_EVERY_N(WARNING, 100) << "dropping a message for node " << m.to()
+                                  << " sent to node " << service_->self_id_;
+      } else if (m.type() == raftpb::MSG_SNAPSHOT) {
+        // Snapshots arrive only through InstallSnapshot, with their image.
+        LOG_EVERY_N(WARNING, 100) << "dropping a bare snapshot message from " << m.from();
+      } else {
+        service_->deliver_(std::move(m));
+      }
+    }
+    batch_.Clear();
+    StartRead(&batch_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const PeerService* const service_;
+  peerpb::MessageBatch batch_;
+};
+
+grpc::ServerReadReactor<peerpb::MessageBatch>* PeerService::Send(
+    grpc::CallbackServerContext* context, peerpb::SendAck* /*ack*/) {
+  return new BatchReader(this, CheckCluster(context));
 }
 
 grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
@@ -323,6 +474,12 @@ grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
             << " staged; handing it to raft";
   deliver_(std::move(*m));
   return grpc::Status::OK;
+}
+
+void AcceptPeerKeepalives(grpc::ServerBuilder* builder) {
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
 }
 
 }  // namespace raftkv::server

@@ -1,14 +1,20 @@
 // PeerTransport: delivers Raft messages to peers, one gRPC client stream per
-// peer, each driven by its own sender thread with a bounded queue.
+// peer (callback API) with a bounded queue and at most one write in flight.
 //
-// Send() never blocks: a slow or dead peer fills only its own queue, and
-// messages past the bound are dropped (Raft tolerates loss; the core is told
-// the peer is unreachable). A broken stream is re-opened with exponential
-// backoff. Messages to one peer keep their order while a stream lives.
+// Send() never blocks and wakes no thread: with no write in flight the
+// caller starts one itself (gRPC writes to the socket inline); messages that
+// queue up meanwhile leave together as one MessageBatch when it completes
+// (from gRPC's callback thread). A slow or dead peer fills only its own
+// queue, and messages past the bound are dropped (Raft tolerates loss; the
+// core is told the peer is unreachable). A broken stream is reported and
+// re-opened by the first Send after an exponential backoff; what was queued
+// for it is dropped (stale by then; Raft resends what matters). Messages to
+// one peer keep their order while a stream lives. Keepalive pings detect a
+// peer that vanished without closing its connection (a partition).
 //
 // PeerService is the receiving side: it accepts streams from peers of the
 // same cluster (checked by the `raftkv-cluster-id` metadata) and hands each
-// message to a callback.
+// message to a callback on gRPC's callback thread (no thread hop).
 //
 // FaultInjector is a test-only fault layer (server --enable_fault_injection,
 // driven by Admin.SetFaults): per destination peer, outgoing Raft messages
@@ -31,6 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/server_builder.h"
 #include "proto/peer.grpc.pb.h"
 #include "proto/raft.pb.h"
 #include "server/snapshot_transfer.h"
@@ -38,6 +45,7 @@
 namespace raftkv::server {
 
 class PeerSender;
+class DelayLine;
 
 // Where a node's outgoing Raft messages go. Send must not block.
 class MessageSender {
@@ -89,6 +97,10 @@ struct TransportOptions {
   size_t max_queued_messages = 4096;  // per peer
   absl::Duration min_backoff = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(1);
+  // A connection whose peer does not answer a ping within keepalive_timeout
+  // (sent after keepalive_time without traffic) is closed and re-opened.
+  absl::Duration keepalive_time = absl::Seconds(1);
+  absl::Duration keepalive_timeout = absl::Seconds(3);
   // Test-only fault layer (not owned; must outlive the transport). Null:
   // no faults.
   FaultInjector* faults = nullptr;
@@ -96,7 +108,8 @@ struct TransportOptions {
 
 class PeerTransport final : public MessageSender {
  public:
-  // on_unreachable(peer) is called (from a sender thread) when a message to
+  // on_unreachable(peer) is called (from the caller of Send or a gRPC
+  // thread; it must not call back into the transport) when messages to
   // `peer` could not be delivered.
   PeerTransport(TransportOptions options, std::function<void(uint64_t)> on_unreachable);
   ~PeerTransport() override;  // stops every sender
@@ -110,14 +123,22 @@ class PeerTransport final : public MessageSender {
   void Send(std::vector<raftpb::Message> msgs) override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  friend class DelayLine;
+  // Hands `msgs` (all to `peer`) to its sender, if it still has one.
+  void Deliver(uint64_t peer, std::vector<raftpb::Message> msgs) ABSL_LOCKS_EXCLUDED(mu_);
+
   const TransportOptions options_;
   const std::function<void(uint64_t)> on_unreachable_;
   mutable absl::Mutex mu_;
-  std::map<uint64_t, std::unique_ptr<PeerSender>> senders_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::shared_ptr<PeerSender>> senders_ ABSL_GUARDED_BY(mu_);
+  // Holds back delayed messages; only with a fault injector.
+  std::unique_ptr<DelayLine> delay_line_;
 };
 
-// The Peer gRPC service: receives streams of messages from other nodes.
-class PeerService final : public peerpb::Peer::Service {
+// The Peer gRPC service: receives streams of messages from other nodes
+// (Send on the callback API, InstallSnapshot on a sync thread: it blocks on
+// disk writes).
+class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::Peer::Service> {
  public:
   // `receiver` (not owned) stages incoming snapshots; null refuses them.
   // `faults` (not owned, may be null): snapshots from blocked peers are
@@ -131,15 +152,15 @@ class PeerService final : public peerpb::Peer::Service {
         receiver_(receiver),
         faults_(faults) {}
 
-  grpc::Status Send(grpc::ServerContext* context,
-                    grpc::ServerReader<raftpb::Message>* reader,
-                    peerpb::SendAck* ack) override;
+  grpc::ServerReadReactor<peerpb::MessageBatch>* Send(grpc::CallbackServerContext* context,
+                                                      peerpb::SendAck* ack) override;
   grpc::Status InstallSnapshot(grpc::ServerContext* context,
                                grpc::ServerReader<peerpb::SnapshotChunk>* reader,
                                peerpb::SnapshotAck* ack) override;
 
  private:
-  grpc::Status CheckCluster(grpc::ServerContext* context) const;
+  class BatchReader;
+  grpc::Status CheckCluster(const grpc::ServerContextBase* context) const;
 
   const uint64_t self_id_;
   const uint64_t cluster_id_;
@@ -147,6 +168,11 @@ class PeerService final : public peerpb::Peer::Service {
   SnapshotReceiver* const receiver_;
   FaultInjector* const faults_;
 };
+
+// Configures a server that hosts a PeerService to accept the senders'
+// keepalive pings: a stream only the client writes to counts as "without
+// data" to gRPC, which would otherwise close the connection after two.
+void AcceptPeerKeepalives(grpc::ServerBuilder* builder);
 
 }  // namespace raftkv::server
 
