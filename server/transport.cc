@@ -78,17 +78,20 @@ class DelayLine {
     thread_.join();
   }
 
-  // Whether a message to `peer` sent now must queue behind held ones.
+  // Whether a message to `peer` sent now must queue behind held ones (some
+  // are held or being handed over).
   bool Holds(uint64_t peer) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock l(&mu_);
-    auto it = last_due_.find(peer);
-    return it != last_due_.end() && it->second > absl::Now();
+    auto it = pending_.find(peer);
+    return it != pending_.end() && it->second > 0;
   }
 
   void Add(raftpb::Message m, absl::Time due) ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock l(&mu_);
-    absl::Time& last = last_due_[m.to()];
+    const uint64_t peer = m.to();
+    absl::Time& last = last_due_[peer];
     last = std::max(last, due);
+    ++pending_[peer];
     held_.emplace(last, std::move(m));  // equal keys keep insertion order
   }
 
@@ -111,10 +114,17 @@ class DelayLine {
           transport_->Deliver(peer, std::move(one));
         }
         mu_.Lock();
+        // Handed over: later messages to these peers may overtake nothing.
+        for (const auto& m : due) --pending_[m.to()];
         continue;
       }
-      auto wake = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
-      const absl::Time until = held_.empty() ? now + absl::Milliseconds(100) : held_.begin()->first;
+      // Sleep until the earliest held message is due, or one due earlier
+      // than that is added.
+      const absl::Time until =
+          held_.empty() ? now + absl::Milliseconds(100) : held_.begin()->first;
+      auto wake = [this, until]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stopping_ || (!held_.empty() && held_.begin()->first < until);
+      };
       mu_.AwaitWithDeadline(absl::Condition(&wake), until);
     }
   }
@@ -123,6 +133,7 @@ class DelayLine {
   absl::Mutex mu_;
   std::multimap<absl::Time, raftpb::Message> held_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, absl::Time> last_due_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int> pending_ ABSL_GUARDED_BY(mu_);  // held or being handed over
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;  // last: starts after the members above exist
 };
@@ -130,8 +141,9 @@ class DelayLine {
 // One peer: its queue and at most one live stream, with at most one write
 // in flight. Writes are chained: Enqueue starts one when none is in flight;
 // its completion (on a gRPC thread) starts the next with whatever queued up
-// meanwhile. Nobody holds mu_ while calling into gRPC: its reactions may
-// run inline in the caller.
+// meanwhile. Writes and holds are started and released outside mu_ (gRPC
+// may run reactions inline); only Stop's TryCancel runs under it, which
+// keeps the stream from being freed meanwhile and runs no reaction inline.
 //
 // Lifetime: shared by the transport and by each live stream, so a stream's
 // last reactions never outlive the sender they report to.
@@ -154,6 +166,9 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
         std::clamp<int>(absl::ToInt64Milliseconds(options.min_backoff), 100, max_ms);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, min_ms);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+    // Also the connect timeout (default 20 s): a connect into a partition
+    // gives up and is retried instead of hanging on past the heal.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, max_ms);
     args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, max_ms);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, absl::ToInt64Milliseconds(options.keepalive_time));
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
@@ -181,7 +196,7 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
         stream_ = open = new Stream(shared_from_this());
       }
       for (auto& m : *msgs) {
-        if (queue_.size() >= options_.max_queued_messages) {
+        if (queue_.size() >= std::max<size_t>(1, options_.max_queued_messages)) {
           queue_.pop_front();  // the oldest is the least useful
           overflow = true;
         }
@@ -248,9 +263,15 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
   Stream* TakeBatch(Stream* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (queue_.empty()) return nullptr;
     s->batch.Clear();
-    // A batch is bounded by count; each message by the core's size limit.
-    constexpr size_t kMaxBatch = 64;
-    for (size_t i = 0; i < kMaxBatch && !queue_.empty(); ++i) {
+    // Bounded in bytes well under the receiver's message limit (one append
+    // may carry up to the core's max_msg_bytes, and the leader sends many
+    // at once to a follower catching up); at least one message.
+    constexpr size_t kMaxBatchBytes = 4 << 20;
+    size_t bytes = 0;
+    while (!queue_.empty()) {
+      const size_t size = queue_.front().ByteSizeLong();
+      if (s->batch.messages_size() > 0 && bytes + size > kMaxBatchBytes) break;
+      bytes += size;
       *s->batch.add_messages() = std::move(queue_.front());
       queue_.pop_front();
     }
@@ -477,6 +498,10 @@ grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
 }
 
 void AcceptPeerKeepalives(grpc::ServerBuilder* builder) {
+  // The server pings too (rarely): a stream whose sender vanished in a
+  // partition is closed rather than held open until the process exits.
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   builder->AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);

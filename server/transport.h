@@ -170,8 +170,9 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
 };
 
 // Configures a server that hosts a PeerService to accept the senders'
-// keepalive pings: a stream only the client writes to counts as "without
-// data" to gRPC, which would otherwise close the connection after two.
+// keepalive pings (a stream only the client writes to counts as "without
+// data" to gRPC, which would otherwise close the connection after two) and
+// to ping its own connections every 10 s.
 void AcceptPeerKeepalives(grpc::ServerBuilder* builder);
 
 }  // namespace raftkv::server

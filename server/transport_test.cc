@@ -143,8 +143,8 @@ TEST(PeerTransportTest, DeliversEverythingInOrder) {
   o.self_id = 1;
   o.cluster_id = 99;
   o.max_queued_messages = 1 << 20;
-  int unreachable = 0;
-  PeerTransport t(o, [&unreachable](uint64_t) { ++unreachable; });
+  std::atomic<int> unreachable{0};
+  PeerTransport t(o, [&unreachable](uint64_t) { unreachable.fetch_add(1); });
   t.SetPeer(2, rx.address());
   constexpr uint64_t kCount = 20000;
   for (uint64_t i = 1; i <= kCount; i += 4) {
@@ -153,7 +153,56 @@ TEST(PeerTransportTest, DeliversEverythingInOrder) {
   auto got = rx.WaitFor(kCount);
   ASSERT_EQ(got.size(), kCount);
   for (uint64_t i = 0; i < kCount; ++i) ASSERT_EQ(got[i].first, i + 1) << "at " << i;
-  EXPECT_EQ(unreachable, 0);
+  EXPECT_EQ(unreachable.load(), 0);
+}
+
+// Appends near the core's size limit, many at once (a follower catching
+// up): batches stay under the receiver's message limit (gRPC's default
+// 4 MiB here), so none is lost.
+TEST(PeerTransportTest, BatchesStayUnderTheMessageLimit) {
+  Receiver rx;
+  TransportOptions o;
+  o.self_id = 1;
+  o.cluster_id = 99;
+  PeerTransport t(o, [](uint64_t) {});
+  t.SetPeer(2, rx.address());
+  std::vector<raftpb::Message> msgs;
+  constexpr uint64_t kCount = 12;
+  for (uint64_t i = 1; i <= kCount; ++i) {
+    raftpb::Message m = To2(i);
+    m.add_entries()->set_data(std::string(1 << 20, 'x'));
+    msgs.push_back(std::move(m));
+  }
+  t.Send(std::move(msgs));
+  auto got = rx.WaitFor(kCount);
+  ASSERT_EQ(got.size(), kCount);
+  for (uint64_t i = 0; i < kCount; ++i) EXPECT_EQ(got[i].first, i + 1);
+}
+
+// A short delay is not held back behind a long one to another peer.
+TEST(FaultInjectorTest, ShortDelaysAreNotHeldBehindLongOnes) {
+  Receiver rx;
+  FaultInjector faults(1);
+  TransportOptions o;
+  o.self_id = 1;
+  o.cluster_id = 99;
+  o.faults = &faults;
+  PeerTransport t(o, [](uint64_t) {});
+  t.SetPeer(2, rx.address());
+  t.SetPeer(3, rx.address());  // node 2 drops what is meant for 3
+  PeerFaults slow, quick;
+  slow.delay = absl::Seconds(3);
+  quick.delay = absl::Milliseconds(20);
+  faults.Set({{2, quick}, {3, slow}});
+  raftpb::Message to3 = To2(1);
+  to3.set_to(3);
+  t.Send({to3});
+  const absl::Time sent = absl::Now();
+  t.Send({To2(2)});
+  auto got = rx.WaitFor(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, 2u);
+  EXPECT_LT(got[0].second - sent, absl::Seconds(1));
 }
 
 // A peer that went away is reported unreachable; once it is back, a new
