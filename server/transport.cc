@@ -179,6 +179,7 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
   }
 
   const std::string& address() const { return address_; }
+  std::shared_ptr<peerpb::Peer::Stub> stub() const { return stub_; }
 
   // Queues `msgs` and starts a write if none is in flight. Moves from *msgs.
   void Enqueue(std::vector<raftpb::Message>* msgs) ABSL_LOCKS_EXCLUDED(mu_) {
@@ -312,7 +313,12 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
   const uint64_t peer_;
   const std::string address_;
   const std::function<void(uint64_t)> on_unreachable_;
-  std::unique_ptr<peerpb::Peer::Stub> stub_;  // one channel for the sender's life
+  // One channel for the sender's life. Shared with the transport, which
+  // destroys it: a stream's last reaction may drop the sender's last
+  // reference on a gRPC callback thread, and a channel destroyed there can
+  // release gRPC's callback queue from its own thread (a double free in
+  // gRPC 1.51, seen under ASan).
+  std::shared_ptr<peerpb::Peer::Stub> stub_;
   absl::Mutex mu_;
   std::deque<raftpb::Message> queue_ ABSL_GUARDED_BY(mu_);
   Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // the live stream, if any
@@ -346,6 +352,17 @@ PeerTransport::~PeerTransport() {
   for (auto& w : left) {
     while (!w.expired() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
   }
+  absl::MutexLock l(&mu_);
+  stubs_.clear();  // the channels go here, on this thread
+}
+
+void PeerTransport::KeepStub(std::shared_ptr<peerpb::Peer::Stub> stub) {
+  // Channels only this list still holds have no sender left: safe to close
+  // here (not a gRPC thread).
+  stubs_.erase(std::remove_if(stubs_.begin(), stubs_.end(),
+                              [](const auto& s) { return s.use_count() == 1; }),
+               stubs_.end());
+  stubs_.push_back(std::move(stub));
 }
 
 void PeerTransport::SetPeer(uint64_t id, const std::string& address) {
@@ -358,7 +375,9 @@ void PeerTransport::SetPeer(uint64_t id, const std::string& address) {
       if (it->second->address() == address) return;
       old = std::move(it->second);
     }
-    senders_[id] = std::make_shared<PeerSender>(options_, id, address, on_unreachable_);
+    auto sender = std::make_shared<PeerSender>(options_, id, address, on_unreachable_);
+    KeepStub(sender->stub());
+    senders_[id] = std::move(sender);
   }
   if (old != nullptr) old->Stop();
 }

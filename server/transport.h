@@ -124,6 +124,7 @@ class PeerTransport final : public MessageSender {
 
  private:
   friend class DelayLine;
+  void KeepStub(std::shared_ptr<peerpb::Peer::Stub> stub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Hands `msgs` (all to `peer`) to its sender, if it still has one.
   void Deliver(uint64_t peer, std::vector<raftpb::Message> msgs) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -131,6 +132,9 @@ class PeerTransport final : public MessageSender {
   const std::function<void(uint64_t)> on_unreachable_;
   mutable absl::Mutex mu_;
   std::map<uint64_t, std::shared_ptr<PeerSender>> senders_ ABSL_GUARDED_BY(mu_);
+  // Every sender's channel, so that none is destroyed on a gRPC thread
+  // (see PeerSender); pruned when a sender is replaced, cleared last.
+  std::vector<std::shared_ptr<peerpb::Peer::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
   // Holds back delayed messages; only with a fault injector.
   std::unique_ptr<DelayLine> delay_line_;
 };
