@@ -11,7 +11,6 @@
 // The store lives in $RAFTKV_BENCH_DIR, else $TEST_TMPDIR, else the system
 // temp directory.
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -24,6 +23,7 @@
 #include "proto/kv.pb.h"
 #include "proto/raft.pb.h"
 #include "server/state_machine.h"
+#include "storage/bench_dir.h"
 #include "storage/log_store.h"
 
 namespace raftkv::server {
@@ -32,23 +32,11 @@ namespace {
 constexpr uint64_t kKeys = 100000;
 constexpr size_t kValueBytes = 256;
 
-std::string BenchDir(const std::string& name) {
-  std::string base;
-  if (const char* d = std::getenv("RAFTKV_BENCH_DIR")) {
-    base = d;
-  } else if (const char* t = std::getenv("TEST_TMPDIR")) {
-    base = t;
-  } else {
-    base = std::filesystem::temp_directory_path().string();
-  }
-  return absl::StrCat(base, "/raftkv_apply_bench.", name);
-}
-
 void BM_Apply(benchmark::State& state) {
   const int64_t batch = state.range(0);
   const bool sessions = state.range(1) != 0;
   storage::Options options;
-  options.dir = BenchDir(absl::StrCat(batch, ".", sessions));
+  options.dir = storage::BenchDir(absl::StrCat("apply_bench.", batch, ".", sessions));
   std::filesystem::remove_all(options.dir);
   auto opened = storage::LogStore::Open(options);
   if (!opened.ok()) {

@@ -98,15 +98,20 @@ raftpb::Message To2(uint64_t index) {
   return m;
 }
 
+// Options of node 1's transport in cluster 99, with `faults` if given.
+TransportOptions Node1Options(FaultInjector* faults = nullptr) {
+  TransportOptions o;
+  o.self_id = 1;
+  o.cluster_id = 99;
+  o.faults = faults;
+  return o;
+}
+
 TEST(FaultInjectorTest, BlocksAndDelaysARealStream) {
   Receiver rx;
   ASSERT_FALSE(rx.address().empty());
   FaultInjector faults(1);
-  TransportOptions o;
-  o.self_id = 1;
-  o.cluster_id = 99;
-  o.faults = &faults;
-  PeerTransport t(o, [](uint64_t) {});
+  PeerTransport t(Node1Options(&faults), [](uint64_t) {});
   t.SetPeer(2, rx.address());
 
   t.Send({To2(1)});
@@ -139,9 +144,7 @@ TEST(FaultInjectorTest, BlocksAndDelaysARealStream) {
 // when the sender outpaces the writes (the queue then travels in batches).
 TEST(PeerTransportTest, DeliversEverythingInOrder) {
   Receiver rx;
-  TransportOptions o;
-  o.self_id = 1;
-  o.cluster_id = 99;
+  TransportOptions o = Node1Options();
   o.max_queued_messages = 1 << 20;
   std::atomic<int> unreachable{0};
   PeerTransport t(o, [&unreachable](uint64_t) { unreachable.fetch_add(1); });
@@ -161,10 +164,7 @@ TEST(PeerTransportTest, DeliversEverythingInOrder) {
 // 4 MiB here), so none is lost.
 TEST(PeerTransportTest, BatchesStayUnderTheMessageLimit) {
   Receiver rx;
-  TransportOptions o;
-  o.self_id = 1;
-  o.cluster_id = 99;
-  PeerTransport t(o, [](uint64_t) {});
+  PeerTransport t(Node1Options(), [](uint64_t) {});
   t.SetPeer(2, rx.address());
   std::vector<raftpb::Message> msgs;
   constexpr uint64_t kCount = 12;
@@ -183,11 +183,7 @@ TEST(PeerTransportTest, BatchesStayUnderTheMessageLimit) {
 TEST(FaultInjectorTest, ShortDelaysAreNotHeldBehindLongOnes) {
   Receiver rx;
   FaultInjector faults(1);
-  TransportOptions o;
-  o.self_id = 1;
-  o.cluster_id = 99;
-  o.faults = &faults;
-  PeerTransport t(o, [](uint64_t) {});
+  PeerTransport t(Node1Options(&faults), [](uint64_t) {});
   t.SetPeer(2, rx.address());
   t.SetPeer(3, rx.address());  // node 2 drops what is meant for 3
   PeerFaults slow, quick;
@@ -211,9 +207,7 @@ TEST(PeerTransportTest, ReconnectsToARestartedPeer) {
   auto rx = std::make_unique<Receiver>();
   const std::string address = rx->address();
   const int port = std::stoi(address.substr(address.rfind(':') + 1));
-  TransportOptions o;
-  o.self_id = 1;
-  o.cluster_id = 99;
+  TransportOptions o = Node1Options();
   o.min_backoff = absl::Milliseconds(10);
   o.max_backoff = absl::Milliseconds(100);
   std::atomic<int> unreachable{0};

@@ -8,7 +8,6 @@
 // (one fsync each when sync=1). The store lives in $RAFTKV_BENCH_DIR, else
 // $TEST_TMPDIR, else the system temp directory, on whatever disk that is.
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -17,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "benchmark/benchmark.h"
 #include "proto/raft.pb.h"
+#include "storage/bench_dir.h"
 #include "storage/log_store.h"
 
 namespace raftkv::storage {
@@ -24,23 +24,11 @@ namespace {
 
 constexpr size_t kEntryBytes = 256;
 
-std::string BenchDir(const std::string& name) {
-  std::string base;
-  if (const char* d = std::getenv("RAFTKV_BENCH_DIR")) {
-    base = d;
-  } else if (const char* t = std::getenv("TEST_TMPDIR")) {
-    base = t;
-  } else {
-    base = std::filesystem::temp_directory_path().string();
-  }
-  return absl::StrCat(base, "/raftkv_log_store_bench.", name);
-}
-
 void BM_Append(benchmark::State& state) {
   const int64_t batch = state.range(0);
   const bool sync = state.range(1) != 0;
   Options options;
-  options.dir = BenchDir(absl::StrCat(batch, ".", sync));
+  options.dir = BenchDir(absl::StrCat("log_store_bench.", batch, ".", sync));
   options.sync = sync;
   std::filesystem::remove_all(options.dir);
   auto opened = LogStore::Open(options);
