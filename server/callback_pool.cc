@@ -1,5 +1,7 @@
 #include "server/callback_pool.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 #include "glog/logging.h"
@@ -8,7 +10,12 @@ namespace raftkv::server {
 
 CallbackPool::CallbackPool(int threads) {
   CHECK_GE(threads, 1);
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "callback-pool");  // for top -H and perf
+      Work();
+    });
+  }
 }
 
 CallbackPool::~CallbackPool() {

@@ -1,5 +1,6 @@
 // LogStore: Options, Open and recovery (the checks a store must pass to
 // start). The read and write paths are in log_store.cc.
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -47,10 +48,16 @@ rocksdb::DBOptions MakeDBOptions(const Options& options) {
   return db;
 }
 
-rocksdb::ColumnFamilyOptions MakeCFOptions(const std::string& name) {
+rocksdb::ColumnFamilyOptions MakeCFOptions(const Options& options, const std::string& name) {
   rocksdb::ColumnFamilyOptions cf;
   cf.write_buffer_size = 32 << 20;
   if (name == kDataColumnFamily) {
+    cf.write_buffer_size = options.data_memtable_bytes;
+    // L0 compacts into L1 at level0_file_num_compaction_trigger files: an L1
+    // of that size keeps each compaction's rewrite near its input.
+    cf.max_bytes_for_level_base =
+        options.data_memtable_bytes * std::max(cf.level0_file_num_compaction_trigger, 1);
+    cf.target_file_size_base = options.data_memtable_bytes;
     // Point reads of keys that may be absent: a Bloom filter pays off.
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -73,6 +80,10 @@ std::string IdentityString(const storagepb::NodeIdentity& id) {
 
 absl::Status Options::Validate() const {
   if (dir.empty()) return absl::InvalidArgumentError("Options.dir is empty");
+  if (data_memtable_bytes < (64 << 10)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.data_memtable_bytes is ", data_memtable_bytes, "; at least 65536"));
+  }
   if (expected_identity.has_value() &&
       (expected_identity->cluster_id() == 0 ||
        expected_identity->node_id() == 0)) {
@@ -124,7 +135,7 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const std::string& name : ColumnFamilyNames()) {
-    descriptors.emplace_back(name, MakeCFOptions(name));
+    descriptors.emplace_back(name, MakeCFOptions(options, name));
   }
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

@@ -74,6 +74,16 @@ TEST_F(LogStoreTest, MissingDirWithoutCreateIsNotFound) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(LogStoreTest, TinyDataMemtableIsInvalid) {
+  Options o;
+  o.dir = options_.dir + "/tiny";
+  o.data_memtable_bytes = 1024;
+  auto s = LogStore::Open(o);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.status().message(), HasSubstr("data_memtable_bytes"));
+  EXPECT_FALSE(std::filesystem::exists(o.dir)) << "nothing is created for bad options";
+}
+
 TEST_F(LogStoreTest, CorruptDirRefused) {
   store_.reset();
   {
