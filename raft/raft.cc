@@ -494,10 +494,11 @@ bool Raft::HasReady() const {
          !log_.unstable_entries().empty() || log_.unstable_snapshot().has_value() ||
          !msgs_.empty() || !msgs_after_persist_.empty() ||
          log_.HasNextCommittedEntries() || !read_states_.empty() ||
-         !dropped_reads_.empty();
+         !dropped_reads_.empty() || (commit_broadcast_pending_ && role_ == Role::kLeader);
 }
 
 Ready Raft::GetReady() {
+  if (commit_broadcast_pending_) FlushCommitBroadcast();
   Ready rd;
   SoftState soft{leader_, role_};
   if (!(soft == prev_soft_)) rd.soft_state = soft;

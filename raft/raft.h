@@ -269,6 +269,9 @@ class Raft {
   void HandleHeartbeatResponse(const raftpb::Message& m);
   void HandleSnapshot(const raftpb::Message& m);
   void MaybeCommit();
+  // Tells followers the leader's new commit index, once per Ready (see
+  // commit_broadcast_pending_).
+  void FlushCommitBroadcast();
   void OnCommitAdvanced();
   void ApplyConfigFromLog(const std::vector<raftpb::Entry>& entries);
   void OnConfigChanged();
@@ -332,6 +335,11 @@ class Raft {
 
   // Output not yet handed out.
   std::vector<raftpb::Message> msgs_;
+  // The commit index advanced since the last Ready: followers must learn it.
+  // Done when the Ready is taken rather than at once, so that the appends a
+  // round already carries (new proposals) take it along instead of one extra
+  // empty append per follower for every acknowledgement that moved it.
+  bool commit_broadcast_pending_ = false;
   std::vector<raftpb::Message> msgs_after_persist_;
   std::vector<ReadState> read_states_;
   std::vector<std::string> dropped_reads_;

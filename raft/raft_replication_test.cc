@@ -1,5 +1,7 @@
 // Log replication and commitment (Raft paper §5.3, §5.4.2, dissertation
 // §10.2.1), snapshots (§7) and restarts.
+#include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -92,6 +94,110 @@ TEST(ReplicationTest, ABatchOfProposalsIsOneAppendPerFollower) {
   EXPECT_EQ(appends, 2);
   ASSERT_TRUE(c.node(leader).log->Append(rd.entries).ok());
   c.raft(leader).Advance(rd);
+}
+
+// Steps every queued message into its recipient, draining no Ready.
+void StepPending(TestCluster& c) {
+  std::deque<raftpb::Message> out;
+  out.swap(c.pending());
+  for (const auto& m : out) ASSERT_TRUE(c.raft(m.to()).Step(m).ok());
+}
+
+// Finishes a Ready taken by hand per the driver contract (see DrainReady).
+void Finish(TestCluster& c, uint64_t id, const Ready& rd) {
+  TestNode& n = c.node(id);
+  ASSERT_TRUE(n.log->Append(rd.entries).ok());
+  if (rd.hard_state) n.log->SetHardState(*rd.hard_state);
+  for (const auto& m : rd.messages) c.pending().push_back(m);
+  for (const auto& m : rd.persisted_messages) c.pending().push_back(m);
+  for (const auto& e : rd.committed_entries) n.applied.push_back(e);
+  c.raft(id).Advance(rd);
+}
+
+// Followers learn a new commit index from the appends the round already
+// sends (§5.3: they commit min(leaderCommit, last new entry)), not from one
+// more empty append each.
+TEST(ReplicationTest, TheCommitIndexRidesOnTheRoundsAppends) {
+  TestCluster c(3);
+  const uint64_t leader = c.ElectLeader();
+  c.Stabilize();
+  ASSERT_TRUE(c.raft(leader).Propose("a").ok());
+  c.ProcessReadies();
+  const uint64_t a = c.raft(leader).log().LastIndex();
+  StepPending(c);     // the followers take "a"
+  c.ProcessReadies();  // and acknowledge it
+  ASSERT_TRUE(c.raft(leader).Propose("b").ok());  // its appends carry the old commit
+  StepPending(c);     // the acknowledgements commit "a"
+  EXPECT_EQ(c.raft(leader).log().committed(), a);
+  Ready rd = c.raft(leader).GetReady();
+  std::map<uint64_t, int> appends;
+  for (const auto& m : rd.messages) {
+    if (m.type() != raftpb::MSG_APPEND) continue;
+    ++appends[m.to()];
+    EXPECT_EQ(m.entries_size(), 1) << "b's append, to " << m.to();
+    EXPECT_EQ(m.commit(), a) << "carries the new commit index, to " << m.to();
+  }
+  EXPECT_EQ(appends.size(), 2u);
+  for (const auto& [to, n] : appends) EXPECT_EQ(n, 1) << "appends to " << to;
+  Finish(c, leader, rd);
+  c.Stabilize();
+  for (uint64_t id : c.ids()) {
+    EXPECT_EQ(AppliedData(c.node(id)), (std::vector<std::string>{"a", "b"})) << id;
+  }
+}
+
+// A follower known to hold the leader's whole log is told the commit index
+// without being asked to answer; an append it cannot accept is answered.
+TEST(ReplicationTest, ACaughtUpFollowerIsToldTheCommitWithoutAnswering) {
+  TestCluster c(3);
+  const uint64_t leader = c.ElectLeader();
+  const uint64_t f1 = leader % 3 + 1, f2 = f1 % 3 + 1;
+  c.Stabilize();
+  ASSERT_TRUE(c.raft(leader).Propose("a").ok());
+  c.ProcessReadies();
+  const uint64_t a = c.raft(leader).log().LastIndex();
+  StepPending(c);
+  c.ProcessReadies();
+  StepPending(c);  // both acknowledgements: "a" commits
+  Ready rd = c.raft(leader).GetReady();
+  std::map<uint64_t, raftpb::Message> to;
+  for (const auto& m : rd.messages) {
+    if (m.type() == raftpb::MSG_APPEND) to[m.to()] = m;
+  }
+  ASSERT_EQ(to.size(), 2u);
+  for (const auto& [id, m] : to) {
+    EXPECT_EQ(m.entries_size(), 0) << id;
+    EXPECT_EQ(m.commit(), a) << id;
+    EXPECT_TRUE(m.commit_only()) << id;
+  }
+  Finish(c, leader, rd);
+  c.pending().clear();
+
+  ASSERT_TRUE(c.raft(f1).Step(to[f1]).ok());
+  Ready frd = c.raft(f1).GetReady();
+  EXPECT_EQ(c.raft(f1).log().committed(), a);
+  ASSERT_FALSE(frd.committed_entries.empty());
+  EXPECT_EQ(frd.committed_entries.back().data(), "a");
+  for (const auto& m : frd.messages) EXPECT_NE(m.type(), raftpb::MSG_APPEND_RESP);
+  for (const auto& m : frd.persisted_messages) EXPECT_NE(m.type(), raftpb::MSG_APPEND_RESP);
+  Finish(c, f1, frd);
+
+  raftpb::Message mismatched = to[f2];
+  mismatched.set_log_term(mismatched.log_term() + 5);
+  ASSERT_TRUE(c.raft(f2).Step(mismatched).ok());
+  Ready f2rd = c.raft(f2).GetReady();
+  int rejects = 0;
+  for (const auto& m : f2rd.persisted_messages) {
+    if (m.type() == raftpb::MSG_APPEND_RESP && m.reject()) ++rejects;
+  }
+  EXPECT_EQ(rejects, 1) << "an append that does not match is answered";
+  Finish(c, f2, f2rd);
+  c.Stabilize();
+  // The leader ignores that (stale) rejection; f2 learns the commit index
+  // from the next heartbeat.
+  c.TickAll();
+  c.Stabilize();
+  for (uint64_t id : c.ids()) EXPECT_EQ(AppliedData(c.node(id)), std::vector<std::string>{"a"}) << id;
 }
 
 // §10.2.1: the leader's appends may be sent before its own write is done

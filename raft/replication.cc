@@ -181,6 +181,7 @@ void Raft::HandleAppend(const Message& m) {
     }
     ApplyConfigFromLog(ents);
     if (log_.committed() != old_commit) OnCommitAdvanced();
+    if (m.commit_only() && m.entries_size() == 0) return;  // nothing to tell the leader
     r.set_index(*last);
   } else {
     // Reject with a hint for fast backtracking (§5.3): our last index at or
@@ -295,7 +296,31 @@ void Raft::MaybeCommit() {
   }
   if (advanced) {
     OnCommitAdvanced();
-    if (role_ == Role::kLeader) BroadcastAppend();  // followers learn the commit
+    if (role_ == Role::kLeader) commit_broadcast_pending_ = true;  // followers learn it
+  }
+}
+
+void Raft::FlushCommitBroadcast() {
+  commit_broadcast_pending_ = false;
+  if (role_ != Role::kLeader) return;
+  const uint64_t commit = log_.committed();
+  std::vector<uint64_t> carried;
+  for (Message& m : msgs_) {
+    if (m.type() != raftpb::MSG_APPEND || m.term() != term_) continue;
+    // §5.3: the follower commits min(leaderCommit, index of its last new
+    // entry), so an append built before the commit advanced may carry the
+    // newer commit index.
+    if (m.commit() < commit) m.set_commit(commit);
+    carried.push_back(m.to());
+  }
+  for (const auto& [id, pr] : progress_) {
+    if (id == id_ || std::find(carried.begin(), carried.end(), id) != carried.end()) continue;
+    if (!SendAppend(id, /*send_if_empty=*/true)) continue;
+    Message& m = msgs_.back();
+    if (m.type() == raftpb::MSG_APPEND && m.to() == id && m.entries_size() == 0 &&
+        pr.state() == ProgressState::kReplicate && m.index() == pr.match()) {
+      m.set_commit_only(true);
+    }
   }
 }
 
