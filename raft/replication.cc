@@ -322,6 +322,7 @@ void Raft::FlushCommitBroadcast() {
       m.set_commit_only(true);
     }
   }
+  DebugCheck();
 }
 
 void Raft::OnCommitAdvanced() {
