@@ -251,7 +251,9 @@ grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
 grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
                                   const adminpb::StatusRequest* req,
                                   adminpb::StatusResponse* resp) {
-  raft::Status st = node_->RaftStatus();
+  // Fresh, not as of the last tick: a user checks the indexes right after a
+  // write.
+  raft::Status st = node_->FreshRaftStatus(absl::Milliseconds(200));
   resp->set_node_id(options_.node_id);
   resp->set_address(options_.address);
   resp->set_cluster_id(options_.cluster_id);
@@ -263,8 +265,8 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
                                                            : options_.address_of(st.leader));
   }
   resp->set_commit_index(st.commit);
-  // From the same snapshot of the core as the commit index (refreshed
-  // every tick), so applied <= commit always reads true.
+  // From the same snapshot of the core as the commit index, so applied <=
+  // commit always reads true.
   resp->set_applied_index(st.applied);
   resp->set_first_index(st.first_index);
   resp->set_last_index(st.last_index);

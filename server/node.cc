@@ -176,6 +176,25 @@ void Node::ReportSnapshot(uint64_t peer, bool ok) {
   inbox_.snapshot_reports.emplace_back(peer, ok);
 }
 
+raft::Status Node::FreshRaftStatus(absl::Duration max_wait) {
+  uint64_t seen;
+  {
+    absl::MutexLock l(&status_mu_);
+    seen = status_version_;
+  }
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_) return RaftStatus();
+    status_wanted_ = true;
+  }
+  absl::MutexLock l(&status_mu_);
+  auto published = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(status_mu_) {
+    return status_version_ != seen;
+  };
+  status_mu_.AwaitWithTimeout(absl::Condition(&published), max_wait);
+  return status_;
+}
+
 raft::Status Node::RaftStatus() const {
   absl::MutexLock l(&status_mu_);
   return status_;
@@ -185,11 +204,13 @@ void Node::Run() {
   absl::Time next_tick = absl::Now() + options_.tick;
   while (true) {
     Inbox in;
+    bool publish = false;  // someone waits in FreshRaftStatus
     {
       absl::MutexLock l(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(this, &Node::HasWorkLocked), next_tick);
       if (stopping_) break;
       std::swap(in, inbox_);
+      publish = std::exchange(status_wanted_, false);
       // Leave the rest of a very large batch for the next round.
       if (in.writes.size() > options_.max_proposals_per_round) {
         inbox_.writes.assign(std::make_move_iterator(in.writes.begin() +
@@ -217,10 +238,8 @@ void Node::Run() {
     if (ticked) MaybePromoteLearners();
     HandleReadies();
     if (!transfers_.empty()) CheckTransfers(now);
-    if (ticked) {
-      ExpireDeadlines(now);
-      PublishStatus();
-    }
+    if (ticked) ExpireDeadlines(now);
+    if (ticked || publish) PublishStatus();
   }
   FailEverything(absl::UnavailableError("node is shutting down"));
 }
@@ -595,6 +614,7 @@ void Node::PublishStatus() {
   term_.store(s.term);
   absl::MutexLock l(&status_mu_);
   status_ = std::move(s);
+  ++status_version_;
 }
 
 void Node::FailWrites(const absl::Status& why) {

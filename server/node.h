@@ -129,6 +129,11 @@ class Node {
   // A copy of the core's status, refreshed every tick and on a change of
   // role or leader.
   raft::Status RaftStatus() const ABSL_LOCKS_EXCLUDED(status_mu_);
+  // A copy taken now: asks the loop for one and waits for it up to
+  // `max_wait` (then, or once stopping, returns RaftStatus()). For callers
+  // that show the indexes to a user: RaftStatus() may be a tick behind.
+  // Blocks; not on the loop thread.
+  raft::Status FreshRaftStatus(absl::Duration max_wait) ABSL_LOCKS_EXCLUDED(mu_, status_mu_);
 
  private:
   class LogView;
@@ -186,7 +191,7 @@ class Node {
 
   void Run();
   bool HasWorkLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || !inbox_.empty();
+    return stopping_ || status_wanted_ || !inbox_.empty();
   }
   void ProposeAll(std::vector<PendingWrite> writes);
   void StartReads(std::vector<PendingRead> reads);
@@ -220,6 +225,7 @@ class Node {
   absl::Mutex mu_;
   Inbox inbox_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool status_wanted_ ABSL_GUARDED_BY(mu_) = false;  // FreshRaftStatus waits
 
   // Loop-thread state.
   std::map<uint64_t, Waiter> waiters_;                  // by log index
@@ -234,6 +240,7 @@ class Node {
   std::atomic<uint64_t> term_{0};
   mutable absl::Mutex status_mu_;
   raft::Status status_ ABSL_GUARDED_BY(status_mu_);
+  uint64_t status_version_ ABSL_GUARDED_BY(status_mu_) = 0;  // +1 per PublishStatus
 
   std::thread loop_;
   // Answers safe reads (options_.read_threads > 0); destroyed after the loop

@@ -90,7 +90,7 @@ class NodeTest : public ::testing::Test {
     t.sender = std::make_unique<LoopbackSender>(&net_);
     NodeOptions no;
     no.id = id;
-    no.tick = absl::Milliseconds(5);
+    no.tick = tick_;
     auto node = Node::Create(no, t.store.get(), t.sm.get(), t.sender.get());
     ASSERT_TRUE(node.ok()) << node.status();
     t.node = std::move(*node);
@@ -167,10 +167,34 @@ class NodeTest : public ::testing::Test {
     return false;
   }
 
+  absl::Duration tick_ = absl::Milliseconds(5);  // set before SetUp
   std::string base_;
   Loopback net_;
   std::map<uint64_t, TestNode> nodes_;
 };
+
+// Ticks slow enough that a status copied at the last tick is stale.
+class SlowTickNodeTest : public NodeTest {
+ protected:
+  void SetUp() override {
+    tick_ = absl::Milliseconds(150);
+    NodeTest::SetUp();
+  }
+};
+
+TEST_F(SlowTickNodeTest, FreshStatusShowsAWriteAcknowledgedJustBefore) {
+  uint64_t leader = 0;
+  for (int i = 0; i < 4 && leader == 0; ++i) leader = WaitForLeader();  // elections take seconds here
+  ASSERT_NE(leader, 0u);
+  uint64_t answered = 0;
+  auto r = Put(leader, "k", "v", &answered);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint64_t index = r->put().version();  // a key's version is its write's log index
+  const raft::Status st = nodes_[answered].node->FreshRaftStatus(absl::Seconds(5));
+  EXPECT_GE(st.commit, index);
+  EXPECT_GE(st.applied, index);
+  EXPECT_GE(st.last_index, index);
+}
 
 TEST_F(NodeTest, WriteIsAcknowledgedAfterApplyAndReachesEveryNode) {
   const uint64_t leader = WaitForLeader();
