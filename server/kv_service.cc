@@ -41,74 +41,42 @@ absl::Status ValidateHeader(const kvpb::WriteHeader& h) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-// What every KV request goes through: validation, the leader check and
-// redirect, the deadline, and logging. Owns nothing past Finish().
-class RequestLayer {
- public:
-  enum class Kind { kWrite, kLinearizableRead, kSerializableRead };
-  using Finish = std::function<void(absl::Status)>;
-
-  RequestLayer(const KvService* svc, grpc::CallbackServerContext* ctx, const char* method)
-      : svc_(svc), ctx_(ctx), method_(method), start_(absl::Now()) {}
-
-  // Runs body(deadline, finish) unless `valid` is an error or a write
-  // reaches a follower. `finish` may be called from any thread, once.
-  template <typename Body>
-  grpc::ServerUnaryReactor* Run(Kind kind, absl::Status valid, Body body) {
-    grpc::ServerUnaryReactor* reactor = ctx_->DefaultReactor();
-    auto finish = MakeFinish(reactor);
-    if (!valid.ok()) {
-      finish(valid);
-      return reactor;
-    }
-    if (kind == Kind::kWrite && !svc_->node_->is_leader()) {
-      finish(absl::FailedPreconditionError(absl::StrCat("not leader; leader is ",
-                                                        svc_->node_->leader())));
-      return reactor;
-    }
-    absl::Time deadline = absl::FromChrono(ctx_->deadline());
-    if (deadline == absl::InfiniteFuture() || deadline > absl::Now() + absl::Hours(1)) {
-      deadline = absl::Now() + svc_->options_.default_deadline;
-    }
-    body(deadline, std::move(finish));
-    return reactor;
+absl::Status ValidatePut(const kvpb::PutRequest& req, size_t max_value_bytes) {
+  absl::Status valid = ValidateKey(req.key());
+  if (valid.ok()) valid = ValidateHeader(req.header());
+  if (valid.ok() && req.value().size() > max_value_bytes) {
+    valid = absl::InvalidArgumentError(absl::StrCat(
+        "value of ", req.value().size(), " bytes exceeds --max_value_bytes=", max_value_bytes));
   }
+  return valid;
+}
 
- private:
-  Finish MakeFinish(grpc::ServerUnaryReactor* reactor) {
-    const KvService* svc = svc_;
-    grpc::CallbackServerContext* ctx = ctx_;
-    const char* method = method_;
-    const absl::Time start = start_;
-    return [svc, ctx, reactor, method, start](absl::Status s) {
-      if (s.code() == absl::StatusCode::kFailedPrecondition &&
-          absl::StartsWith(s.message(), "not leader")) {
-        const uint64_t leader = svc->node_->leader();
-        const std::string addr = leader == 0 ? "" : svc->options_.address_of(leader);
-        ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
-        ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
-        s = absl::FailedPreconditionError(
-            leader == 0 ? "not leader; no leader is known (election in progress?)"
-                        : absl::StrCat("not leader; leader is node ", leader, " at ", addr));
-      }
-      VLOG(1) << method << " from " << ctx->peer() << ": " << s << " in "
-              << absl::ToDoubleMilliseconds(absl::Now() - start) << " ms";
-      LOG_IF(WARNING, s.code() == absl::StatusCode::kInternal ||
-                          s.code() == absl::StatusCode::kDataLoss)
-          << method << ": " << s;
-      reactor->Finish(ToGrpc(s));
-    };
+absl::Status ValidateDelete(const kvpb::DeleteRequest& req) {
+  absl::Status valid = ValidateKey(req.key());
+  if (valid.ok()) valid = ValidateHeader(req.header());
+  return valid;
+}
+
+absl::Status ValidateCas(const kvpb::CasRequest& req, size_t max_value_bytes) {
+  absl::Status valid = ValidateKey(req.key());
+  if (valid.ok()) valid = ValidateHeader(req.header());
+  if (valid.ok() && req.new_value().size() > max_value_bytes) {
+    valid = absl::InvalidArgumentError(absl::StrCat("value of ", req.new_value().size(),
+                                                    " bytes exceeds --max_value_bytes=",
+                                                    max_value_bytes));
   }
+  if (valid.ok() && req.expected_case() == kvpb::CasRequest::EXPECTED_NOT_SET) {
+    valid = absl::InvalidArgumentError(
+        "compare-and-swap needs expected_value or expected_version");
+  }
+  return valid;
+}
 
-  const KvService* svc_;
-  grpc::CallbackServerContext* ctx_;
-  const char* method_;
-  absl::Time start_;
-};
-
-namespace {
+absl::Status ValidateScan(const kvpb::ScanRequest& req) {
+  return req.prefix().size() > Limits::kMaxKeyBytes
+             ? absl::InvalidArgumentError("prefix longer than the key limit")
+             : absl::OkStatus();
+}
 
 template <typename Resp>
 void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, Resp* resp) {
@@ -121,10 +89,81 @@ void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, 
 
 }  // namespace
 
+absl::Time KvService::DeadlineFrom(std::chrono::system_clock::time_point stream_deadline,
+                                   uint32_t timeout_ms) const {
+  const absl::Time now = absl::Now();
+  absl::Time deadline = absl::FromChrono(stream_deadline);
+  if (deadline == absl::InfiniteFuture() || deadline > now + absl::Hours(1)) {
+    deadline = now + options_.default_deadline;
+  }
+  if (timeout_ms > 0) deadline = std::min(deadline, now + absl::Milliseconds(timeout_ms));
+  return deadline;
+}
+
+absl::Status KvService::Admit(OpKind kind, absl::Status valid) const {
+  if (!valid.ok()) return valid;
+  if (kind == OpKind::kWrite && !node_->is_leader()) {
+    return absl::FailedPreconditionError(absl::StrCat("not leader; leader is ", node_->leader()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvService::ExplainNotLeader(absl::Status s, uint64_t* leader_id,
+                                         std::string* leader_addr) const {
+  if (s.code() != absl::StatusCode::kFailedPrecondition ||
+      !absl::StartsWith(s.message(), "not leader")) {
+    return s;
+  }
+  *leader_id = node_->leader();
+  *leader_addr = *leader_id == 0 ? "" : options_.address_of(*leader_id);
+  return absl::FailedPreconditionError(
+      *leader_id == 0
+          ? "not leader; no leader is known (election in progress?)"
+          : absl::StrCat("not leader; leader is node ", *leader_id, " at ", *leader_addr));
+}
+
+void KvService::LogOutcome(const char* method, grpc::CallbackServerContext* ctx,
+                           const absl::Status& s, absl::Time start) const {
+  VLOG(1) << method << " from " << ctx->peer() << ": " << s << " in "
+          << absl::ToDoubleMilliseconds(absl::Now() - start) << " ms";
+  LOG_IF(WARNING,
+         s.code() == absl::StatusCode::kInternal || s.code() == absl::StatusCode::kDataLoss)
+      << method << ": " << s;
+}
+
+// A unary call: admits it, runs the op, and finishes the reactor with the
+// op's status (NOT_LEADER hints in the trailing metadata).
+template <typename Body>
+grpc::ServerUnaryReactor* KvService::RunUnary(grpc::CallbackServerContext* ctx,
+                                              const char* method, OpKind kind,
+                                              absl::Status valid, Body body) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const absl::Time start = absl::Now();
+  OpDone finish = [this, ctx, reactor, method, start](absl::Status s) {
+    uint64_t leader = 0;
+    std::string addr;
+    s = ExplainNotLeader(std::move(s), &leader, &addr);
+    if (s.code() == absl::StatusCode::kFailedPrecondition &&
+        absl::StartsWith(s.message(), "not leader")) {
+      ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
+      ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
+    }
+    LogOutcome(method, ctx, s, start);
+    reactor->Finish(ToGrpc(s));
+  };
+  absl::Status admitted = Admit(kind, std::move(valid));
+  if (!admitted.ok()) {
+    finish(std::move(admitted));
+  } else {
+    body(DeadlineFrom(ctx->deadline(), 0), std::move(finish));
+  }
+  return reactor;
+}
+
 // Proposes `cmd`; on success `fill` copies the result into the response.
 template <typename Resp, typename Fill>
-void KvService::ProposeWrite(const kvpb::Command& cmd, absl::Time deadline,
-                             std::function<void(absl::Status)> finish, Resp* resp, Fill fill) {
+void KvService::ProposeWrite(const kvpb::Command& cmd, absl::Time deadline, OpDone finish,
+                             Resp* resp, Fill fill) {
   node_->Propose(cmd.SerializeAsString(), deadline,
                  [this, finish = std::move(finish), resp, fill](
                      absl::StatusOr<kvpb::WriteResult> r) {
@@ -135,70 +174,40 @@ void KvService::ProposeWrite(const kvpb::Command& cmd, absl::Time deadline,
                  });
 }
 
-grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
-                                         const kvpb::PutRequest* req, kvpb::PutResponse* resp) {
-  absl::Status valid = ValidateKey(req->key());
-  if (valid.ok()) valid = ValidateHeader(req->header());
-  if (valid.ok() && req->value().size() > options_.max_value_bytes) {
-    valid = absl::InvalidArgumentError(absl::StrCat("value of ", req->value().size(),
-                                                    " bytes exceeds --max_value_bytes=",
-                                                    options_.max_value_bytes));
-  }
-  return RequestLayer(this, ctx, "Put").Run(
-      RequestLayer::Kind::kWrite, valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
-        kvpb::Command cmd;
-        *cmd.mutable_header() = req->header();
-        cmd.mutable_put()->set_key(req->key());
-        cmd.mutable_put()->set_value(req->value());
-        ProposeWrite(cmd, deadline, std::move(finish), resp,
-                     [resp](const kvpb::WriteResult& r) { resp->set_version(r.put().version()); });
-      });
+void KvService::DoPut(const kvpb::PutRequest& req, kvpb::PutResponse* resp, absl::Time deadline,
+                      OpDone finish) {
+  kvpb::Command cmd;
+  *cmd.mutable_header() = req.header();
+  cmd.mutable_put()->set_key(req.key());
+  cmd.mutable_put()->set_value(req.value());
+  ProposeWrite(cmd, deadline, std::move(finish), resp,
+               [resp](const kvpb::WriteResult& r) { resp->set_version(r.put().version()); });
 }
 
-grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
-                                            const kvpb::DeleteRequest* req,
-                                            kvpb::DeleteResponse* resp) {
-  absl::Status valid = ValidateKey(req->key());
-  if (valid.ok()) valid = ValidateHeader(req->header());
-  return RequestLayer(this, ctx, "Delete").Run(
-      RequestLayer::Kind::kWrite, valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
-        kvpb::Command cmd;
-        *cmd.mutable_header() = req->header();
-        cmd.mutable_delete_()->set_key(req->key());
-        ProposeWrite(cmd, deadline, std::move(finish), resp,
-                     [resp](const kvpb::WriteResult& r) { resp->set_deleted(r.delete_().deleted()); });
-      });
+void KvService::DoDelete(const kvpb::DeleteRequest& req, kvpb::DeleteResponse* resp,
+                         absl::Time deadline, OpDone finish) {
+  kvpb::Command cmd;
+  *cmd.mutable_header() = req.header();
+  cmd.mutable_delete_()->set_key(req.key());
+  ProposeWrite(cmd, deadline, std::move(finish), resp,
+               [resp](const kvpb::WriteResult& r) { resp->set_deleted(r.delete_().deleted()); });
 }
 
-grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext* ctx,
-                                                    const kvpb::CasRequest* req,
-                                                    kvpb::CasResponse* resp) {
-  absl::Status valid = ValidateKey(req->key());
-  if (valid.ok()) valid = ValidateHeader(req->header());
-  if (valid.ok() && req->new_value().size() > options_.max_value_bytes) {
-    valid = absl::InvalidArgumentError(absl::StrCat("value of ", req->new_value().size(),
-                                                    " bytes exceeds --max_value_bytes=",
-                                                    options_.max_value_bytes));
-  }
-  if (valid.ok() && req->expected_case() == kvpb::CasRequest::EXPECTED_NOT_SET) {
-    valid = absl::InvalidArgumentError(
-        "compare-and-swap needs expected_value or expected_version");
-  }
-  return RequestLayer(this, ctx, "CompareAndSwap").Run(
-      RequestLayer::Kind::kWrite, valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
-        kvpb::Command cmd;
-        *cmd.mutable_header() = req->header();
-        *cmd.mutable_cas() = *req;
-        cmd.mutable_cas()->clear_header();
-        ProposeWrite(cmd, deadline, std::move(finish), resp,
-                     [resp](const kvpb::WriteResult& r) { *resp = r.cas(); });
-      });
+void KvService::DoCas(const kvpb::CasRequest& req, kvpb::CasResponse* resp, absl::Time deadline,
+                      OpDone finish) {
+  kvpb::Command cmd;
+  *cmd.mutable_header() = req.header();
+  *cmd.mutable_cas() = req;
+  cmd.mutable_cas()->clear_header();
+  ProposeWrite(cmd, deadline, std::move(finish), resp,
+               [resp](const kvpb::WriteResult& r) { *resp = r.cas(); });
 }
 
-grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
-                                         const kvpb::GetRequest* req, kvpb::GetResponse* resp) {
+// `req` and `resp` must stay valid until `finish` runs.
+void KvService::DoGet(const kvpb::GetRequest* req, kvpb::GetResponse* resp, absl::Time deadline,
+                      OpDone finish) {
   const bool serializable = req->serializable();
-  auto read = [=](RequestLayer::Finish finish) {
+  auto read = [this, req, resp, serializable](const OpDone& finish) {
     auto kv = sm_->Get(req->key());
     if (kv.ok()) {
       resp->set_found(true);
@@ -209,23 +218,18 @@ grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
     FillHeader(node_, sm_, options_.node_id, serializable, resp);
     finish(absl::OkStatus());
   };
-  return RequestLayer(this, ctx, "Get").Run(
-      serializable ? RequestLayer::Kind::kSerializableRead
-                   : RequestLayer::Kind::kLinearizableRead,
-      ValidateKey(req->key()), [=](absl::Time deadline, RequestLayer::Finish finish) {
-        if (serializable) return read(std::move(finish));
-        node_->Read(deadline, [=](absl::Status s) {
-          if (!s.ok()) return finish(s);
-          read(finish);
-        });
-      });
+  if (serializable) return read(finish);
+  node_->Read(deadline, [read, finish = std::move(finish)](absl::Status s) {
+    if (!s.ok()) return finish(s);
+    read(finish);
+  });
 }
 
-grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
-                                          const kvpb::ScanRequest* req,
-                                          kvpb::ScanResponse* resp) {
+// `req` and `resp` must stay valid until `finish` runs.
+void KvService::DoScan(const kvpb::ScanRequest* req, kvpb::ScanResponse* resp,
+                       absl::Time deadline, OpDone finish) {
   const bool serializable = req->serializable();
-  auto read = [=](RequestLayer::Finish finish) {
+  auto read = [this, req, resp, serializable](const OpDone& finish) {
     const size_t limit = req->limit() == 0 ? 1000 : std::min<size_t>(req->limit(), 10000);
     ScanResult r = sm_->Scan(req->prefix(), req->start_after(), limit);
     for (auto& kv : r.kvs) *resp->add_kvs() = std::move(kv);
@@ -233,19 +237,90 @@ grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
     FillHeader(node_, sm_, options_.node_id, serializable, resp);
     finish(absl::OkStatus());
   };
-  absl::Status valid = req->prefix().size() > Limits::kMaxKeyBytes
-                           ? absl::InvalidArgumentError("prefix longer than the key limit")
-                           : absl::OkStatus();
-  return RequestLayer(this, ctx, "Scan").Run(
-      serializable ? RequestLayer::Kind::kSerializableRead
-                   : RequestLayer::Kind::kLinearizableRead,
-      valid, [=](absl::Time deadline, RequestLayer::Finish finish) {
-        if (serializable) return read(std::move(finish));
-        node_->Read(deadline, [=](absl::Status s) {
-          if (!s.ok()) return finish(s);
-          read(finish);
-        });
-      });
+  if (serializable) return read(finish);
+  node_->Read(deadline, [read, finish = std::move(finish)](absl::Status s) {
+    if (!s.ok()) return finish(s);
+    read(finish);
+  });
+}
+
+void KvService::RunOp(const kvpb::RequestOp& op, kvpb::ResponseOp* out, absl::Time deadline,
+                      OpDone finish) {
+  absl::Status admitted;
+  switch (op.op_case()) {
+    case kvpb::RequestOp::kPut:
+      admitted = Admit(OpKind::kWrite, ValidatePut(op.put(), options_.max_value_bytes));
+      if (admitted.ok()) return DoPut(op.put(), out->mutable_put(), deadline, std::move(finish));
+      break;
+    case kvpb::RequestOp::kDelete:
+      admitted = Admit(OpKind::kWrite, ValidateDelete(op.delete_()));
+      if (admitted.ok()) {
+        return DoDelete(op.delete_(), out->mutable_delete_(), deadline, std::move(finish));
+      }
+      break;
+    case kvpb::RequestOp::kCas:
+      admitted = Admit(OpKind::kWrite, ValidateCas(op.cas(), options_.max_value_bytes));
+      if (admitted.ok()) return DoCas(op.cas(), out->mutable_cas(), deadline, std::move(finish));
+      break;
+    case kvpb::RequestOp::kGet:
+      admitted = Admit(OpKind::kRead, ValidateKey(op.get().key()));
+      if (admitted.ok()) return DoGet(&op.get(), out->mutable_get(), deadline, std::move(finish));
+      break;
+    case kvpb::RequestOp::kScan:
+      admitted = Admit(OpKind::kRead, ValidateScan(op.scan()));
+      if (admitted.ok()) {
+        return DoScan(&op.scan(), out->mutable_scan(), deadline, std::move(finish));
+      }
+      break;
+    case kvpb::RequestOp::OP_NOT_SET:
+      admitted = absl::InvalidArgumentError("op has none of put, get, delete, scan, cas");
+      break;
+  }
+  finish(std::move(admitted));
+}
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
+                                         const kvpb::PutRequest* req, kvpb::PutResponse* resp) {
+  return RunUnary(ctx, "Put", OpKind::kWrite, ValidatePut(*req, options_.max_value_bytes),
+                  [=](absl::Time deadline, OpDone finish) {
+                    DoPut(*req, resp, deadline, std::move(finish));
+                  });
+}
+
+grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
+                                            const kvpb::DeleteRequest* req,
+                                            kvpb::DeleteResponse* resp) {
+  return RunUnary(ctx, "Delete", OpKind::kWrite, ValidateDelete(*req),
+                  [=](absl::Time deadline, OpDone finish) {
+                    DoDelete(*req, resp, deadline, std::move(finish));
+                  });
+}
+
+grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext* ctx,
+                                                    const kvpb::CasRequest* req,
+                                                    kvpb::CasResponse* resp) {
+  return RunUnary(ctx, "CompareAndSwap", OpKind::kWrite,
+                  ValidateCas(*req, options_.max_value_bytes),
+                  [=](absl::Time deadline, OpDone finish) {
+                    DoCas(*req, resp, deadline, std::move(finish));
+                  });
+}
+
+grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
+                                         const kvpb::GetRequest* req, kvpb::GetResponse* resp) {
+  return RunUnary(ctx, "Get", OpKind::kRead, ValidateKey(req->key()),
+                  [=](absl::Time deadline, OpDone finish) {
+                    DoGet(req, resp, deadline, std::move(finish));
+                  });
+}
+
+grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
+                                          const kvpb::ScanRequest* req,
+                                          kvpb::ScanResponse* resp) {
+  return RunUnary(ctx, "Scan", OpKind::kRead, ValidateScan(*req),
+                  [=](absl::Time deadline, OpDone finish) {
+                    DoScan(req, resp, deadline, std::move(finish));
+                  });
 }
 
 grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,

@@ -1,12 +1,14 @@
 // The client-facing gRPC services: KV (callback API, so a request waiting
 // for its entry to commit holds no thread) and Admin.
 //
-// Every KV method goes through RequestLayer (kv_service.cc), the one place
-// for what is common to all requests: validation, the leader check with the
-// NOT_LEADER redirect, deadlines, and per-request logging.
+// A KV request arrives either as a unary call or as one op of a Batch
+// stream (kv_batch.cc). Both go through the same steps: validation, the
+// leader check (Admit), the deadline, the op itself (Do*), and on the way
+// out the NOT_LEADER hint (ExplainNotLeader) and logging.
 #ifndef RAFTKV_SERVER_KV_SERVICE_H_
 #define RAFTKV_SERVER_KV_SERVICE_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -56,12 +58,51 @@ class KvService final : public kvpb::KV::CallbackService {
   grpc::ServerUnaryReactor* CompareAndSwap(grpc::CallbackServerContext* ctx,
                                            const kvpb::CasRequest* req,
                                            kvpb::CasResponse* resp) override;
+  grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* Batch(
+      grpc::CallbackServerContext* ctx) override;
 
  private:
-  friend class RequestLayer;
+  friend class BatchReactor;
+  enum class OpKind { kWrite, kRead };
+  // Called once, from any thread, with the op's outcome.
+  using OpDone = std::function<void(absl::Status)>;
+
+  // The op's deadline: the stream's or call's (the server default if none,
+  // or if more than an hour away), capped at timeout_ms from now if > 0.
+  absl::Time DeadlineFrom(std::chrono::system_clock::time_point call_deadline,
+                          uint32_t timeout_ms) const;
+  // `valid`, or NOT_LEADER for a write reaching a follower.
+  absl::Status Admit(OpKind kind, absl::Status valid) const;
+  // Rewrites a "not leader" status to name the leader, and sets its id and
+  // address (0 and "" if unknown); returns any other status unchanged.
+  absl::Status ExplainNotLeader(absl::Status s, uint64_t* leader_id,
+                                std::string* leader_addr) const;
+  void LogOutcome(const char* method, grpc::CallbackServerContext* ctx, const absl::Status& s,
+                  absl::Time start) const;
+  template <typename Body>
+  grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, const char* method,
+                                     OpKind kind, absl::Status valid, Body body);
+
+  // The ops, once admitted. REQUIRES: `req` and `resp` stay valid until
+  // `finish` has run; `finish` runs exactly once (on the node's loop or
+  // read thread, or on the calling thread).
+  void DoPut(const kvpb::PutRequest& req, kvpb::PutResponse* resp, absl::Time deadline,
+             OpDone finish);
+  void DoDelete(const kvpb::DeleteRequest& req, kvpb::DeleteResponse* resp, absl::Time deadline,
+                OpDone finish);
+  void DoCas(const kvpb::CasRequest& req, kvpb::CasResponse* resp, absl::Time deadline,
+             OpDone finish);
+  void DoGet(const kvpb::GetRequest* req, kvpb::GetResponse* resp, absl::Time deadline,
+             OpDone finish);
+  void DoScan(const kvpb::ScanRequest* req, kvpb::ScanResponse* resp, absl::Time deadline,
+              OpDone finish);
+  // One op of a Batch stream: validates, admits and runs it, the answer's
+  // payload going into `out`. Same REQUIRES as the Do* methods.
+  void RunOp(const kvpb::RequestOp& op, kvpb::ResponseOp* out, absl::Time deadline,
+             OpDone finish);
   template <typename Resp, typename Fill>
-  void ProposeWrite(const kvpb::Command& cmd, absl::Time deadline,
-                    std::function<void(absl::Status)> finish, Resp* resp, Fill fill);
+  void ProposeWrite(const kvpb::Command& cmd, absl::Time deadline, OpDone finish, Resp* resp,
+                    Fill fill);
 
   const ServiceOptions options_;
   Node* const node_;

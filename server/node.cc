@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "server/flush_scope.h"
 
 namespace raftkv::server {
 
@@ -454,6 +455,9 @@ void Node::MaybePromoteLearners() {
 
 void Node::HandleReadies() {
   while (core_->HasReady()) {
+    // The answers of this round's applied writes and served reads leave
+    // together at its end: one write per client stream, not one per answer.
+    FlushScope answers;
     raft::Ready rd = core_->GetReady();
     // New members' addresses must be known before messages go to them.
     if (options_.on_conf_change) {
@@ -578,6 +582,7 @@ void Node::ServeReads() {
         std::make_move_iterator(ready.begin() + begin),
         std::make_move_iterator(ready.begin() + std::min(begin + per, ready.size())));
     read_pool_->Post([part] {
+      FlushScope answers;
       for (auto& done : *part) done(absl::OkStatus());
     });
   }

@@ -1,0 +1,186 @@
+// KV.Batch: many ops over one stream (proto/kv.proto). Each op runs through
+// the same steps as its unary call (KvService::RunOp); what this file adds
+// is the stream: reading, answering in batches, flow control, and ending.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "glog/logging.h"
+#include "server/flush_scope.h"
+#include "server/kv_service.h"
+
+namespace raftkv::server {
+
+// One Batch stream. It reads a message, starts each of its ops, and reads
+// the next. Answers queue up as ops finish; whenever no write is in flight
+// the queue goes out as one message, so the answers that finish during a
+// write share the next one.
+//
+// An answer given inside a FlushScope (the node answering a round's writes
+// or a batch of reads) waits for the scope's end, so the round's answers to
+// this stream leave in one message.
+//
+// Invariants (under mu_): at most one read and one write in flight (gRPC's
+// rule); `outstanding_` counts ops started and not yet answered; Finish is
+// called once, only when the client has closed its side (or the call is
+// cancelled), no op is outstanding, no write is in flight and no deferred
+// flush is pending. So no callback can outlive the reactor, which deletes
+// itself in OnDone.
+//
+// Flow control: past kMaxOutstanding unanswered ops the reactor stops
+// reading (gRPC's window then pushes back on the client) until half of them
+// are answered, which also bounds the queue of unsent answers.
+class BatchReactor final
+    : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
+ public:
+  static constexpr size_t kMaxOutstanding = 4096;
+
+  BatchReactor(KvService* svc, grpc::CallbackServerContext* ctx) : svc_(svc), ctx_(ctx) {
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side, or the call ended
+      absl::MutexLock l(&mu_);
+      reads_done_ = true;
+      ActLocked();
+      return;
+    }
+    const absl::Time start = absl::Now();
+    std::vector<Op*> ops;
+    ops.reserve(in_.ops_size());
+    for (kvpb::RequestOp& r : *in_.mutable_ops()) {
+      Op* op = new Op;
+      op->req.Swap(&r);
+      op->start = start;
+      ops.push_back(op);
+    }
+    in_.Clear();
+    {
+      absl::MutexLock l(&mu_);
+      outstanding_ += ops.size();
+    }
+    for (Op* op : ops) {
+      svc_->RunOp(op->req, &op->resp, svc_->DeadlineFrom(ctx_->deadline(), op->req.timeout_ms()),
+                  [this, op](absl::Status s) { Answer(op, std::move(s)); });
+    }
+    absl::MutexLock l(&mu_);
+    if (outstanding_ >= kMaxOutstanding) {
+      read_paused_ = true;
+    } else {
+      read_wanted_ = true;
+    }
+    ActLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock l(&mu_);
+    writing_ = false;
+    if (!ok) {  // the stream is broken: later answers have nowhere to go
+      write_failed_ = true;
+      queued_.Clear();
+    }
+    ActLocked();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  struct Op {
+    kvpb::RequestOp req;
+    kvpb::ResponseOp resp;
+    absl::Time start;
+  };
+
+  // Runs on whatever thread finished the op.
+  void Answer(Op* op, absl::Status s) {
+    kvpb::ResponseOp& resp = op->resp;
+    resp.set_id(op->req.id());
+    if (!s.ok()) {
+      uint64_t leader = 0;
+      std::string addr;
+      s = svc_->ExplainNotLeader(std::move(s), &leader, &addr);
+      resp.clear_response();
+      resp.set_code(static_cast<int32_t>(s.code()));
+      resp.set_message(std::string(s.message()));
+      resp.set_leader_id(leader);
+      resp.set_leader_addr(addr);
+    }
+    svc_->LogOutcome("Batch", ctx_, s, op->start);
+    {
+      absl::MutexLock l(&mu_);
+      --outstanding_;
+      if (!write_failed_) *queued_.add_ops() = std::move(resp);
+      if (read_paused_ && outstanding_ < kMaxOutstanding / 2) {
+        read_paused_ = false;
+        read_wanted_ = true;
+      }
+      if (!FlushScope::Active()) {
+        ActLocked();
+      } else if (!flush_deferred_) {
+        // This thread is answering a batch: write once it is done.
+        flush_deferred_ = true;
+        FlushScope::Defer([this] {
+          absl::MutexLock l(&mu_);
+          flush_deferred_ = false;
+          ActLocked();
+        });
+      }
+    }
+    delete op;
+  }
+
+  // Starts what the state calls for. gRPC may run a reaction inline in
+  // StartRead/StartWrite/Finish, so they are called with mu_ released.
+  void ActLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const bool read = read_wanted_;
+    read_wanted_ = false;
+    bool write = false;
+    if (!writing_ && !write_failed_ && queued_.ops_size() > 0) {
+      out_.Swap(&queued_);
+      queued_.Clear();
+      writing_ = true;
+      write = true;
+    }
+    bool finish = false;
+    if (reads_done_ && outstanding_ == 0 && !writing_ && !flush_deferred_ && !finished_) {
+      finished_ = true;
+      finish = true;
+    }
+    if (!read && !write && !finish) return;
+    const bool broken = write_failed_;
+    mu_.Unlock();
+    if (read) StartRead(&in_);
+    if (write) StartWrite(&out_);
+    if (finish) {
+      Finish(broken ? grpc::Status::CANCELLED : grpc::Status::OK);
+    }
+    mu_.Lock();
+  }
+
+  KvService* const svc_;
+  grpc::CallbackServerContext* const ctx_;
+  absl::Mutex mu_;
+  kvpb::BatchRequest in_;   // the read in flight; touched only by the read path
+  kvpb::BatchResponse out_;  // the write in flight; swapped only while !writing_
+  kvpb::BatchResponse queued_ ABSL_GUARDED_BY(mu_);
+  size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  bool read_wanted_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // A FlushScope will call ActLocked: the reactor must not finish before.
+  bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* KvService::Batch(
+    grpc::CallbackServerContext* ctx) {
+  return new BatchReactor(this, ctx);
+}
+
+}  // namespace raftkv::server
