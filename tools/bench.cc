@@ -81,6 +81,9 @@ DEFINE_int32(threads, 1, "Completion-queue threads in the generator.");
 DEFINE_string(label, "", "Free text copied into the JSON line (e.g. a matrix row name).");
 DEFINE_string(wait_for_leader, "0s", "Keep looking for a leader this long before giving up.");
 DEFINE_bool(header, true, "Print the table header before the first row.");
+DEFINE_string(api, "batch",
+              "raftkv: batch (KV.Batch streams, one per connection, as the client library "
+              "sends) | unary (one gRPC call per op).");
 
 namespace {
 
@@ -156,6 +159,7 @@ struct RunConfig {
   std::vector<std::string> endpoints;
   std::string value_pool;  // values are slices of this
   absl::Duration timeout;
+  bool batch = false;  // raftkv: ops over KV.Batch streams, not unary calls
 };
 
 // One request in flight.
@@ -174,6 +178,17 @@ struct Call {
   std::unique_ptr<grpc::ClientAsyncResponseReader<etcdserverpb::RangeResponse>> erange_r;
 };
 
+struct Worker;
+struct Stream;
+
+// A completion-queue tag: what finished.
+struct Event {
+  enum Kind { kCall, kStreamStart, kStreamRead, kStreamWrite, kStreamFinish, kTick };
+  Kind kind;
+  Worker* worker = nullptr;
+  Stream* stream = nullptr;
+};
+
 struct Worker {
   int id = 0;
   Stubs* write = nullptr;
@@ -184,6 +199,25 @@ struct Worker {
   grpc::Alarm alarm;
   bool backing_off = false;
   bool done = false;
+  Event event{Event::kCall, this, nullptr};
+};
+
+// raftkv's KV.Batch stream over one connection, as the client library uses
+// it: ops queued while a write is in flight go out together in the next.
+struct Stream {
+  explicit Stream(Stubs* s) : stubs(s) {}
+  Stubs* stubs;
+  grpc::ClientContext ctx;
+  grpc::Status final_status;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<kvpb::BatchRequest, kvpb::BatchResponse>> rw;
+  kvpb::BatchRequest queued, writing;
+  kvpb::BatchResponse in;
+  bool started = false, writing_now = false, dispatching = false, broken = false;
+  std::map<uint64_t, Worker*> waiting;  // op id -> its worker
+  Event start{Event::kStreamStart, nullptr, this};
+  Event read{Event::kStreamRead, nullptr, this};
+  Event write{Event::kStreamWrite, nullptr, this};
+  Event finish{Event::kStreamFinish, nullptr, this};
 };
 
 uint64_t Next(uint64_t* s) {  // xorshift64*
@@ -202,23 +236,32 @@ class Driver {
 
   // Runs `workers` on the calling thread until the run ends.
   void Run(std::vector<Worker*> workers) {
-    size_t live = 0;
-    for (Worker* w : workers) {
-      Start(w);
-      if (!w->done) ++live;
-    }
+    live_ = workers.size();
+    for (Worker* w : workers) Start(w);
+    if (cfg_.batch) ArmTick();
     void* tag;
     bool ok;
-    while (live > 0 && cq_.Next(&tag, &ok)) {
-      Worker* w = static_cast<Worker*>(tag);
-      if (w->backing_off) {
-        w->backing_off = false;
-        Start(w);
-      } else {
-        Complete(w);
+    while (live_ > 0 && cq_.Next(&tag, &ok)) {
+      Event* e = static_cast<Event*>(tag);
+      switch (e->kind) {
+        case Event::kCall: {
+          Worker* w = e->worker;
+          if (w->backing_off) {
+            w->backing_off = false;
+            Start(w);
+          } else {
+            CompleteCall(w);
+          }
+          break;
+        }
+        case Event::kStreamStart: OnStreamStart(e->stream, ok); break;
+        case Event::kStreamRead: OnStreamRead(e->stream, ok); break;
+        case Event::kStreamWrite: OnStreamWrite(e->stream, ok); break;
+        case Event::kStreamFinish: break;
+        case Event::kTick: OnTick(); break;
       }
-      if (w->done) --live;
     }
+    for (auto& s : streams_) s->ctx.TryCancel();
     cq_.Shutdown();
     while (cq_.Next(&tag, &ok)) {
     }
@@ -234,15 +277,11 @@ class Driver {
     if (cfg_.preload) {
       k = next_key_->fetch_add(1);
       if (k >= FLAGS_keys) {
-        w->done = true;
-        return;
+        return Done(w);
       }
       read = false;
     } else {
-      if (now >= cfg_.end) {
-        w->done = true;
-        return;
-      }
+      if (now >= cfg_.end) return Done(w);
       k = Next(&w->rng) % FLAGS_keys;
       read = cfg_.op == Op::kGet || cfg_.op == Op::kSget ||
              (cfg_.op == Op::kMix &&
@@ -253,28 +292,36 @@ class Driver {
     auto c = std::make_unique<Call>();
     c->read = read;
     c->start = now;
+    const std::string key = KeyOf(k);
+    if (cfg_.target == Target::kRaftkv && cfg_.batch) {
+      kvpb::RequestOp op;
+      op.set_id(++next_op_id_);
+      op.set_timeout_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(cfg_.timeout)));
+      if (read) {
+        op.mutable_get()->set_key(key);
+        op.mutable_get()->set_serializable(serializable);
+      } else {
+        FillPut(w, key, op.mutable_put());
+      }
+      w->call = std::move(c);
+      Send(StreamFor(read ? w->read : w->write), w, std::move(op));
+      return;
+    }
     c->ctx.set_deadline(std::chrono::system_clock::now() +
                         absl::ToChronoNanoseconds(cfg_.timeout));
-    const std::string key = KeyOf(k);
+    void* tag = &w->event;
     if (cfg_.target == Target::kRaftkv) {
       if (read) {
         kvpb::GetRequest req;
         req.set_key(key);
         req.set_serializable(serializable);
         c->kget_r = w->read->raftkv->AsyncGet(&c->ctx, req, &cq_);
-        c->kget_r->Finish(&c->kget, &c->status, w);
+        c->kget_r->Finish(&c->kget, &c->status, tag);
       } else {
         kvpb::PutRequest req;
-        if (FLAGS_exactly_once) {
-          ++w->seq;
-          req.mutable_header()->set_client_id(w->client_id);
-          req.mutable_header()->set_seq(w->seq);
-          req.mutable_header()->set_first_incomplete(w->seq);
-        }
-        req.set_key(key);
-        req.set_value(Value(w));
+        FillPut(w, key, &req);
         c->kput_r = w->write->raftkv->AsyncPut(&c->ctx, req, &cq_);
-        c->kput_r->Finish(&c->kput, &c->status, w);
+        c->kput_r->Finish(&c->kput, &c->status, tag);
       }
     } else {
       if (read) {
@@ -282,16 +329,33 @@ class Driver {
         req.set_key(key);
         req.set_serializable(serializable);
         c->erange_r = w->read->etcd->AsyncRange(&c->ctx, req, &cq_);
-        c->erange_r->Finish(&c->erange, &c->status, w);
+        c->erange_r->Finish(&c->erange, &c->status, tag);
       } else {
         etcdserverpb::PutRequest req;
         req.set_key(key);
         req.set_value(Value(w));
         c->eput_r = w->write->etcd->AsyncPut(&c->ctx, req, &cq_);
-        c->eput_r->Finish(&c->eput, &c->status, w);
+        c->eput_r->Finish(&c->eput, &c->status, tag);
       }
     }
     w->call = std::move(c);
+  }
+
+  void Done(Worker* w) {
+    if (w->done) return;
+    w->done = true;
+    if (live_ > 0) --live_;
+  }
+
+  void FillPut(Worker* w, const std::string& key, kvpb::PutRequest* req) {
+    if (FLAGS_exactly_once) {
+      ++w->seq;
+      req->mutable_header()->set_client_id(w->client_id);
+      req->mutable_header()->set_seq(w->seq);
+      req->mutable_header()->set_first_incomplete(w->seq);
+    }
+    req->set_key(key);
+    req->set_value(Value(w));
   }
 
   std::string Value(Worker* w) {
@@ -299,48 +363,144 @@ class Driver {
     return cfg_.value_pool.substr(Next(&w->rng) % (spare + 1), FLAGS_value_bytes);
   }
 
-  void Complete(Worker* w) {
+  // --- unary calls
+  void CompleteCall(Worker* w) {
+    Call* c = w->call.get();
+    std::string leader_addr;
+    if (c->status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+      const auto& md = c->ctx.GetServerTrailingMetadata();
+      auto it = md.find("raftkv-leader-addr");
+      if (it != md.end()) leader_addr.assign(it->second.data(), it->second.size());
+    }
+    const bool found = cfg_.target == Target::kRaftkv ? c->kget.found() : c->erange.kvs_size() > 0;
+    Complete(w, c->status.error_code(), c->status.error_message(), leader_addr, found);
+  }
+
+  // --- Batch streams
+  Stream* StreamFor(Stubs* stubs) {
+    Stream*& s = stream_of_[stubs];
+    if (s == nullptr || s->broken) {
+      streams_.push_back(std::make_unique<Stream>(stubs));
+      s = streams_.back().get();
+      s->rw = stubs->raftkv->AsyncBatch(&s->ctx, &cq_, &s->start);
+    }
+    return s;
+  }
+
+  void Send(Stream* s, Worker* w, kvpb::RequestOp op) {
+    s->waiting[op.id()] = w;
+    *s->queued.add_ops() = std::move(op);
+    Flush(s);
+  }
+
+  void Flush(Stream* s) {
+    if (!s->started || s->writing_now || s->dispatching || s->broken ||
+        s->queued.ops_size() == 0) {
+      return;
+    }
+    s->writing.Swap(&s->queued);
+    s->queued.Clear();
+    s->writing_now = true;
+    s->rw->Write(s->writing, &s->write);
+  }
+
+  void OnStreamStart(Stream* s, bool ok) {
+    if (!ok) return Break(s, "stream did not start");
+    s->started = true;
+    s->rw->Read(&s->in, &s->read);
+    Flush(s);
+  }
+
+  void OnStreamWrite(Stream* s, bool ok) {
+    s->writing_now = false;
+    if (!ok) return Break(s, "stream write failed");
+    Flush(s);
+  }
+
+  void OnStreamRead(Stream* s, bool ok) {
+    if (!ok) return Break(s, "stream ended");
+    // Workers answered here start their next op; hold the write until all
+    // of them have queued, so they share it.
+    s->dispatching = true;
+    for (const kvpb::ResponseOp& r : s->in.ops()) {
+      auto it = s->waiting.find(r.id());
+      if (it == s->waiting.end()) continue;
+      Worker* w = it->second;
+      s->waiting.erase(it);
+      Complete(w, static_cast<grpc::StatusCode>(r.code()), r.message(), r.leader_addr(),
+               r.get().found());
+    }
+    s->dispatching = false;
+    s->rw->Read(&s->in, &s->read);
+    Flush(s);
+  }
+
+  // Fails every op waiting on `s`; their workers back off and start over
+  // on a new stream.
+  void Break(Stream* s, const std::string& why) {
+    if (s->broken) return;
+    s->broken = true;
+    s->ctx.TryCancel();
+    s->rw->Finish(&s->final_status, &s->finish);
+    auto waiting = std::move(s->waiting);
+    s->waiting.clear();
+    for (auto& [id, w] : waiting) Complete(w, grpc::StatusCode::UNAVAILABLE, why, "", false);
+  }
+
+  // Streams have no deadline of their own: a stream with an op older than
+  // twice the op timeout (the server did not answer) is broken off.
+  void ArmTick() {
+    tick_alarm_.Set(&cq_, std::chrono::system_clock::now() + std::chrono::milliseconds(100),
+                    &tick_);
+  }
+  void OnTick() {
+    const auto too_old = Clock::now() - 2 * absl::ToChronoNanoseconds(cfg_.timeout);
+    for (auto& s : streams_) {
+      if (s->broken) continue;
+      for (auto& [id, w] : s->waiting) {
+        if (w->call->start < too_old) {
+          Break(s.get(), "no answer in twice the timeout");
+          break;
+        }
+      }
+    }
+    if (live_ > 0) ArmTick();
+  }
+
+  // --- both
+  void Complete(Worker* w, grpc::StatusCode code, const std::string& msg,
+                const std::string& leader_addr, bool found) {
     const Clock::time_point now = Clock::now();
     std::unique_ptr<Call> c = std::move(w->call);
     const bool counted = !cfg_.preload && now >= cfg_.measure_from && now < cfg_.end;
     bool retry_now = false;
-    if (c->status.ok()) {
+    if (code == grpc::StatusCode::OK) {
       if (counted) {
         stats.latency_ns.Record(
             std::chrono::duration_cast<std::chrono::nanoseconds>(now - c->start).count());
         ++stats.ops;
         ++(c->read ? stats.reads : stats.writes);
-        if (c->read && !(cfg_.target == Target::kRaftkv ? c->kget.found()
-                                                          : c->erange.kvs_size() > 0)) {
-          ++stats.not_found;
-        }
+        if (c->read && !found) ++stats.not_found;
       }
     } else {
-      const std::string& msg = c->status.error_message();
       if (counted || cfg_.preload) {
         ++stats.errors;
-        ++stats.error_kinds[absl::StrCat("code_", c->status.error_code())];
+        ++stats.error_kinds[absl::StrCat("code_", code)];
         if (stats.first_errors.size() < 5) {
-          stats.first_errors.push_back(absl::StrCat(c->status.error_code(), ": ", msg));
+          stats.first_errors.push_back(absl::StrCat(code, ": ", msg));
         }
       }
       // raftkv's "not leader": follow the hint.
-      if (cfg_.target == Target::kRaftkv &&
-          c->status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
-          msg.rfind("not leader", 0) == 0 && !c->read) {
-        const auto& md = c->ctx.GetServerTrailingMetadata();
-        auto it = md.find("raftkv-leader-addr");
-        if (it != md.end() && it->second.size() > 0) {
-          w->write = pool_->Get(std::string(it->second.data(), it->second.size()),
-                                w->id % cfg_.connections);
-          ++stats.redirects;
-          retry_now = true;
-        }
+      if (cfg_.target == Target::kRaftkv && code == grpc::StatusCode::FAILED_PRECONDITION &&
+          msg.rfind("not leader", 0) == 0 && !c->read && !leader_addr.empty()) {
+        w->write = pool_->Get(leader_addr, w->id % cfg_.connections);
+        ++stats.redirects;
+        retry_now = true;
       }
       if (!retry_now) {  // back off 10 ms so a dead server is not hammered
         w->backing_off = true;
         w->alarm.Set(&cq_, std::chrono::system_clock::now() + std::chrono::milliseconds(10),
-                     w);
+                     &w->event);
         return;
       }
     }
@@ -351,6 +511,12 @@ class Driver {
   Pool* pool_;
   std::atomic<uint64_t>* next_key_;
   grpc::CompletionQueue cq_;
+  size_t live_ = 0;
+  uint64_t next_op_id_ = 0;
+  std::map<Stubs*, Stream*> stream_of_;
+  std::vector<std::unique_ptr<Stream>> streams_;
+  grpc::Alarm tick_alarm_;
+  Event tick_{Event::kTick};
 };
 
 struct Result {
@@ -501,7 +667,7 @@ void Report(const RunConfig& cfg, const Result& r, const std::vector<pid_t>& pid
   std::vector<std::string> cpus;
   for (double c : r.server_cpu) cpus.push_back(absl::StrFormat("%.3f", c));
   absl::PrintF(
-      "{\"label\":\"%s\",\"target\":\"%s\",\"op\":\"%s\",\"workers\":%d,\"connections\":%d,"
+      "{\"label\":\"%s\",\"target\":\"%s\",\"api\":\"%s\",\"op\":\"%s\",\"workers\":%d,\"connections\":%d,"
       "\"key_bytes\":%d,\"value_bytes\":%d,\"keys\":%d,\"read_fraction\":%.3f,"
       "\"seconds\":%.3f,\"ops\":%d,\"reads\":%d,\"writes\":%d,\"ops_per_sec\":%.1f,"
       "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,"
@@ -509,7 +675,7 @@ void Report(const RunConfig& cfg, const Result& r, const std::vector<pid_t>& pid
       "\"server_pids\":[%s],\"server_cpu_s\":[%s],\"server_cpu_total_s\":%.3f,"
       "\"server_cpu_us_per_op\":%.1f,\"bench_cpu_s\":%.3f,\"bench_cpu_us_per_op\":%.1f,"
       "\"loadavg1\":%.2f,\"leader\":\"%s\"}\n",
-      FLAGS_label, FLAGS_target, OpName(cfg.op), cfg.workers, cfg.connections, FLAGS_key_bytes,
+      FLAGS_label, FLAGS_target, cfg.batch ? "batch" : "unary", OpName(cfg.op), cfg.workers, cfg.connections, FLAGS_key_bytes,
       FLAGS_value_bytes, FLAGS_keys, cfg.op == Op::kMix ? FLAGS_read_fraction : 0.0, r.seconds,
       s.ops, s.reads, s.writes, ops_s, Ms(h.Percentile(50)), Ms(h.Percentile(90)),
       Ms(h.Percentile(99)), Ms(h.Percentile(99.9)), Ms(h.max()), h.mean() / 1e6, s.errors,
@@ -554,6 +720,8 @@ int main(int argc, char** argv) {
       KeyOf(FLAGS_keys - 1).size() != static_cast<size_t>(FLAGS_key_bytes)) {
     return Fail("--keys must be > 0 and its numbers fit in --key_bytes digits");
   }
+  if (FLAGS_api != "batch" && FLAGS_api != "unary") return Fail("--api must be batch or unary");
+  cfg.batch = cfg.target == Target::kRaftkv && FLAGS_api == "batch";
   if (FLAGS_read_from != "leader" && FLAGS_read_from != "all") {
     return Fail("--read_from must be leader or all");
   }
