@@ -44,10 +44,13 @@ class BatchReactor final
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side, or the call ended
-      absl::MutexLock l(&mu_);
-      reads_done_ = true;
-      ActLocked();
-      return;
+      Actions a;
+      {
+        absl::MutexLock l(&mu_);
+        reads_done_ = true;
+        a = TakeActionsLocked();
+      }
+      return Perform(a);
     }
     const absl::Time start = absl::Now();
     std::vector<Op*> ops;
@@ -67,23 +70,31 @@ class BatchReactor final
       svc_->RunOp(op->req, &op->resp, svc_->DeadlineFrom(ctx_->deadline(), op->req.timeout_ms()),
                   [this, op](absl::Status s) { Answer(op, std::move(s)); });
     }
-    absl::MutexLock l(&mu_);
-    if (outstanding_ >= kMaxOutstanding) {
-      read_paused_ = true;
-    } else {
-      read_wanted_ = true;
+    Actions a;
+    {
+      absl::MutexLock l(&mu_);
+      if (outstanding_ >= kMaxOutstanding) {
+        read_paused_ = true;
+      } else {
+        read_wanted_ = true;
+      }
+      a = TakeActionsLocked();
     }
-    ActLocked();
+    Perform(a);
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock l(&mu_);
-    writing_ = false;
-    if (!ok) {  // the stream is broken: later answers have nowhere to go
-      write_failed_ = true;
-      queued_.Clear();
+    Actions a;
+    {
+      absl::MutexLock l(&mu_);
+      writing_ = false;
+      if (!ok) {  // the stream is broken: later answers have nowhere to go
+        write_failed_ = true;
+        queued_.Clear();
+      }
+      a = TakeActionsLocked();
     }
-    ActLocked();
+    Perform(a);
   }
 
   void OnDone() override { delete this; }
@@ -93,6 +104,10 @@ class BatchReactor final
     kvpb::RequestOp req;
     kvpb::ResponseOp resp;
     absl::Time start;
+  };
+  // What to start once mu_ is released.
+  struct Actions {
+    bool read = false, write = false, finish = false, broken = false;
   };
 
   // Runs on whatever thread finished the op.
@@ -110,6 +125,7 @@ class BatchReactor final
       resp.set_leader_addr(addr);
     }
     svc_->LogOutcome("Batch", ctx_, s, op->start);
+    Actions a;
     {
       absl::MutexLock l(&mu_);
       --outstanding_;
@@ -119,46 +135,54 @@ class BatchReactor final
         read_wanted_ = true;
       }
       if (!FlushScope::Active()) {
-        ActLocked();
+        a = TakeActionsLocked();
       } else if (!flush_deferred_) {
         // This thread is answering a batch: write once it is done.
         flush_deferred_ = true;
         FlushScope::Defer([this] {
-          absl::MutexLock l(&mu_);
-          flush_deferred_ = false;
-          ActLocked();
+          Actions a;
+          {
+            absl::MutexLock l(&mu_);
+            flush_deferred_ = false;
+            a = TakeActionsLocked();
+          }
+          Perform(a);
         });
       }
     }
     delete op;
+    Perform(a);
   }
 
-  // Starts what the state calls for. gRPC may run a reaction inline in
-  // StartRead/StartWrite/Finish, so they are called with mu_ released.
-  void ActLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const bool read = read_wanted_;
-    read_wanted_ = false;
-    bool write = false;
+  // Decides what to start: the next read, a write of the queued answers,
+  // or the end of the call. Whoever takes an action must Perform it.
+  Actions TakeActionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Actions a;
+    a.read = std::exchange(read_wanted_, false);
     if (!writing_ && !write_failed_ && queued_.ops_size() > 0) {
       out_.Swap(&queued_);
       queued_.Clear();
       writing_ = true;
-      write = true;
+      a.write = true;
     }
-    bool finish = false;
     if (reads_done_ && outstanding_ == 0 && !writing_ && !flush_deferred_ && !finished_) {
       finished_ = true;
-      finish = true;
+      a.finish = true;
+      a.broken = write_failed_;
     }
-    if (!read && !write && !finish) return;
-    const bool broken = write_failed_;
-    mu_.Unlock();
-    if (read) StartRead(&in_);
-    if (write) StartWrite(&out_);
-    if (finish) {
-      Finish(broken ? grpc::Status::CANCELLED : grpc::Status::OK);
-    }
-    mu_.Lock();
+    return a;
+  }
+
+  // Starts `a` with mu_ released (gRPC may run a reaction inline). Must be
+  // the caller's last use of the reactor: once Finish is called, OnDone may
+  // delete it on another thread. While an action to read or write is
+  // pending no one can decide to finish (that needs no read wanted and no
+  // write in flight), so the reactor outlives every Perform but the one
+  // that finishes it.
+  void Perform(const Actions& a) {
+    if (a.read) StartRead(&in_);
+    if (a.write) StartWrite(&out_);
+    if (a.finish) Finish(a.broken ? grpc::Status::CANCELLED : grpc::Status::OK);
   }
 
   KvService* const svc_;
@@ -174,7 +198,7 @@ class BatchReactor final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // A FlushScope will call ActLocked: the reactor must not finish before.
+  // A FlushScope will take and perform actions: no finishing before then.
   bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
 };
 
