@@ -41,6 +41,22 @@ std::string UnusedAddress() {
   return absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
 }
 
+// A unary call's context.
+class FakeCluster::UnaryCtx final : public CallCtx {
+ public:
+  explicit UnaryCtx(grpc::ServerContext* ctx) : ctx_(ctx) {}
+  bool batch() const override { return false; }
+  bool Cancelled() const override { return ctx_->IsCancelled(); }
+  void SetLeader(uint64_t id, const std::string& addr) override {
+    ctx_->AddTrailingMetadata(kLeaderIdKey, absl::StrCat(id));
+    ctx_->AddTrailingMetadata(kLeaderAddrKey, addr);
+  }
+  void LoseAnswer() override {}
+
+ private:
+  grpc::ServerContext* const ctx_;
+};
+
 // One node: its server, its two services and its scripted faults (guarded by
 // the cluster's mutex).
 class FakeCluster::Node {
@@ -73,14 +89,67 @@ class FakeCluster::Node {
   int fail_count = 0;               // ABSL_GUARDED_BY(cluster_->mu_)
   grpc::Status fail_status;         // ABSL_GUARDED_BY(cluster_->mu_)
   int lose_count = 0;               // ABSL_GUARDED_BY(cluster_->mu_)
+  bool hung = false;                // ABSL_GUARDED_BY(cluster_->mu_)
 
  private:
+  // Each handler serves a unary call or a Batch op (DoPut, ...); the unary
+  // methods and Batch's ops only wrap them.
   class KvService : public kvpb::KV::Service {
    public:
     explicit KvService(Node* node) : node_(node) {}
 
     grpc::Status Put(grpc::ServerContext* ctx, const kvpb::PutRequest* req,
                      kvpb::PutResponse* resp) override {
+      UnaryCtx c(ctx);
+      return DoPut(c, req, resp);
+    }
+    grpc::Status Delete(grpc::ServerContext* ctx, const kvpb::DeleteRequest* req,
+                        kvpb::DeleteResponse* resp) override {
+      UnaryCtx c(ctx);
+      return DoDelete(c, req, resp);
+    }
+    grpc::Status CompareAndSwap(grpc::ServerContext* ctx, const kvpb::CasRequest* req,
+                                kvpb::CasResponse* resp) override {
+      UnaryCtx c(ctx);
+      return DoCas(c, req, resp);
+    }
+    grpc::Status Get(grpc::ServerContext* ctx, const kvpb::GetRequest* req,
+                     kvpb::GetResponse* resp) override {
+      UnaryCtx c(ctx);
+      return DoGet(c, req, resp);
+    }
+    grpc::Status Scan(grpc::ServerContext* ctx, const kvpb::ScanRequest* req,
+                      kvpb::ScanResponse* resp) override {
+      UnaryCtx c(ctx);
+      return DoScan(c, req, resp);
+    }
+
+    grpc::Status Batch(
+        grpc::ServerContext* ctx,
+        grpc::ServerReaderWriter<kvpb::BatchResponse, kvpb::BatchRequest>* stream) override {
+      return node_->cluster_->ServeBatch(
+          node_->index_, ctx, stream,
+          [this](CallCtx& c, const kvpb::RequestOp& op, kvpb::ResponseOp* out) {
+            switch (op.op_case()) {
+              case kvpb::RequestOp::kPut:
+                return DoPut(c, &op.put(), out->mutable_put());
+              case kvpb::RequestOp::kGet:
+                return DoGet(c, &op.get(), out->mutable_get());
+              case kvpb::RequestOp::kDelete:
+                return DoDelete(c, &op.delete_(), out->mutable_delete_());
+              case kvpb::RequestOp::kScan:
+                return DoScan(c, &op.scan(), out->mutable_scan());
+              case kvpb::RequestOp::kCas:
+                return DoCas(c, &op.cas(), out->mutable_cas());
+              case kvpb::RequestOp::OP_NOT_SET:
+                break;
+            }
+            return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "op has no request");
+          });
+    }
+
+   private:
+    grpc::Status DoPut(CallCtx& ctx, const kvpb::PutRequest* req, kvpb::PutResponse* resp) {
       kvpb::WriteResult result;
       grpc::Status s = node_->cluster_->Write(
           node_->index_, ctx, "Put", req->key(), req->header(),
@@ -98,9 +167,8 @@ class FakeCluster::Node {
       return s;
     }
 
-    grpc::Status Delete(grpc::ServerContext* ctx,
-                        const kvpb::DeleteRequest* req,
-                        kvpb::DeleteResponse* resp) override {
+    grpc::Status DoDelete(CallCtx& ctx, const kvpb::DeleteRequest* req,
+                          kvpb::DeleteResponse* resp) {
       kvpb::WriteResult result;
       grpc::Status s = node_->cluster_->Write(
           node_->index_, ctx, "Delete", req->key(), req->header(),
@@ -115,9 +183,7 @@ class FakeCluster::Node {
       return s;
     }
 
-    grpc::Status CompareAndSwap(grpc::ServerContext* ctx,
-                                const kvpb::CasRequest* req,
-                                kvpb::CasResponse* resp) override {
+    grpc::Status DoCas(CallCtx& ctx, const kvpb::CasRequest* req, kvpb::CasResponse* resp) {
       if (req->expected_case() == kvpb::CasRequest::EXPECTED_NOT_SET) {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             "cas: no expected value or version");
@@ -157,8 +223,7 @@ class FakeCluster::Node {
       return s;
     }
 
-    grpc::Status Get(grpc::ServerContext* ctx, const kvpb::GetRequest* req,
-                     kvpb::GetResponse* resp) override {
+    grpc::Status DoGet(CallCtx& ctx, const kvpb::GetRequest* req, kvpb::GetResponse* resp) {
       FakeCluster& c = *node_->cluster_;
       grpc::Status s = c.Read(node_->index_, ctx, "Get", req->key(),
                               req->serializable());
@@ -174,8 +239,8 @@ class FakeCluster::Node {
       return grpc::Status::OK;
     }
 
-    grpc::Status Scan(grpc::ServerContext* ctx, const kvpb::ScanRequest* req,
-                      kvpb::ScanResponse* resp) override {
+    grpc::Status DoScan(CallCtx& ctx, const kvpb::ScanRequest* req,
+                        kvpb::ScanResponse* resp) {
       FakeCluster& c = *node_->cluster_;
       grpc::Status s = c.Read(node_->index_, ctx, "Scan", req->prefix(),
                               req->serializable());
@@ -196,7 +261,6 @@ class FakeCluster::Node {
       return grpc::Status::OK;
     }
 
-   private:
     Node* node_;
   };
 
@@ -208,7 +272,8 @@ class FakeCluster::Node {
                         const adminpb::StatusRequest*,
                         adminpb::StatusResponse* resp) override {
       FakeCluster& c = *node_->cluster_;
-      grpc::Status s = c.Read(node_->index_, ctx, "Status", "", true);
+      UnaryCtx uc(ctx);
+      grpc::Status s = c.Read(node_->index_, uc, "Status", "", true);
       if (!s.ok()) return s;
       absl::MutexLock lock(&c.mu_);
       resp->set_node_id(node_->index_ + 1);
@@ -242,7 +307,8 @@ class FakeCluster::Node {
         ABSL_NO_THREAD_SAFETY_ANALYSIS {
       FakeCluster& c = *node_->cluster_;
       size_t call;
-      grpc::Status s = c.Enter(node_->index_, ctx, method, "", nullptr, true, &call);
+      UnaryCtx uc(ctx);
+      grpc::Status s = c.Enter(node_->index_, uc, method, "", nullptr, true, &call);
       if (!s.ok()) return s;
       auto& members = c.Members();
       auto it = members.find(id);
@@ -293,7 +359,8 @@ class FakeCluster::Node {
         ABSL_NO_THREAD_SAFETY_ANALYSIS {
       FakeCluster& c = *node_->cluster_;
       size_t call;
-      grpc::Status s = c.Enter(node_->index_, ctx, "TransferLeader", "", nullptr, true, &call);
+      UnaryCtx uc(ctx);
+      grpc::Status s = c.Enter(node_->index_, uc, "TransferLeader", "", nullptr, true, &call);
       if (!s.ok()) return s;
       int target = req->node_id() == 0 ? (c.leader_ + 1) % static_cast<int>(c.nodes_.size())
                                        : static_cast<int>(req->node_id()) - 1;
@@ -392,6 +459,19 @@ void FakeCluster::Release(const std::string& key) {
   blocked_.erase(key);
 }
 
+void FakeCluster::Hang(int node, bool hung) {
+  absl::MutexLock lock(&mu_);
+  nodes_[node]->hung = hung;
+}
+
+bool FakeCluster::HungLocked(int node) const { return nodes_[node]->hung; }
+
+FakeCluster::BatchStats FakeCluster::batch_stats(int node) const {
+  absl::MutexLock lock(&mu_);
+  auto it = batch_stats_.find(node);
+  return it == batch_stats_.end() ? BatchStats() : it->second;
+}
+
 std::vector<FakeCluster::Call> FakeCluster::calls() const {
   absl::MutexLock lock(&mu_);
   return calls_;
@@ -433,7 +513,7 @@ std::vector<std::string> FakeCluster::header_errors() const {
 // stops), then records the call and applies the scripted failure, the
 // leader check. Returns with mu_ held and OK, or with mu_ released and the
 // status to answer. `*call` is the recorded call's index.
-grpc::Status FakeCluster::Enter(int node, grpc::ServerContext* ctx,
+grpc::Status FakeCluster::Enter(int node, CallCtx& ctx,
                                 const std::string& method,
                                 const std::string& key,
                                 const kvpb::WriteHeader* header,
@@ -445,15 +525,13 @@ grpc::Status FakeCluster::Enter(int node, grpc::ServerContext* ctx,
   }
   const absl::Time until = absl::Now() + delay;
   while (absl::Now() < until) {
-    if (ctx->IsCancelled()) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
-    }
+    if (ctx.Cancelled()) return ctx.GaveUp();
     absl::SleepFor(kPoll);
   }
 
   mu_.Lock();
   Call c{node, method, key, header != nullptr ? *header : kvpb::WriteHeader(),
-         ""};
+         "", ctx.batch()};
   *call = calls_.size();
   Node& n = *nodes_[node];
   if (n.fail_count > 0) {
@@ -467,9 +545,7 @@ grpc::Status FakeCluster::Enter(int node, grpc::ServerContext* ctx,
   if (needs_leader && leader_ != node) {
     std::string hint = leader_ >= 0 ? nodes_[leader_]->address() : "";
     if (n.hint.has_value()) hint = *n.hint;
-    ctx->AddTrailingMetadata(kLeaderIdKey,
-                             leader_ >= 0 ? absl::StrCat(leader_ + 1) : "0");
-    ctx->AddTrailingMetadata(kLeaderAddrKey, hint);
+    ctx.SetLeader(leader_ >= 0 ? leader_ + 1 : 0, hint);
     c.outcome = "not leader";
     calls_.push_back(std::move(c));
     mu_.Unlock();
@@ -489,7 +565,7 @@ std::map<uint64_t, std::pair<std::string, bool>>& FakeCluster::Members() {
   return members_;
 }
 
-grpc::Status FakeCluster::Read(int node, grpc::ServerContext* ctx,
+grpc::Status FakeCluster::Read(int node, CallCtx& ctx,
                                const std::string& method,
                                const std::string& key, bool serializable) {
   size_t call;
@@ -505,7 +581,7 @@ grpc::Status FakeCluster::Read(int node, grpc::ServerContext* ctx,
 }
 
 grpc::Status FakeCluster::Write(
-    int node, grpc::ServerContext* ctx, const std::string& method,
+    int node, CallCtx& ctx, const std::string& method,
     const std::string& key, const kvpb::WriteHeader& header,
     const std::function<kvpb::WriteResult(FakeCluster&)>& apply,
     kvpb::WriteResult* result) {
@@ -519,10 +595,10 @@ grpc::Status FakeCluster::Write(
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty key");
   }
   while (blocked_.count(key) > 0 && !shutting_down_) {
-    if (ctx->IsCancelled()) {
+    if (ctx.Cancelled()) {
       calls_[call].outcome = "cancelled";
       mu_.Unlock();
-      return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+      return ctx.GaveUp();
     }
     mu_.Unlock();
     absl::SleepFor(kPoll);
@@ -569,6 +645,7 @@ grpc::Status FakeCluster::Write(
     --n.lose_count;
     calls_[call].outcome = "lost";
     mu_.Unlock();
+    ctx.LoseAnswer();
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "connection lost (injected)");
   }
