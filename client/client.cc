@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "client/batch_stream.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
@@ -57,8 +58,10 @@ absl::Status FromGrpc(const grpc::Status& s) {
                       s.error_message());
 }
 
-// CANCELLED too: the client never cancels its own calls, so it comes from
-// a server shutting down mid-call (outcome unknown, like a lost connection).
+// CANCELLED too: the client never cancels a call (or an op) it still waits
+// for, so it comes from a server shutting down mid-call (outcome unknown,
+// like a lost connection). Ops on a stream the client cancels end
+// UNAVAILABLE (BatchStream).
 bool Retriable(grpc::StatusCode code) {
   return code == grpc::StatusCode::UNAVAILABLE ||
          code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::CANCELLED;
@@ -69,7 +72,7 @@ bool IsNotLeader(const grpc::Status& s) {
          absl::StartsWithIgnoreCase(s.error_message(), "not leader");
 }
 
-// The `raftkv-leader-addr` of a NOT_LEADER answer, "" if none.
+// The `raftkv-leader-addr` of a unary NOT_LEADER answer, "" if none.
 std::string LeaderHint(const grpc::ClientContext& ctx) {
   const auto& md = ctx.GetServerTrailingMetadata();
   auto it = md.find(kLeaderAddrKey);
@@ -120,6 +123,40 @@ absl::Status ValidateEndpoint(absl::string_view ep) {
 
 KeyValue FromProto(const kvpb::KeyValue& kv) {
   return KeyValue{kv.key(), kv.value(), kv.version()};
+}
+
+// The answer a successful `op` must carry.
+kvpb::ResponseOp::ResponseCase ExpectedResponse(const kvpb::RequestOp& op) {
+  switch (op.op_case()) {
+    case kvpb::RequestOp::kPut:
+      return kvpb::ResponseOp::kPut;
+    case kvpb::RequestOp::kGet:
+      return kvpb::ResponseOp::kGet;
+    case kvpb::RequestOp::kDelete:
+      return kvpb::ResponseOp::kDelete;
+    case kvpb::RequestOp::kScan:
+      return kvpb::ResponseOp::kScan;
+    case kvpb::RequestOp::kCas:
+      return kvpb::ResponseOp::kCas;
+    case kvpb::RequestOp::OP_NOT_SET:
+      break;
+  }
+  return kvpb::ResponseOp::RESPONSE_NOT_SET;
+}
+
+// One attempt of a KV call: `op` on the endpoint's Batch stream, answered by
+// `deadline`. On OK the answer is in *out; on NOT_LEADER *leader_hint is the
+// answer's leader_addr (what a unary call carries in its trailing metadata).
+grpc::Status RunOp(BatchStream& stream, const kvpb::RequestOp& op, absl::Time deadline,
+                   std::string* leader_hint, kvpb::ResponseOp* out) {
+  BatchStream::Result r = stream.Call(op, deadline);
+  if (IsNotLeader(r.status)) *leader_hint = r.response.leader_addr();
+  if (r.status.ok() && r.response.response_case() != ExpectedResponse(op)) {
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "the server answered OK without the expected response");
+  }
+  *out = std::move(r.response);
+  return r.status;
 }
 
 }  // namespace
@@ -184,6 +221,9 @@ struct Client::Endpoint {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<kvpb::KV::Stub> kv;
   std::unique_ptr<adminpb::Admin::Stub> admin;
+  // The KV calls' stream. Declared last, so destroyed first: its streams
+  // have ended before the stub and the channel go (on this thread).
+  std::unique_ptr<BatchStream> batch;
 };
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
@@ -232,10 +272,14 @@ Client::Endpoint& Client::Connect(size_t index) {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kReconnectBackoffMs);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+    // A Batch answer message carries whatever answers were ready together
+    // (several scans of up to ~2 MiB each, say): no 4 MiB default limit.
+    args.SetMaxReceiveMessageSize(-1);
     ep.channel = grpc::CreateCustomChannel(
         ep.address, grpc::InsecureChannelCredentials(), args);
     ep.kv = kvpb::KV::NewStub(ep.channel);
     ep.admin = adminpb::Admin::NewStub(ep.channel);
+    ep.batch = std::make_unique<BatchStream>(ep.kv.get(), ep.address);
   }
   return ep;
 }
@@ -285,11 +329,10 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
     if (deadline - now < kMinAttemptTime) break;
 
     Endpoint& ep = Connect(index);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(
-        absl::ToChronoTime(std::min(now + options_.attempt_timeout, deadline)));
     ++attempts;
-    const grpc::Status s = attempt(ep, ctx);
+    std::string hint;
+    const grpc::Status s =
+        attempt(ep, std::min(now + options_.attempt_timeout, deadline), &hint);
     if (s.ok()) {
       if (kind == Kind::kWrite) {
         absl::MutexLock lock(&mu_);
@@ -306,7 +349,6 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
 
     bool sleep = true;
     if (IsNotLeader(s)) {
-      const std::string hint = LeaderHint(ctx);
       size_t target = hint.empty() ? n : FindOrAddEndpoint(hint);
       n = EndpointCount();
       if (target != n && target != index) {
@@ -386,113 +428,113 @@ class Finally {
 
 absl::StatusOr<uint64_t> Client::Put(absl::string_view key,
                                      absl::string_view value) {
-  kvpb::PutRequest req;
-  req.set_key(std::string(key));
-  req.set_value(std::string(value));
-  kvpb::PutResponse resp;
+  kvpb::RequestOp op;
+  kvpb::PutRequest* req = op.mutable_put();
+  req->set_key(std::string(key));
+  req->set_value(std::string(value));
+  kvpb::ResponseOp resp;
   const uint64_t seq = BeginWrite();
   Finally end([&] { EndWrite(seq); });
   absl::Status s = Invoke(Describe("put", key), Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            FillHeader(seq, req.mutable_header());
-                            resp.Clear();
-                            return ep.kv->Put(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+                            FillHeader(seq, req->mutable_header());
+                            return RunOp(*ep.batch, op, deadline, hint, &resp);
                           });
   if (!s.ok()) return s;
-  return resp.version();
+  return resp.put().version();
 }
 
 absl::StatusOr<KeyValue> Client::Get(absl::string_view key,
                                      bool serializable) {
-  kvpb::GetRequest req;
-  req.set_key(std::string(key));
-  req.set_serializable(serializable);
-  kvpb::GetResponse resp;
+  kvpb::RequestOp op;
+  op.mutable_get()->set_key(std::string(key));
+  op.mutable_get()->set_serializable(serializable);
+  kvpb::ResponseOp resp;
   const std::string what = Describe("get", key);
   absl::Status s = Invoke(
       what, serializable ? Kind::kSerializableRead : Kind::kRead,
-      [&](Endpoint& ep, grpc::ClientContext& ctx) {
-        resp.Clear();
-        return ep.kv->Get(&ctx, req, &resp);
+      [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+        return RunOp(*ep.batch, op, deadline, hint, &resp);
       });
   if (!s.ok()) return s;
-  if (!resp.found()) {
+  if (!resp.get().found()) {
     return absl::NotFoundError(absl::StrCat(what, ": key not found"));
   }
-  KeyValue kv = FromProto(resp.kv());
+  KeyValue kv = FromProto(resp.get().kv());
   if (kv.key.empty()) kv.key = std::string(key);
   return kv;
 }
 
 absl::StatusOr<bool> Client::Delete(absl::string_view key) {
-  kvpb::DeleteRequest req;
-  req.set_key(std::string(key));
-  kvpb::DeleteResponse resp;
+  kvpb::RequestOp op;
+  kvpb::DeleteRequest* req = op.mutable_delete_();
+  req->set_key(std::string(key));
+  kvpb::ResponseOp resp;
   const uint64_t seq = BeginWrite();
   Finally end([&] { EndWrite(seq); });
   absl::Status s = Invoke(Describe("delete", key), Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            FillHeader(seq, req.mutable_header());
-                            resp.Clear();
-                            return ep.kv->Delete(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+                            FillHeader(seq, req->mutable_header());
+                            return RunOp(*ep.batch, op, deadline, hint, &resp);
                           });
   if (!s.ok()) return s;
-  return resp.deleted();
+  return resp.delete_().deleted();
 }
 
 absl::StatusOr<ScanResult> Client::Scan(absl::string_view prefix,
                                         uint32_t limit,
                                         absl::string_view start_after,
                                         bool serializable) {
-  kvpb::ScanRequest req;
-  req.set_prefix(std::string(prefix));
-  req.set_start_after(std::string(start_after));
-  req.set_limit(limit);
-  req.set_serializable(serializable);
-  kvpb::ScanResponse resp;
+  kvpb::RequestOp op;
+  kvpb::ScanRequest* req = op.mutable_scan();
+  req->set_prefix(std::string(prefix));
+  req->set_start_after(std::string(start_after));
+  req->set_limit(limit);
+  req->set_serializable(serializable);
+  kvpb::ResponseOp resp;
   absl::Status s = Invoke(
       Describe("scan", prefix),
       serializable ? Kind::kSerializableRead : Kind::kRead,
-      [&](Endpoint& ep, grpc::ClientContext& ctx) {
-        resp.Clear();
-        return ep.kv->Scan(&ctx, req, &resp);
+      [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+        return RunOp(*ep.batch, op, deadline, hint, &resp);
       });
   if (!s.ok()) return s;
   ScanResult result;
-  result.kvs.reserve(resp.kvs_size());
-  for (const kvpb::KeyValue& kv : resp.kvs()) {
+  result.kvs.reserve(resp.scan().kvs_size());
+  for (const kvpb::KeyValue& kv : resp.scan().kvs()) {
     result.kvs.push_back(FromProto(kv));
   }
-  result.more = resp.more();
+  result.more = resp.scan().more();
   return result;
 }
 
 absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
                                                  const Expected& expected,
                                                  absl::string_view new_value) {
-  kvpb::CasRequest req;
-  req.set_key(std::string(key));
+  kvpb::RequestOp op;
+  kvpb::CasRequest* req = op.mutable_cas();
+  req->set_key(std::string(key));
   if (expected.is_value()) {
-    req.set_expected_value(expected.value());
+    req->set_expected_value(expected.value());
   } else {
-    req.set_expected_version(expected.version());
+    req->set_expected_version(expected.version());
   }
-  req.set_new_value(std::string(new_value));
-  kvpb::CasResponse resp;
+  req->set_new_value(std::string(new_value));
+  kvpb::ResponseOp resp;
   const uint64_t seq = BeginWrite();
   Finally end([&] { EndWrite(seq); });
   absl::Status s = Invoke(Describe("cas", key), Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            FillHeader(seq, req.mutable_header());
-                            resp.Clear();
-                            return ep.kv->CompareAndSwap(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+                            FillHeader(seq, req->mutable_header());
+                            return RunOp(*ep.batch, op, deadline, hint, &resp);
                           });
   if (!s.ok()) return s;
+  const kvpb::CasResponse& cas = resp.cas();
   CasResult result;
-  result.succeeded = resp.succeeded();
-  result.version = resp.version();
-  if (!resp.succeeded() && resp.found()) {
-    result.current = FromProto(resp.current());
+  result.succeeded = cas.succeeded();
+  result.version = cas.version();
+  if (!cas.succeeded() && cas.found()) {
+    result.current = FromProto(cas.current());
     if (result.current->key.empty()) result.current->key = std::string(key);
   }
   return result;
@@ -500,10 +542,16 @@ absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
 
 namespace {
 
-// Admin changes wait for a commit (a transfer for an election): give one
-// attempt more time than a KV call.
-void LongAttempt(grpc::ClientContext& ctx, absl::Duration attempt_timeout) {
+// One attempt of an admin change: a unary call, `call(&ctx)`. Admin changes
+// wait for a commit (a transfer for an election): an attempt gets more time
+// than a KV call. A NOT_LEADER hint comes in the trailing metadata.
+template <typename Call>
+grpc::Status AdminAttempt(absl::Duration attempt_timeout, std::string* leader_hint, Call call) {
+  grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + std::max(attempt_timeout, absl::Seconds(10))));
+  grpc::Status s = call(&ctx);
+  if (IsNotLeader(s)) *leader_hint = LeaderHint(ctx);
+  return s;
 }
 
 template <typename Resp>
@@ -522,10 +570,12 @@ absl::StatusOr<Membership> Client::AddMember(uint64_t node_id, absl::string_view
   req.set_address(std::string(address));
   adminpb::AddMemberResponse resp;
   absl::Status s = Invoke(absl::StrCat("add member ", node_id), Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            LongAttempt(ctx, options_.attempt_timeout);
-                            resp.Clear();
-                            return ep.admin->AddMember(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time, std::string* hint) {
+                            return AdminAttempt(options_.attempt_timeout, hint,
+                                                [&](grpc::ClientContext* ctx) {
+                                                  resp.Clear();
+                                                  return ep.admin->AddMember(ctx, req, &resp);
+                                                });
                           });
   if (!s.ok()) return s;
   return MembershipOf(resp);
@@ -536,10 +586,12 @@ absl::StatusOr<Membership> Client::PromoteMember(uint64_t node_id) {
   req.set_node_id(node_id);
   adminpb::PromoteMemberResponse resp;
   absl::Status s = Invoke(absl::StrCat("promote member ", node_id), Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            LongAttempt(ctx, options_.attempt_timeout);
-                            resp.Clear();
-                            return ep.admin->PromoteMember(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time, std::string* hint) {
+                            return AdminAttempt(options_.attempt_timeout, hint,
+                                                [&](grpc::ClientContext* ctx) {
+                                                  resp.Clear();
+                                                  return ep.admin->PromoteMember(ctx, req, &resp);
+                                                });
                           });
   if (!s.ok()) return s;
   return MembershipOf(resp);
@@ -550,10 +602,12 @@ absl::StatusOr<Membership> Client::RemoveMember(uint64_t node_id) {
   req.set_node_id(node_id);
   adminpb::RemoveMemberResponse resp;
   absl::Status s = Invoke(absl::StrCat("remove member ", node_id), Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            LongAttempt(ctx, options_.attempt_timeout);
-                            resp.Clear();
-                            return ep.admin->RemoveMember(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time, std::string* hint) {
+                            return AdminAttempt(options_.attempt_timeout, hint,
+                                                [&](grpc::ClientContext* ctx) {
+                                                  resp.Clear();
+                                                  return ep.admin->RemoveMember(ctx, req, &resp);
+                                                });
                           });
   if (!s.ok()) return s;
   return MembershipOf(resp);
@@ -564,10 +618,12 @@ absl::StatusOr<uint64_t> Client::TransferLeader(uint64_t node_id) {
   req.set_node_id(node_id);
   adminpb::TransferLeaderResponse resp;
   absl::Status s = Invoke("transfer leadership", Kind::kWrite,
-                          [&](Endpoint& ep, grpc::ClientContext& ctx) {
-                            LongAttempt(ctx, options_.attempt_timeout);
-                            resp.Clear();
-                            return ep.admin->TransferLeader(&ctx, req, &resp);
+                          [&](Endpoint& ep, absl::Time, std::string* hint) {
+                            return AdminAttempt(options_.attempt_timeout, hint,
+                                                [&](grpc::ClientContext* ctx) {
+                                                  resp.Clear();
+                                                  return ep.admin->TransferLeader(ctx, req, &resp);
+                                                });
                           });
   if (!s.ok()) return s;
   return resp.leader_id();

@@ -4,15 +4,22 @@
 // (proto/kv.proto, proto/admin.proto). It finds the leader by itself, retries
 // what can be retried, and makes every write apply exactly once:
 //
+//  * Transport. The KV calls (Put, Get, Delete, Scan, CompareAndSwap) travel
+//    as ops of one KV.Batch stream per endpoint (client/batch_stream.h),
+//    shared by every thread using the Client: ops issued concurrently go out
+//    together in one message, which saves gRPC's per-call cost. An op means
+//    exactly what the unary call means. Admin calls are unary.
 //  * Leader discovery. The client remembers the endpoint that last accepted a
 //    write and sends every call there first. A node that is not the leader
-//    answers FAILED_PRECONDITION "not leader ..." with the leader's address in
-//    the trailing metadata `raftkv-leader-addr`; the client goes straight to
+//    answers FAILED_PRECONDITION "not leader ..." with the leader's address
+//    (the answer's leader_addr; an admin call's trailing metadata
+//    `raftkv-leader-addr`); the client goes straight to
 //    that endpoint, adding it to the endpoints if it is not among them (a
 //    node that joined later). When the hint is empty (no leader known) it
 //    tries the next endpoint.
 //  * Retries. UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED (the node is down
-//    or shutting down, or the outcome is unknown) are retried on the next endpoint after a backoff
+//    or shutting down, its stream broke, or the outcome is unknown) are
+//    retried on the next endpoint after a backoff
 //    (ClientOptions::backoff_*, doubled per retry, with jitter), until
 //    ClientOptions::total_timeout has passed since the call began. Every
 //    other error (INVALID_ARGUMENT, ...) is returned at once, never retried.
@@ -37,9 +44,18 @@
 // Status codes are the server's (gRPC and absl codes coincide); retries that
 // run out end with UNAVAILABLE or DEADLINE_EXCEEDED.
 //
+//  * Attempts. Each attempt has ClientOptions::attempt_timeout (never past
+//    the total); the op carries the time left, so the server gives up too.
+//    An op that times out while nothing at all came back on its stream
+//    since it was sent cancels the stream (the node is hung, or the
+//    connection black-holed): the next call opens a fresh one. The other
+//    ops waiting on it fail UNAVAILABLE and are retried like any other.
+//
 // Ownership: Client::Create returns a unique_ptr the caller owns. The Client
-// owns one grpc::Channel per endpoint, created on first use and kept for the
-// Client's lifetime. Returned values are copies.
+// owns one grpc::Channel and one Batch stream per endpoint, created on first
+// use and kept for the Client's lifetime (a stream that ends is replaced by
+// the next call); the destructor cancels the streams and waits for them to
+// end. Returned values are copies.
 //
 // Thread safety: every method may be called concurrently from any number of
 // threads on one Client; calls block the calling thread (up to
@@ -65,7 +81,6 @@
 #include "proto/admin.pb.h"
 
 namespace grpc {
-class ClientContext;
 class Status;
 }  // namespace grpc
 
@@ -75,7 +90,8 @@ class WriteHeader;
 
 namespace raftkv::client {
 
-// Trailing-metadata keys of a NOT_LEADER answer (see proto/kv.proto).
+// Trailing-metadata keys of a unary NOT_LEADER answer (see proto/kv.proto);
+// a Batch op carries the same in ResponseOp::leader_id / leader_addr.
 inline constexpr char kLeaderIdKey[] = "raftkv-leader-id";
 inline constexpr char kLeaderAddrKey[] = "raftkv-leader-addr";
 
@@ -221,8 +237,11 @@ class Client {
  private:
   struct Endpoint;
   enum class Kind { kWrite, kRead, kSerializableRead };
-  using Attempt =
-      absl::FunctionRef<grpc::Status(Endpoint&, grpc::ClientContext&)>;
+  // One attempt on one endpoint, to be answered by `deadline` (admin calls
+  // choose their own). On a NOT_LEADER answer it sets *leader_hint to the
+  // leader's address ("" if unknown).
+  using Attempt = absl::FunctionRef<grpc::Status(Endpoint&, absl::Time deadline,
+                                                 std::string* leader_hint)>;
 
   explicit Client(ClientOptions options);
 
@@ -230,7 +249,7 @@ class Client {
   // passes (see the header comment). `what` names the call in errors.
   absl::Status Invoke(absl::string_view what, Kind kind, Attempt attempt);
 
-  // The endpoint's stubs, creating its channel on first use.
+  // The endpoint's stubs and stream, creating its channel on first use.
   Endpoint& Connect(size_t index);
   size_t EndpointCount() const;
   // The index of the endpoint at `address`, adding it (a leader named by a
