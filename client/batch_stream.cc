@@ -142,8 +142,11 @@ class BatchStream::Stream final
       owner->streams_.erase(this);
       ++owner->ending_;
     }
-    // The context (and its reference to the call) goes before the owner
-    // counts this stream out, so before the owner's channel can go.
+    // The context goes before the owner counts this stream out: it holds a
+    // reference to the call and one to the grpc::Channel (set_call), and the
+    // channel's last reference must be dropped by the Client's thread, never
+    // on a gRPC callback thread (a double free in gRPC 1.51; see
+    // server/transport.cc).
     delete this;
     owner->StreamEnded();
   }

@@ -30,9 +30,10 @@
 // BatchStream. Each incarnation of the stream (a gRPC reactor) is owned by
 // itself and deleted in its OnDone; the BatchStream counts them and its
 // destructor cancels them and waits until every one has reached OnDone, so
-// no reaction ever touches a destroyed BatchStream. The channel behind the
-// stub is never released by a stream (the caller destroys it, on its own
-// thread, after the BatchStream).
+// no reaction ever touches a destroyed BatchStream. A stream's context
+// holds a reference to the channel; it is dropped before the destructor can
+// return, so the caller, which destroys the channel on its own thread after
+// the BatchStream, always drops the last one (never a gRPC thread).
 #ifndef RAFTKV_CLIENT_BATCH_STREAM_H_
 #define RAFTKV_CLIENT_BATCH_STREAM_H_
 
