@@ -1,6 +1,7 @@
 // KV.Batch: many ops over one stream (proto/kv.proto). Each op runs through
 // the same steps as its unary call (KvService::RunOp); what this file adds
 // is the stream: reading, answering in batches, flow control, and ending.
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -16,8 +17,8 @@ namespace raftkv::server {
 
 // One Batch stream. It reads a message, starts each of its ops, and reads
 // the next. Answers queue up as ops finish; whenever no write is in flight
-// the queue goes out as one message, so the answers that finish during a
-// write share the next one.
+// the queue goes out as one message (up to kMaxMessageBytes), so the
+// answers that finish during a write share the next one.
 //
 // An answer given inside a FlushScope (the node answering a round's writes
 // or a batch of reads) waits for the scope's end, so the round's answers to
@@ -37,6 +38,11 @@ class BatchReactor final
     : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
  public:
   static constexpr size_t kMaxOutstanding = 4096;
+  // An answer message stops growing past this many bytes (it always takes
+  // one answer), well under gRPC's default 4 MiB receive limit: a client
+  // with default limits never loses its stream to big answers sharing a
+  // message. One answer is at most ~3 MiB (a 1 MiB value, a ~2 MiB scan).
+  static constexpr size_t kMaxMessageBytes = 1 << 20;
 
   BatchReactor(KvService* svc, grpc::CallbackServerContext* ctx) : svc_(svc), ctx_(ctx) {
     StartRead(&in_);
@@ -90,7 +96,7 @@ class BatchReactor final
       writing_ = false;
       if (!ok) {  // the stream is broken: later answers have nowhere to go
         write_failed_ = true;
-        queued_.Clear();
+        queued_.clear();
       }
       a = TakeActionsLocked();
     }
@@ -129,7 +135,7 @@ class BatchReactor final
     {
       absl::MutexLock l(&mu_);
       --outstanding_;
-      if (!write_failed_) *queued_.add_ops() = std::move(resp);
+      if (!write_failed_) queued_.push_back(std::move(resp));
       if (read_paused_ && outstanding_ < kMaxOutstanding / 2) {
         read_paused_ = false;
         read_wanted_ = true;
@@ -159,9 +165,16 @@ class BatchReactor final
   Actions TakeActionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Actions a;
     a.read = std::exchange(read_wanted_, false);
-    if (!writing_ && !write_failed_ && queued_.ops_size() > 0) {
-      out_.Swap(&queued_);
-      queued_.Clear();
+    if (!writing_ && !write_failed_ && !queued_.empty()) {
+      out_.Clear();
+      size_t bytes = 0;
+      while (!queued_.empty()) {
+        const size_t next = queued_.front().ByteSizeLong();
+        if (out_.ops_size() > 0 && bytes + next > kMaxMessageBytes) break;
+        bytes += next;
+        *out_.add_ops() = std::move(queued_.front());
+        queued_.pop_front();
+      }
       writing_ = true;
       a.write = true;
     }
@@ -190,7 +203,7 @@ class BatchReactor final
   absl::Mutex mu_;
   kvpb::BatchRequest in_;   // the read in flight; touched only by the read path
   kvpb::BatchResponse out_;  // the write in flight; swapped only while !writing_
-  kvpb::BatchResponse queued_ ABSL_GUARDED_BY(mu_);
+  std::deque<kvpb::ResponseOp> queued_ ABSL_GUARDED_BY(mu_);  // answers not yet sent
   size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   bool read_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;

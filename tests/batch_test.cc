@@ -200,6 +200,32 @@ TEST_F(BatchTest, FlowControlHoldsPastTheServersLimit) {
   EXPECT_TRUE(s->Finish().ok());
 }
 
+// Answers that finish together share a message only up to ~1 MiB, so a
+// client with gRPC's default 4 MiB receive limit gets big values too.
+TEST_F(BatchTest, BigAnswersAreSplitAcrossMessages) {
+  constexpr int kKeys = 8;
+  const std::string big(900 << 10, 'x');
+  grpc::ClientContext ctx;
+  auto s = Open(leader_, &ctx);
+  kvpb::BatchRequest req;
+  for (int i = 0; i < kKeys; ++i) *req.add_ops() = Put(i + 1, absl::StrCat("big-", i), big);
+  ASSERT_TRUE(s->Write(req));
+  auto got = ReadAnswers(s.get(), kKeys);
+  for (const auto& [id, op] : got) ASSERT_EQ(op.code(), 0) << op.message();
+  req.Clear();
+  for (int i = 0; i < kKeys; ++i) *req.add_ops() = Get(100 + i, absl::StrCat("big-", i));
+  ASSERT_TRUE(s->Write(req));
+  got = ReadAnswers(s.get(), kKeys);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kKeys));
+  for (const auto& [id, op] : got) {
+    ASSERT_EQ(op.code(), 0) << op.message();
+    EXPECT_EQ(op.get().kv().value().size(), big.size());
+  }
+  s->WritesDone();
+  grpc::Status end = s->Finish();
+  EXPECT_TRUE(end.ok()) << end.error_code() << ": " << end.error_message();
+}
+
 TEST_F(BatchTest, ACancelledStreamLeavesTheServerServing) {
   {
     grpc::ClientContext ctx;
