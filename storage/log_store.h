@@ -99,6 +99,10 @@ struct Options {
   // compactions stay proportionate. At least 64 KiB.
   size_t data_memtable_bytes = 4 << 20;
 
+  // Block cache of the `data` column family (uncompressed blocks, LRU). A
+  // read that misses it costs a pread and a decompression. 0: no cache.
+  size_t data_block_cache_bytes = 64 << 20;
+
   // OK, or InvalidArgument naming the bad field.
   absl::Status Validate() const;
 };

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/filter_policy.h"
@@ -61,6 +62,11 @@ rocksdb::ColumnFamilyOptions MakeCFOptions(const Options& options, const std::st
     // Point reads of keys that may be absent: a Bloom filter pays off.
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    if (options.data_block_cache_bytes > 0) {
+      table.block_cache = rocksdb::NewLRUCache(options.data_block_cache_bytes);
+    } else {
+      table.no_block_cache = true;
+    }
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   }
   return cf;

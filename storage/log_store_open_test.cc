@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
@@ -82,6 +83,33 @@ TEST_F(LogStoreTest, TinyDataMemtableIsInvalid) {
   EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.status().message(), HasSubstr("data_memtable_bytes"));
   EXPECT_FALSE(std::filesystem::exists(o.dir)) << "nothing is created for bad options";
+}
+
+// Reads that go to table files work with the data block cache on (the
+// default) and off; small memtables push the data into files.
+TEST_F(LogStoreTest, DataReadsFromTableFilesWithAndWithoutABlockCache) {
+  for (size_t cache : {size_t{0}, size_t{1} << 20}) {
+    Options o;
+    o.dir = absl::StrCat(options_.dir, "/cache-", cache);
+    o.data_memtable_bytes = 64 << 10;
+    o.data_block_cache_bytes = cache;
+    auto opened = LogStore::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    LogStore& store = **opened;
+    ASSERT_TRUE(store.Bootstrap(MakeIdentity(7, 1), Voters({1})).ok());
+    const std::string value(200, 'v');
+    for (int b = 0; b < 20; ++b) {
+      DataBatch batch;
+      for (int i = 0; i < 100; ++i) batch.Put(absl::StrCat("key-", b * 100 + i), value);
+      ASSERT_TRUE(store.ApplyBatch(batch, b + 1).ok());
+    }
+    for (int k = 0; k < 2000; k += 7) {
+      auto got = store.Get(absl::StrCat("key-", k));
+      ASSERT_TRUE(got.ok()) << "cache " << cache << ", key " << k << ": " << got.status();
+      EXPECT_EQ(*got, value);
+    }
+    EXPECT_EQ(store.Get("key-2000").status().code(), absl::StatusCode::kNotFound);
+  }
 }
 
 TEST_F(LogStoreTest, CorruptDirRefused) {
