@@ -18,29 +18,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::FakeCluster;
+using testing::FastOptions;
+using testing::MakeClient;
+using testing::Nodes;
 using testing::UnusedAddress;
 
-ClientOptions FastOptions(std::vector<std::string> endpoints) {
-  ClientOptions o;
-  o.endpoints = std::move(endpoints);
-  o.attempt_timeout = absl::Milliseconds(500);
-  o.total_timeout = absl::Seconds(5);
-  o.backoff_initial = absl::Milliseconds(5);
-  o.backoff_max = absl::Milliseconds(50);
-  return o;
-}
-
-std::unique_ptr<Client> MakeClient(ClientOptions o) {
-  auto c = Client::Create(std::move(o));
-  EXPECT_TRUE(c.ok()) << c.status();
-  return c.ok() ? std::move(*c) : nullptr;
-}
-
-std::vector<int> Nodes(const std::vector<FakeCluster::Call>& calls) {
-  std::vector<int> out;
-  for (const auto& c : calls) out.push_back(c.node);
-  return out;
-}
 
 TEST(ClientOptionsTest, Validate) {
   ClientOptions o;

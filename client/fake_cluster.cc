@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "gtest/gtest.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 
@@ -658,6 +659,31 @@ grpc::Status FakeCluster::Write(
   }
   mu_.Unlock();
   return grpc::Status::OK;
+}
+
+ClientOptions FastOptions(std::vector<std::string> endpoints) {
+  ClientOptions o;
+  o.endpoints = std::move(endpoints);
+  o.attempt_timeout = absl::Milliseconds(500);
+  o.total_timeout = absl::Seconds(5);
+  o.backoff_initial = absl::Milliseconds(5);
+  o.backoff_max = absl::Milliseconds(50);
+  return o;
+}
+
+std::unique_ptr<Client> MakeClient(ClientOptions o) {
+  auto c = Client::Create(std::move(o));
+  if (!c.ok()) {
+    ADD_FAILURE() << c.status();
+    return nullptr;
+  }
+  return std::move(*c);
+}
+
+std::vector<int> Nodes(const std::vector<FakeCluster::Call>& calls) {
+  std::vector<int> out;
+  for (const auto& c : calls) out.push_back(c.node);
+  return out;
 }
 
 }  // namespace raftkv::client::testing

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "client/client.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
@@ -211,6 +212,13 @@ class FakeCluster {
 
   std::vector<std::unique_ptr<Node>> nodes_;
 };
+
+// Client options with short timeouts and backoff, for tests.
+ClientOptions FastOptions(std::vector<std::string> endpoints);
+// Client::Create; on error fails the running test and returns null.
+std::unique_ptr<Client> MakeClient(ClientOptions o);
+// The node of each call, in order.
+std::vector<int> Nodes(const std::vector<FakeCluster::Call>& calls);
 
 }  // namespace raftkv::client::testing
 
