@@ -31,13 +31,18 @@ namespace raftkv::server {
 // flush is pending. So no callback can outlive the reactor, which deletes
 // itself in OnDone.
 //
-// Flow control: past kMaxOutstanding unanswered ops the reactor stops
-// reading (gRPC's window then pushes back on the client) until half of them
-// are answered, which also bounds the queue of unsent answers.
+// Flow control: the backlog is the ops not yet answered plus the answers not
+// yet sent. Past kMaxBacklog ops or kMaxQueuedBytes of unsent answers (a
+// client that does not read) the reactor stops reading, and gRPC's window
+// then pushes back on the client, until the backlog is under half of both.
 class BatchReactor final
     : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
  public:
-  static constexpr size_t kMaxOutstanding = 4096;
+  // Ops are started when read, before their answers' size is known, so
+  // kMaxBacklog times the largest answer is what a stream that is not read
+  // can pin (gRPC's unary calls have the same exposure per connection).
+  static constexpr size_t kMaxBacklog = 1024;
+  static constexpr size_t kMaxQueuedBytes = 16 << 20;
   // An answer message stops growing past this many bytes (it always takes
   // one answer), well under gRPC's default 4 MiB receive limit: a client
   // with default limits never loses its stream to big answers sharing a
@@ -79,7 +84,7 @@ class BatchReactor final
     Actions a;
     {
       absl::MutexLock l(&mu_);
-      if (outstanding_ >= kMaxOutstanding) {
+      if (BacklogFullLocked()) {
         read_paused_ = true;
       } else {
         read_wanted_ = true;
@@ -97,6 +102,7 @@ class BatchReactor final
       if (!ok) {  // the stream is broken: later answers have nowhere to go
         write_failed_ = true;
         queued_.clear();
+        queued_bytes_ = 0;
       }
       a = TakeActionsLocked();
     }
@@ -111,6 +117,16 @@ class BatchReactor final
     kvpb::ResponseOp resp;
     absl::Time start;
   };
+  struct Queued {
+    kvpb::ResponseOp answer;
+    size_t bytes;
+  };
+  bool BacklogFullLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outstanding_ + queued_.size() >= kMaxBacklog || queued_bytes_ >= kMaxQueuedBytes;
+  }
+  bool BacklogLowLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return outstanding_ + queued_.size() < kMaxBacklog / 2 && queued_bytes_ < kMaxQueuedBytes / 2;
+  }
   // What to start once mu_ is released.
   struct Actions {
     bool read = false, write = false, finish = false, broken = false;
@@ -131,14 +147,14 @@ class BatchReactor final
       resp.set_leader_addr(addr);
     }
     svc_->LogOutcome("Batch", ctx_, s, op->start);
+    const size_t bytes = resp.ByteSizeLong();
     Actions a;
     {
       absl::MutexLock l(&mu_);
       --outstanding_;
-      if (!write_failed_) queued_.push_back(std::move(resp));
-      if (read_paused_ && outstanding_ < kMaxOutstanding / 2) {
-        read_paused_ = false;
-        read_wanted_ = true;
+      if (!write_failed_) {
+        queued_.push_back({std::move(resp), bytes});
+        queued_bytes_ += bytes;
       }
       if (!FlushScope::Active()) {
         a = TakeActionsLocked();
@@ -164,20 +180,25 @@ class BatchReactor final
   // or the end of the call. Whoever takes an action must Perform it.
   Actions TakeActionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Actions a;
-    a.read = std::exchange(read_wanted_, false);
     if (!writing_ && !write_failed_ && !queued_.empty()) {
       out_.Clear();
       size_t bytes = 0;
       while (!queued_.empty()) {
-        const size_t next = queued_.front().ByteSizeLong();
+        const size_t next = queued_.front().bytes;
         if (out_.ops_size() > 0 && bytes + next > kMaxMessageBytes) break;
         bytes += next;
-        *out_.add_ops() = std::move(queued_.front());
+        queued_bytes_ -= next;
+        *out_.add_ops() = std::move(queued_.front().answer);
         queued_.pop_front();
       }
       writing_ = true;
       a.write = true;
     }
+    if (read_paused_ && BacklogLowLocked()) {
+      read_paused_ = false;
+      read_wanted_ = true;
+    }
+    a.read = std::exchange(read_wanted_, false);
     if (reads_done_ && outstanding_ == 0 && !writing_ && !flush_deferred_ && !finished_) {
       finished_ = true;
       a.finish = true;
@@ -203,7 +224,8 @@ class BatchReactor final
   absl::Mutex mu_;
   kvpb::BatchRequest in_;   // the read in flight; touched only by the read path
   kvpb::BatchResponse out_;  // the write in flight; swapped only while !writing_
-  std::deque<kvpb::ResponseOp> queued_ ABSL_GUARDED_BY(mu_);  // answers not yet sent
+  std::deque<Queued> queued_ ABSL_GUARDED_BY(mu_);  // answers not yet sent
+  size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
   bool read_wanted_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;

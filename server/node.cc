@@ -455,9 +455,6 @@ void Node::MaybePromoteLearners() {
 
 void Node::HandleReadies() {
   while (core_->HasReady()) {
-    // The answers of this round's applied writes and served reads leave
-    // together at its end: one write per client stream, not one per answer.
-    FlushScope answers;
     raft::Ready rd = core_->GetReady();
     // New members' addresses must be known before messages go to them.
     if (options_.on_conf_change) {
@@ -482,7 +479,12 @@ void Node::HandleReadies() {
     transport_->Send(std::move(rd.persisted_messages));
     // 4. Apply, then answer.
     if (!rd.committed_entries.empty()) {
-      Apply(rd.committed_entries);
+      {
+        // The answers of the round's applied writes leave together when the
+        // scope ends: one write per client stream, not one per answer.
+        FlushScope answers;
+        Apply(rd.committed_entries);
+      }
       MaybeCompact();
     }
     for (auto& rs : rd.read_states) {
@@ -513,7 +515,10 @@ void Node::HandleReadies() {
     }
     term_.store(core_->term());
     core_->Advance(rd);
-    ServeReads();
+    {
+      FlushScope answers;  // reads answered on this thread (read_threads=0)
+      ServeReads();
+    }
     if (rd.soft_state) PublishStatus();
   }
 }

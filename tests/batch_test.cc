@@ -3,11 +3,16 @@
 // redirects writes with the leader's address; retries on a stream apply
 // once; flow control holds past the server's limit of unanswered ops; a
 // cancelled stream leaves the server serving.
+#include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <unistd.h>
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -176,7 +181,7 @@ TEST_F(BatchTest, ARetriedWriteIsAppliedOnceWithinAndAcrossMessages) {
   EXPECT_TRUE(s->Finish().ok());
 }
 
-// More unanswered ops than the server takes at once (4096): it stops
+// More unanswered ops than the server takes at once (1024): it stops
 // reading, then resumes, and every op is answered.
 TEST_F(BatchTest, FlowControlHoldsPastTheServersLimit) {
   constexpr int kOps = 6000;
@@ -224,6 +229,53 @@ TEST_F(BatchTest, BigAnswersAreSplitAcrossMessages) {
   s->WritesDone();
   grpc::Status end = s->Finish();
   EXPECT_TRUE(end.ok()) << end.error_code() << ": " << end.error_message();
+}
+
+// Resident memory of `pid` in MiB (-1 if unreadable).
+long RssMiB(pid_t pid) {
+  std::ifstream f(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(f, line)) {
+    long kb = 0;
+    if (std::sscanf(line.c_str(), "VmRSS: %ld kB", &kb) == 1) return kb / 1024;
+  }
+  return -1;
+}
+
+// A client that sends but never reads: the server stops reading the stream
+// once its backlog (ops unanswered plus answers unsent) reaches its limit,
+// so it does not hold all 4000 answers of 32 KiB (125 MiB) in memory.
+TEST_F(BatchTest, AClientThatDoesNotReadCannotGrowTheServersMemory) {
+  constexpr int kGets = 4000;
+  grpc::ClientContext ctx;
+  auto s = Open(leader_, &ctx);
+  kvpb::BatchRequest req;
+  *req.add_ops() = Put(1, "value", std::string(32 << 10, 'x'));
+  ASSERT_TRUE(s->Write(req));
+  auto got = ReadAnswers(s.get(), 1);
+  ASSERT_EQ(got[1].code(), 0) << got[1].message();
+  const long before = RssMiB(c_.pid(leader_));
+  ASSERT_GT(before, 0);
+
+  std::thread writer([&] {
+    for (int i = 0; i < kGets; i += 100) {
+      kvpb::BatchRequest r;
+      for (int j = i; j < i + 100; ++j) *r.add_ops() = Get(100 + j, "value");
+      if (!s->Write(r)) return;
+    }
+  });
+  // Watch the leader's memory for 3 s: long enough to serve every get had
+  // it kept reading (it serves thousands per second).
+  long peak = before;
+  const absl::Time end = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < end) {
+    peak = std::max(peak, RssMiB(c_.pid(leader_)));
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_LT(peak - before, 80) << "MiB of growth on the leader";
+  ctx.TryCancel();
+  writer.join();
+  s->Finish();
 }
 
 TEST_F(BatchTest, ACancelledStreamLeavesTheServerServing) {
