@@ -87,17 +87,54 @@ void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, 
   h->set_serializable(serializable);
 }
 
+// A request's deadline: the call's (`fallback` from now if it has none, or
+// one more than an hour away), capped at timeout_ms from now if > 0.
+absl::Time RequestDeadline(std::chrono::system_clock::time_point call_deadline,
+                           uint32_t timeout_ms, absl::Duration fallback) {
+  const absl::Time now = absl::Now();
+  absl::Time deadline = absl::FromChrono(call_deadline);
+  if (deadline == absl::InfiniteFuture() || deadline > now + absl::Hours(1)) {
+    deadline = now + fallback;
+  }
+  if (timeout_ms > 0) deadline = std::min(deadline, now + absl::Milliseconds(timeout_ms));
+  return deadline;
+}
+
+// If `s` is a "not leader" error: rewrites it to name the leader, sets the
+// leader's id and address (0 and "" if unknown) and returns true.
+bool ExplainNotLeader(Node* node, const ServiceOptions& options, absl::Status* s,
+                      uint64_t* leader_id, std::string* leader_addr) {
+  if (s->code() != absl::StatusCode::kFailedPrecondition ||
+      !absl::StartsWith(s->message(), "not leader")) {
+    return false;
+  }
+  *leader_id = node->leader();
+  *leader_addr = *leader_id == 0 ? "" : options.address_of(*leader_id);
+  *s = absl::FailedPreconditionError(
+      *leader_id == 0
+          ? "not leader; no leader is known (election in progress?)"
+          : absl::StrCat("not leader; leader is node ", *leader_id, " at ", *leader_addr));
+  return true;
+}
+
+// ExplainNotLeader for a unary call: the hint goes into the trailing
+// metadata (proto/kv.proto).
+absl::Status WithLeaderHint(Node* node, const ServiceOptions& options,
+                            grpc::ServerContextBase* ctx, absl::Status s) {
+  uint64_t leader = 0;
+  std::string addr;
+  if (ExplainNotLeader(node, options, &s, &leader, &addr)) {
+    ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
+    ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
+  }
+  return s;
+}
+
 }  // namespace
 
 absl::Time KvService::DeadlineFrom(std::chrono::system_clock::time_point stream_deadline,
                                    uint32_t timeout_ms) const {
-  const absl::Time now = absl::Now();
-  absl::Time deadline = absl::FromChrono(stream_deadline);
-  if (deadline == absl::InfiniteFuture() || deadline > now + absl::Hours(1)) {
-    deadline = now + options_.default_deadline;
-  }
-  if (timeout_ms > 0) deadline = std::min(deadline, now + absl::Milliseconds(timeout_ms));
-  return deadline;
+  return RequestDeadline(stream_deadline, timeout_ms, options_.default_deadline);
 }
 
 absl::Status KvService::Admit(OpKind kind, absl::Status valid) const {
@@ -110,16 +147,8 @@ absl::Status KvService::Admit(OpKind kind, absl::Status valid) const {
 
 absl::Status KvService::ExplainNotLeader(absl::Status s, uint64_t* leader_id,
                                          std::string* leader_addr) const {
-  if (s.code() != absl::StatusCode::kFailedPrecondition ||
-      !absl::StartsWith(s.message(), "not leader")) {
-    return s;
-  }
-  *leader_id = node_->leader();
-  *leader_addr = *leader_id == 0 ? "" : options_.address_of(*leader_id);
-  return absl::FailedPreconditionError(
-      *leader_id == 0
-          ? "not leader; no leader is known (election in progress?)"
-          : absl::StrCat("not leader; leader is node ", *leader_id, " at ", *leader_addr));
+  server::ExplainNotLeader(node_, options_, &s, leader_id, leader_addr);
+  return s;
 }
 
 void KvService::LogOutcome(const char* method, grpc::CallbackServerContext* ctx,
@@ -140,14 +169,7 @@ grpc::ServerUnaryReactor* KvService::RunUnary(grpc::CallbackServerContext* ctx,
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const absl::Time start = absl::Now();
   OpDone finish = [this, ctx, reactor, method, start](absl::Status s) {
-    uint64_t leader = 0;
-    std::string addr;
-    s = ExplainNotLeader(std::move(s), &leader, &addr);
-    if (s.code() == absl::StatusCode::kFailedPrecondition &&
-        absl::StartsWith(s.message(), "not leader")) {
-      ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
-      ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
-    }
+    s = WithLeaderHint(node_, options_, ctx, std::move(s));
     LogOutcome(method, ctx, s, start);
     reactor->Finish(ToGrpc(s));
   };
@@ -415,24 +437,11 @@ void FillConf(const raftpb::ConfState& cs, Resp* resp) {
 }  // namespace
 
 absl::Time AdminService::DeadlineOf(grpc::ServerContext* ctx) const {
-  absl::Time deadline = absl::FromChrono(ctx->deadline());
-  if (deadline == absl::InfiniteFuture() || deadline > absl::Now() + absl::Hours(1)) {
-    deadline = absl::Now() + options_.default_deadline;
-  }
-  return deadline;
+  return RequestDeadline(ctx->deadline(), 0, options_.default_deadline);
 }
 
 grpc::Status AdminService::Answer(grpc::ServerContext* ctx, absl::Status s) {
-  if (s.code() == absl::StatusCode::kFailedPrecondition &&
-      absl::StartsWith(s.message(), "not leader")) {
-    const uint64_t leader = node_->leader();
-    const std::string addr = leader == 0 ? "" : options_.address_of(leader);
-    ctx->AddTrailingMetadata("raftkv-leader-id", absl::StrCat(leader));
-    ctx->AddTrailingMetadata("raftkv-leader-addr", addr);
-    s = absl::FailedPreconditionError(
-        leader == 0 ? "not leader; no leader is known (election in progress?)"
-                    : absl::StrCat("not leader; leader is node ", leader, " at ", addr));
-  }
+  s = WithLeaderHint(node_, options_, ctx, std::move(s));
   if (!s.ok()) LOG(INFO) << "admin request from " << ctx->peer() << ": " << s;
   return ToGrpc(s);
 }
