@@ -125,6 +125,20 @@ KeyValue FromProto(const kvpb::KeyValue& kv) {
   return KeyValue{kv.key(), kv.value(), kv.version()};
 }
 
+// The exactly-once header of a write op (put, delete, cas); null for others.
+kvpb::WriteHeader* WriteHeaderOf(kvpb::RequestOp* op) {
+  switch (op->op_case()) {
+    case kvpb::RequestOp::kPut:
+      return op->mutable_put()->mutable_header();
+    case kvpb::RequestOp::kDelete:
+      return op->mutable_delete_()->mutable_header();
+    case kvpb::RequestOp::kCas:
+      return op->mutable_cas()->mutable_header();
+    default:
+      return nullptr;
+  }
+}
+
 // The answer a successful `op` must carry.
 kvpb::ResponseOp::ResponseCase ExpectedResponse(const kvpb::RequestOp& op) {
   switch (op.op_case()) {
@@ -409,37 +423,31 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
   return absl::Status(code, msg);
 }
 
-namespace {
-
-// Ends a write's sequence number's time in flight when it goes out of scope.
-template <typename F>
-class Finally {
- public:
-  explicit Finally(F f) : f_(std::move(f)) {}
-  ~Finally() { f_(); }
-  Finally(const Finally&) = delete;
-  Finally& operator=(const Finally&) = delete;
-
- private:
-  F f_;
-};
-
-}  // namespace
+absl::Status Client::InvokeOp(absl::string_view what, Kind kind, kvpb::RequestOp* op,
+                              kvpb::ResponseOp* resp) {
+  if (kind != Kind::kWrite) {
+    return Invoke(what, kind, [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+      return RunOp(*ep.batch, *op, deadline, hint, resp);
+    });
+  }
+  kvpb::WriteHeader* header = WriteHeaderOf(op);
+  if (header == nullptr) return absl::InternalError(absl::StrCat(what, ": not a write op"));
+  const uint64_t seq = BeginWrite();
+  absl::Status s = Invoke(what, kind, [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
+    FillHeader(seq, header);
+    return RunOp(*ep.batch, *op, deadline, hint, resp);
+  });
+  EndWrite(seq);
+  return s;
+}
 
 absl::StatusOr<uint64_t> Client::Put(absl::string_view key,
                                      absl::string_view value) {
   kvpb::RequestOp op;
-  kvpb::PutRequest* req = op.mutable_put();
-  req->set_key(std::string(key));
-  req->set_value(std::string(value));
+  op.mutable_put()->set_key(std::string(key));
+  op.mutable_put()->set_value(std::string(value));
   kvpb::ResponseOp resp;
-  const uint64_t seq = BeginWrite();
-  Finally end([&] { EndWrite(seq); });
-  absl::Status s = Invoke(Describe("put", key), Kind::kWrite,
-                          [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-                            FillHeader(seq, req->mutable_header());
-                            return RunOp(*ep.batch, op, deadline, hint, &resp);
-                          });
+  absl::Status s = InvokeOp(Describe("put", key), Kind::kWrite, &op, &resp);
   if (!s.ok()) return s;
   return resp.put().version();
 }
@@ -451,11 +459,8 @@ absl::StatusOr<KeyValue> Client::Get(absl::string_view key,
   op.mutable_get()->set_serializable(serializable);
   kvpb::ResponseOp resp;
   const std::string what = Describe("get", key);
-  absl::Status s = Invoke(
-      what, serializable ? Kind::kSerializableRead : Kind::kRead,
-      [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-        return RunOp(*ep.batch, op, deadline, hint, &resp);
-      });
+  absl::Status s =
+      InvokeOp(what, serializable ? Kind::kSerializableRead : Kind::kRead, &op, &resp);
   if (!s.ok()) return s;
   if (!resp.get().found()) {
     return absl::NotFoundError(absl::StrCat(what, ": key not found"));
@@ -467,16 +472,9 @@ absl::StatusOr<KeyValue> Client::Get(absl::string_view key,
 
 absl::StatusOr<bool> Client::Delete(absl::string_view key) {
   kvpb::RequestOp op;
-  kvpb::DeleteRequest* req = op.mutable_delete_();
-  req->set_key(std::string(key));
+  op.mutable_delete_()->set_key(std::string(key));
   kvpb::ResponseOp resp;
-  const uint64_t seq = BeginWrite();
-  Finally end([&] { EndWrite(seq); });
-  absl::Status s = Invoke(Describe("delete", key), Kind::kWrite,
-                          [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-                            FillHeader(seq, req->mutable_header());
-                            return RunOp(*ep.batch, op, deadline, hint, &resp);
-                          });
+  absl::Status s = InvokeOp(Describe("delete", key), Kind::kWrite, &op, &resp);
   if (!s.ok()) return s;
   return resp.delete_().deleted();
 }
@@ -492,12 +490,8 @@ absl::StatusOr<ScanResult> Client::Scan(absl::string_view prefix,
   req->set_limit(limit);
   req->set_serializable(serializable);
   kvpb::ResponseOp resp;
-  absl::Status s = Invoke(
-      Describe("scan", prefix),
-      serializable ? Kind::kSerializableRead : Kind::kRead,
-      [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-        return RunOp(*ep.batch, op, deadline, hint, &resp);
-      });
+  absl::Status s = InvokeOp(Describe("scan", prefix),
+                            serializable ? Kind::kSerializableRead : Kind::kRead, &op, &resp);
   if (!s.ok()) return s;
   ScanResult result;
   result.kvs.reserve(resp.scan().kvs_size());
@@ -521,13 +515,7 @@ absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
   }
   req->set_new_value(std::string(new_value));
   kvpb::ResponseOp resp;
-  const uint64_t seq = BeginWrite();
-  Finally end([&] { EndWrite(seq); });
-  absl::Status s = Invoke(Describe("cas", key), Kind::kWrite,
-                          [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-                            FillHeader(seq, req->mutable_header());
-                            return RunOp(*ep.batch, op, deadline, hint, &resp);
-                          });
+  absl::Status s = InvokeOp(Describe("cas", key), Kind::kWrite, &op, &resp);
   if (!s.ok()) return s;
   const kvpb::CasResponse& cas = resp.cas();
   CasResult result;

@@ -85,6 +85,8 @@ class Status;
 }  // namespace grpc
 
 namespace raftkv::kvpb {
+class RequestOp;
+class ResponseOp;
 class WriteHeader;
 }  // namespace raftkv::kvpb
 
@@ -248,6 +250,11 @@ class Client {
   // Runs `attempt` until it succeeds, fails for good, or the total timeout
   // passes (see the header comment). `what` names the call in errors.
   absl::Status Invoke(absl::string_view what, Kind kind, Attempt attempt);
+  // A KV call: Invoke with `op` on each endpoint's Batch stream, the answer
+  // in *resp. A write (kind kWrite) takes the next sequence number, and
+  // every attempt carries it in the op's header (exactly-once).
+  absl::Status InvokeOp(absl::string_view what, Kind kind, kvpb::RequestOp* op,
+                        kvpb::ResponseOp* resp);
 
   // The endpoint's stubs and stream, creating its channel on first use.
   Endpoint& Connect(size_t index);
