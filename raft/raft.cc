@@ -54,7 +54,7 @@ Raft::Raft(const Config& config, const LogReader* log)
     : config_(config),
       id_(config.id),
       stable_(log),
-      log_(log, config.max_committed_bytes_per_ready),
+      log_(log, config.max_committed_bytes_per_ready, config.async_storage_writes),
       rng_(config.seed ^ (config.id * 0x9E3779B97F4A7C15ull)) {}
 
 Raft::~Raft() = default;
@@ -491,7 +491,7 @@ bool Raft::HasReady() const {
   return !(SoftState{leader_, role_} == prev_soft_) ||
          term_ != prev_hard_.term() || vote_ != prev_hard_.vote() ||
          log_.committed() != prev_hard_.commit() ||
-         !log_.unstable_entries().empty() || log_.unstable_snapshot().has_value() ||
+         log_.HasUnwrittenEntries() || log_.unstable_snapshot().has_value() ||
          !msgs_.empty() || !msgs_after_persist_.empty() ||
          log_.HasNextCommittedEntries() || !read_states_.empty() ||
          !dropped_reads_.empty() || (commit_broadcast_pending_ && role_ == Role::kLeader);
@@ -511,7 +511,7 @@ Ready Raft::GetReady() {
     rd.hard_state = hs;
   }
   rd.snapshot = log_.unstable_snapshot();
-  rd.entries = log_.unstable_entries();
+  rd.entries = log_.UnwrittenEntries();
   rd.messages = std::move(msgs_);
   msgs_.clear();
   rd.persisted_messages = std::move(msgs_after_persist_);
@@ -530,19 +530,30 @@ void Raft::Advance(const Ready& rd) {
   if (rd.snapshot) log_.StableSnapshotTo(rd.snapshot->metadata().index());
   if (!rd.entries.empty()) {
     const auto& last = rd.entries.back();
-    log_.StableTo(last.index(), last.term());
-    if (role_ == Role::kLeader) {
-      // The leader counts itself only once its own entries are durable.
-      auto it = progress_.find(id_);
-      if (it != progress_.end() && it->second.MaybeUpdate(log_.StableLastIndex())) {
-        MaybeCommit();
-      }
+    if (config_.async_storage_writes) {
+      log_.InProgressTo(last.index());  // durable when Persisted() says so
+    } else {
+      OnStable(last.index(), last.term());
     }
   }
   if (!rd.committed_entries.empty()) {
     log_.AppliedTo(rd.committed_entries.back().index());
   }
   DebugCheck();
+}
+
+void Raft::Persisted(uint64_t index, uint64_t term) {
+  CHECK(config_.async_storage_writes) << "Persisted() is for asynchronous writes only";
+  OnStable(index, term);
+  DebugCheck();
+}
+
+void Raft::OnStable(uint64_t index, uint64_t term) {
+  log_.StableTo(index, term);
+  if (role_ != Role::kLeader) return;
+  // The leader counts itself only once its own entries are durable.
+  auto it = progress_.find(id_);
+  if (it != progress_.end() && it->second.MaybeUpdate(log_.StableLastIndex())) MaybeCommit();
 }
 
 // ---------------------------------------------------------------- status

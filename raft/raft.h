@@ -29,6 +29,30 @@
 // No input may be fed between GetReady() and Advance(). A storage write that
 // fails is fatal to the node: the driver must stop, never continue.
 //
+// Asynchronous writes (Config::async_storage_writes; what the server runs):
+// the loop hands steps 2 and 3 to a writer and goes on at once, so that
+// acknowledgements, proposals and reads are stepped while a write's fsync is
+// in flight (a leader then commits on its followers' acks without waiting
+// for its own flush):
+//
+//     Ready rd = core.GetReady();
+//     1. send rd.messages;
+//     2. queue {rd.entries, rd.hard_state, rd.persisted_messages} to the
+//        writer. It performs queued writes in order (it may merge several
+//        into one synced write); after a write is durable it sends that
+//        Ready's persisted_messages, and then the loop feeds
+//        core.Persisted(last entry's index, term) if the Ready had entries.
+//        Persisted messages go out in queue order even for a Ready with
+//        nothing to write (they promise what earlier writes hold);
+//     3. apply rd.committed_entries: here they are all durable on this node
+//        already, so the state machine never runs ahead of the local log;
+//     4. core.Advance(rd): rd.entries count as in flight, not durable.
+//
+// A Ready with a snapshot is handled synchronously: the driver waits for
+// every queued write, then runs steps 2-5 as above and feeds Persisted()
+// for its entries after Advance(). Persisted() is an input like Step():
+// never between GetReady() and Advance().
+//
 // Reading: the core reads the stable log through a LogReader (not owned; it
 // must outlive the core and reflect every write made in step 2 by the time
 // Advance is called).
@@ -88,6 +112,10 @@ struct Config {
   // follower that answered ignores votes for election_ticks of its own
   // ticks, at least election_ticks - 1 ticks of real time after the send.
   double max_clock_drift = 0.1;
+  // The driver persists Readies asynchronously (see the contract above):
+  // entries count as durable only once Persisted() reports them, and
+  // committed entries are handed out for applying only once durable here.
+  bool async_storage_writes = false;
   // Index the state machine has already applied (on restart).
   uint64_t applied = 0;
   // Seed of the election-timeout randomization (deterministic simulation).
@@ -220,8 +248,16 @@ class Raft {
 
   bool HasReady() const;
   Ready GetReady();
-  // REQUIRES: rd is the latest Ready from GetReady(), fully processed.
+  // REQUIRES: rd is the latest Ready from GetReady(), fully processed (with
+  // asynchronous writes: its write queued, not necessarily done).
   void Advance(const Ready& rd);
+
+  // Asynchronous writes: the entries through `index`, whose entry there has
+  // `term`, are durable on this node. Reports of writes since superseded
+  // (a new leader replaced the entry) are ignored; reports may come late
+  // but in the order the writes were queued.
+  // REQUIRES: config.async_storage_writes.
+  void Persisted(uint64_t index, uint64_t term);
 
   // Checks the invariants of this node's state (debug builds run it after
   // every input). Returns the first violation.
@@ -249,6 +285,8 @@ class Raft {
   bool Promotable() const;
   bool InLease() const;
   void StartElection(bool pre_vote, bool transfer);
+  // Entries through (index, term) are durable here (Advance or Persisted).
+  void OnStable(uint64_t index, uint64_t term);
   void TickElection();
   void TickHeartbeat();
   void HandleVoteRequest(const raftpb::Message& m);

@@ -7,11 +7,15 @@
 
 namespace raftkv::raft {
 
-RaftLog::RaftLog(const LogReader* stable, uint64_t max_committed_bytes)
-    : stable_(stable), max_committed_bytes_(max_committed_bytes) {}
+RaftLog::RaftLog(const LogReader* stable, uint64_t max_committed_bytes,
+                 bool apply_only_durable)
+    : stable_(stable),
+      max_committed_bytes_(max_committed_bytes),
+      apply_only_durable_(apply_only_durable) {}
 
 absl::Status RaftLog::Init(uint64_t commit, uint64_t applied) {
   offset_ = stable_->LastIndex() + 1;
+  in_progress_end_ = offset_;
   const uint64_t snap = stable_->FirstIndex() - 1;
   if (commit > stable_->LastIndex()) {
     return absl::DataLossError(absl::StrCat("commit index ", commit,
@@ -20,10 +24,15 @@ absl::Status RaftLog::Init(uint64_t commit, uint64_t applied) {
   }
   committed_ = std::max(commit, snap);
   applied_ = std::max(applied, snap);
-  if (applied_ > committed_) {
+  if (applied_ > stable_->LastIndex()) {
     return absl::DataLossError(absl::StrCat("applied index ", applied_,
-                                            " is past the commit index ", committed_));
+                                            " is past the last log index ",
+                                            stable_->LastIndex()));
   }
+  // Only committed entries are applied, so the applied index proves them
+  // committed. With asynchronous writes the (unsynced) commit index may
+  // reach the disk after the state machine's write of the entries it covers.
+  committed_ = std::max(committed_, applied_);
   return absl::OkStatus();
 }
 
@@ -98,7 +107,7 @@ std::optional<uint64_t> RaftLog::MaybeAppend(
 uint64_t RaftLog::Append(std::vector<raftpb::Entry> entries) {
   if (entries.empty()) return LastIndex();
   CHECK_EQ(entries.front().index(), LastIndex() + 1);
-  if (unstable_.empty()) offset_ = entries.front().index();
+  if (unstable_.empty()) offset_ = in_progress_end_ = entries.front().index();
   for (auto& e : entries) unstable_.push_back(std::move(e));
   return LastIndex();
 }
@@ -118,7 +127,23 @@ void RaftLog::TruncateAndAppend(const std::vector<raftpb::Entry>& entries,
     CHECK_EQ(after, offset_) << "append leaves a hole";
   }
   if (unstable_.empty()) offset_ = after;
+  // Entries from `after` on must be written again, even if a write of
+  // their predecessors at these indexes is in flight.
+  in_progress_end_ = std::max(offset_, std::min(in_progress_end_, after));
   unstable_.insert(unstable_.end(), entries.begin() + from, entries.end());
+}
+
+std::vector<raftpb::Entry> RaftLog::UnwrittenEntries() const {
+  if (!HasUnwrittenEntries()) return {};
+  return std::vector<raftpb::Entry>(unstable_.begin() + (in_progress_end_ - offset_),
+                                    unstable_.end());
+}
+
+void RaftLog::InProgressTo(uint64_t index) {
+  CHECK(index >= in_progress_end_ && index < offset_ + unstable_.size())
+      << "in progress to " << index << " outside [" << in_progress_end_ << ","
+      << offset_ + unstable_.size() << ")";
+  in_progress_end_ = index + 1;
 }
 
 std::pair<uint64_t, uint64_t> RaftLog::FindConflictByTerm(uint64_t index,
@@ -172,11 +197,15 @@ bool RaftLog::MaybeCommit(uint64_t index, uint64_t term) {
   return false;
 }
 
-bool RaftLog::HasNextCommittedEntries() const { return committed_ > applied_; }
+uint64_t RaftLog::ApplicableIndex() const {
+  return apply_only_durable_ ? std::min(committed_, StableLastIndex()) : committed_;
+}
+
+bool RaftLog::HasNextCommittedEntries() const { return ApplicableIndex() > applied_; }
 
 std::vector<raftpb::Entry> RaftLog::NextCommittedEntries() const {
   if (!HasNextCommittedEntries()) return {};
-  auto ents = Slice(applied_ + 1, committed_ + 1, max_committed_bytes_);
+  auto ents = Slice(applied_ + 1, ApplicableIndex() + 1, max_committed_bytes_);
   CHECK(ents.ok()) << "committed entries unavailable: " << ents.status();
   return std::move(*ents);
 }
@@ -192,7 +221,7 @@ void RaftLog::Restore(const raftpb::Snapshot& snapshot) {
   const uint64_t index = snapshot.metadata().index();
   committed_ = index;
   applied_ = index;  // the driver installs the image before applying more
-  offset_ = index + 1;
+  offset_ = in_progress_end_ = index + 1;
   unstable_.clear();
   unstable_snapshot_ = snapshot;
 }
@@ -205,6 +234,7 @@ void RaftLog::StableTo(uint64_t index, uint64_t term) {
   if (unstable_[index - offset_].term() != term) return;
   unstable_.erase(unstable_.begin(), unstable_.begin() + (index - offset_ + 1));
   offset_ = index + 1;
+  in_progress_end_ = std::max(in_progress_end_, offset_);
 }
 
 void RaftLog::StableSnapshotTo(uint64_t index) {
@@ -227,6 +257,15 @@ absl::Status RaftLog::CheckInvariants() const {
   if (!unstable_snapshot_ && offset_ > stable_->LastIndex() + 1) {
     return absl::InternalError(absl::StrCat("unstable offset ", offset_,
                                             " leaves a hole after ", stable_->LastIndex()));
+  }
+  if (in_progress_end_ < offset_ || in_progress_end_ > offset_ + unstable_.size()) {
+    return absl::InternalError(absl::StrCat("entries in progress end at ", in_progress_end_,
+                                            " outside the unstable tail [", offset_, ",",
+                                            offset_ + unstable_.size(), "]"));
+  }
+  if (apply_only_durable_ && applied_ > StableLastIndex()) {
+    return absl::InternalError(absl::StrCat("applied ", applied_, " past the durable log ",
+                                            StableLastIndex()));
   }
   for (size_t k = 0; k < unstable_.size(); ++k) {
     if (unstable_[k].index() != offset_ + k) {

@@ -7,6 +7,9 @@
 //   unstable.offset <= stable.LastIndex() + 1 (the tail starts inside or
 //   right after the stable log; stable entries at >= offset are stale and
 //   will be overwritten when the tail is persisted).
+//   offset <= in_progress_end <= LastIndex() + 1: entries [offset,
+//   in_progress_end) were handed to the driver's writer and are not known to
+//   be durable yet (asynchronous writes only; empty in the synchronous mode).
 #ifndef RAFTKV_RAFT_RAFT_LOG_H_
 #define RAFTKV_RAFT_RAFT_LOG_H_
 
@@ -24,7 +27,12 @@ namespace raftkv::raft {
 class RaftLog {
  public:
   // `stable` is not owned and must outlive this object.
-  RaftLog(const LogReader* stable, uint64_t max_committed_bytes);
+  // With `apply_only_durable`, committed entries are handed out for applying
+  // only once this node has made them durable too (asynchronous writes: the
+  // state machine never runs ahead of the local log, so a crash cannot leave
+  // an applied index past the last entry).
+  RaftLog(const LogReader* stable, uint64_t max_committed_bytes,
+          bool apply_only_durable = false);
 
   // Loads commit/applied from the stable log. `applied` is what the state
   // machine already holds (raised to the snapshot index).
@@ -73,18 +81,28 @@ class RaftLog {
 
   // Committed entries not yet handed out for applying (byte-capped).
   bool HasNextCommittedEntries() const;
+  // The highest index that may be applied: the commit index, capped at the
+  // durable log with apply_only_durable.
+  uint64_t ApplicableIndex() const;
   std::vector<raftpb::Entry> NextCommittedEntries() const;
   void AppliedTo(uint64_t index);
 
   // Replaces the log by a snapshot received from the leader.
   void Restore(const raftpb::Snapshot& snapshot);
 
-  // The unstable tail: what the driver must persist next.
-  const std::vector<raftpb::Entry>& unstable_entries() const { return unstable_; }
+  // The unstable tail that was not handed to the driver yet: what it must
+  // persist next.
+  std::vector<raftpb::Entry> UnwrittenEntries() const;
+  bool HasUnwrittenEntries() const { return in_progress_end_ < offset_ + unstable_.size(); }
+  // The driver took the unstable entries through `index` for writing.
+  void InProgressTo(uint64_t index);
   const std::optional<raftpb::Snapshot>& unstable_snapshot() const {
     return unstable_snapshot_;
   }
-  // The driver persisted the tail up to (index, term) / the snapshot.
+  // The driver persisted the tail up to (index, term) / the snapshot. A
+  // stale report (the entry at `index` no longer has `term`: a new leader
+  // replaced it while the write was in flight) changes nothing; the write
+  // that replaced it reports on its own.
   void StableTo(uint64_t index, uint64_t term);
   void StableSnapshotTo(uint64_t index);
   // Highest index known durable on this node.
@@ -97,9 +115,11 @@ class RaftLog {
 
   const LogReader* stable_;
   uint64_t max_committed_bytes_;
+  const bool apply_only_durable_;
   uint64_t committed_ = 0;
   uint64_t applied_ = 0;
   uint64_t offset_ = 1;  // index of unstable_[0]
+  uint64_t in_progress_end_ = 1;  // first unstable index not handed out
   std::vector<raftpb::Entry> unstable_;
   std::optional<raftpb::Snapshot> unstable_snapshot_;
 };

@@ -54,8 +54,8 @@ TEST_F(RaftLogTest, MaybeAppendTruncatesAConflictingSuffixOnly) {
   EXPECT_EQ(truncated, 3u);
   EXPECT_EQ(log_.TermOrZero(3), 3u);
   EXPECT_EQ(log_.committed(), 2u) << "min(leader commit, last new)";
-  ASSERT_EQ(log_.unstable_entries().size(), 2u);
-  EXPECT_EQ(log_.unstable_entries()[0].index(), 3u);
+  ASSERT_EQ(log_.UnwrittenEntries().size(), 2u);
+  EXPECT_EQ(log_.UnwrittenEntries()[0].index(), 3u);
 }
 
 TEST_F(RaftLogTest, StaleAppendDoesNotTruncateMatchingEntries) {
@@ -116,9 +116,9 @@ TEST_F(RaftLogTest, StableToIgnoresReplacedEntries) {
   // A new leader replaces entry 5 before the driver reports it stable.
   ASSERT_TRUE(log_.MaybeAppend(4, 3, 0, Ents(5, {4}), &truncated));
   log_.StableTo(5, 3);
-  EXPECT_EQ(log_.unstable_entries().size(), 2u) << "term 3 at 5 is gone";
+  EXPECT_EQ(log_.UnwrittenEntries().size(), 2u) << "term 3 at 5 is gone";
   log_.StableTo(5, 4);
-  EXPECT_TRUE(log_.unstable_entries().empty());
+  EXPECT_FALSE(log_.HasUnwrittenEntries());
 }
 
 TEST_F(RaftLogTest, FindConflictByTerm) {
@@ -148,7 +148,76 @@ TEST(RaftLogInitTest, RefusesCommitPastTheLog) {
   RaftLog log(&stable, 1 << 20);
   EXPECT_EQ(log.Init(5, 0).code(), absl::StatusCode::kDataLoss);
   RaftLog log2(&stable, 1 << 20);
-  EXPECT_EQ(log2.Init(1, 3).code(), absl::StatusCode::kDataLoss) << "applied > commit";
+  EXPECT_EQ(log2.Init(1, 3).code(), absl::StatusCode::kDataLoss) << "applied past the log";
+}
+
+TEST(RaftLogInitTest, AnAppliedIndexPastTheStoredCommitRaisesIt) {
+  // Asynchronous writes: the state machine's write of entries 1-2 reached
+  // the disk before the hard state that committed them.
+  MemoryLog stable;
+  ASSERT_TRUE(stable.Append(Ents(1, {1, 1, 1})).ok());
+  RaftLog log(&stable, 1 << 20);
+  ASSERT_TRUE(log.Init(1, 2).ok());
+  EXPECT_EQ(log.committed(), 2u);
+  EXPECT_EQ(log.applied(), 2u);
+  EXPECT_FALSE(log.HasNextCommittedEntries());
+}
+
+TEST(RaftLogAsyncTest, EntriesInProgressAreNotHandedOutTwice) {
+  MemoryLog stable;
+  RaftLog log(&stable, 1 << 20, /*apply_only_durable=*/true);
+  ASSERT_TRUE(log.Init(0, 0).ok());
+  log.Append(Ents(1, {1, 1, 1}));
+  ASSERT_EQ(log.UnwrittenEntries().size(), 3u);
+  log.InProgressTo(3);
+  EXPECT_FALSE(log.HasUnwrittenEntries());
+  EXPECT_EQ(log.StableLastIndex(), 0u) << "in flight is not durable";
+  log.Append(Ents(4, {1}));
+  ASSERT_EQ(log.UnwrittenEntries().size(), 1u);
+  EXPECT_EQ(log.UnwrittenEntries()[0].index(), 4u);
+  EXPECT_TRUE(log.CheckInvariants().ok());
+}
+
+TEST(RaftLogAsyncTest, CommittedEntriesWaitUntilDurableHere) {
+  MemoryLog stable;
+  RaftLog log(&stable, 1 << 20, /*apply_only_durable=*/true);
+  ASSERT_TRUE(log.Init(0, 0).ok());
+  log.Append(Ents(1, {1, 1, 1}));
+  log.InProgressTo(3);
+  log.CommitTo(3);  // a quorum of followers has them; our write is in flight
+  EXPECT_FALSE(log.HasNextCommittedEntries());
+  ASSERT_TRUE(stable.Append(Ents(1, {1, 1})).ok());
+  log.StableTo(2, 1);
+  ASSERT_EQ(log.NextCommittedEntries().size(), 2u);
+  EXPECT_EQ(log.NextCommittedEntries().back().index(), 2u);
+  EXPECT_TRUE(log.CheckInvariants().ok());
+}
+
+TEST(RaftLogAsyncTest, AConflictWhileAWriteIsInFlightRewritesFromTheConflict) {
+  MemoryLog stable;
+  RaftLog log(&stable, 1 << 20, /*apply_only_durable=*/true);
+  ASSERT_TRUE(log.Init(0, 0).ok());
+  log.Append(Ents(1, {1, 1, 1, 1}));
+  log.InProgressTo(4);  // write A: 1-4 of term 1
+  uint64_t truncated = 0;
+  // A new leader's entries replace 3 and 4 before write A finishes.
+  ASSERT_TRUE(log.MaybeAppend(2, 1, 0, Ents(3, {2}), &truncated).has_value());
+  EXPECT_EQ(truncated, 3u);
+  auto unwritten = log.UnwrittenEntries();
+  ASSERT_EQ(unwritten.size(), 1u);
+  EXPECT_EQ(unwritten[0].index(), 3u);
+  EXPECT_EQ(unwritten[0].term(), 2u);
+  log.InProgressTo(3);  // write B: 3 of term 2
+  // Write A reports: its last entry is gone, so nothing becomes stable.
+  ASSERT_TRUE(stable.Append(Ents(1, {1, 1, 1, 1})).ok());
+  log.StableTo(4, 1);
+  EXPECT_EQ(log.StableLastIndex(), 0u);
+  EXPECT_EQ(log.TermOrZero(3), 2u) << "the tail still answers for the new entry";
+  ASSERT_TRUE(stable.Append(Ents(3, {2})).ok());
+  log.StableTo(3, 2);
+  EXPECT_EQ(log.StableLastIndex(), 3u);
+  EXPECT_EQ(log.LastIndex(), 3u);
+  EXPECT_TRUE(log.CheckInvariants().ok());
 }
 
 TEST(MemoryLogTest, CompactKeepsTheTermOfTheCompactedIndex) {
