@@ -96,6 +96,7 @@ absl::Status LogStore::Bootstrap(const storagepb::NodeIdentity& identity,
     return absl::InvalidArgumentError(absl::StrCat(
         "Bootstrap: zero id in ", IdentityString(identity)));
   }
+  absl::MutexLock write_lock(&write_mu_);
   absl::MutexLock lock(&mu_);
   if (identity_.has_value()) {
     if (SameIdentity(*identity_, identity)) return absl::OkStatus();
@@ -135,58 +136,72 @@ std::optional<storagepb::NodeIdentity> LogStore::identity() const {
 absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
                               const raftpb::HardState* hs) {
   if (entries.empty() && hs == nullptr) return absl::OkStatus();
-  absl::MutexLock lock(&mu_);
-  uint64_t new_last = last_index_;
-  if (!entries.empty()) {
-    const uint64_t first = entries.front().index();
-    if (first <= snapshot_.index()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Append: first index ", first, " is not past the snapshot index ",
-          snapshot_.index()));
-    }
-    if (first > last_index_ + 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Append: first index ", first, " leaves a gap after the last index ",
-          last_index_));
-    }
-    for (size_t i = 1; i < entries.size(); ++i) {
-      if (entries[i].index() != first + i) {
+  // Only writers change the log side, and they hold write_mu_: what is
+  // checked under the shared lock below still holds when the write is done.
+  absl::MutexLock write_lock(&write_mu_);
+  rocksdb::WriteBatch batch;
+  uint64_t new_last;
+  bool must_sync;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    new_last = last_index_;
+    if (!entries.empty()) {
+      const uint64_t first = entries.front().index();
+      if (first <= snapshot_.index()) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "Append: entries not contiguous: index ", entries[i].index(),
-            " at position ", i, " after first index ", first));
+            "Append: first index ", first, " is not past the snapshot index ",
+            snapshot_.index()));
+      }
+      if (first > last_index_ + 1) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Append: first index ", first, " leaves a gap after the last index ",
+            last_index_));
+      }
+      for (size_t i = 1; i < entries.size(); ++i) {
+        if (entries[i].index() != first + i) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "Append: entries not contiguous: index ", entries[i].index(),
+              " at position ", i, " after first index ", first));
+        }
+      }
+      new_last = entries.back().index();
+      if (new_last == ~uint64_t{0}) {
+        return absl::InvalidArgumentError("Append: index overflow");
       }
     }
-    new_last = entries.back().index();
-    if (new_last == ~uint64_t{0}) {
-      return absl::InvalidArgumentError("Append: index overflow");
+    const uint64_t new_commit = hs != nullptr ? hs->commit() : hard_state_.commit();
+    if (new_commit > new_last) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Append: commit index ", new_commit, " would pass the last index ",
+          new_last));
+    }
+    std::string buf;
+    for (const raftpb::Entry& e : entries) {
+      buf.clear();
+      e.SerializeToString(&buf);
+      batch.Put(log_cf_, LogKey(e.index()), buf);
+    }
+    if (!entries.empty()) DeleteLogRange(&batch, new_last + 1, last_index_ + 1);
+    if (hs != nullptr) batch.Put(meta_cf_, kHardStateKey, hs->SerializeAsString());
+    // Entries, term and vote must be durable before anyone hears of them
+    // (§5.1, Figure 2); the commit index alone need not (it is volatile state
+    // in Figure 2: a crash only recovers an older one, re-learned from the
+    // leader, or raised to the applied index on restart).
+    must_sync = !entries.empty() ||
+                (hs != nullptr && (hs->term() != hard_state_.term() ||
+                                   hs->vote() != hard_state_.vote()));
+  }
+  // Written unsynced, then the WAL synced: unlike a synced Write, this does
+  // not hold RocksDB's write queue for the flush, so the state machine's
+  // (unsynced) writes from another thread are not stalled behind it.
+  if (absl::Status s = Write(&batch, "Append", /*sync=*/false); !s.ok()) return s;
+  if (must_sync && options_.sync) {
+    if (absl::Status s = SyncWal(); !s.ok()) {
+      LOG(ERROR) << "storage dir " << dir() << ": Append: " << s;
+      return s;
     }
   }
-  const uint64_t new_commit = hs != nullptr ? hs->commit() : hard_state_.commit();
-  if (new_commit > new_last) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Append: commit index ", new_commit, " would pass the last index ",
-        new_last));
-  }
-
-  rocksdb::WriteBatch batch;
-  std::string buf;
-  for (const raftpb::Entry& e : entries) {
-    buf.clear();
-    e.SerializeToString(&buf);
-    batch.Put(log_cf_, LogKey(e.index()), buf);
-  }
-  if (!entries.empty()) DeleteLogRange(&batch, new_last + 1, last_index_ + 1);
-  if (hs != nullptr) batch.Put(meta_cf_, kHardStateKey, hs->SerializeAsString());
-  // Entries, term and vote must be durable before anyone hears of them
-  // (§5.1, Figure 2); the commit index alone need not (it is volatile state
-  // in Figure 2: a crash only recovers an older one, re-learned from the
-  // leader). The applied index, also in `meta`, is written after it in WAL
-  // order, so a recovered store never has applied > commit.
-  const bool must_sync = !entries.empty() ||
-                         (hs != nullptr && (hs->term() != hard_state_.term() ||
-                                            hs->vote() != hard_state_.vote()));
-  if (absl::Status s = Write(&batch, "Append", must_sync && options_.sync); !s.ok()) return s;
-
+  absl::MutexLock lock(&mu_);
   if (!entries.empty()) {
     last_index_ = new_last;
     last_term_ = entries.back().term();
@@ -197,6 +212,7 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
 
 absl::Status LogStore::Compact(uint64_t index, uint64_t term,
                                const raftpb::ConfState& conf_state) {
+  absl::MutexLock write_lock(&write_mu_);
   absl::MutexLock lock(&mu_);
   if (index <= snapshot_.index()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -235,6 +251,7 @@ absl::Status LogStore::Compact(uint64_t index, uint64_t term,
 
 absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
                                      const DataBatch* data) {
+  absl::MutexLock write_lock(&write_mu_);
   absl::MutexLock lock(&mu_);
   absl::MutexLock apply_lock(&apply_mu_);
   if (meta.index() <= snapshot_.index()) {

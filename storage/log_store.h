@@ -12,7 +12,9 @@
 // side: Append (entries + hard state), Compact, ApplySnapshot, ApplyBatch.
 //
 // Durability: with Options::sync (the default) every write is one WriteBatch
-// committed with WriteOptions::sync, so when a write method returns OK its
+// committed with WriteOptions::sync (Append: written, then the WAL synced,
+// which does not hold up other threads' unsynced writes during the flush),
+// so when a write method returns OK its
 // effect survives a crash, and a crash never leaves half of it. Two
 // exceptions, both safe to lose and made durable by the next synced write:
 // an Append that only moves the commit index, and ApplyBatch (sync_data). A write that
@@ -32,7 +34,9 @@
 //
 // Thread safety: all methods may be called from any thread. Log-side methods
 // (Append, Compact, ApplySnapshot, Bootstrap and the LogReader methods) are
-// serialized by one mutex, taken shared by the readers; ApplyBatch takes a
+// serialized by one mutex, taken shared by the readers, except that Append
+// releases it while its write is synced (readers then see the log as before
+// the Append; writers still wait for it to finish); ApplyBatch takes a
 // second mutex, so one apply thread may write `data` while the driver thread
 // appends. The intended use is a single writer per side: one driver thread
 // for the log (which is also the LogReader caller), optionally one apply
@@ -293,6 +297,10 @@ class LogStore final : public raft::LogReader {
   rocksdb::ColumnFamilyHandle* const data_cf_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned, all CFs
 
+  // Serializes the log side's writers. Append holds only this one (not mu_)
+  // while its write is synced, so the core's reads of durable entries go on
+  // during a flush (asynchronous writes, raft.h); the others hold both.
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   // Guards the log side: the `log` CF, hard state, snapshot, identity.
   mutable absl::Mutex mu_;
   // Serializes writes of the applied index (ApplyBatch, ApplySnapshot).

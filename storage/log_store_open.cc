@@ -227,6 +227,7 @@ absl::Status LogStore::CheckFormat() {
 }
 
 absl::Status LogStore::Recover() {
+  absl::MutexLock write_lock(&write_mu_);
   absl::MutexLock lock(&mu_);
   if (absl::Status s = CheckFormat(); !s.ok()) return s;
 

@@ -77,6 +77,7 @@ absl::Status LogStore::InstallStaged(const raftpb::SnapshotMetadata& meta) {
   // The staged writes were not synced: make them durable before the write
   // that makes them live.
   if (absl::Status s = SyncWal(); !s.ok()) return s;
+  absl::MutexLock write_lock(&write_mu_);
   absl::MutexLock lock(&mu_);
   absl::MutexLock apply_lock(&apply_mu_);
   if (meta.index() <= snapshot_.index()) {
