@@ -48,10 +48,12 @@
 //        already, so the state machine never runs ahead of the local log;
 //     4. core.Advance(rd): rd.entries count as in flight, not durable.
 //
-// A Ready with a snapshot is handled synchronously: the driver waits for
-// every queued write, then runs steps 2-5 as above and feeds Persisted()
-// for its entries after Advance(). Persisted() is an input like Step():
-// never between GetReady() and Advance().
+// A Ready with a snapshot must be handled synchronously, and any other Ready
+// may be (the server does so for followers, whose acks wait for their own
+// flush anyway): the driver waits for every queued write, then runs steps
+// 2-5 of the synchronous loop and feeds Persisted() for the Ready's entries
+// after Advance(). Persisted() is an input like Step(): never between
+// GetReady() and Advance().
 //
 // Reading: the core reads the stable log through a LogReader (not owned; it
 // must outlive the core and reflect every write made in step 2 by the time

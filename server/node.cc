@@ -85,6 +85,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
   cfg.heartbeat_ticks = options.heartbeat_ticks;
   cfg.applied = store->applied_index();
   cfg.read_mode = options.lease_reads ? raft::ReadMode::kLeaseBased : raft::ReadMode::kSafe;
+  cfg.async_storage_writes = options.async_log_writes;
   cfg.seed = absl::ToUnixNanos(absl::Now()) ^ options.id;
   auto view = std::make_unique<LogView>(store);
   auto core = raft::Raft::Create(cfg, view.get());
@@ -115,6 +116,13 @@ Node::~Node() { Stop(); }
 
 void Node::Start() {
   CHECK(!loop_.joinable()) << "started twice";
+  if (options_.async_log_writes) {
+    writer_ = std::make_unique<LogWriter>(store_, transport_, [this](uint64_t index, uint64_t term) {
+      absl::MutexLock l(&mu_);
+      inbox_.persisted.emplace_back(index, term);
+      --entry_writes_in_flight_;
+    });
+  }
   loop_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "raft-loop");  // for top -H and perf
     Run();
@@ -131,6 +139,7 @@ void Node::Stop() {
   } else {
     FailEverything(absl::UnavailableError("node is shutting down"));
   }
+  writer_.reset();  // finishes the writes the loop queued
   read_pool_.reset();  // runs what it holds
 }
 
@@ -210,7 +219,10 @@ void Node::Run() {
       absl::MutexLock l(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(this, &Node::HasWorkLocked), next_tick);
       if (stopping_) break;
+      std::vector<PendingWrite> held;
+      if (ProposalsHeldLocked()) std::swap(held, inbox_.writes);
       std::swap(in, inbox_);
+      std::swap(held, inbox_.writes);
       publish = std::exchange(status_wanted_, false);
       // Leave the rest of a very large batch for the next round.
       if (in.writes.size() > options_.max_proposals_per_round) {
@@ -229,6 +241,7 @@ void Node::Run() {
       ticked = true;
       next_tick += options_.tick;
     }
+    for (auto [index, term] : in.persisted) core_->Persisted(index, term);
     for (const auto& m : in.messages) StepMessage(m);
     for (uint64_t peer : in.unreachable) core_->ReportUnreachable(peer);
     for (auto [peer, ok] : in.snapshot_reports) core_->ReportSnapshot(peer, ok);
@@ -468,15 +481,13 @@ void Node::HandleReadies() {
     // snapshots go to the snapshot sender.
     SendSnapshots(&rd.messages);
     transport_->Send(std::move(rd.messages));
-    // 2. One synced write for the round's entries and hard state; a
-    // snapshot is installed first, in its own write.
-    if (rd.snapshot) InstallSnapshot(*rd.snapshot);
-    if (!rd.entries.empty() || rd.hard_state) {
-      absl::Status s = store_->Append(rd.entries, rd.hard_state ? &*rd.hard_state : nullptr);
-      if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
-    }
-    // 3. Acknowledgements promise what is now durable.
-    transport_->Send(std::move(rd.persisted_messages));
+    // 2, 3. Persist; acknowledgements promise what is then durable.
+    // Only a leader gains from writing in the background (it commits on its
+    // followers' acks meanwhile); a follower's ack must wait for its own
+    // flush anyway, so it writes here and saves the hand-off.
+    const bool written_here = writer_ == nullptr || rd.snapshot.has_value() ||
+                              core_->role() != raft::Role::kLeader;
+    Persist(&rd, written_here);
     // 4. Apply, then answer.
     if (!rd.committed_entries.empty()) {
       {
@@ -515,12 +526,36 @@ void Node::HandleReadies() {
     }
     term_.store(core_->term());
     core_->Advance(rd);
+    if (writer_ != nullptr && written_here && !rd.entries.empty()) {
+      core_->Persisted(rd.entries.back().index(), rd.entries.back().term());
+    }
     {
       FlushScope answers;  // reads answered on this thread (read_threads=0)
       ServeReads();
     }
     if (rd.soft_state) PublishStatus();
   }
+}
+
+void Node::Persist(raft::Ready* rd, bool here) {
+  if (!here) {
+    if (!rd->entries.empty()) {
+      absl::MutexLock l(&mu_);
+      ++entry_writes_in_flight_;
+    }
+    // Copies: Advance() reads the Ready's entries and hard state.
+    writer_->Queue(rd->entries, rd->hard_state, std::move(rd->persisted_messages));
+    return;
+  }
+  // After every queued write (raft.h). A snapshot is installed first, in
+  // its own write: the image replaces the data the writes' entries precede.
+  if (writer_ != nullptr) writer_->WaitIdle();
+  if (rd->snapshot) InstallSnapshot(*rd->snapshot);
+  if (!rd->entries.empty() || rd->hard_state) {
+    absl::Status s = store_->Append(rd->entries, rd->hard_state ? &*rd->hard_state : nullptr);
+    if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+  }
+  transport_->Send(std::move(rd->persisted_messages));
 }
 
 void Node::Apply(const std::vector<raftpb::Entry>& entries) {

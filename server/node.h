@@ -8,6 +8,9 @@
 // hard state in one synced write (all proposals of a round share that
 // fsync: group commit), send the acknowledgements, apply committed entries,
 // answer clients whose entries applied and reads whose index is applied.
+// With async_log_writes (the default) the persisting and the
+// acknowledgements go to a LogWriter thread and the loop goes on at once:
+// it steps acks, proposals and reads while a flush is in flight.
 //
 // Callbacks given to Propose/Read run on the loop thread: they must not
 // block (finish a gRPC reactor, copy a value).
@@ -33,6 +36,7 @@
 #include "proto/kv.pb.h"
 #include "raft/raft.h"
 #include "server/callback_pool.h"
+#include "server/log_writer.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
 #include "storage/log_store.h"
@@ -50,6 +54,9 @@ struct NodeOptions {
   int election_ticks = 10;
   int heartbeat_ticks = 1;
   bool lease_reads = false;
+  // Persist on a writer thread while the loop goes on (raft.h, asynchronous
+  // writes); false: the loop persists each Ready itself.
+  bool async_log_writes = true;
   // Proposals taken from the inbox per round (one log append).
   size_t max_proposals_per_round = 4096;
   // Threads that answer linearizable reads once they are safe (the read and
@@ -177,9 +184,11 @@ class Node {
     std::vector<raftpb::Message> messages;
     std::vector<uint64_t> unreachable;
     std::vector<std::pair<uint64_t, bool>> snapshot_reports;
-    bool empty() const {
-      return confs.empty() && transfers.empty() && writes.empty() && reads.empty() && messages.empty() && unreachable.empty() &&
-             snapshot_reports.empty();
+    std::vector<std::pair<uint64_t, uint64_t>> persisted;  // (index, term), in order
+    bool empty() const { return writes.empty() && EmptyButWrites(); }
+    bool EmptyButWrites() const {
+      return confs.empty() && transfers.empty() && reads.empty() && messages.empty() &&
+             unreachable.empty() && snapshot_reports.empty() && persisted.empty();
     }
   };
 
@@ -191,7 +200,15 @@ class Node {
 
   void Run();
   bool HasWorkLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return stopping_ || status_wanted_ || !inbox_.empty();
+    return stopping_ || status_wanted_ || !inbox_.EmptyButWrites() ||
+           (!inbox_.writes.empty() && !ProposalsHeldLocked());
+  }
+  // A leader proposes once per write of its log: proposals that arrive while
+  // its write is in flight wait for it, and go out together in the next
+  // round (one fsync and one append per follower for all of them) instead
+  // of a round each. Acknowledgements are stepped meanwhile.
+  bool ProposalsHeldLocked() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return entry_writes_in_flight_ > 0;
   }
   void ProposeAll(std::vector<PendingWrite> writes);
   void StartReads(std::vector<PendingRead> reads);
@@ -200,6 +217,8 @@ class Node {
   void CheckTransfers(absl::Time now);
   void MaybePromoteLearners();
   void HandleReadies();
+  // Step 2 of the driver contract: queued to the writer, or done here.
+  void Persist(raft::Ready* rd, bool here);
   void StepMessage(const raftpb::Message& m);
   void SendSnapshots(std::vector<raftpb::Message>* msgs);
   void InstallSnapshot(const raftpb::Snapshot& snapshot);
@@ -226,6 +245,8 @@ class Node {
   Inbox inbox_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool status_wanted_ ABSL_GUARDED_BY(mu_) = false;  // FreshRaftStatus waits
+  // Writes with entries queued to writer_ and not finished yet.
+  int entry_writes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Loop-thread state.
   std::map<uint64_t, Waiter> waiters_;                  // by log index
@@ -243,6 +264,9 @@ class Node {
   uint64_t status_version_ ABSL_GUARDED_BY(status_mu_) = 0;  // +1 per PublishStatus
 
   std::thread loop_;
+  // Asynchronous writes (options_.async_log_writes): made in Start(),
+  // destroyed once the loop stopped, after finishing what it holds.
+  std::unique_ptr<LogWriter> writer_;
   // Answers safe reads (options_.read_threads > 0); destroyed after the loop
   // stops, running every read already handed to it.
   std::unique_ptr<CallbackPool> read_pool_;
