@@ -201,6 +201,16 @@ void Simulator::Drain(Node& n) {
 
 void Simulator::Apply(Node& n, const raftpb::Entry& e) {
   if (!ok()) return;
+  // The state machine is persisted at once: a crash must find the entry in
+  // the durable log too, or the node restarts applied past its log.
+  auto stored = n.log->Term(e.index());
+  if (!stored.ok() || *stored != e.term()) {
+    return checker_.Fail(absl::StrCat("node ", n.id, " applies entry ", e.index(), " of term ",
+                                      e.term(), " that its durable log does not hold (",
+                                      stored.ok() ? absl::StrCat("term ", *stored)
+                                                  : stored.status().ToString(),
+                                      ")"));
+  }
   if (absl::Status s = n.sm.Apply(e); !s.ok()) {
     return checker_.Fail(absl::StrCat("node ", n.id, ": ", s.ToString()));
   }
