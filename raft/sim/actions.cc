@@ -1,8 +1,11 @@
 // The simulator's workload and faults: client requests (proposals, reads,
 // membership changes, transfers), compaction, crashes, restarts and
-// partitions, chosen by the PRNG.
+// partitions, chosen by the PRNG; and the asynchronous writer, whose writes
+// complete after random delays.
 #include <algorithm>
+#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -154,6 +157,66 @@ void Simulator::RestartSome() {
   Trace(Mix(0xB0, n.id));
   Boot(n);
   if (n.raft) AfterInput(n);
+}
+
+void Simulator::QueueWrite(Node& n, Ready& rd) {
+  if (rd.entries.empty() && !rd.hard_state && rd.persisted_messages.empty()) return;
+  // FIFO: a write never completes before the ones queued ahead of it.
+  uint64_t due = now_ + Uniform(0, o_.max_write_delay);
+  if (!n.writes.empty()) due = std::max(due, n.writes.back().due);
+  n.writes.push_back(
+      Node::Write{rd.entries, rd.hard_state, std::move(rd.persisted_messages), due});
+  res_.max_queued_writes = std::max<uint64_t>(res_.max_queued_writes, n.writes.size());
+  Trace(Mix(0xD1, Mix(n.id, due)));
+}
+
+// The writer finishes the due writes at the head of the queue (at random
+// several as one synced write); then their acknowledgements go out and the
+// core learns, in queue order, what is durable.
+void Simulator::CompleteWrites(Node& n) {
+  while (ok() && n.raft && !n.writes.empty() && n.writes.front().due <= now_) {
+    size_t k = 1;
+    if (Chance(0.5)) {
+      while (k < n.writes.size() && n.writes[k].due <= now_) ++k;
+    }
+    std::vector<Node::Write> batch(std::make_move_iterator(n.writes.begin()),
+                                   std::make_move_iterator(n.writes.begin() + k));
+    n.writes.erase(n.writes.begin(), n.writes.begin() + k);
+    for (const Node::Write& w : batch) {
+      if (!Persist(n, w.entries, w.hard_state)) return;
+    }
+    res_.writes += k;
+    Trace(Mix(0xD2, Mix(n.id, k)));
+    const int crash_at = (chaos_ && Chance(o_.crash_in_write)) ? Uniform(1, 2) : 0;
+    if (crash_at) {
+      ++res_.crashes;
+      ++res_.crashes_in_write;
+    }
+    if (crash_at == 1) return Crash(n, "after a write, before its acknowledgements");
+    for (Node::Write& w : batch) SendAll(std::move(w.persisted_messages));
+    if (crash_at == 2) return Crash(n, "after a write, before Persisted()");
+    for (const Node::Write& w : batch) {
+      if (w.entries.empty()) continue;
+      n.raft->Persisted(w.entries.back().index(), w.entries.back().term());
+    }
+    AfterInput(n);
+  }
+}
+
+// Before a Ready written synchronously (inside GetReady..Advance, where no
+// input may be fed): every queued write, in order; the Persisted() reports
+// are returned for after Advance.
+void Simulator::FlushWrites(Node& n, std::vector<std::pair<uint64_t, uint64_t>>* persisted) {
+  if (n.writes.empty()) return;
+  Trace(Mix(0xD3, Mix(n.id, n.writes.size())));
+  res_.writes += n.writes.size();
+  for (Node::Write& w : n.writes) {
+    if (!Persist(n, w.entries, w.hard_state)) return;
+    SendAll(std::move(w.persisted_messages));
+    if (w.entries.empty()) continue;
+    persisted->emplace_back(w.entries.back().index(), w.entries.back().term());
+  }
+  n.writes.clear();
 }
 
 void Simulator::Partition() {

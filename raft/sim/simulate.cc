@@ -2,6 +2,7 @@
 //
 //   bazel run //raft/sim:simulate -- --seeds=1000 --nodes=5
 //   bazel run //raft/sim:simulate -- --seed=1234 --nodes=5 --steps=600 --verbose
+//   bazel run //raft/sim:simulate -- --seeds=500 --async_writes
 //
 // With --seed, runs that one seed (add --verbose for a trace of every event);
 // otherwise runs seeds --first_seed .. --first_seed+--seeds-1. Exits 1 if any
@@ -22,6 +23,10 @@ DEFINE_bool(verbose, false, "print every event (and the core's log)");
 DEFINE_bool(unsafe_commit_old_terms, false, "plant the Figure 8 bug in the core");
 DEFINE_bool(empty_joiners, false, "joining nodes start with an empty membership");
 DEFINE_bool(vary_config, true, "vary the core's Config per seed");
+DEFINE_bool(async_writes, false,
+            "Config::async_storage_writes: nodes queue their writes, which complete later");
+DEFINE_int32(max_write_delay, raftkv::raft::sim::Options().max_write_delay,
+             "with --async_writes: steps a queued write takes, at most");
 // Fault probabilities (see Options in simulator.h).
 DEFINE_double(drop, raftkv::raft::sim::Options().drop, "message drop chance");
 DEFINE_double(duplicate, raftkv::raft::sim::Options().duplicate, "message duplication chance");
@@ -29,6 +34,9 @@ DEFINE_double(partition, raftkv::raft::sim::Options().partition, "partition chan
 DEFINE_double(crash, raftkv::raft::sim::Options().crash, "crash chance per step");
 DEFINE_double(crash_in_ready, raftkv::raft::sim::Options().crash_in_ready,
               "chance of a crash while a node processes a Ready");
+DEFINE_double(crash_in_write, raftkv::raft::sim::Options().crash_in_write,
+              "with --async_writes: chance of a crash after a write, before its "
+              "acknowledgements or Persisted()");
 DEFINE_double(isolate_leader_on_event, raftkv::raft::sim::Options().isolate_leader_on_event,
               "chance to isolate a leader right after it is elected or commits");
 DEFINE_double(conf_change, raftkv::raft::sim::Options().conf_change,
@@ -53,12 +61,15 @@ int main(int argc, char** argv) {
   o.unsafe_commit_old_terms = FLAGS_unsafe_commit_old_terms;
   o.empty_joiners = FLAGS_empty_joiners;
   o.vary_config = FLAGS_vary_config;
+  o.async_writes = FLAGS_async_writes;
+  o.max_write_delay = FLAGS_max_write_delay;
   o.max_msg_bytes = FLAGS_max_msg_bytes;
   o.drop = FLAGS_drop;
   o.duplicate = FLAGS_duplicate;
   o.partition = FLAGS_partition;
   o.crash = FLAGS_crash;
   o.crash_in_ready = FLAGS_crash_in_ready;
+  o.crash_in_write = FLAGS_crash_in_write;
   o.isolate_leader_on_event = FLAGS_isolate_leader_on_event;
   o.conf_change = FLAGS_conf_change;
   o.transfer = FLAGS_transfer;

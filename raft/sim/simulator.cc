@@ -62,12 +62,14 @@ void Simulator::ChooseConfig() {
   if (o_.max_msg_bytes != 0) base_.max_msg_bytes = o_.max_msg_bytes;
   if (base_.max_msg_bytes == 1 && base_.max_inflight_msgs < 4) base_.max_inflight_msgs = 4;
   base_.unsafe_commit_old_terms = o_.unsafe_commit_old_terms;
+  base_.async_storage_writes = o_.async_writes;
   res_.config = absl::StrCat(
       "election=", base_.election_ticks, " heartbeat=", base_.heartbeat_ticks,
       " max_msg_bytes=", base_.max_msg_bytes, " inflight=", base_.max_inflight_msgs,
       " committed_bytes=", base_.max_committed_bytes_per_ready,
       " pre_vote=", base_.pre_vote, " check_quorum=", base_.check_quorum,
-      " reads=", base_.read_mode == ReadMode::kLeaseBased ? "lease" : "safe");
+      " reads=", base_.read_mode == ReadMode::kLeaseBased ? "lease" : "safe",
+      base_.async_storage_writes ? " async_writes" : "");
 }
 
 Config Simulator::MakeConfig(const Node& n) const {
@@ -116,6 +118,7 @@ void Simulator::Crash(Node& n, const char* why) {
   n.raft.reset();
   views_dirty_ = true;
   n.waiting_reads.clear();
+  n.writes.clear();  // queued writes never reached the disk
   for (auto it = reads_.begin(); it != reads_.end();) {
     it = it->second.node == n.id ? reads_.erase(it) : std::next(it);
   }
@@ -130,6 +133,23 @@ void Simulator::Retire(Node& n) {
 
 void Simulator::SendAll(std::vector<raftpb::Message> msgs) {
   net_.Send(std::move(msgs), now_);
+}
+
+// Step 2 of a Ready: entries (replacing the stored suffix), then hard state.
+bool Simulator::Persist(Node& n, const std::vector<raftpb::Entry>& entries,
+                        const std::optional<raftpb::HardState>& hs) {
+  if (!entries.empty()) {
+    if (absl::Status s = n.log->Append(entries); !s.ok()) {
+      checker_.Fail(absl::StrCat("node ", n.id, ": Append: ", s.ToString()));
+      return false;
+    }
+    checker_.OnPersist(n.id, entries, *n.log);
+  }
+  if (hs) {
+    n.log->SetHardState(*hs);
+    checker_.OnHardState(n.id, *hs);
+  }
+  return ok();
 }
 
 void Simulator::Drain(Node& n) {
@@ -147,37 +167,49 @@ void Simulator::Drain(Node& n) {
       ++res_.crashes_in_ready;
     }
     if (crash_at == 1) return Crash(n, "before persisting its Ready");
-    // 2. One durable write: snapshot, entries, hard state.
-    if (rd.snapshot) {
-      if (absl::Status s = n.log->ApplySnapshot(*rd.snapshot); !s.ok()) {
-        return checker_.Fail(absl::StrCat("node ", n.id, ": ApplySnapshot: ", s.ToString()));
+    // Asynchronous writes: the write is queued, except a snapshot's and, at
+    // random, another Ready's, written here once the queue has drained (the
+    // drained writes' and this Ready's Persisted() follow Advance).
+    const bool queued = o_.async_writes && !rd.snapshot && !Chance(0.1);
+    std::vector<std::pair<uint64_t, uint64_t>> persisted;
+    if (queued) {
+      QueueWrite(n, rd);
+      if (crash_at == 2) return Crash(n, "after queuing its write");
+    } else {
+      if (o_.async_writes) FlushWrites(n, &persisted);
+      if (!ok()) return;
+      // 2. One durable write: snapshot, entries, hard state.
+      if (rd.snapshot) {
+        if (absl::Status s = n.log->ApplySnapshot(*rd.snapshot); !s.ok()) {
+          return checker_.Fail(absl::StrCat("node ", n.id, ": ApplySnapshot: ", s.ToString()));
+        }
+      }
+      if (!Persist(n, rd.entries, rd.hard_state)) return;
+      if (crash_at == 2) return Crash(n, "after persisting its Ready");
+      if (rd.snapshot) {
+        auto sm = KvStateMachine::Parse(rd.snapshot->data());
+        if (!sm.ok()) {
+          return checker_.Fail(absl::StrCat("node ", n.id, ": ", sm.status().ToString()));
+        }
+        n.sm = std::move(*sm);
+        ++res_.snapshots_installed;
+        Log("node ", n.id, " installs the snapshot at ", rd.snapshot->metadata().index());
+        checker_.OnSnapshotInstalled(n.id, rd.snapshot->metadata(), n.sm.applied(),
+                                     n.sm.chain(), n.sm.conf());
+      }
+      // 3. Messages that promise what was just written.
+      SendAll(std::move(rd.persisted_messages));
+      if (o_.async_writes && !rd.entries.empty()) {
+        persisted.emplace_back(rd.entries.back().index(), rd.entries.back().term());
       }
     }
-    if (!rd.entries.empty()) {
-      if (absl::Status s = n.log->Append(rd.entries); !s.ok()) {
-        return checker_.Fail(absl::StrCat("node ", n.id, ": Append: ", s.ToString()));
-      }
-      checker_.OnPersist(n.id, rd.entries, *n.log);
-    }
-    if (rd.hard_state) {
-      n.log->SetHardState(*rd.hard_state);
-      checker_.OnHardState(n.id, *rd.hard_state);
-    }
-    if (crash_at == 2) return Crash(n, "after persisting its Ready");
-    if (rd.snapshot) {
-      auto sm = KvStateMachine::Parse(rd.snapshot->data());
-      if (!sm.ok()) return checker_.Fail(absl::StrCat("node ", n.id, ": ", sm.status().ToString()));
-      n.sm = std::move(*sm);
-      ++res_.snapshots_installed;
-      Log("node ", n.id, " installs the snapshot at ", rd.snapshot->metadata().index());
-      checker_.OnSnapshotInstalled(n.id, rd.snapshot->metadata(), n.sm.applied(),
-                                   n.sm.chain(), n.sm.conf());
-    }
-    // 3. Messages that promise what was just written.
-    SendAll(std::move(rd.persisted_messages));
     if (crash_at == 3) return Crash(n, "before applying");
     // 4. Apply, then answer reads.
     for (const auto& e : rd.committed_entries) Apply(n, e);
+    // The input that released these reads may have raised the commit index
+    // they carry (Persisted() on a lone voter's leader): the checker sees it
+    // first (no PRNG draw: traces are unchanged).
+    if (!rd.read_states.empty()) checker_.Observe(LiveViews(), 0);
     for (const ReadState& rs : rd.read_states) {
       auto it = reads_.find(rs.context);
       if (it == reads_.end() || it->second.node != n.id) {
@@ -195,6 +227,7 @@ void Simulator::Drain(Node& n) {
     for (const auto& ctx : rd.dropped_reads) reads_.erase(ctx);
     if (crash_at == 4) return Crash(n, "before Advance");
     n.raft->Advance(rd);
+    for (const auto& [index, term] : persisted) n.raft->Persisted(index, term);
     ServeReads(n);
   }
 }
@@ -339,6 +372,11 @@ void Simulator::StepOnce(bool chaos) {
     Deliver(parcel->msg());
   }
   ReportFailures();
+  if (o_.async_writes) {
+    for (uint64_t id : Ids(true)) {
+      if (ok()) CompleteWrites(*nodes_[id]);
+    }
+  }
   if (ok() && now_ % o_.steps_per_tick == 0) TickAll();
   if (chaos) {
     if (ok() && !net_.partitioned() && Chance(o_.partition)) Partition();
@@ -465,6 +503,7 @@ std::vector<std::tuple<const char*, double, double>> FaultKnobs(const Options& o
           {"partition", o.partition, d.partition},
           {"crash", o.crash, d.crash},
           {"crash_in_ready", o.crash_in_ready, d.crash_in_ready},
+          {"crash_in_write", o.crash_in_write, d.crash_in_write},
           {"isolate_leader_on_event", o.isolate_leader_on_event, d.isolate_leader_on_event},
           {"conf_change", o.conf_change, d.conf_change},
           {"transfer", o.transfer, d.transfer},
@@ -477,6 +516,10 @@ std::string ReplayCommand(const Options& o) {
   if (o.unsafe_commit_old_terms) absl::StrAppend(&cmd, " --unsafe_commit_old_terms");
   if (o.empty_joiners) absl::StrAppend(&cmd, " --empty_joiners");
   if (!o.vary_config) absl::StrAppend(&cmd, " --vary_config=false");
+  if (o.async_writes) absl::StrAppend(&cmd, " --async_writes");
+  if (o.max_write_delay != Options().max_write_delay) {
+    absl::StrAppend(&cmd, " --max_write_delay=", o.max_write_delay);
+  }
   if (o.max_msg_bytes != 0) absl::StrAppend(&cmd, " --max_msg_bytes=", o.max_msg_bytes);
   const Options d;
   for (const auto& [name, mine, def] : FaultKnobs(o, d)) {
@@ -498,6 +541,9 @@ std::string Summary(const Result& r) {
       " (in ready ", r.crashes_in_ready, ") restarts=", r.restarts,
       " partitions=", r.partitions, " calm=", r.calm_phases,
       " liveness_ticks<=", r.max_liveness_ticks,
+      r.writes ? absl::StrCat(" writes=", r.writes, " (queued<=", r.max_queued_writes,
+                              ", crashes in writes ", r.crashes_in_write, ")")
+               : "",
       r.old_term_commits ? absl::StrCat(" old_term_commits=", r.old_term_commits) : "");
 }
 

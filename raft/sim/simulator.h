@@ -47,6 +47,17 @@
 // only voter once promoted and elected itself; --empty_joiners showed it
 // (seed 71: two leaders in term 3, on the core before that commit).
 //
+// Options::async_writes runs every core with Config::async_storage_writes,
+// driven per the asynchronous contract in raft.h: a node queues each
+// Ready's write (entries, hard state, persisted messages) and goes on
+// stepping; a queued write completes a random number of steps later, in
+// FIFO order (sometimes several merged), then its persisted messages go out
+// and Persisted() is fed. A crash loses the queue (also between a write and
+// its messages or its Persisted()). A Ready with a snapshot, and at random
+// another one (as the server writes a follower's Ready inline), is written
+// synchronously after the queue drains. Every applied entry must be in the
+// node's durable MemoryLog.
+//
 // Everything is driven by one std::mt19937_64 seeded with Options::seed:
 // the same options give the same run (Result::trace_hash fingerprints it).
 #ifndef RAFTKV_RAFT_SIM_SIMULATOR_H_
@@ -108,6 +119,12 @@ struct Options {
   // Every joining node starts with an empty ConfState (else half of them).
   bool empty_joiners = false;
 
+  // Config::async_storage_writes on every node (see above).
+  bool async_writes = false;
+  int max_write_delay = 5;       // steps a queued write takes, at most
+  double crash_in_write = 0.01;  // per completed write: crash before its acks
+                                 // or its Persisted() (chaos phases)
+
   bool verbose = false;  // print every event to stdout
 };
 
@@ -127,6 +144,9 @@ struct Result {
   uint64_t transfers = 0, compactions = 0, snapshots_installed = 0;
   uint64_t crashes = 0, crashes_in_ready = 0, restarts = 0, partitions = 0;
   uint64_t calm_phases = 0;
+  // Asynchronous writes: writes completed, the longest queue of a node,
+  // crashes between a write and its acknowledgements or Persisted().
+  uint64_t writes = 0, max_queued_writes = 0, crashes_in_write = 0;
   uint64_t old_term_commits = 0;  // see SafetyChecker::old_term_commits
   int max_liveness_ticks = 0;  // worst time to commit after healing
   std::string config;          // the core Config chosen for this seed
@@ -135,7 +155,8 @@ struct Result {
 Result RunSimulation(const Options& options);
 
 // The command that replays a run with these options (the fault knobs below,
-// --max_msg_bytes and the boolean options; other fields at their defaults).
+// --max_msg_bytes, --max_write_delay and the boolean options; other fields
+// at their defaults).
 std::string ReplayCommand(const Options& options);
 
 // The fault probabilities simulate accepts as flags: (name, value in `o`,

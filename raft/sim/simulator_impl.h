@@ -5,12 +5,15 @@
 #define RAFTKV_RAFT_SIM_SIMULATOR_IMPL_H_
 
 #include <cstdint>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -38,6 +41,15 @@ struct Node {
     std::string key;
   };
   std::vector<Waiting> waiting_reads;  // ReadStates awaiting the state machine
+  // Asynchronous writes: the writer's queue, oldest first; not durable (a
+  // crash loses it). Each completes at step `due` or later, in order.
+  struct Write {
+    std::vector<raftpb::Entry> entries;
+    std::optional<raftpb::HardState> hard_state;
+    std::vector<raftpb::Message> persisted_messages;
+    uint64_t due = 0;
+  };
+  std::deque<Write> writes;
 };
 
 struct ReadRecord {
@@ -80,6 +92,11 @@ class Simulator {
   void Crash(Node& n, const char* why);
   void Retire(Node& n);
   void Drain(Node& n);
+  bool Persist(Node& n, const std::vector<raftpb::Entry>& entries,
+               const std::optional<raftpb::HardState>& hs);
+  void QueueWrite(Node& n, Ready& rd);
+  void CompleteWrites(Node& n);
+  void FlushWrites(Node& n, std::vector<std::pair<uint64_t, uint64_t>>* persisted);
   void Apply(Node& n, const raftpb::Entry& e);
   void ServeReads(Node& n);
   void SendAll(std::vector<raftpb::Message> msgs);
