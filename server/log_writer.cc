@@ -92,7 +92,9 @@ void LogWriter::Write(std::deque<Request> batch) {
   std::vector<raftpb::Entry> entries;
   std::optional<raftpb::HardState> hard_state;
   std::vector<raftpb::Message> messages;
+  int entry_writes = 0;
   for (Request& r : batch) {
+    if (!r.entries.empty()) ++entry_writes;
     MergeEntries(&entries, std::move(r.entries));
     if (r.hard_state) hard_state = std::move(r.hard_state);
     for (auto& m : r.messages) messages.push_back(std::move(m));
@@ -100,7 +102,9 @@ void LogWriter::Write(std::deque<Request> batch) {
   absl::Status s = store_->Append(entries, hard_state ? &*hard_state : nullptr);
   if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
   transport_->Send(std::move(messages));
-  if (!entries.empty()) on_persisted_(entries.back().index(), entries.back().term());
+  if (!entries.empty()) {
+    on_persisted_(entries.back().index(), entries.back().term(), entry_writes);
+  }
 }
 
 }  // namespace raftkv::server

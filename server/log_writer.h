@@ -36,7 +36,10 @@ namespace raftkv::server {
 
 class LogWriter {
  public:
-  using PersistedFn = std::function<void(uint64_t index, uint64_t term)>;
+  // The entries through (index, term) are durable; `writes` is how many
+  // queued requests with entries that store write covered (merged ones
+  // report once, together).
+  using PersistedFn = std::function<void(uint64_t index, uint64_t term, int writes)>;
 
   // Starts the writer thread. `store` and `transport` are not owned and
   // must outlive the writer.

@@ -96,9 +96,10 @@ class LogWriterTest : public storage::testing::LogStoreTest {
                     .ok());
     sender_ = std::make_unique<RecordingSender>(store_.get());
     writer_ = std::make_unique<LogWriter>(store_.get(), sender_.get(),
-                                          [this](uint64_t index, uint64_t term) {
+                                          [this](uint64_t index, uint64_t term, int writes) {
                                             absl::MutexLock l(&mu_);
                                             persisted_.emplace_back(index, term);
+                                            entry_writes_ += writes;
                                           });
   }
   void TearDown() override { writer_.reset(); }
@@ -112,6 +113,11 @@ class LogWriterTest : public storage::testing::LogStoreTest {
   std::unique_ptr<LogWriter> writer_;
   absl::Mutex mu_;
   std::vector<std::pair<uint64_t, uint64_t>> persisted_ ABSL_GUARDED_BY(mu_);
+  int entry_writes_ ABSL_GUARDED_BY(mu_) = 0;  // summed over reports
+  int entry_writes() {
+    absl::MutexLock l(&mu_);
+    return entry_writes_;
+  }
 };
 
 TEST_F(LogWriterTest, AcknowledgementsLeaveOnlyOnceTheirEntriesAreStored) {
@@ -154,6 +160,8 @@ TEST_F(LogWriterTest, WritesQueuedDuringAFlushMergeAndKeepTheirOrder) {
   EXPECT_EQ(Terms(1, 5), (std::vector<uint64_t>{1, 1, 1, 2}));
   EXPECT_EQ(store_->hard_state().term(), 2u);
   EXPECT_EQ(persisted().back(), std::make_pair(uint64_t{4}, uint64_t{2}));
+  EXPECT_EQ(entry_writes(), 3) << "a merged report counts every request with entries it covers";
+  EXPECT_EQ(persisted().size(), 2u);
 }
 
 TEST_F(LogWriterTest, MessagesWithNothingToWriteGoAtOnceWhenIdle) {

@@ -117,11 +117,12 @@ Node::~Node() { Stop(); }
 void Node::Start() {
   CHECK(!loop_.joinable()) << "started twice";
   if (options_.async_log_writes) {
-    writer_ = std::make_unique<LogWriter>(store_, transport_, [this](uint64_t index, uint64_t term) {
-      absl::MutexLock l(&mu_);
-      inbox_.persisted.emplace_back(index, term);
-      --entry_writes_in_flight_;
-    });
+    writer_ = std::make_unique<LogWriter>(
+        store_, transport_, [this](uint64_t index, uint64_t term, int writes) {
+          absl::MutexLock l(&mu_);
+          inbox_.persisted.emplace_back(index, term);
+          entry_writes_in_flight_ -= writes;
+        });
   }
   loop_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "raft-loop");  // for top -H and perf
