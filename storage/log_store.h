@@ -26,8 +26,9 @@
 //     holes, each value an Entry whose index matches its key;
 //   * hard_state.commit <= LastIndex();
 //   * applied_index >= snapshot.index.
-// The applied index is not checked against LastIndex(): a leader may apply a
-// committed entry before its own copy of it is durable.
+// The applied index is not checked here against LastIndex() (the Raft core
+// refuses one past it on start, raft/raft_log.h), nor against the commit
+// index, which may lag it: the commit index alone is written unsynced.
 //
 // Ownership: the LogStore owns the RocksDB instance; destroying it closes the
 // database and releases the directory lock. Returned values are copies.
@@ -35,8 +36,12 @@
 // Thread safety: all methods may be called from any thread. Log-side methods
 // (Append, Compact, ApplySnapshot, Bootstrap and the LogReader methods) are
 // serialized by one mutex, taken shared by the readers, except that Append
-// releases it while its write is synced (readers then see the log as before
-// the Append; writers still wait for it to finish); ApplyBatch takes a
+// releases it while its write is synced (writers still wait for it). An
+// Append that only adds entries past LastIndex() leaves what readers see of
+// [FirstIndex(), LastIndex()] unchanged until it returns; one that replaces
+// a suffix does not, so a reader must not read the replaced indexes
+// meanwhile (the node's loop makes such appends itself, and the Raft core
+// reads the store only below its unstable tail). ApplyBatch takes a
 // second mutex, so one apply thread may write `data` while the driver thread
 // appends. The intended use is a single writer per side: one driver thread
 // for the log (which is also the LogReader caller), optionally one apply
