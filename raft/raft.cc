@@ -463,6 +463,14 @@ void Raft::HandleVoteResponse(const Message& m) {
 void Raft::Send(Message m) {
   m.set_from(id_);
   if (m.term() == 0) m.set_term(term_);
+  if (role_ == Role::kLeader && term_ != prev_hard_.term()) {
+    // A leader whose term was not handed out for persisting yet: a single
+    // voter elects itself in one step. Its first messages wait for that
+    // write, else after a crash it could win the same term again and send
+    // learners different entries under the same (index, term) (§5.1).
+    msgs_after_persist_.push_back(std::move(m));
+    return;
+  }
   switch (m.type()) {
     // A leader's replication traffic promises nothing about its own disk
     // (§10.2.1), and neither do pre-votes (which change no state), heartbeat

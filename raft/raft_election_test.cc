@@ -69,6 +69,33 @@ TEST(ElectionTest, VoteIsPersistedBeforeTheGrantIsSent) {
   EXPECT_TRUE(rd2.messages.empty()) << "a grant must not be sent before persisting";
 }
 
+// A single voter becomes leader in the step that raised its term: its first
+// appends (here to a learner) must wait until that term is durable, or a
+// crash could let it win the same term again with different entries.
+TEST(ElectionTest, ASingleVotersFirstAppendsWaitForItsNewTerm) {
+  raftpb::ConfState cs;
+  cs.add_voters(1);
+  cs.add_learners(2);
+  MemoryLog log(cs);
+  Config cfg;
+  cfg.id = 1;
+  auto r = Raft::Create(cfg, &log);
+  ASSERT_TRUE(r.ok()) << r.status();
+  (*r)->Campaign();
+  ASSERT_EQ((*r)->role(), Role::kLeader);
+  Ready rd = (*r)->GetReady();
+  ASSERT_TRUE(rd.hard_state.has_value());
+  EXPECT_EQ(rd.hard_state->term(), (*r)->term());
+  for (const auto& m : rd.messages) {
+    EXPECT_NE(m.to(), 2u) << "sent to the learner before the term is durable";
+  }
+  bool append_waits = false;
+  for (const auto& m : rd.persisted_messages) {
+    if (m.to() == 2 && m.type() == raftpb::MSG_APPEND) append_waits = true;
+  }
+  EXPECT_TRUE(append_waits);
+}
+
 // §5.2: "each server will vote for at most one candidate in a given term".
 TEST(ElectionTest, OneVotePerTerm) {
   TestCluster c(3, [](Config* cfg) {
