@@ -8,9 +8,9 @@
 // hard state in one synced write (all proposals of a round share that
 // fsync: group commit), send the acknowledgements, apply committed entries,
 // answer clients whose entries applied and reads whose index is applied.
-// With async_log_writes (the default) the persisting and the
-// acknowledgements go to a LogWriter thread and the loop goes on at once:
-// it steps acks, proposals and reads while a flush is in flight.
+// With async_log_writes (the default) a leader's persisting goes to a
+// LogWriter thread and its loop goes on at once: it steps acks, commits and
+// applies while its own flush is in flight. Followers persist in the loop.
 //
 // Callbacks given to Propose/Read run on the loop thread: they must not
 // block (finish a gRPC reactor, copy a value).
@@ -54,8 +54,8 @@ struct NodeOptions {
   int election_ticks = 10;
   int heartbeat_ticks = 1;
   bool lease_reads = false;
-  // Persist on a writer thread while the loop goes on (raft.h, asynchronous
-  // writes); false: the loop persists each Ready itself.
+  // A leader persists on a writer thread while its loop goes on (raft.h,
+  // asynchronous writes); false: the loop persists every Ready itself.
   bool async_log_writes = true;
   // Proposals taken from the inbox per round (one log append).
   size_t max_proposals_per_round = 4096;
