@@ -93,6 +93,9 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
   std::unique_ptr<Node> node(
       new Node(options, store, sm, transport, std::move(hooks), std::move(view)));
   node->core_ = std::move(*core);
+  auto initial = store->GetInitialState();
+  if (!initial.ok()) return initial.status();
+  node->hard_state_ = std::make_unique<HardStateBuffer>(initial->hard_state);
   node->PublishStatus();
   return node;
 }
@@ -255,6 +258,14 @@ void Node::Run() {
     if (!transfers_.empty()) CheckTransfers(now);
     if (ticked) ExpireDeadlines(now);
     if (ticked || publish) PublishStatus();
+  }
+  if (const auto& held = hard_state_->held(); held.has_value()) {
+    // Not needed for safety (hard_state_buffer.h): a restart then begins at
+    // the latest commit index.
+    if (writer_ != nullptr) writer_->WaitIdle();
+    if (absl::Status s = store_->Append({}, &*held); !s.ok()) {
+      LOG(FATAL) << "persisting the raft log failed: " << s;
+    }
   }
   FailEverything(absl::UnavailableError("node is shutting down"));
 }
@@ -539,21 +550,23 @@ void Node::HandleReadies() {
 }
 
 void Node::Persist(raft::Ready* rd, bool here) {
+  const std::optional<raftpb::HardState> hs =
+      hard_state_->ToWrite(rd->hard_state, !rd->entries.empty() || rd->snapshot.has_value());
   if (!here) {
     if (!rd->entries.empty()) {
       absl::MutexLock l(&mu_);
       ++entry_writes_in_flight_;
     }
-    // Copies: Advance() reads the Ready's entries and hard state.
-    writer_->Queue(rd->entries, rd->hard_state, std::move(rd->persisted_messages));
+    // A copy: Advance() reads the Ready's entries.
+    writer_->Queue(rd->entries, hs, std::move(rd->persisted_messages));
     return;
   }
   // After every queued write (raft.h). A snapshot is installed first, in
   // its own write: the image replaces the data the writes' entries precede.
   if (writer_ != nullptr) writer_->WaitIdle();
   if (rd->snapshot) InstallSnapshot(*rd->snapshot);
-  if (!rd->entries.empty() || rd->hard_state) {
-    absl::Status s = store_->Append(rd->entries, rd->hard_state ? &*rd->hard_state : nullptr);
+  if (!rd->entries.empty() || hs) {
+    absl::Status s = store_->Append(rd->entries, hs ? &*hs : nullptr);
     if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
   }
   transport_->Send(std::move(rd->persisted_messages));

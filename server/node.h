@@ -25,6 +25,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +37,7 @@
 #include "proto/kv.pb.h"
 #include "raft/raft.h"
 #include "server/callback_pool.h"
+#include "server/hard_state_buffer.h"
 #include "server/log_writer.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
@@ -240,6 +242,9 @@ class Node {
   std::unique_ptr<LogView> view_;     // what the core reads the log through
   std::unique_ptr<raft::Raft> core_;  // loop thread only
   uint64_t last_conf_index_ = 0;      // index of the last applied conf change
+  // Which hard state each write carries (a commit index alone waits for
+  // the next write); loop thread.
+  std::unique_ptr<HardStateBuffer> hard_state_;
 
   absl::Mutex mu_;
   Inbox inbox_ ABSL_GUARDED_BY(mu_);

@@ -294,6 +294,32 @@ TEST_F(NodeTest, WriteIsAcknowledgedAfterApplyAndReachesEveryNode) {
   }
 }
 
+// A round that only moves the commit index writes nothing; the commit index
+// rides on the next write, and Stop writes the one still held.
+TEST_F(NodeTest, CommitIndexAloneIsWrittenWithTheNextWriteOrAtStop) {
+  const uint64_t leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  auto first = Put(leader, "a", "1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto r = Put(leader, "b", "2");
+  ASSERT_TRUE(r.ok()) << r.status();
+  const uint64_t version = r->put().version();
+  for (uint64_t id = 1; id <= 3; ++id) {
+    const uint64_t term = nodes_[id].node->term();
+    ASSERT_TRUE(WaitApplied(id, version)) << id;
+    const uint64_t stored = nodes_[id].store->hard_state().commit();
+    // The second write's entries carried the commit of the first.
+    EXPECT_GE(stored, first->put().version()) << id;
+    // A new term or vote would have been written with the newest commit.
+    if (nodes_[id].node->term() == term) EXPECT_LT(stored, version) << id;
+  }
+  for (uint64_t id = 1; id <= 3; ++id) {
+    Stop(id);
+    Start(id);
+    EXPECT_GE(nodes_[id].store->hard_state().commit(), version) << id;
+  }
+}
+
 TEST_F(NodeTest, FollowerRefusesWritesAndNamesTheLeader) {
   const uint64_t leader = WaitForLeader();
   ASSERT_NE(leader, 0u);
