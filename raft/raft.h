@@ -17,7 +17,9 @@
 //        lets a leader write its log in parallel with replicating it);
 //     2. persist, as one synced write: rd.snapshot (if any) first, then
 //        rd.entries (replacing any stored suffix from rd.entries[0].index),
-//        then rd.hard_state (if any);
+//        then rd.hard_state (if any; a hard state that differs from the
+//        stored one only in its commit index may instead be written with a
+//        later write: the commit index is volatile state, Figure 2);
 //     3. send rd.persisted_messages (votes and acknowledgements that promise
 //        what step 2 made durable) only after step 2 completes;
 //     4. apply rd.committed_entries in order (after step 2: they may include
