@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -67,6 +68,11 @@ DEFINE_uint64(max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
 DEFINE_bool(async_log_writes, true,
             "persist the Raft log on a writer thread while the loop goes on stepping "
             "acknowledgements and proposals (false: the loop persists each round itself)");
+DEFINE_string(stage_trace_file, "",
+              "Write timestamps of sampled writes at each step through this node to this "
+              "file ({id} becomes the node id), for tools/stage_report "
+              "(docs/BENCHMARKS.md); empty: off.");
+DEFINE_uint64(stage_trace_every, 16, "With --stage_trace_file: trace every Nth log index.");
 DEFINE_bool(lease_reads, false,
             "Serve linearizable reads from a leader lease instead of a heartbeat round "
             "(faster; relies on bounded clock drift).");
@@ -433,7 +439,16 @@ int main(int argc, char** argv) {
       });
   server::SnapshotReceiver snapshot_receiver(store.get());
 
+  std::unique_ptr<server::StageTrace> stage_trace;
+  if (!FLAGS_stage_trace_file.empty()) {
+    auto t = server::StageTrace::Open(
+        absl::StrReplaceAll(FLAGS_stage_trace_file, {{"{id}", absl::StrCat(FLAGS_id)}}),
+        FLAGS_stage_trace_every);
+    if (!t.ok()) Die(std::string(t.status().message()));
+    stage_trace = std::move(*t);
+  }
   server::NodeOptions no;
+  no.stage_trace = stage_trace.get();
   no.id = FLAGS_id;
   no.snapshot_entries = FLAGS_snapshot_entries;
   no.snapshot_keep_entries = FLAGS_snapshot_keep_entries;

@@ -121,7 +121,13 @@ void Node::Start() {
   CHECK(!loop_.joinable()) << "started twice";
   if (options_.async_log_writes) {
     writer_ = std::make_unique<LogWriter>(
-        store_, transport_, [this](uint64_t index, uint64_t term, int writes) {
+        store_, transport_,
+        [this, traced = uint64_t{0}](uint64_t index, uint64_t term, int writes) mutable {
+          // Runs on the writer thread only, which owns `traced`.
+          if (options_.stage_trace != nullptr) {
+            options_.stage_trace->RecordRange(Stage::kLeaderDurable, traced + 1, index);
+            traced = index;
+          }
           absl::MutexLock l(&mu_);
           inbox_.persisted.emplace_back(index, term);
           entry_writes_in_flight_ -= writes;
@@ -160,7 +166,8 @@ void Node::Enqueue(std::vector<Pending> Inbox::*box, Pending p) {
 }
 
 void Node::Propose(std::string command, absl::Time deadline, WriteCallback done) {
-  Enqueue(&Inbox::writes, PendingWrite{std::move(command), deadline, std::move(done)});
+  const uint64_t arrived = options_.stage_trace != nullptr ? MonotonicNanos() : 0;
+  Enqueue(&Inbox::writes, PendingWrite{std::move(command), deadline, std::move(done), arrived});
 }
 
 void Node::Read(absl::Time deadline, ReadCallback done) {
@@ -176,6 +183,7 @@ void Node::TransferLeadership(uint64_t target, absl::Time deadline, TransferCall
 }
 
 void Node::Receive(raftpb::Message m) {
+  if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kReceived, Stage::kAckReceived);
   absl::MutexLock l(&mu_);
   inbox_.messages.push_back(std::move(m));
 }
@@ -271,6 +279,7 @@ void Node::Run() {
 }
 
 void Node::StepMessage(const raftpb::Message& m) {
+  if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kStepped, Stage::kAckStepped);
   if (absl::Status s = core_->Step(m); !s.ok()) {
     LOG_IF(FATAL, absl::IsDataLoss(s))
         << "node " << options_.id << " refuses to go on: " << s.message()
@@ -378,6 +387,10 @@ void Node::ProposeAll(std::vector<PendingWrite> writes) {
       w.done(absl::UnavailableError("the write was superseded by a new leader; retry"));
     }
     w = Waiter{(*ids)[k].term, writes[k].deadline, std::move(writes[k].done)};
+    if (options_.stage_trace != nullptr) {
+      options_.stage_trace->Record(Stage::kArrived, (*ids)[k].index, writes[k].arrived_ns);
+      options_.stage_trace->Record(Stage::kProposed, (*ids)[k].index);
+    }
   }
 }
 
@@ -493,6 +506,11 @@ void Node::HandleReadies() {
     // snapshots go to the snapshot sender.
     SendSnapshots(&rd.messages);
     transport_->Send(std::move(rd.messages));
+    if (options_.stage_trace != nullptr && !rd.entries.empty() &&
+        core_->role() == raft::Role::kLeader) {
+      options_.stage_trace->RecordRange(Stage::kAppendsSent, rd.entries.front().index(),
+                                        rd.entries.back().index());
+    }
     // 2, 3. Persist; acknowledgements promise what is then durable.
     // Only a leader gains from writing in the background (it commits on its
     // followers' acks meanwhile); a follower's ack must wait for its own
@@ -507,7 +525,9 @@ void Node::HandleReadies() {
         // scope ends: one write per client stream, not one per answer.
         FlushScope answers;
         Apply(rd.committed_entries);
+        TraceEntries(Stage::kApplied, rd.committed_entries);
       }
+      TraceEntries(Stage::kAnswered, rd.committed_entries);
       MaybeCompact();
     }
     for (auto& rs : rd.read_states) {
@@ -568,8 +588,31 @@ void Node::Persist(raft::Ready* rd, bool here) {
   if (!rd->entries.empty() || hs) {
     absl::Status s = store_->Append(rd->entries, hs ? &*hs : nullptr);
     if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+    TraceEntries(Stage::kSynced, rd->entries);
   }
   transport_->Send(std::move(rd->persisted_messages));
+  TraceEntries(Stage::kAcked, rd->entries);
+}
+
+void Node::TraceEntries(Stage stage, const std::vector<raftpb::Entry>& entries) {
+  if (options_.stage_trace == nullptr || entries.empty()) return;
+  options_.stage_trace->RecordRange(stage, entries.front().index(), entries.back().index());
+}
+
+void Node::TraceMessage(const raftpb::Message& m, Stage append, Stage ack) {
+  if (m.type() == raftpb::MSG_APPEND && m.entries_size() > 0) {
+    options_.stage_trace->RecordRange(append, m.entries(0).index(),
+                                      m.entries(m.entries_size() - 1).index());
+  } else if (m.type() == raftpb::MSG_APPEND_RESP && !m.reject()) {
+    // An ack covers every index up to m.index(): record those no earlier
+    // ack (from any follower) covered.
+    std::atomic<uint64_t>& traced =
+        ack == Stage::kAckReceived ? acks_received_traced_ : acks_stepped_traced_;
+    uint64_t prev = traced.load();
+    while (prev < m.index() && !traced.compare_exchange_weak(prev, m.index())) {
+    }
+    if (prev < m.index()) options_.stage_trace->RecordRange(ack, prev + 1, m.index());
+  }
 }
 
 void Node::Apply(const std::vector<raftpb::Entry>& entries) {

@@ -39,6 +39,7 @@
 #include "server/callback_pool.h"
 #include "server/hard_state_buffer.h"
 #include "server/log_writer.h"
+#include "server/stage_trace.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
 #include "storage/log_store.h"
@@ -72,6 +73,8 @@ struct NodeOptions {
   // Leadership transfers not done by then fail (the core aborts its own
   // after an election timeout).
   absl::Duration transfer_timeout = absl::Seconds(5);
+  // Not owned; must outlive the node. Null (the default): no stage trace.
+  StageTrace* stage_trace = nullptr;
   // Called on the loop thread for every conf-change entry this node
   // appends to its log (applied=false; before the round's messages go out)
   // and again when it is applied (applied=true). Must not block.
@@ -153,6 +156,7 @@ class Node {
     std::string command;
     absl::Time deadline;
     WriteCallback done;
+    uint64_t arrived_ns = 0;  // only with a stage trace
   };
   struct PendingRead {
     absl::Time deadline;
@@ -222,6 +226,10 @@ class Node {
   // Step 2 of the driver contract: queued to the writer, or done here.
   void Persist(raft::Ready* rd, bool here);
   void StepMessage(const raftpb::Message& m);
+  // Stage trace records (options_.stage_trace); any thread.
+  void TraceEntries(Stage stage, const std::vector<raftpb::Entry>& entries);
+  // REQUIRES: options_.stage_trace != nullptr.
+  void TraceMessage(const raftpb::Message& m, Stage append, Stage ack);
   void SendSnapshots(std::vector<raftpb::Message>* msgs);
   void InstallSnapshot(const raftpb::Snapshot& snapshot);
   void MaybeCompact();
@@ -261,6 +269,10 @@ class Node {
   std::multimap<uint64_t, PendingRead> reads_by_index_;  // awaiting apply
   const int64_t read_nonce_;  // this incarnation's, part of read contexts
   uint64_t next_read_id_ = 0;
+
+  // The highest acked index the stage trace recorded (TraceMessage).
+  std::atomic<uint64_t> acks_received_traced_{0};
+  std::atomic<uint64_t> acks_stepped_traced_{0};
 
   std::atomic<uint64_t> leader_{0};
   std::atomic<uint64_t> term_{0};
