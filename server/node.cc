@@ -93,9 +93,6 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
   std::unique_ptr<Node> node(
       new Node(options, store, sm, transport, std::move(hooks), std::move(view)));
   node->core_ = std::move(*core);
-  auto initial = store->GetInitialState();
-  if (!initial.ok()) return initial.status();
-  node->hard_state_ = std::make_unique<HardStateBuffer>(initial->hard_state);
   node->PublishStatus();
   return node;
 }
@@ -111,6 +108,7 @@ Node::Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine*
       // Conf changes at or below the applied index are not known here;
       // compaction stays above it (see MaybeCompact).
       last_conf_index_(store->applied_index()),
+      hard_state_(store->hard_state()),
       read_nonce_(absl::ToUnixNanos(absl::Now())) {
   if (options_.read_threads > 0) read_pool_ = std::make_unique<CallbackPool>(options_.read_threads);
 }
@@ -267,7 +265,7 @@ void Node::Run() {
     if (ticked) ExpireDeadlines(now);
     if (ticked || publish) PublishStatus();
   }
-  if (const auto& held = hard_state_->held(); held.has_value()) {
+  if (const auto& held = hard_state_.held(); held.has_value()) {
     // Not needed for safety (hard_state_buffer.h): a restart then begins at
     // the latest commit index.
     if (writer_ != nullptr) writer_->WaitIdle();
@@ -571,7 +569,7 @@ void Node::HandleReadies() {
 
 void Node::Persist(raft::Ready* rd, bool here) {
   const std::optional<raftpb::HardState> hs =
-      hard_state_->ToWrite(rd->hard_state, !rd->entries.empty() || rd->snapshot.has_value());
+      hard_state_.ToWrite(rd->hard_state, !rd->entries.empty() || rd->snapshot.has_value());
   if (!here) {
     if (!rd->entries.empty()) {
       absl::MutexLock l(&mu_);

@@ -252,7 +252,7 @@ class Node {
   uint64_t last_conf_index_ = 0;      // index of the last applied conf change
   // Which hard state each write carries (a commit index alone waits for
   // the next write); loop thread.
-  std::unique_ptr<HardStateBuffer> hard_state_;
+  HardStateBuffer hard_state_;
 
   absl::Mutex mu_;
   Inbox inbox_ ABSL_GUARDED_BY(mu_);

@@ -27,6 +27,11 @@ const char* StageName(Stage s) {
   return "unknown";
 }
 
+bool IsFollowerStage(Stage s) {
+  return s == Stage::kReceived || s == Stage::kStepped || s == Stage::kSynced ||
+         s == Stage::kAcked;
+}
+
 uint64_t MonotonicNanos() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -38,12 +38,17 @@ enum class Stage {
   kApplied,           // leader: the state machine applied the entry
   kAnswered,          // leader: the answers of the round were written
 };
+inline constexpr Stage kFirstStage = Stage::kArrived;
+inline constexpr Stage kLastStage = Stage::kAnswered;
 const char* StageName(Stage s);
+// Recorded by a follower (the others by the leader).
+bool IsFollowerStage(Stage s);
 uint64_t MonotonicNanos();
 
 class StageTrace {
  public:
-  // Creates (truncates) `path`. REQUIRES: every >= 1.
+  // Creates (truncates) `path`; InvalidArgument if it cannot, or if
+  // `every` is 0.
   static absl::StatusOr<std::unique_ptr<StageTrace>> Open(const std::string& path,
                                                           uint64_t every);
   ~StageTrace();  // flushes and closes

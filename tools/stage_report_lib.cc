@@ -7,28 +7,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "server/stage_trace.h"
 
 namespace raftkv::tools {
 namespace {
 
-// In the order of server/stage_trace.h.
-const std::vector<std::string>& LeaderStages() {
-  static const auto* s = new std::vector<std::string>{
-      "proposed", "appends_sent", "leader_durable", "ack_received", "ack_stepped",
-      "applied",  "answered"};
-  return *s;
-}
-const std::vector<std::string>& FollowerStages() {
-  static const auto* s = new std::vector<std::string>{
-      "follower_received", "follower_stepped", "follower_synced", "follower_acked"};
-  return *s;
-}
-const std::vector<std::string>& AllStages() {
-  static const auto* s = new std::vector<std::string>{
-      "proposed",        "appends_sent",   "follower_received", "follower_stepped",
-      "follower_synced", "follower_acked", "leader_durable",    "ack_received",
-      "ack_stepped",     "applied",        "answered"};
-  return *s;
+// Every stage after "arrived" (the zero point), in the order a write passes them.
+std::vector<server::Stage> ReportedStages() {
+  std::vector<server::Stage> out;
+  for (int s = static_cast<int>(server::kFirstStage) + 1;
+       s <= static_cast<int>(server::kLastStage); ++s) {
+    out.push_back(static_cast<server::Stage>(s));
+  }
+  return out;
 }
 
 // index -> stage -> first time
@@ -81,8 +72,9 @@ absl::StatusOr<std::vector<StageRow>> BuildStageReport(const std::vector<std::st
     auto add = [&](const std::string& stage, uint64_t t) {
       after[stage].push_back((static_cast<double>(t) - static_cast<double>(t0)) / 1000);
     };
-    for (const auto& s : LeaderStages()) {
-      if (auto it = stages.find(s); it != stages.end()) add(s, it->second);
+    for (server::Stage s : ReportedStages()) {
+      if (server::IsFollowerStage(s)) continue;
+      if (auto it = stages.find(server::StageName(s)); it != stages.end()) add(it->first, it->second);
     }
     const absl::flat_hash_map<std::string, uint64_t>* first = nullptr;
     for (size_t m = 0; m < recs.size(); ++m) {
@@ -94,8 +86,11 @@ absl::StatusOr<std::vector<StageRow>> BuildStageReport(const std::vector<std::st
       }
     }
     if (first != nullptr) {
-      for (const auto& s : FollowerStages()) {
-        if (auto it = first->find(s); it != first->end()) add(s, it->second);
+      for (server::Stage s : ReportedStages()) {
+        if (!server::IsFollowerStage(s)) continue;
+        if (auto it = first->find(server::StageName(s)); it != first->end()) {
+          add(it->first, it->second);
+        }
       }
     }
   }
@@ -105,11 +100,11 @@ absl::StatusOr<std::vector<StageRow>> BuildStageReport(const std::vector<std::st
         "taken on a loaded cluster's members, with the same --stage_trace_every?");
   }
   std::vector<StageRow> rows;
-  for (const auto& s : AllStages()) {
-    auto& v = after[s];
+  for (server::Stage s : ReportedStages()) {
+    auto& v = after[server::StageName(s)];
     if (v.empty()) continue;
     StageRow r;
-    r.stage = s;
+    r.stage = server::StageName(s);
     r.samples = v.size();
     r.p10_us = Percentile(&v, 0.1);
     r.p50_us = Percentile(&v, 0.5);
