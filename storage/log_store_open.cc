@@ -22,6 +22,7 @@
 #include "storage/encoding.h"
 #include "storage/log_store.h"
 #include "storage/rocks_status.h"
+#include "storage/wal_file_system.h"
 
 namespace raftkv::storage {
 namespace {
@@ -38,6 +39,7 @@ const std::vector<std::string>& ColumnFamilyNames() {
 
 rocksdb::DBOptions MakeDBOptions(const Options& options) {
   rocksdb::DBOptions db;
+  db.env = WalPreallocatingEnv();  // see wal_file_system.h
   db.create_if_missing = options.create_if_missing;
   db.create_missing_column_families = options.create_if_missing;
   db.paranoid_checks = true;
