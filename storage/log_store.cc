@@ -205,6 +205,7 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
   if (!entries.empty()) {
     last_index_ = new_last;
     last_term_ = entries.back().term();
+    cache_.Append(entries);
   }
   if (hs != nullptr) hard_state_ = *hs;
   return absl::OkStatus();
@@ -246,6 +247,7 @@ absl::Status LogStore::Compact(uint64_t index, uint64_t term,
   batch.Put(meta_cf_, kSnapshotKey, snapshot.SerializeAsString());
   if (absl::Status s = Write(&batch, "Compact"); !s.ok()) return s;
   snapshot_ = std::move(snapshot);
+  cache_.DropThrough(index);
   return absl::OkStatus();
 }
 
@@ -300,6 +302,11 @@ absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
   }
   if (absl::Status s = Write(&batch, "ApplySnapshot"); !s.ok()) return s;
 
+  if (keep_suffix) {
+    cache_.DropThrough(meta.index());
+  } else {
+    cache_.Clear();
+  }
   snapshot_ = meta;
   hard_state_ = std::move(hs);
   last_index_ = new_last;
@@ -399,6 +406,7 @@ absl::StatusOr<uint64_t> LogStore::TermLocked(uint64_t i) const {
         "index ", i, " is past the last index ", last_index_));
   }
   if (i == last_index_) return last_term_;
+  if (std::optional<uint64_t> t = cache_.Term(i)) return *t;
   absl::StatusOr<raftpb::Entry> e = ReadEntry(i);
   if (!e.ok()) return e.status();
   return e->term();
@@ -423,6 +431,7 @@ absl::StatusOr<std::vector<raftpb::Entry>> LogStore::Entries(
   }
   std::vector<raftpb::Entry> out;
   if (lo == hi) return out;
+  if (cache_.Get(lo, hi, max_bytes, &out)) return out;
 
   const std::string upper = LogKey(hi);
   const rocksdb::Slice upper_slice(upper);

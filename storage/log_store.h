@@ -66,6 +66,7 @@
 #include "proto/storage.pb.h"
 #include "raft/log_reader.h"
 #include "storage/data_batch.h"
+#include "storage/entry_cache.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -111,6 +112,11 @@ struct Options {
   // Block cache of the `data` column family (uncompressed blocks, LRU). A
   // read that misses it costs a pread and a decompression. 0: no cache.
   size_t data_block_cache_bytes = 64 << 20;
+
+  // Copies of the most recently appended log entries kept in memory
+  // (storage/entry_cache.h), bounded by their serialized size: Entries and
+  // Term read them without RocksDB. 0: none.
+  size_t entry_cache_bytes = 4 << 20;
 
   // OK, or InvalidArgument naming the bad field.
   absl::Status Validate() const;
@@ -318,6 +324,9 @@ class LogStore final : public raft::LogReader {
   std::optional<storagepb::NodeIdentity> identity_ ABSL_GUARDED_BY(mu_);
   uint64_t last_index_ ABSL_GUARDED_BY(mu_) = 0;  // snapshot index if empty
   uint64_t last_term_ ABSL_GUARDED_BY(mu_) = 0;   // Term(last_index_)
+  // The log's newest entries; told of every change to the log after it is
+  // written.
+  EntryCache cache_ ABSL_GUARDED_BY(mu_);
   // Written under apply_mu_; read anywhere.
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<char> generation_{'a'};  // the live generation of `data`

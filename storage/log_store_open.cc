@@ -165,7 +165,8 @@ LogStore::LogStore(const Options& options, rocksdb::DB* db,
       log_cf_(handles.at(1)),
       meta_cf_(handles.at(2)),
       data_cf_(handles.at(3)),
-      handles_(std::move(handles)) {}
+      handles_(std::move(handles)),
+      cache_(options.entry_cache_bytes) {}
 
 LogStore::~LogStore() {
   for (rocksdb::ColumnFamilyHandle* h : handles_) {

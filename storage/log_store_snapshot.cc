@@ -118,6 +118,11 @@ absl::Status LogStore::InstallStaged(const raftpb::SnapshotMetadata& meta) {
   batch.Put(meta_cf_, kDataGenerationKey, std::string(1, new_gen));
   if (absl::Status s = Write(&batch, "InstallStaged", /*sync=*/true); !s.ok()) return s;
 
+  if (keep_suffix) {
+    cache_.DropThrough(meta.index());
+  } else {
+    cache_.Clear();
+  }
   snapshot_ = meta;
   hard_state_ = std::move(hs);
   last_index_ = new_last;

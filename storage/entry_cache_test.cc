@@ -1,0 +1,118 @@
+#include "storage/entry_cache.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace raftkv::storage {
+namespace {
+
+raftpb::Entry E(uint64_t index, uint64_t term, size_t size = 10) {
+  raftpb::Entry e;
+  e.set_index(index);
+  e.set_term(term);
+  e.set_data(std::string(size, 'x'));
+  return e;
+}
+
+std::vector<raftpb::Entry> Entries(uint64_t lo, uint64_t hi, uint64_t term, size_t size = 10) {
+  std::vector<raftpb::Entry> out;
+  for (uint64_t i = lo; i < hi; ++i) out.push_back(E(i, term, size));
+  return out;
+}
+
+std::vector<uint64_t> Indexes(const std::vector<raftpb::Entry>& es) {
+  std::vector<uint64_t> out;
+  for (const auto& e : es) out.push_back(e.index());
+  return out;
+}
+
+constexpr uint64_t kNoLimit = ~uint64_t{0};
+
+TEST(EntryCacheTest, ServesOnlyRangesItHoldsWhole) {
+  EntryCache cache(1 << 20);
+  cache.Append(Entries(5, 10, 1));
+  std::vector<raftpb::Entry> out;
+  ASSERT_TRUE(cache.Get(5, 10, kNoLimit, &out));
+  EXPECT_EQ(Indexes(out), (std::vector<uint64_t>{5, 6, 7, 8, 9}));
+  out.clear();
+  EXPECT_FALSE(cache.Get(4, 6, kNoLimit, &out));   // 4 is not cached
+  EXPECT_FALSE(cache.Get(9, 11, kNoLimit, &out));  // nor is 10
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(cache.Term(7), 1u);
+  EXPECT_FALSE(cache.Term(4).has_value());
+  EXPECT_FALSE(cache.Term(10).has_value());
+}
+
+TEST(EntryCacheTest, AppendContinuesOrReplacesTheTail) {
+  EntryCache cache(1 << 20);
+  cache.Append(Entries(1, 6, 1));
+  cache.Append(Entries(6, 8, 1));  // continues
+  EXPECT_EQ(cache.first_index(), 1u);
+  EXPECT_EQ(cache.size(), 7u);
+  cache.Append(Entries(4, 5, 2));  // a new leader's entry replaces 4..7
+  EXPECT_EQ(cache.size(), 4u);
+  EXPECT_EQ(cache.Term(3), 1u);
+  EXPECT_EQ(cache.Term(4), 2u);
+  EXPECT_FALSE(cache.Term(5).has_value());  // the replaced tail is gone
+  std::vector<raftpb::Entry> out;
+  EXPECT_FALSE(cache.Get(4, 6, kNoLimit, &out));
+}
+
+TEST(EntryCacheTest, ARunThatDoesNotTouchTheCachedOneStartsAfresh) {
+  EntryCache cache(1 << 20);
+  cache.Append(Entries(10, 12, 1));
+  cache.Append(Entries(20, 22, 3));  // a gap (the log was replaced meanwhile)
+  EXPECT_EQ(cache.first_index(), 20u);
+  EXPECT_EQ(cache.size(), 2u);
+  cache.Append(Entries(5, 7, 3));  // before the cached run
+  EXPECT_EQ(cache.first_index(), 5u);
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_FALSE(cache.Term(20).has_value());
+}
+
+TEST(EntryCacheTest, OldestEntriesLeaveFirstPastTheByteBound) {
+  const size_t one = E(1, 1, 100).ByteSizeLong();
+  EntryCache cache(3 * one);
+  cache.Append(Entries(1, 6, 1, 100));
+  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_EQ(cache.first_index(), 3u);
+  EXPECT_EQ(cache.bytes(), 3 * one);
+  EntryCache none(0);
+  none.Append(Entries(1, 3, 1));
+  EXPECT_EQ(none.size(), 0u);
+  EXPECT_EQ(none.bytes(), 0u);
+}
+
+TEST(EntryCacheTest, ByteBudgetOfAReadMatchesTheStore) {
+  EntryCache cache(1 << 20);
+  cache.Append(Entries(1, 6, 1, 100));
+  const uint64_t one = E(1, 1, 100).ByteSizeLong();
+  std::vector<raftpb::Entry> out;
+  ASSERT_TRUE(cache.Get(1, 6, 2 * one, &out));
+  EXPECT_EQ(out.size(), 2u);  // a third would pass the budget
+  out.clear();
+  ASSERT_TRUE(cache.Get(1, 6, 0, &out));
+  EXPECT_EQ(out.size(), 1u);  // the first always comes
+}
+
+TEST(EntryCacheTest, DropThroughAndClear) {
+  EntryCache cache(1 << 20);
+  cache.Append(Entries(1, 6, 1));
+  cache.DropThrough(3);
+  EXPECT_EQ(cache.first_index(), 4u);
+  EXPECT_FALSE(cache.Term(3).has_value());
+  EXPECT_EQ(cache.Term(4), 1u);
+  cache.DropThrough(9);
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+  cache.Append(Entries(7, 9, 2));
+  cache.Clear();
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.first_index(), 0u);
+}
+
+}  // namespace
+}  // namespace raftkv::storage
