@@ -120,6 +120,13 @@ struct Config {
   // entries count as durable only once Persisted() reports them, and
   // committed entries are handed out for applying only once durable here.
   bool async_storage_writes = false;
+  // Whether a leader tells caught-up followers of a new commit index at once
+  // with an empty append (which they do not answer). Off: the commit index
+  // rides only on appends that carry entries and on heartbeats (§5.3: any
+  // AppendEntries may carry it), so a follower learns it at most
+  // heartbeat_ticks later, and at once in a read's heartbeat round. Off
+  // saves a message and a wake-up per follower per commit.
+  bool commit_notices = true;
   // Index the state machine has already applied (on restart).
   uint64_t applied = 0;
   // Seed of the election-timeout randomization (deterministic simulation).

@@ -200,6 +200,51 @@ TEST(ReplicationTest, ACaughtUpFollowerIsToldTheCommitWithoutAnswering) {
   for (uint64_t id : c.ids()) EXPECT_EQ(AppliedData(c.node(id)), std::vector<std::string>{"a"}) << id;
 }
 
+// Without commit notices (Config::commit_notices false) a new commit index
+// sends nothing of its own: the followers learn it from the next append
+// that carries entries, or from the next heartbeat (§5.3).
+TEST(ReplicationTest, WithoutCommitNoticesTheCommitWaitsForTheNextAppendOrHeartbeat) {
+  TestCluster c(3, [](Config* cfg) { cfg->commit_notices = false; });
+  const uint64_t leader = c.ElectLeader();
+  c.Stabilize();
+  ASSERT_TRUE(c.raft(leader).Propose("a").ok());
+  c.ProcessReadies();
+  const uint64_t a = c.raft(leader).log().LastIndex();
+  StepPending(c);
+  c.ProcessReadies();
+  StepPending(c);  // both acknowledgements: "a" commits
+  ASSERT_EQ(c.raft(leader).log().committed(), a);
+  Ready rd = c.raft(leader).GetReady();
+  for (const auto& m : rd.messages) EXPECT_NE(m.type(), raftpb::MSG_APPEND) << m.to();
+  Finish(c, leader, rd);
+  c.Stabilize();
+  for (uint64_t id : c.ids()) {
+    if (id == leader) continue;
+    EXPECT_LT(c.raft(id).log().committed(), a) << id;
+    EXPECT_TRUE(AppliedData(c.node(id)).empty()) << id;
+  }
+
+  // The next proposal's appends carry it.
+  ASSERT_TRUE(c.raft(leader).Propose("b").ok());
+  c.ProcessReadies();
+  StepPending(c);
+  for (uint64_t id : c.ids()) {
+    if (id == leader) continue;
+    EXPECT_EQ(c.raft(id).log().committed(), a) << id;
+  }
+  c.Stabilize();
+  // "b" committed on the leader; the followers hear of it at the heartbeat.
+  for (uint64_t id : c.ids()) {
+    if (id == leader) continue;
+    EXPECT_EQ(AppliedData(c.node(id)), std::vector<std::string>{"a"}) << id;
+  }
+  c.TickAll();
+  c.Stabilize();
+  for (uint64_t id : c.ids()) {
+    EXPECT_EQ(AppliedData(c.node(id)), (std::vector<std::string>{"a", "b"})) << id;
+  }
+}
+
 // §10.2.1: the leader's appends may be sent before its own write is done
 // (they are in Ready::messages), but it counts itself toward a majority
 // only once its entries are durable.

@@ -315,7 +315,7 @@ void Raft::FlushCommitBroadcast() {
   }
   for (const auto& [id, pr] : progress_) {
     if (id == id_ || std::find(carried.begin(), carried.end(), id) != carried.end()) continue;
-    if (!SendAppend(id, /*send_if_empty=*/true)) continue;
+    if (!SendAppend(id, /*send_if_empty=*/config_.commit_notices)) continue;
     Message& m = msgs_.back();
     if (m.type() == raftpb::MSG_APPEND && m.to() == id && m.entries_size() == 0 &&
         pr.state() == ProgressState::kReplicate && m.index() == pr.match()) {

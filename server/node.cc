@@ -86,6 +86,7 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Create(const NodeOptions& options,
   cfg.applied = store->applied_index();
   cfg.read_mode = options.lease_reads ? raft::ReadMode::kLeaseBased : raft::ReadMode::kSafe;
   cfg.async_storage_writes = options.async_log_writes;
+  cfg.commit_notices = options.commit_notices;
   cfg.seed = absl::ToUnixNanos(absl::Now()) ^ options.id;
   auto view = std::make_unique<LogView>(store);
   auto core = raft::Raft::Create(cfg, view.get());

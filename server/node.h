@@ -60,6 +60,11 @@ struct NodeOptions {
   // A leader persists on a writer thread while its loop goes on (raft.h,
   // asynchronous writes); false: the loop persists every Ready itself.
   bool async_log_writes = true;
+  // raft::Config::commit_notices. Off (the default): followers learn a new
+  // commit index from the next append or heartbeat, not from a message of
+  // its own (put-1 p50 -10%, CPU per put -15%, docs/BENCHMARKS.md); an
+  // idle leader's followers then apply up to one heartbeat later.
+  bool commit_notices = false;
   // Proposals taken from the inbox per round (one log append).
   size_t max_proposals_per_round = 4096;
   // Threads that answer linearizable reads once they are safe (the read and

@@ -58,6 +58,7 @@ void Simulator::ChooseConfig() {
     base_.pre_vote = Chance(0.85);
     base_.check_quorum = Chance(0.85);
     if (base_.check_quorum && Chance(0.25)) base_.read_mode = ReadMode::kLeaseBased;
+    base_.commit_notices = Chance(0.5);
   }
   if (o_.max_msg_bytes != 0) base_.max_msg_bytes = o_.max_msg_bytes;
   if (base_.max_msg_bytes == 1 && base_.max_inflight_msgs < 4) base_.max_inflight_msgs = 4;
@@ -69,7 +70,8 @@ void Simulator::ChooseConfig() {
       " committed_bytes=", base_.max_committed_bytes_per_ready,
       " pre_vote=", base_.pre_vote, " check_quorum=", base_.check_quorum,
       " reads=", base_.read_mode == ReadMode::kLeaseBased ? "lease" : "safe",
-      base_.async_storage_writes ? " async_writes" : "");
+      base_.async_storage_writes ? " async_writes" : "",
+      base_.commit_notices ? "" : " no_commit_notices");
 }
 
 Config Simulator::MakeConfig(const Node& n) const {
