@@ -114,6 +114,20 @@ void Finish(TestCluster& c, uint64_t id, const Ready& rd) {
   c.raft(id).Advance(rd);
 }
 
+// Proposes `data` on the leader of a stable cluster and delivers the round:
+// the followers take it and acknowledge, and the leader commits it (its
+// next Ready is not taken). Returns the entry's index.
+uint64_t ProposeAndCommit(TestCluster& c, uint64_t leader, const std::string& data) {
+  EXPECT_TRUE(c.raft(leader).Propose(data).ok());
+  c.ProcessReadies();
+  const uint64_t index = c.raft(leader).log().LastIndex();
+  StepPending(c);
+  c.ProcessReadies();
+  StepPending(c);  // both acknowledgements: it commits
+  EXPECT_EQ(c.raft(leader).log().committed(), index);
+  return index;
+}
+
 // Followers learn a new commit index from the appends the round already
 // sends (§5.3: they commit min(leaderCommit, last new entry)), not from one
 // more empty append each.
@@ -153,12 +167,7 @@ TEST(ReplicationTest, ACaughtUpFollowerIsToldTheCommitWithoutAnswering) {
   const uint64_t leader = c.ElectLeader();
   const uint64_t f1 = leader % 3 + 1, f2 = f1 % 3 + 1;
   c.Stabilize();
-  ASSERT_TRUE(c.raft(leader).Propose("a").ok());
-  c.ProcessReadies();
-  const uint64_t a = c.raft(leader).log().LastIndex();
-  StepPending(c);
-  c.ProcessReadies();
-  StepPending(c);  // both acknowledgements: "a" commits
+  const uint64_t a = ProposeAndCommit(c, leader, "a");
   Ready rd = c.raft(leader).GetReady();
   std::map<uint64_t, raftpb::Message> to;
   for (const auto& m : rd.messages) {
@@ -207,13 +216,7 @@ TEST(ReplicationTest, WithoutCommitNoticesTheCommitWaitsForTheNextAppendOrHeartb
   TestCluster c(3, [](Config* cfg) { cfg->commit_notices = false; });
   const uint64_t leader = c.ElectLeader();
   c.Stabilize();
-  ASSERT_TRUE(c.raft(leader).Propose("a").ok());
-  c.ProcessReadies();
-  const uint64_t a = c.raft(leader).log().LastIndex();
-  StepPending(c);
-  c.ProcessReadies();
-  StepPending(c);  // both acknowledgements: "a" commits
-  ASSERT_EQ(c.raft(leader).log().committed(), a);
+  const uint64_t a = ProposeAndCommit(c, leader, "a");
   Ready rd = c.raft(leader).GetReady();
   for (const auto& m : rd.messages) EXPECT_NE(m.type(), raftpb::MSG_APPEND) << m.to();
   Finish(c, leader, rd);

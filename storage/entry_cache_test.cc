@@ -5,23 +5,13 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "storage/test_util.h"
 
 namespace raftkv::storage {
 namespace {
 
-raftpb::Entry E(uint64_t index, uint64_t term, size_t size = 10) {
-  raftpb::Entry e;
-  e.set_index(index);
-  e.set_term(term);
-  e.set_data(std::string(size, 'x'));
-  return e;
-}
-
-std::vector<raftpb::Entry> Entries(uint64_t lo, uint64_t hi, uint64_t term, size_t size = 10) {
-  std::vector<raftpb::Entry> out;
-  for (uint64_t i = lo; i < hi; ++i) out.push_back(E(i, term, size));
-  return out;
-}
+using testing::MakeEntry;
+using testing::MakeEntries;
 
 std::vector<uint64_t> Indexes(const std::vector<raftpb::Entry>& es) {
   std::vector<uint64_t> out;
@@ -33,7 +23,7 @@ constexpr uint64_t kNoLimit = ~uint64_t{0};
 
 TEST(EntryCacheTest, ServesOnlyRangesItHoldsWhole) {
   EntryCache cache(1 << 20);
-  cache.Append(Entries(5, 10, 1));
+  cache.Append(MakeEntries(5, 10, 1));
   std::vector<raftpb::Entry> out;
   ASSERT_TRUE(cache.Get(5, 10, kNoLimit, &out));
   EXPECT_EQ(Indexes(out), (std::vector<uint64_t>{5, 6, 7, 8, 9}));
@@ -48,11 +38,11 @@ TEST(EntryCacheTest, ServesOnlyRangesItHoldsWhole) {
 
 TEST(EntryCacheTest, AppendContinuesOrReplacesTheTail) {
   EntryCache cache(1 << 20);
-  cache.Append(Entries(1, 6, 1));
-  cache.Append(Entries(6, 8, 1));  // continues
+  cache.Append(MakeEntries(1, 6, 1));
+  cache.Append(MakeEntries(6, 8, 1));  // continues
   EXPECT_EQ(cache.first_index(), 1u);
   EXPECT_EQ(cache.size(), 7u);
-  cache.Append(Entries(4, 5, 2));  // a new leader's entry replaces 4..7
+  cache.Append(MakeEntries(4, 5, 2));  // a new leader's entry replaces 4..7
   EXPECT_EQ(cache.size(), 4u);
   EXPECT_EQ(cache.Term(3), 1u);
   EXPECT_EQ(cache.Term(4), 2u);
@@ -63,33 +53,33 @@ TEST(EntryCacheTest, AppendContinuesOrReplacesTheTail) {
 
 TEST(EntryCacheTest, ARunThatDoesNotTouchTheCachedOneStartsAfresh) {
   EntryCache cache(1 << 20);
-  cache.Append(Entries(10, 12, 1));
-  cache.Append(Entries(20, 22, 3));  // a gap (the log was replaced meanwhile)
+  cache.Append(MakeEntries(10, 12, 1));
+  cache.Append(MakeEntries(20, 22, 3));  // a gap (the log was replaced meanwhile)
   EXPECT_EQ(cache.first_index(), 20u);
   EXPECT_EQ(cache.size(), 2u);
-  cache.Append(Entries(5, 7, 3));  // before the cached run
+  cache.Append(MakeEntries(5, 7, 3));  // before the cached run
   EXPECT_EQ(cache.first_index(), 5u);
   EXPECT_EQ(cache.size(), 2u);
   EXPECT_FALSE(cache.Term(20).has_value());
 }
 
 TEST(EntryCacheTest, OldestEntriesLeaveFirstPastTheByteBound) {
-  const size_t one = E(1, 1, 100).ByteSizeLong();
+  const size_t one = MakeEntry(1, 1, 100).ByteSizeLong();
   EntryCache cache(3 * one);
-  cache.Append(Entries(1, 6, 1, 100));
+  cache.Append(MakeEntries(1, 6, 1, 100));
   EXPECT_EQ(cache.size(), 3u);
   EXPECT_EQ(cache.first_index(), 3u);
   EXPECT_EQ(cache.bytes(), 3 * one);
   EntryCache none(0);
-  none.Append(Entries(1, 3, 1));
+  none.Append(MakeEntries(1, 3, 1));
   EXPECT_EQ(none.size(), 0u);
   EXPECT_EQ(none.bytes(), 0u);
 }
 
 TEST(EntryCacheTest, ByteBudgetOfAReadMatchesTheStore) {
   EntryCache cache(1 << 20);
-  cache.Append(Entries(1, 6, 1, 100));
-  const uint64_t one = E(1, 1, 100).ByteSizeLong();
+  cache.Append(MakeEntries(1, 6, 1, 100));
+  const uint64_t one = MakeEntry(1, 1, 100).ByteSizeLong();
   std::vector<raftpb::Entry> out;
   ASSERT_TRUE(cache.Get(1, 6, 2 * one, &out));
   EXPECT_EQ(out.size(), 2u);  // a third would pass the budget
@@ -100,7 +90,7 @@ TEST(EntryCacheTest, ByteBudgetOfAReadMatchesTheStore) {
 
 TEST(EntryCacheTest, DropThroughAndClear) {
   EntryCache cache(1 << 20);
-  cache.Append(Entries(1, 6, 1));
+  cache.Append(MakeEntries(1, 6, 1));
   cache.DropThrough(3);
   EXPECT_EQ(cache.first_index(), 4u);
   EXPECT_FALSE(cache.Term(3).has_value());
@@ -108,7 +98,7 @@ TEST(EntryCacheTest, DropThroughAndClear) {
   cache.DropThrough(9);
   EXPECT_EQ(cache.size(), 0u);
   EXPECT_EQ(cache.bytes(), 0u);
-  cache.Append(Entries(7, 9, 2));
+  cache.Append(MakeEntries(7, 9, 2));
   cache.Clear();
   EXPECT_EQ(cache.size(), 0u);
   EXPECT_EQ(cache.first_index(), 0u);
