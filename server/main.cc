@@ -41,6 +41,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "raft/membership.h"
 #include "server/cluster_spec.h"
+#include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/node.h"
 #include "server/state_machine.h"
@@ -519,6 +520,9 @@ int main(int argc, char** argv) {
 
   (*node)->Start();
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
+  LOG_IF(WARNING, !raftkv::server::StreamWindowFixActive())
+      << "gRPC " << grpc::Version() << " is not the build server/grpc_stream_window_fix.h was "
+      << "checked against: every message read costs a window update frame (slower, not unsafe)";
 
   absl::Notification stop;
   std::thread signal_waiter(WaitForStopSignal, &stop);
