@@ -3,21 +3,30 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+// grpc_core::chttp2::FlowControlAction, passed and returned by value in
+// registers (12 bytes); its first byte is the stream update's urgency.
+struct RaftkvFlowControlAction {
+  unsigned char bytes[12];
+};
+
+// The interposed definition (at the end): libgrpc's PLT binds its calls here.
+extern "C" RaftkvFlowControlAction RaftkvStreamUpdateAction(void* self,
+                                                           RaftkvFlowControlAction action)
+    __asm__("_ZN9grpc_core6chttp217StreamFlowControl12UpdateActionENS0_17FlowControlActionE");
+
 namespace raftkv::server {
 namespace {
 
-// grpc_core::chttp2::FlowControlAction, passed and returned by value in
-// registers (12 bytes); its first byte is the stream update's urgency.
-struct Action {
-  unsigned char bytes[12];
-};
+using Action = RaftkvFlowControlAction;
 constexpr unsigned char kUrgencyImmediately = 1;
 constexpr unsigned char kUrgencyQueue = 2;
+constexpr uint32_t kDefaultWindow = 65535;  // HTTP/2's initial window
 
 using UpdateActionFn = Action (*)(void* self, Action action);
 using DesiredAnnounceSizeFn = int64_t (*)(const void* self);
@@ -51,8 +60,15 @@ constexpr unsigned char kExpectedDesiredAnnounceSize[] = {
 struct Resolved {
   UpdateActionFn original = nullptr;
   DesiredAnnounceSizeFn desired_announce_size = nullptr;
-  bool active = false;
+  bool code_matches = false;  // libgrpc is the checked build
+  bool interposed = false;    // and its calls reach this file's definition
 };
+
+// Set for good once any transport's initial window target is seen below the
+// HTTP/2 default (memory pressure with BDP probing): the window the peer was
+// last told may then be smaller than the rule below assumes, so this process
+// goes back to gRPC's own (eager) rule.
+std::atomic<bool> small_window_seen{false};
 
 const Resolved& Resolve() {
   static const Resolved resolved = [] {
@@ -67,12 +83,14 @@ const Resolved& Resolve() {
       std::fprintf(stderr, "grpc_stream_window_fix: %s not found in libgrpc\n", kUpdateAction);
       std::abort();
     }
-    r.active = r.desired_announce_size != nullptr &&
-               std::memcmp(reinterpret_cast<const void*>(r.original), kExpectedUpdateAction,
-                           sizeof(kExpectedUpdateAction)) == 0 &&
-               std::memcmp(reinterpret_cast<const void*>(r.desired_announce_size),
-                           kExpectedDesiredAnnounceSize,
-                           sizeof(kExpectedDesiredAnnounceSize)) == 0;
+    r.code_matches = r.desired_announce_size != nullptr &&
+                     std::memcmp(reinterpret_cast<const void*>(r.original),
+                                 kExpectedUpdateAction, sizeof(kExpectedUpdateAction)) == 0 &&
+                     std::memcmp(reinterpret_cast<const void*>(r.desired_announce_size),
+                                 kExpectedDesiredAnnounceSize,
+                                 sizeof(kExpectedDesiredAnnounceSize)) == 0;
+    r.interposed = dlsym(RTLD_DEFAULT, kUpdateAction) ==
+                   reinterpret_cast<void*>(&RaftkvStreamUpdateAction);
     return r;
   }();
   return resolved;
@@ -87,20 +105,28 @@ T Field(const void* base, size_t offset) {
 
 // The fixed rule (grpc/grpc#31180), for the checked build only.
 Action FixedUpdateAction(const Resolved& r, void* self, Action action) {
-  const int64_t desired = r.desired_announce_size(self);
-  if (desired <= 0) return action;
   const void* transport = Field<const void*>(self, 0x0);
   // gRPC uses the low 32 bits of the target as the queued initial window.
   const uint32_t init_window = static_cast<uint32_t>(Field<int64_t>(transport, 0xc8));
+  if (init_window < kDefaultWindow && !small_window_seen.exchange(true)) {
+    std::fprintf(stderr,
+                 "grpc_stream_window_fix: an HTTP/2 initial window of %u (< %u): gRPC's own "
+                 "window-update rule from now on\n",
+                 init_window, kDefaultWindow);
+  }
+  if (small_window_seen.load(std::memory_order_relaxed)) return r.original(self, action);
+  const int64_t desired = r.desired_announce_size(self);
+  if (desired <= 0) return action;
   const int64_t min_progress = Field<int64_t>(self, 0x08);
   const int64_t announced_delta = Field<int64_t>(self, 0x18);
   // A large update goes out at once, as before.
   const int64_t hurry_up = std::max<int64_t>(init_window / 2, 8192);
   unsigned char urgency = desired > hurry_up ? kUrgencyImmediately : kUrgencyQueue;
   // A waiting reader hurries it once half the window is used, so the sender
-  // never runs dry. The window the peer was last told may still be the
-  // HTTP/2 default while a larger target waits to be sent: count the smaller.
-  const int64_t half_window = std::min<uint32_t>(init_window, 65535) / 2;
+  // never runs dry. The window the peer was last told is at least the HTTP/2
+  // default (targets below it switch this off, above), but may still be that
+  // default while a larger target waits to be sent: count the default.
+  const int64_t half_window = kDefaultWindow / 2;
   if (min_progress > 0 && announced_delta <= -half_window) urgency = kUrgencyImmediately;
   action.bytes[0] = urgency;
   return action;
@@ -108,18 +134,16 @@ Action FixedUpdateAction(const Resolved& r, void* self, Action action) {
 
 }  // namespace
 
-bool StreamWindowFixActive() { return Resolve().active; }
+bool StreamWindowFixActive() {
+  const Resolved& r = Resolve();
+  return r.code_matches && r.interposed && !small_window_seen.load();
+}
 
 }  // namespace raftkv::server
 
-// The interposed definition: libgrpc's PLT binds its calls here.
-extern "C" raftkv::server::Action RaftkvStreamUpdateAction(void* self,
-                                                          raftkv::server::Action action)
-    __asm__("_ZN9grpc_core6chttp217StreamFlowControl12UpdateActionENS0_17FlowControlActionE");
-
-extern "C" __attribute__((visibility("default"))) raftkv::server::Action RaftkvStreamUpdateAction(
-    void* self, raftkv::server::Action action) {
+extern "C" __attribute__((visibility("default"))) RaftkvFlowControlAction RaftkvStreamUpdateAction(
+    void* self, RaftkvFlowControlAction action) {
   const raftkv::server::Resolved& r = raftkv::server::Resolve();
-  if (!r.active) return r.original(self, action);
+  if (!r.code_matches) return r.original(self, action);
   return raftkv::server::FixedUpdateAction(r, self, action);
 }

@@ -14,7 +14,10 @@
 // interposition: libgrpc calls it through its PLT) with the fixed rule, but
 // only after checking that the process's libgrpc holds exactly the machine
 // code this was written against (the struct offsets it reads are the ones
-// that code uses). Any other gRPC build gets its own function, unchanged.
+// that code uses). Any other gRPC build gets its own function, unchanged,
+// and so does a process that ever sees an HTTP/2 initial window below the
+// default (BDP probing under memory pressure): the fixed rule here assumes
+// the peer was told at least the default.
 //
 // Only binaries link it (a cc_library with alwayslink), never a library a
 // user embeds: the server, and the benchmark generator (for both targets
@@ -25,7 +28,8 @@
 namespace raftkv::server {
 
 // True when the fixed rule is in use: this process's libgrpc is the build
-// whose code was checked (see above). False: gRPC's own rule runs.
+// whose code was checked, its calls reach this library's definition, and no
+// small window was seen (see above). False: gRPC's own rule runs.
 // Thread-safe; the check runs once.
 bool StreamWindowFixActive();
 
