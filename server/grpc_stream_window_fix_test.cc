@@ -123,6 +123,17 @@ class CountingSink final : public peerpb::Peer::Service {
   int received_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// A Send stream with a 30 s deadline.
+struct ClientStream {
+  explicit ClientStream(peerpb::Peer::Stub* stub) {
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    writer = stub->Send(&ctx, &ack);
+  }
+  grpc::ClientContext ctx;
+  peerpb::SendAck ack;
+  std::unique_ptr<grpc::ClientWriter<peerpb::MessageBatch>> writer;
+};
+
 class StreamWindowFixTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -168,10 +179,8 @@ TEST_F(StreamWindowFixTest, IsActiveWithDebiansGrpc) {
 }
 
 TEST_F(StreamWindowFixTest, AReaderDoesNotAnswerEachMessageWithAWindowUpdate) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  peerpb::SendAck ack;
-  auto writer = stub_->Send(&ctx, &ack);
+  ClientStream stream(stub_.get());
+  auto& writer = stream.writer;
   constexpr int kMessages = 200;
   // One message at a time, each read before the next is sent: the reader is
   // waiting whenever a message arrives.
@@ -193,10 +202,8 @@ TEST_F(StreamWindowFixTest, AReaderDoesNotAnswerEachMessageWithAWindowUpdate) {
 
 TEST_F(StreamWindowFixTest, ABulkStreamStillFlowsThroughManyWindows) {
   // 12 MiB through 64 KiB windows: a missed update would stall the stream.
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  peerpb::SendAck ack;
-  auto writer = stub_->Send(&ctx, &ack);
+  ClientStream stream(stub_.get());
+  auto& writer = stream.writer;
   constexpr int kMessages = 3000;
   const peerpb::MessageBatch batch = Batch(4096);
   for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(writer->Write(batch)) << "message " << i;
