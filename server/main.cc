@@ -521,8 +521,9 @@ int main(int argc, char** argv) {
   (*node)->Start();
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
   LOG_IF(WARNING, !raftkv::server::StreamWindowFixActive())
-      << "gRPC " << grpc::Version() << " is not the build server/grpc_stream_window_fix.h was "
-      << "checked against: every message read costs a window update frame (slower, not unsafe)";
+      << "server/grpc_stream_window_fix.h is off with gRPC " << grpc::Version()
+      << " (not the build it was checked against): every message read costs a window update "
+      << "frame (slower, not unsafe)";
 
   absl::Notification stop;
   std::thread signal_waiter(WaitForStopSignal, &stop);
