@@ -15,10 +15,14 @@ struct RaftkvFlowControlAction {
   unsigned char bytes[12];
 };
 
+// grpc_core::chttp2::StreamFlowControl::UpdateAction(FlowControlAction).
+#define RAFTKV_UPDATE_ACTION_SYMBOL \
+  "_ZN9grpc_core6chttp217StreamFlowControl12UpdateActionENS0_17FlowControlActionE"
+
 // The interposed definition (at the end): libgrpc's PLT binds its calls here.
 extern "C" RaftkvFlowControlAction RaftkvStreamUpdateAction(void* self,
                                                            RaftkvFlowControlAction action)
-    __asm__("_ZN9grpc_core6chttp217StreamFlowControl12UpdateActionENS0_17FlowControlActionE");
+    __asm__(RAFTKV_UPDATE_ACTION_SYMBOL);
 
 namespace raftkv::server {
 namespace {
@@ -31,8 +35,7 @@ constexpr uint32_t kDefaultWindow = 65535;  // HTTP/2's initial window
 using UpdateActionFn = Action (*)(void* self, Action action);
 using DesiredAnnounceSizeFn = int64_t (*)(const void* self);
 
-constexpr char kUpdateAction[] =
-    "_ZN9grpc_core6chttp217StreamFlowControl12UpdateActionENS0_17FlowControlActionE";
+constexpr char kUpdateAction[] = RAFTKV_UPDATE_ACTION_SYMBOL;
 constexpr char kDesiredAnnounceSize[] =
     "_ZNK9grpc_core6chttp217StreamFlowControl19DesiredAnnounceSizeEv";
 
