@@ -275,6 +275,9 @@ void AddSelf(uint64_t id, const std::string& address, std::vector<std::string> s
 void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node* node,
                      std::atomic<bool>* removed, absl::Notification* stop) {
   using namespace raftkv;
+  // One channel per address, kept while the watch runs: a new channel each
+  // second cost the peer a TCP connect and an HTTP/2 handshake every time.
+  std::map<std::string, std::unique_ptr<adminpb::Admin::Stub>> stubs;
   while (!stop->WaitForNotificationWithTimeout(absl::Seconds(1))) {
     const raft::Status st = node->RaftStatus();
     if (!raft::IsMember(st.conf_state, id) || st.role == raft::Role::kLeader) continue;
@@ -283,8 +286,10 @@ void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node*
     if (ask.empty() || ask[0].empty()) ask = book->Others();
     for (const std::string& a : ask) {
       if (a.empty()) continue;
-      auto stub = adminpb::Admin::NewStub(
-          grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+      std::unique_ptr<adminpb::Admin::Stub>& stub = stubs[a];
+      if (stub == nullptr) {
+        stub = adminpb::Admin::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+      }
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
       adminpb::StatusRequest req;
