@@ -556,12 +556,6 @@ void Raft::Persisted(uint64_t index, uint64_t term) {
   DebugCheck();
 }
 
-void Raft::Written(uint64_t index, uint64_t term) {
-  CHECK(config_.async_storage_writes) << "Written() is for asynchronous writes only";
-  log_.WrittenTo(index, term);
-  DebugCheck();
-}
-
 void Raft::OnStable(uint64_t index, uint64_t term) {
   log_.StableTo(index, term);
   if (role_ != Role::kLeader) return;

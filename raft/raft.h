@@ -41,20 +41,13 @@
 //     1. send rd.messages;
 //     2. queue {rd.entries, rd.hard_state, rd.persisted_messages} to the
 //        writer. It performs queued writes in order (it may merge several
-//        into one synced write). Once a write is issued (every later write
-//        to the store will land after it) the loop may feed
-//        core.Written(last entry's index, term); after it is durable the
-//        writer sends that Ready's persisted_messages, and then the loop
-//        feeds core.Persisted(index, term) if the Ready had entries.
+//        into one synced write); after a write is durable it sends that
+//        Ready's persisted_messages, and then the loop feeds
+//        core.Persisted(last entry's index, term) if the Ready had entries.
 //        Persisted messages go out in queue order even for a Ready with
 //        nothing to write (they promise what earlier writes hold);
-//     3. apply rd.committed_entries: here they are all written on this
-//        node already (not necessarily durable). The store must keep its
-//        writes in order across a crash (a crash keeps a prefix of them;
-//        RocksDB's WAL does), so the state machine's writes, made after,
-//        never survive without the entries: the state machine never runs
-//        ahead of the local log. Commitment itself still counts this node
-//        only once Persisted() reports the entries durable;
+//     3. apply rd.committed_entries: here they are all durable on this node
+//        already, so the state machine never runs ahead of the local log;
 //     4. core.Advance(rd): rd.entries count as in flight, not durable.
 //
 // A Ready with a snapshot must be handled synchronously, and any other Ready
@@ -125,8 +118,7 @@ struct Config {
   double max_clock_drift = 0.1;
   // The driver persists Readies asynchronously (see the contract above):
   // entries count as durable only once Persisted() reports them, and
-  // committed entries are handed out for applying only once written here
-  // (Written() or Persisted()).
+  // committed entries are handed out for applying only once durable here.
   bool async_storage_writes = false;
   // Whether a leader tells caught-up followers of a new commit index at once
   // with an empty append (which they do not answer). Off: the commit index
@@ -277,12 +269,6 @@ class Raft {
   // but in the order the writes were queued.
   // REQUIRES: config.async_storage_writes.
   void Persisted(uint64_t index, uint64_t term);
-  // Asynchronous writes: the write of the entries through (index, term) is
-  // issued, so writes made from now on land after it (see the contract
-  // above); committed entries through `index` may then be applied here. It
-  // never counts towards commitment. Stale reports are ignored as for
-  // Persisted(). REQUIRES: config.async_storage_writes.
-  void Written(uint64_t index, uint64_t term);
 
   // Checks the invariants of this node's state (debug builds run it after
   // every input). Returns the first violation.

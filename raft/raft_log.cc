@@ -8,14 +8,14 @@
 namespace raftkv::raft {
 
 RaftLog::RaftLog(const LogReader* stable, uint64_t max_committed_bytes,
-                 bool apply_only_written)
+                 bool apply_only_durable)
     : stable_(stable),
       max_committed_bytes_(max_committed_bytes),
-      apply_only_written_(apply_only_written) {}
+      apply_only_durable_(apply_only_durable) {}
 
 absl::Status RaftLog::Init(uint64_t commit, uint64_t applied) {
   offset_ = stable_->LastIndex() + 1;
-  in_progress_end_ = written_end_ = offset_;
+  in_progress_end_ = offset_;
   const uint64_t snap = stable_->FirstIndex() - 1;
   if (commit > stable_->LastIndex()) {
     return absl::DataLossError(absl::StrCat("commit index ", commit,
@@ -107,7 +107,7 @@ std::optional<uint64_t> RaftLog::MaybeAppend(
 uint64_t RaftLog::Append(std::vector<raftpb::Entry> entries) {
   if (entries.empty()) return LastIndex();
   CHECK_EQ(entries.front().index(), LastIndex() + 1);
-  if (unstable_.empty()) offset_ = in_progress_end_ = written_end_ = entries.front().index();
+  if (unstable_.empty()) offset_ = in_progress_end_ = entries.front().index();
   for (auto& e : entries) unstable_.push_back(std::move(e));
   return LastIndex();
 }
@@ -130,7 +130,6 @@ void RaftLog::TruncateAndAppend(const std::vector<raftpb::Entry>& entries,
   // Entries from `after` on must be written again, even if a write of
   // their predecessors at these indexes is in flight.
   in_progress_end_ = std::max(offset_, std::min(in_progress_end_, after));
-  written_end_ = std::max(offset_, std::min(written_end_, after));
   unstable_.insert(unstable_.end(), entries.begin() + from, entries.end());
 }
 
@@ -199,7 +198,7 @@ bool RaftLog::MaybeCommit(uint64_t index, uint64_t term) {
 }
 
 uint64_t RaftLog::ApplicableIndex() const {
-  return apply_only_written_ ? std::min(committed_, WrittenLastIndex()) : committed_;
+  return apply_only_durable_ ? std::min(committed_, StableLastIndex()) : committed_;
 }
 
 bool RaftLog::HasNextCommittedEntries() const { return ApplicableIndex() > applied_; }
@@ -222,7 +221,7 @@ void RaftLog::Restore(const raftpb::Snapshot& snapshot) {
   const uint64_t index = snapshot.metadata().index();
   committed_ = index;
   applied_ = index;  // the driver installs the image before applying more
-  offset_ = in_progress_end_ = written_end_ = index + 1;
+  offset_ = in_progress_end_ = index + 1;
   unstable_.clear();
   unstable_snapshot_ = snapshot;
 }
@@ -236,17 +235,6 @@ void RaftLog::StableTo(uint64_t index, uint64_t term) {
   unstable_.erase(unstable_.begin(), unstable_.begin() + (index - offset_ + 1));
   offset_ = index + 1;
   in_progress_end_ = std::max(in_progress_end_, offset_);
-  written_end_ = std::max(written_end_, offset_);
-}
-
-void RaftLog::WrittenTo(uint64_t index, uint64_t term) {
-  if (unstable_.empty() || index < offset_) return;
-  if (index - offset_ >= unstable_.size()) return;
-  if (unstable_[index - offset_].term() != term) return;
-  // Only what was handed out can have been written; entries re-handed out
-  // after a replacement report again.
-  if (index >= in_progress_end_) return;
-  written_end_ = std::max(written_end_, index + 1);
 }
 
 void RaftLog::StableSnapshotTo(uint64_t index) {
@@ -275,13 +263,9 @@ absl::Status RaftLog::CheckInvariants() const {
                                             " outside the unstable tail [", offset_, ",",
                                             offset_ + unstable_.size(), "]"));
   }
-  if (written_end_ < offset_ || written_end_ > in_progress_end_) {
-    return absl::InternalError(absl::StrCat("written entries end at ", written_end_,
-                                            " outside [", offset_, ",", in_progress_end_, "]"));
-  }
-  if (apply_only_written_ && applied_ > WrittenLastIndex()) {
-    return absl::InternalError(absl::StrCat("applied ", applied_, " past the written log ",
-                                            WrittenLastIndex()));
+  if (apply_only_durable_ && applied_ > StableLastIndex()) {
+    return absl::InternalError(absl::StrCat("applied ", applied_, " past the durable log ",
+                                            StableLastIndex()));
   }
   for (size_t k = 0; k < unstable_.size(); ++k) {
     if (unstable_[k].index() != offset_ + k) {

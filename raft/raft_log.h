@@ -27,14 +27,12 @@ namespace raftkv::raft {
 class RaftLog {
  public:
   // `stable` is not owned and must outlive this object.
-  // With `apply_only_written`, committed entries are handed out for applying
-  // only once this node has written them too (asynchronous writes:
-  // WrittenTo or StableTo). The driver's store keeps its writes in order
-  // across a crash (a crash keeps a prefix of them), so the state machine,
-  // written after them, never runs ahead of the local log, and a crash
-  // cannot leave an applied index past the last entry.
+  // With `apply_only_durable`, committed entries are handed out for applying
+  // only once this node has made them durable too (asynchronous writes: the
+  // state machine never runs ahead of the local log, so a crash cannot leave
+  // an applied index past the last entry).
   RaftLog(const LogReader* stable, uint64_t max_committed_bytes,
-          bool apply_only_written = false);
+          bool apply_only_durable = false);
 
   // Loads commit/applied from the stable log. `applied` is what the state
   // machine already holds (raised to the snapshot index).
@@ -84,7 +82,7 @@ class RaftLog {
   // Committed entries not yet handed out for applying (byte-capped).
   bool HasNextCommittedEntries() const;
   // The highest index that may be applied: the commit index, capped at the
-  // written log with apply_only_written.
+  // durable log with apply_only_durable.
   uint64_t ApplicableIndex() const;
   std::vector<raftpb::Entry> NextCommittedEntries() const;
   void AppliedTo(uint64_t index);
@@ -109,12 +107,6 @@ class RaftLog {
   void StableSnapshotTo(uint64_t index);
   // Highest index known durable on this node.
   uint64_t StableLastIndex() const;
-  // The driver's write of the tail up to (index, term) is issued: every
-  // write made after it lands after it, though it may not be durable yet.
-  // Stale reports change nothing (as StableTo).
-  void WrittenTo(uint64_t index, uint64_t term);
-  // Highest index known written on this node (>= StableLastIndex()).
-  uint64_t WrittenLastIndex() const { return written_end_ - 1; }
 
   absl::Status CheckInvariants() const;
 
@@ -123,13 +115,11 @@ class RaftLog {
 
   const LogReader* stable_;
   uint64_t max_committed_bytes_;
-  const bool apply_only_written_;
+  const bool apply_only_durable_;
   uint64_t committed_ = 0;
   uint64_t applied_ = 0;
   uint64_t offset_ = 1;  // index of unstable_[0]
   uint64_t in_progress_end_ = 1;  // first unstable index not handed out
-  // First unstable index not known written; offset_ <= it <= in_progress_end_.
-  uint64_t written_end_ = 1;
   std::vector<raftpb::Entry> unstable_;
   std::optional<raftpb::Snapshot> unstable_snapshot_;
 };

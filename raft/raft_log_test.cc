@@ -165,7 +165,7 @@ TEST(RaftLogInitTest, AnAppliedIndexPastTheStoredCommitRaisesIt) {
 
 TEST(RaftLogAsyncTest, EntriesInProgressAreNotHandedOutTwice) {
   MemoryLog stable;
-  RaftLog log(&stable, 1 << 20, /*apply_only_written=*/true);
+  RaftLog log(&stable, 1 << 20, /*apply_only_durable=*/true);
   ASSERT_TRUE(log.Init(0, 0).ok());
   log.Append(Ents(1, {1, 1, 1}));
   ASSERT_EQ(log.UnwrittenEntries().size(), 3u);
@@ -180,7 +180,7 @@ TEST(RaftLogAsyncTest, EntriesInProgressAreNotHandedOutTwice) {
 
 TEST(RaftLogAsyncTest, CommittedEntriesWaitUntilDurableHere) {
   MemoryLog stable;
-  RaftLog log(&stable, 1 << 20, /*apply_only_written=*/true);
+  RaftLog log(&stable, 1 << 20, /*apply_only_durable=*/true);
   ASSERT_TRUE(log.Init(0, 0).ok());
   log.Append(Ents(1, {1, 1, 1}));
   log.InProgressTo(3);
@@ -193,58 +193,9 @@ TEST(RaftLogAsyncTest, CommittedEntriesWaitUntilDurableHere) {
   EXPECT_TRUE(log.CheckInvariants().ok());
 }
 
-TEST(RaftLogAsyncTest, CommittedEntriesMayBeAppliedOnceWrittenBeforeTheyAreDurable) {
-  MemoryLog stable;
-  RaftLog log(&stable, 1 << 20, /*apply_only_written=*/true);
-  ASSERT_TRUE(log.Init(0, 0).ok());
-  log.Append(Ents(1, {1, 1, 1}));
-  log.InProgressTo(3);
-  log.CommitTo(3);  // a quorum of followers has them; our write is in flight
-  EXPECT_FALSE(log.HasNextCommittedEntries()) << "not even written here yet";
-  log.WrittenTo(2, 1);  // the write of 1-2 is issued, not yet synced
-  EXPECT_EQ(log.StableLastIndex(), 0u);
-  EXPECT_EQ(log.WrittenLastIndex(), 2u);
-  ASSERT_EQ(log.NextCommittedEntries().size(), 2u);
-  EXPECT_EQ(log.NextCommittedEntries().back().index(), 2u);
-  log.AppliedTo(2);
-  EXPECT_TRUE(log.CheckInvariants().ok());
-  // Durable implies written.
-  ASSERT_TRUE(stable.Append(Ents(1, {1, 1, 1})).ok());
-  log.StableTo(3, 1);
-  EXPECT_EQ(log.WrittenLastIndex(), 3u);
-  ASSERT_EQ(log.NextCommittedEntries().size(), 1u);
-  EXPECT_TRUE(log.CheckInvariants().ok());
-}
-
-TEST(RaftLogAsyncTest, WrittenReportsOfUnsentOrReplacedEntriesChangeNothing) {
-  MemoryLog stable;
-  RaftLog log(&stable, 1 << 20, /*apply_only_written=*/true);
-  ASSERT_TRUE(log.Init(0, 0).ok());
-  log.Append(Ents(1, {1, 1, 1, 1}));
-  log.InProgressTo(2);  // write A: 1-2
-  log.WrittenTo(3, 1);
-  EXPECT_EQ(log.WrittenLastIndex(), 0u) << "entry 3 was never handed out for writing";
-  log.WrittenTo(2, 1);
-  EXPECT_EQ(log.WrittenLastIndex(), 2u);
-  log.InProgressTo(4);  // write B: 3-4
-  uint64_t truncated = 0;
-  // A new leader replaces 3 and 4 before write B is issued.
-  ASSERT_TRUE(log.MaybeAppend(2, 1, 0, Ents(3, {2}), &truncated).has_value());
-  log.WrittenTo(4, 1);
-  EXPECT_EQ(log.WrittenLastIndex(), 2u) << "write B's last entry is gone";
-  // Another replaces 2 itself: what was written there no longer counts.
-  ASSERT_TRUE(log.MaybeAppend(1, 1, 0, Ents(2, {3}), &truncated).has_value());
-  EXPECT_EQ(log.WrittenLastIndex(), 1u);
-  EXPECT_TRUE(log.CheckInvariants().ok());
-  log.InProgressTo(2);
-  log.WrittenTo(2, 3);
-  EXPECT_EQ(log.WrittenLastIndex(), 2u);
-  EXPECT_TRUE(log.CheckInvariants().ok());
-}
-
 TEST(RaftLogAsyncTest, AConflictWhileAWriteIsInFlightRewritesFromTheConflict) {
   MemoryLog stable;
-  RaftLog log(&stable, 1 << 20, /*apply_only_written=*/true);
+  RaftLog log(&stable, 1 << 20, /*apply_only_durable=*/true);
   ASSERT_TRUE(log.Init(0, 0).ok());
   log.Append(Ents(1, {1, 1, 1, 1}));
   log.InProgressTo(4);  // write A: 1-4 of term 1

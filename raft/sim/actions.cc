@@ -164,8 +164,8 @@ void Simulator::QueueWrite(Node& n, Ready& rd) {
   // FIFO: a write never completes before the ones queued ahead of it.
   uint64_t due = now_ + Uniform(0, o_.max_write_delay);
   if (!n.writes.empty()) due = std::max(due, n.writes.back().due);
-  n.writes.push_back(Node::Write{rd.entries, rd.hard_state, std::move(rd.persisted_messages), due,
-                                 n.next_write_seq++});
+  n.writes.push_back(
+      Node::Write{rd.entries, rd.hard_state, std::move(rd.persisted_messages), due});
   res_.max_queued_writes = std::max<uint64_t>(res_.max_queued_writes, n.writes.size());
   Trace(Mix(0xD1, Mix(n.id, due)));
 }
@@ -201,22 +201,6 @@ void Simulator::CompleteWrites(Node& n) {
     }
     AfterInput(n);
   }
-}
-
-// The writer has issued a write (in the server: written to RocksDB, not yet
-// synced): the core may apply its entries once committed.
-void Simulator::IssueWrites(Node& n) {
-  if (!n.raft || !Chance(0.5)) return;
-  bool fed = false;
-  for (Node::Write& w : n.writes) {
-    if (w.issued) continue;
-    if (!Chance(0.7)) break;
-    w.issued = true;
-    if (w.entries.empty()) continue;
-    n.raft->Written(w.entries.back().index(), w.entries.back().term());
-    fed = true;
-  }
-  if (fed) AfterInput(n);
 }
 
 // Before a Ready written synchronously (inside GetReady..Advance, where no

@@ -120,15 +120,7 @@ void Simulator::Crash(Node& n, const char* why) {
   n.raft.reset();
   views_dirty_ = true;
   n.waiting_reads.clear();
-  // Queued writes never reached the disk, except those the store had to
-  // keep: it keeps a prefix of its writes, and the state machine's write of
-  // an entry it applied came after the entry's.
-  while (!n.writes.empty() && n.writes.front().seq <= n.keep_through_seq) {
-    if (!Persist(n, n.writes.front().entries, n.writes.front().hard_state)) return;
-    n.writes.pop_front();
-    ++res_.writes_kept_by_crash;
-  }
-  n.writes.clear();
+  n.writes.clear();  // queued writes never reached the disk
   for (auto it = reads_.begin(); it != reads_.end();) {
     it = it->second.node == n.id ? reads_.erase(it) : std::next(it);
   }
@@ -245,30 +237,14 @@ void Simulator::Drain(Node& n) {
 void Simulator::Apply(Node& n, const raftpb::Entry& e) {
   if (!ok()) return;
   // The state machine is persisted at once: a crash must find the entry in
-  // the durable log too, or the node restarts applied past its log. With
-  // asynchronous writes the entry may instead be in an issued queued write
-  // (the newest one holding its index), which a crash then keeps.
+  // the durable log too, or the node restarts applied past its log.
   auto stored = n.log->Term(e.index());
   if (!stored.ok() || *stored != e.term()) {
-    const Node::Write* queued = nullptr;
-    for (auto w = n.writes.rbegin(); w != n.writes.rend() && queued == nullptr; ++w) {
-      if (!w->entries.empty() && w->entries.front().index() <= e.index() &&
-          e.index() <= w->entries.back().index()) {
-        queued = &*w;
-      }
-    }
-    const bool written =
-        queued != nullptr && queued->issued &&
-        queued->entries[e.index() - queued->entries.front().index()].term() == e.term();
-    if (!written) {
-      return checker_.Fail(absl::StrCat(
-          "node ", n.id, " applies entry ", e.index(), " of term ", e.term(),
-          " that neither its durable log (",
-          stored.ok() ? absl::StrCat("term ", *stored) : stored.status().ToString(),
-          ") nor an issued write holds"));
-    }
-    n.keep_through_seq = std::max(n.keep_through_seq, queued->seq);
-    ++res_.applied_before_durable;
+    return checker_.Fail(absl::StrCat("node ", n.id, " applies entry ", e.index(), " of term ",
+                                      e.term(), " that its durable log does not hold (",
+                                      stored.ok() ? absl::StrCat("term ", *stored)
+                                                  : stored.status().ToString(),
+                                      ")"));
   }
   if (absl::Status s = n.sm.Apply(e); !s.ok()) {
     return checker_.Fail(absl::StrCat("node ", n.id, ": ", s.ToString()));
@@ -400,7 +376,6 @@ void Simulator::StepOnce(bool chaos) {
   ReportFailures();
   if (o_.async_writes) {
     for (uint64_t id : Ids(true)) {
-      if (ok()) IssueWrites(*nodes_[id]);
       if (ok()) CompleteWrites(*nodes_[id]);
     }
   }
@@ -439,29 +414,9 @@ void Simulator::Calm() {
   // Servers whose removal committed are shut down: left running, one that
   // never learnt of its removal keeps campaigning, and without pre-vote or
   // CheckQuorum nothing stops it from deposing leaders (§4.2.3).
-  // Without either, a removal still in flight cannot be relied on to commit
-  // either (the node it removes deposes each leader that might commit it):
-  // its server is shut down once the most up-to-date log's configuration
-  // (the one the next leader uses, §4.1) leaves it out, as an operator
-  // stops the server being removed.
-  const KvStateMachine committed = Furthest();
-  const Node* newest = nullptr;
-  if (!base_.pre_vote && !base_.check_quorum) {
-    for (const auto& [id, n] : nodes_) {
-      if (!n->raft) continue;
-      const RaftLog& l = n->raft->log();
-      if (newest == nullptr ||
-          std::make_pair(l.LastTerm(), l.LastIndex()) >
-              std::make_pair(newest->raft->log().LastTerm(), newest->raft->log().LastIndex())) {
-        newest = n.get();
-      }
-    }
-  }
-  const std::optional<raftpb::ConfState> latest =
-      newest != nullptr ? std::optional(newest->raft->conf_state()) : std::nullopt;
+  const KvStateMachine& committed = Furthest();
   for (auto& [id, n] : nodes_) {
-    if (n->retired || !was_member_.count(id)) continue;
-    if (!IsMember(committed.conf(), id) || (latest && !IsMember(*latest, id))) Retire(*n);
+    if (!n->retired && was_member_.count(id) && !IsMember(committed.conf(), id)) Retire(*n);
   }
   for (uint64_t id : Ids(false)) {
     if (!ok()) return;
@@ -589,9 +544,7 @@ std::string Summary(const Result& r) {
       " partitions=", r.partitions, " calm=", r.calm_phases,
       " liveness_ticks<=", r.max_liveness_ticks,
       r.writes ? absl::StrCat(" writes=", r.writes, " (queued<=", r.max_queued_writes,
-                              ", crashes in writes ", r.crashes_in_write,
-                              ", applied before durable ", r.applied_before_durable,
-                              ", writes kept by crashes ", r.writes_kept_by_crash, ")")
+                              ", crashes in writes ", r.crashes_in_write, ")")
                : "",
       r.old_term_commits ? absl::StrCat(" old_term_commits=", r.old_term_commits) : "");
 }

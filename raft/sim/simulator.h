@@ -50,16 +50,13 @@
 // Options::async_writes runs every core with Config::async_storage_writes,
 // driven per the asynchronous contract in raft.h: a node queues each
 // Ready's write (entries, hard state, persisted messages) and goes on
-// stepping; queued writes are issued at random (Written() fed: the store
-// will keep them before anything written later) and complete a random
-// number of steps later, in FIFO order (sometimes several merged), then
-// their persisted messages go out and Persisted() is fed. A crash loses the
-// queue (also between a write and its messages or its Persisted()), except
-// the issued writes up to the last one holding an entry the state machine
-// applied (a store keeps a prefix of its writes). A Ready with a snapshot,
-// and at random another one (as the server writes a follower's Ready
-// inline), is written synchronously after the queue drains. Every applied
-// entry must be in the node's durable MemoryLog or in an issued write.
+// stepping; a queued write completes a random number of steps later, in
+// FIFO order (sometimes several merged), then its persisted messages go out
+// and Persisted() is fed. A crash loses the queue (also between a write and
+// its messages or its Persisted()). A Ready with a snapshot, and at random
+// another one (as the server writes a follower's Ready inline), is written
+// synchronously after the queue drains. Every applied entry must be in the
+// node's durable MemoryLog.
 //
 // Everything is driven by one std::mt19937_64 seeded with Options::seed:
 // the same options give the same run (Result::trace_hash fingerprints it).
@@ -150,9 +147,6 @@ struct Result {
   // Asynchronous writes: writes completed, the longest queue of a node,
   // crashes between a write and its acknowledgements or Persisted().
   uint64_t writes = 0, max_queued_writes = 0, crashes_in_write = 0;
-  // Entries applied while only an issued write held them, and queued writes
-  // a crash kept because of such an apply.
-  uint64_t applied_before_durable = 0, writes_kept_by_crash = 0;
   uint64_t old_term_commits = 0;  // see SafetyChecker::old_term_commits
   int max_liveness_ticks = 0;  // worst time to commit after healing
   std::string config;          // the core Config chosen for this seed

@@ -48,15 +48,8 @@ struct Node {
     std::optional<raftpb::HardState> hard_state;
     std::vector<raftpb::Message> persisted_messages;
     uint64_t due = 0;
-    uint64_t seq = 0;     // this node's writes in queue order
-    bool issued = false;  // Written() fed: later writes land after it
   };
   std::deque<Write> writes;
-  uint64_t next_write_seq = 1;
-  // The state machine applied an entry of this queued write (issued, not
-  // durable): as a store keeps a prefix of its writes, a crash then keeps
-  // every queued write through it.
-  uint64_t keep_through_seq = 0;
 };
 
 struct ReadRecord {
@@ -103,8 +96,6 @@ class Simulator {
                const std::optional<raftpb::HardState>& hs);
   void QueueWrite(Node& n, Ready& rd);
   void CompleteWrites(Node& n);
-  // Issues the oldest unissued queued writes, at random, feeding Written().
-  void IssueWrites(Node& n);
   void FlushWrites(Node& n, std::vector<std::pair<uint64_t, uint64_t>>* persisted);
   void Apply(Node& n, const raftpb::Entry& e);
   void ServeReads(Node& n);
