@@ -277,7 +277,12 @@ void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node*
   using namespace raftkv;
   // One channel per address, kept while the watch runs: a new channel each
   // second cost the peer a TCP connect and an HTTP/2 handshake every time.
+  // Reconnects stay within a second (gRPC's own backoff grows to 2 minutes),
+  // so a restarted peer is asked again as soon as a new channel would.
   std::map<std::string, std::unique_ptr<adminpb::Admin::Stub>> stubs;
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   while (!stop->WaitForNotificationWithTimeout(absl::Seconds(1))) {
     const raft::Status st = node->RaftStatus();
     if (!raft::IsMember(st.conf_state, id) || st.role == raft::Role::kLeader) continue;
@@ -288,7 +293,8 @@ void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node*
       if (a.empty()) continue;
       std::unique_ptr<adminpb::Admin::Stub>& stub = stubs[a];
       if (stub == nullptr) {
-        stub = adminpb::Admin::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
+        stub = adminpb::Admin::NewStub(
+            grpc::CreateCustomChannel(a, grpc::InsecureChannelCredentials(), args));
       }
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
