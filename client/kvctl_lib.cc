@@ -394,6 +394,9 @@ class Kvctl {
       for (const auto& t : e.status.snapshot_transfers()) {
         out_ << "node " << e.status.node_id() << " snapshot transfer " << t << "\n";
       }
+      for (const auto& a : e.status.alarms()) {
+        out_ << "node " << e.status.node_id() << " alarm " << a << "\n";
+      }
     }
     if (FLAGS_verbose) {
       for (const client::EndpointStatus& e : all) {

@@ -396,6 +396,9 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
   if (options_.snapshot_transfers) {
     for (auto& t : options_.snapshot_transfers()) resp->add_snapshot_transfers(std::move(t));
   }
+  if (options_.alarms != nullptr) {
+    for (auto& a : options_.alarms->Describe()) resp->add_alarms(std::move(a));
+  }
   if (req->include_digest()) {
     auto d = sm_->Digest();
     if (!d.ok()) return ToGrpc(d.status());

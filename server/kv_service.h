@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
+#include "server/alarms.h"
 #include "server/node.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
@@ -38,6 +39,8 @@ struct ServiceOptions {
   // The test-only fault layer (--enable_fault_injection); null: SetFaults
   // is refused.
   FaultInjector* faults = nullptr;
+  // The node's alarms (not owned; outlives the services). Null: none.
+  Alarms* alarms = nullptr;
 };
 
 class KvService final : public kvpb::KV::CallbackService {

@@ -40,6 +40,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "proto/admin.grpc.pb.h"
 #include "raft/membership.h"
+#include "server/alarms.h"
 #include "server/cluster_spec.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
@@ -509,6 +510,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> removed{false};
   svc.removed = [&removed] { return removed.load(); };
   svc.faults = faults.get();
+  server::Alarms alarms;
+  svc.alarms = &alarms;
   server::KvService kv(svc, node->get(), sm->get());
   server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(

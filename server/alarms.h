@@ -1,0 +1,52 @@
+// Alarms: conditions under which a node refuses some requests until they
+// clear, named as etcd's (etcdserverpb.AlarmType): NOSPACE (the data disk is
+// below its free-space reserve: writes refused, reads served) and CORRUPT
+// (the node's data cannot be vouched for: reads it cannot verify refused).
+// Each alarm carries a one-line reason for logs and `kvctl status`.
+//
+// Thread safety: every method may be called from any thread.
+#ifndef RAFTKV_SERVER_ALARMS_H_
+#define RAFTKV_SERVER_ALARMS_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace raftkv::server {
+
+// Values as etcd's AlarmType, so an etcd Alarm API can report them as is.
+enum class AlarmType { kNoSpace = 1, kCorrupt = 2 };
+
+// "NOSPACE" or "CORRUPT".
+const char* AlarmName(AlarmType type);
+
+struct Alarm {
+  AlarmType type;
+  std::string reason;
+};
+
+class Alarms {
+ public:
+  // Raises `type` (or replaces its reason). Logs once per raise, not per
+  // repeated call with the alarm already active. Returns true if it was not
+  // active before.
+  bool Raise(AlarmType type, std::string reason);
+  // Clears `type`; true if it was active.
+  bool Clear(AlarmType type);
+  bool Active(AlarmType type) const;
+  // Active alarms in AlarmType order.
+  std::vector<Alarm> List() const;
+  // "NOSPACE: reason" per active alarm, for status.
+  std::vector<std::string> Describe() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  std::map<AlarmType, std::string> active_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace raftkv::server
+
+#endif  // RAFTKV_SERVER_ALARMS_H_
