@@ -139,6 +139,10 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
   // Only writers change the log side, and they hold write_mu_: what is
   // checked under the shared lock below still holds when the write is done.
   absl::MutexLock write_lock(&write_mu_);
+  {
+    absl::MutexLock l(&marker_mu_);
+    if (!marker_error_.ok()) return marker_error_;
+  }
   rocksdb::WriteBatch batch;
   uint64_t new_last;
   bool must_sync;
@@ -208,6 +212,7 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
     cache_.Append(entries);
   }
   if (hs != nullptr) hard_state_ = *hs;
+  if (must_sync && options_.sync) NoteDurableLocked();
   return absl::OkStatus();
 }
 
@@ -248,6 +253,7 @@ absl::Status LogStore::Compact(uint64_t index, uint64_t term,
   if (absl::Status s = Write(&batch, "Compact"); !s.ok()) return s;
   snapshot_ = std::move(snapshot);
   cache_.DropThrough(index);
+  if (options_.sync) NoteDurableLocked();
   return absl::OkStatus();
 }
 
@@ -312,6 +318,7 @@ absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
   last_index_ = new_last;
   last_term_ = new_last_term;
   if (data != nullptr) applied_index_.store(meta.index());
+  if (options_.sync) NoteDurableLocked();
   return absl::OkStatus();
 }
 

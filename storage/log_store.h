@@ -54,6 +54,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -62,10 +63,12 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "proto/raft.pb.h"
 #include "proto/storage.pb.h"
 #include "raft/log_reader.h"
 #include "storage/data_batch.h"
+#include "storage/durable_mark.h"
 #include "storage/entry_cache.h"
 
 namespace rocksdb {
@@ -113,6 +116,12 @@ struct Options {
   // read that misses it costs a pread and a decompression. 0: no cache.
   size_t data_block_cache_bytes = 64 << 20;
 
+  // How often a changed durable mark (storage/durable_mark.h) is written;
+  // with sync, a store records there how far its log was durable, and Open
+  // refuses a store whose log fell behind its mark (a disk that lost synced
+  // writes). Zero: no mark is kept or checked (tests, benchmarks).
+  absl::Duration durable_mark_interval = absl::Milliseconds(100);
+
   // Copies of the most recently appended log entries kept in memory
   // (storage/entry_cache.h), bounded by their serialized size: Entries and
   // Term read them without RocksDB. 0: none.
@@ -131,7 +140,8 @@ class LogStore final : public raft::LogReader {
   //   FailedPrecondition  directory locked by another process or LogStore,
   //                       not a raftkv store, unknown format, or identity
   //                       differing from options.expected_identity;
-  //   DataLoss            RocksDB corruption or a broken invariant (above);
+  //   DataLoss            RocksDB corruption, a broken invariant (above), or
+  //                       a log or hard state behind the durable mark;
   //   others              RocksDB's errors.
   static absl::StatusOr<std::unique_ptr<LogStore>> Open(const Options& options);
 
@@ -298,6 +308,14 @@ class LogStore final : public raft::LogReader {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::StatusOr<raftpb::Entry> ReadEntry(uint64_t i) const;
 
+  // Open's check of the recovered log against the durable mark file.
+  absl::Status CheckDurableMark() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the current log and hard state as durable (after a synced write).
+  void NoteDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The marker thread: writes durable_ to the mark file when it changed.
+  void MarkerLoop();
+  absl::Status WriteMarkIfChanged();
+
   // Prefixes `s`'s message with the directory.
   absl::Status Annotate(const absl::Status& s) const;
 
@@ -331,6 +349,16 @@ class LogStore final : public raft::LogReader {
   std::atomic<uint64_t> applied_index_{0};
   std::atomic<char> generation_{'a'};  // the live generation of `data`
   std::optional<raftpb::ConfState> applied_conf_ ABSL_GUARDED_BY(apply_mu_);
+
+  // The durable mark: durable_ is what the log side has made durable,
+  // written to the mark file by marker_ (see Options::durable_mark_interval).
+  DurableMark durable_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex marker_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  bool marker_stop_ ABSL_GUARDED_BY(marker_mu_) = false;
+  DurableMark marker_written_ ABSL_GUARDED_BY(marker_mu_);
+  // A failed mark write; the next Append returns it (fatal to the node).
+  absl::Status marker_error_ ABSL_GUARDED_BY(marker_mu_);
+  std::thread marker_;
 
   friend class DataSnapshot;
 };

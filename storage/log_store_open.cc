@@ -43,6 +43,16 @@ rocksdb::DBOptions MakeDBOptions(const Options& options) {
   db.create_if_missing = options.create_if_missing;
   db.create_missing_column_families = options.create_if_missing;
   db.paranoid_checks = true;
+  // WAL recovery is DB-wide (one WAL serves every column family). A torn
+  // last record is what a crash mid-write leaves and is dropped; damage
+  // anywhere before it refuses to open, where RocksDB's default
+  // (kPointInTimeRecovery) would silently drop every later write, synced or
+  // not. docs/DURABILITY.md gives the reasons.
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
+  // The MANIFEST records each WAL's creation and closed size: a missing or
+  // truncated older WAL refuses to open. The live WAL is covered by the
+  // durable mark (storage/durable_mark.h).
+  db.track_and_verify_wals_in_manifest = true;
   db.max_background_jobs = 2;
   db.keep_log_file_num = 4;
   // `meta` sees few writes; cap the WAL so its memtable gets flushed and old
@@ -155,6 +165,10 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
   // From here on the LogStore owns db and handles (its destructor closes).
   std::unique_ptr<LogStore> store(new LogStore(options, db, std::move(handles)));
   if (absl::Status r = store->Recover(); !r.ok()) return r;
+  if (options.sync && options.durable_mark_interval > absl::ZeroDuration()) {
+    if (absl::Status w = store->WriteMarkIfChanged(); !w.ok()) return store->Annotate(w);
+    store->marker_ = std::thread([s = store.get()] { s->MarkerLoop(); });
+  }
   return store;
 }
 
@@ -169,12 +183,115 @@ LogStore::LogStore(const Options& options, rocksdb::DB* db,
       cache_(options.entry_cache_bytes) {}
 
 LogStore::~LogStore() {
+  if (marker_.joinable()) {
+    {
+      absl::MutexLock l(&marker_mu_);
+      marker_stop_ = true;
+    }
+    marker_.join();
+    // Every write is done: the mark becomes exact.
+    absl::Status s = WriteMarkIfChanged();
+    LOG_IF(ERROR, !s.ok()) << "storage dir " << dir() << ": " << s;
+  }
   for (rocksdb::ColumnFamilyHandle* h : handles_) {
     db_->DestroyColumnFamilyHandle(h);
   }
   rocksdb::Status s = db_->Close();
   if (!s.ok()) LOG(WARNING) << "storage dir " << dir() << ": close: " << s.ToString();
   delete db_;
+}
+
+void LogStore::NoteDurableLocked() {
+  durable_.term = hard_state_.term();
+  durable_.commit = hard_state_.commit();
+  durable_.last_index = last_index_;
+  durable_.last_term = last_term_;
+}
+
+absl::Status LogStore::WriteMarkIfChanged() {
+  DurableMark now;
+  {
+    absl::ReaderMutexLock l(&mu_);
+    now = durable_;
+  }
+  {
+    absl::MutexLock l(&marker_mu_);
+    if (!marker_error_.ok()) return marker_error_;
+    if (now == marker_written_) return absl::OkStatus();
+  }
+  absl::Status s = WriteDurableMark(dir(), now);
+  absl::MutexLock l(&marker_mu_);
+  if (!s.ok()) {
+    marker_error_ = absl::InternalError(absl::StrCat("writing the durable mark: ", s.message()));
+    return marker_error_;
+  }
+  marker_written_ = now;
+  return absl::OkStatus();
+}
+
+void LogStore::MarkerLoop() {
+  while (true) {
+    {
+      absl::MutexLock l(&marker_mu_);
+      marker_mu_.AwaitWithTimeout(absl::Condition(&marker_stop_), options_.durable_mark_interval);
+      if (marker_stop_) return;
+      if (!marker_error_.ok()) return;  // Append reports it
+    }
+    DurableMark now;
+    {
+      absl::ReaderMutexLock l(&mu_);
+      now = durable_;
+    }
+    bool changed;
+    {
+      absl::MutexLock l(&marker_mu_);
+      changed = now != marker_written_;
+    }
+    if (changed) {
+      absl::Status s = WriteMarkIfChanged();
+      LOG_IF(ERROR, !s.ok()) << "storage dir " << dir() << ": " << s;
+    }
+  }
+}
+
+absl::Status LogStore::CheckDurableMark() {
+  absl::StatusOr<std::optional<DurableMark>> read = ReadDurableMark(dir());
+  if (!read.ok()) return Annotate(read.status());
+  NoteDurableLocked();  // the recovered state is on disk
+  if (!read->has_value() || !options_.sync) return absl::OkStatus();
+  const DurableMark& mark = **read;
+  auto lost = [&](const std::string& what) {
+    return Annotate(absl::DataLossError(absl::StrCat(
+        "the store lost writes it had made durable: ", what, " (", DurableMarkPath(dir()),
+        " records ", mark.DebugString(), "; the store has ", durable_.DebugString(),
+        "). Its disk dropped synced data (a truncated or rolled-back WAL). Do not start this "
+        "node on this data: remove it from the cluster (kvctl member remove ID) and add a "
+        "fresh node with --join")));
+  };
+  if (mark.term > hard_state_.term()) {
+    return lost(absl::StrCat("the hard state's term ", hard_state_.term(),
+                             " is behind the durable term ", mark.term));
+  }
+  if (mark.commit > last_index_) {
+    return lost(absl::StrCat("the log ends at index ", last_index_,
+                             " but entries up to ", mark.commit, " were committed"));
+  }
+  if (mark.last_index > snapshot_.index()) {
+    bool holds = false;
+    if (mark.last_index <= last_index_) {
+      absl::StatusOr<uint64_t> t = TermLocked(mark.last_index);
+      if (!t.ok()) return t.status();
+      holds = *t == mark.last_term;
+    }
+    // A newer leader may have replaced the suffix (its entries have a higher
+    // term); otherwise the log must still hold the marked entry.
+    if (!holds && last_term_ <= mark.last_term) {
+      return lost(absl::StrCat("the log ends at index ", last_index_, " of term ", last_term_,
+                               " but held index ", mark.last_index, " of term ",
+                               mark.last_term));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status LogStore::Annotate(const absl::Status& s) const {
@@ -313,6 +430,7 @@ absl::Status LogStore::Recover() {
         "inconsistent store: applied index ", applied_index_.load(),
         " < snapshot index ", snapshot_.index())));
   }
+  if (options_.durable_mark_interval > absl::ZeroDuration()) return CheckDurableMark();
   return absl::OkStatus();
 }
 

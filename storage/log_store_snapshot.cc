@@ -130,6 +130,7 @@ absl::Status LogStore::InstallStaged(const raftpb::SnapshotMetadata& meta) {
   applied_index_.store(meta.index());
   applied_conf_ = meta.conf_state();
   generation_.store(new_gen);
+  NoteDurableLocked();
 
   rocksdb::WriteBatch cleanup;
   ClearGeneration(&cleanup, old_gen);

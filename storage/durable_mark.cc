@@ -1,0 +1,97 @@
+#include "storage/durable_mark.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace raftkv::storage {
+namespace {
+
+constexpr char kHeader[] = "raftkv durable mark v1";
+
+absl::Status Errno(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+absl::Status SyncPath(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return Errno(absl::StrCat("opening ", path));
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return Errno(absl::StrCat("fsync ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string DurableMark::DebugString() const {
+  return absl::StrCat("term ", term, ", log up to index ", last_index, " of term ", last_term,
+                      ", commit ", commit);
+}
+
+std::string DurableMarkPath(const std::string& dir) { return dir + "/RAFTKV_DURABLE_MARK"; }
+
+absl::StatusOr<std::optional<DurableMark>> ReadDurableMark(const std::string& dir) {
+  const std::string path = DurableMarkPath(dir);
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec) && !ec) return std::optional<DurableMark>();
+  std::ifstream in(path);
+  if (!in.is_open()) return Errno(absl::StrCat("reading ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::vector<std::string> lines = absl::StrSplit(ss.str(), '\n', absl::SkipEmpty());
+  auto malformed = [&] {
+    return absl::DataLossError(absl::StrCat(path, " is malformed: ", ss.str().substr(0, 200)));
+  };
+  if (lines.size() != 5 || lines[0] != kHeader) return malformed();
+  DurableMark m;
+  uint64_t* fields[] = {&m.term, &m.last_index, &m.last_term, &m.commit};
+  const char* names[] = {"term ", "last_index ", "last_term ", "commit "};
+  for (int i = 0; i < 4; ++i) {
+    const std::string& l = lines[i + 1];
+    if (l.rfind(names[i], 0) != 0 || !absl::SimpleAtoi(l.substr(strlen(names[i])), fields[i])) {
+      return malformed();
+    }
+  }
+  return std::optional<DurableMark>(m);
+}
+
+absl::Status WriteDurableMark(const std::string& dir, const DurableMark& m) {
+  const std::string path = DurableMarkPath(dir);
+  const std::string tmp = path + ".tmp";
+  const std::string text = absl::StrCat(kHeader, "\nterm ", m.term, "\nlast_index ", m.last_index,
+                                        "\nlast_term ", m.last_term, "\ncommit ", m.commit, "\n");
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno(absl::StrCat("creating ", tmp));
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      absl::Status s = Errno(absl::StrCat("writing ", tmp));
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd) != 0) {
+    absl::Status s = Errno(absl::StrCat("fdatasync ", tmp));
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno(absl::StrCat("renaming ", tmp));
+  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace raftkv::storage
