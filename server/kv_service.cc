@@ -354,6 +354,12 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
   resp->set_node_id(options_.node_id);
   resp->set_address(options_.address);
   resp->set_cluster_id(options_.cluster_id);
+  resp->set_incarnation(options_.incarnation);
+  if (options_.peer_incarnations) {
+    for (const auto& [id, inc] : options_.peer_incarnations()) {
+      (*resp->mutable_peer_incarnations())[id] = inc;
+    }
+  }
   resp->set_role(raft::RoleName(st.role));
   resp->set_term(st.term);
   resp->set_leader_id(st.leader);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "absl/time/time.h"
@@ -39,6 +40,9 @@ struct ServiceOptions {
   // The test-only fault layer (--enable_fault_injection); null: SetFaults
   // is refused.
   FaultInjector* faults = nullptr;
+  uint64_t incarnation = 0;  // this node's
+  // Incarnations of the peers this node heard from. May be empty.
+  std::function<std::map<uint64_t, uint64_t>()> peer_incarnations;
   // The node's alarms (not owned; outlives the services). Null: none.
   Alarms* alarms = nullptr;
 };

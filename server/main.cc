@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,7 @@
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/node.h"
+#include "server/peer_incarnations.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
 #include "storage/log_store.h"
@@ -59,6 +61,12 @@ DEFINE_string(data_dir, "",
               "Directory of this node's RocksDB store (created if missing). Relative "
               "paths are resolved against the directory `bazel run` was started from. "
               "Required.");
+DEFINE_string(initial_cluster_state, "existing",
+              "new: found the cluster in --cluster (give it to each founding member on its "
+              "first start, with an empty --data_dir); existing: an empty --data_dir is "
+              "refused, since a member that lost its data must not take part again (remove "
+              "it and add a fresh node with --join). Ignored once the data dir holds a store, "
+              "and with --join.");
 DEFINE_string(listen, "",
               "Address to bind, if not this node's address from --cluster (e.g. "
               "0.0.0.0:7001).");
@@ -211,6 +219,20 @@ class AddressBook {
   std::map<uint64_t, std::string> book_ ABSL_GUARDED_BY(mu_);
 };
 
+// Admin.Status of the node at `address`, one attempt.
+absl::StatusOr<raftkv::adminpb::StatusResponse> StatusOf(const std::string& address,
+                                                        absl::Duration timeout) {
+  auto stub = raftkv::adminpb::Admin::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  raftkv::adminpb::StatusRequest req;
+  raftkv::adminpb::StatusResponse resp;
+  grpc::Status s = stub->Status(&ctx, req, &resp);
+  if (s.ok()) return resp;
+  return absl::UnavailableError(absl::StrCat(address, ": ", s.error_message()));
+}
+
 // Admin.Status of the first of `addresses` that answers within `timeout`.
 absl::StatusOr<raftkv::adminpb::StatusResponse> AskStatus(const std::vector<std::string>& addresses,
                                                          absl::Duration timeout) {
@@ -218,15 +240,9 @@ absl::StatusOr<raftkv::adminpb::StatusResponse> AskStatus(const std::vector<std:
   absl::Status last = absl::UnavailableError("no --join address");
   while (true) {
     for (const std::string& a : addresses) {
-      auto stub = raftkv::adminpb::Admin::NewStub(
-          grpc::CreateChannel(a, grpc::InsecureChannelCredentials()));
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      raftkv::adminpb::StatusRequest req;
-      raftkv::adminpb::StatusResponse resp;
-      grpc::Status s = stub->Status(&ctx, req, &resp);
-      if (s.ok()) return resp;
-      last = absl::UnavailableError(absl::StrCat(a, ": ", s.error_message()));
+      auto st = StatusOf(a, absl::Seconds(2));
+      if (st.ok()) return st;
+      last = st.status();
     }
     if (absl::Now() > give_up) return last;
     absl::SleepFor(absl::Milliseconds(500));
@@ -315,6 +331,32 @@ void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node*
   }
 }
 
+uint64_t NewIncarnation() {
+  std::random_device rd;
+  uint64_t v = 0;
+  while (v == 0) v = (uint64_t{rd()} << 32) ^ rd();
+  return v;
+}
+
+// A founding member about to create its store (--initial_cluster_state=new):
+// refuses if a reachable peer already heard from this node id, i.e. this
+// node took part before and has lost its data dir.
+void CheckNotAlreadyFounded(uint64_t id, const raftkv::server::ClusterSpec& spec,
+                            const std::string& dir) {
+  for (const auto& [peer, address] : spec) {
+    if (peer == id) continue;
+    auto st = StatusOf(address, absl::Seconds(1));
+    if (!st.ok()) continue;  // not up yet: a cluster being founded
+    if (st->peer_incarnations().count(id) > 0) {
+      Die(absl::StrCat("node ", id, " already took part in cluster ", st->cluster_id(),
+                       " (node ", peer, " at ", address, " knows it as incarnation ",
+                       st->peer_incarnations().at(id), "), but its data dir ", dir,
+                       " is empty: it lost its data and must not rejoin as it was. Remove it "
+                       "(kvctl member remove ", id, ") and add a fresh node with --join"));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,6 +381,10 @@ int main(int argc, char** argv) {
   using namespace raftkv;
   if (FLAGS_id == 0) Die("--id is required (a node id from --cluster)");
   if (FLAGS_data_dir.empty()) Die("--data_dir is required");
+  if (FLAGS_initial_cluster_state != "new" && FLAGS_initial_cluster_state != "existing") {
+    Die(absl::StrCat("--initial_cluster_state: must be new or existing, got \"",
+                     FLAGS_initial_cluster_state, "\""));
+  }
   const bool joining = !FLAGS_join.empty();
   if (joining && !FLAGS_cluster.empty()) Die("give either --cluster or --join, not both");
   absl::StatusOr<server::ClusterSpec> spec = server::ClusterSpec();
@@ -359,6 +405,18 @@ int main(int argc, char** argv) {
   if (address.empty()) Die("--join needs this node's address: --listen or --advertise");
   uint64_t cluster_id = joining ? 0 : server::ClusterIdOf(*spec);
   const std::string dir = ResolveDir(FLAGS_data_dir);
+
+  // Refused before anything is created in the directory.
+  std::error_code ec;
+  const bool has_store = std::filesystem::exists(dir + "/CURRENT", ec);
+  if (!has_store && !joining && FLAGS_initial_cluster_state != "new") {
+    Die(absl::StrCat(
+        "data dir ", dir, " holds no store and --initial_cluster_state=existing: node ",
+        FLAGS_id, " has no state. If it is a member that lost its data, remove it "
+        "(kvctl member remove ", FLAGS_id, ") and add a fresh node with --join; to found "
+        "a new cluster, start each founding member with --initial_cluster_state=new"));
+  }
+  if (!has_store && !joining) CheckNotAlreadyFounded(FLAGS_id, *spec, dir);
 
   storage::Options so;
   so.dir = dir;
@@ -399,7 +457,24 @@ int main(int argc, char** argv) {
     }
     LOG(INFO) << "recovering node " << FLAGS_id << " of cluster " << cluster_id << " from "
               << dir;
+    if (have->incarnation() == 0) {
+      if (absl::Status s = store->SetIncarnation(NewIncarnation()); !s.ok()) {
+        Die(std::string(s.message()));
+      }
+    }
   } else {
+    if (joining && joined_members.count(FLAGS_id) > 0) {
+      Die(absl::StrCat("node ", FLAGS_id, " is already a member of cluster ", cluster_id,
+                       " (per ", seeds[0], "), but its data dir ", dir,
+                       " is empty: it lost its data and must not rejoin as it was. Remove it "
+                       "(kvctl member remove ", FLAGS_id,
+                       ") and start it again, or join with a new --id"));
+    }
+    if (!joining && FLAGS_initial_cluster_state != "new") {
+      Die(absl::StrCat("data dir ", dir, " holds a store without an identity (a first start "
+                       "that stopped half-way) and --initial_cluster_state=existing"));
+    }
+    identity.set_incarnation(NewIncarnation());
     // A joining node starts with an empty membership: it adopts the
     // cluster's from the first conf-change entry or snapshot it receives.
     raftpb::ConfState conf;
@@ -410,6 +485,9 @@ int main(int argc, char** argv) {
               << " in " << dir;
   }
 
+  const uint64_t incarnation = store->identity()->incarnation();
+  server::PeerIncarnations peer_incarnations(store.get());
+
   auto sm = server::KvStateMachine::Open(store.get());
   if (!sm.ok()) Die(absl::StrCat("state machine: ", sm.status().message()));
 
@@ -417,6 +495,7 @@ int main(int argc, char** argv) {
   server::TransportOptions to;
   to.self_id = FLAGS_id;
   to.cluster_id = cluster_id;
+  to.incarnation = incarnation;
   std::unique_ptr<server::FaultInjector> faults;
   if (FLAGS_enable_fault_injection) {
     faults = std::make_unique<server::FaultInjector>();
@@ -447,6 +526,7 @@ int main(int argc, char** argv) {
 
   server::SnapshotOptions snap_opts;
   snap_opts.cluster_id = cluster_id;
+  snap_opts.incarnation = incarnation;
   snap_opts.chunk_bytes = FLAGS_snapshot_chunk_bytes;
   snap_opts.max_bytes_per_sec = FLAGS_snapshot_max_bytes_per_sec;
   snap_opts.max_concurrent = FLAGS_max_concurrent_snapshots;
@@ -478,8 +558,14 @@ int main(int argc, char** argv) {
   no.commit_notices = FLAGS_commit_notices;
   no.read_threads = FLAGS_read_threads;
   no.auto_promote_gap = FLAGS_auto_promote_gap;
-  no.on_conf_change = [&book](const raftpb::ConfChange& cc, bool applied) {
+  no.on_conf_change = [&book, &peer_incarnations](const raftpb::ConfChange& cc, bool applied) {
     book.OnConfChange(cc, applied);
+    if (applied && cc.type() == raftpb::CONF_REMOVE_NODE) {
+      // The id may be added again, as a fresh node with a new incarnation.
+      if (absl::Status s = peer_incarnations.Forget(cc.node_id()); !s.ok()) {
+        Die(absl::StrCat("recording node ", cc.node_id(), "'s removal: ", s.message()));
+      }
+    }
   };
   server::KvStateMachine* sm_ptr = sm->get();
   no.on_snapshot_installed = [&book, sm_ptr] {
@@ -497,6 +583,8 @@ int main(int argc, char** argv) {
   server::ServiceOptions svc;
   svc.node_id = FLAGS_id;
   svc.cluster_id = cluster_id;
+  svc.incarnation = incarnation;
+  svc.peer_incarnations = [&peer_incarnations] { return peer_incarnations.Known(); };
   svc.address = address;
   svc.max_value_bytes = FLAGS_max_value_bytes;
   svc.default_deadline = absl::Milliseconds(FLAGS_default_deadline_ms);
@@ -516,7 +604,14 @@ int main(int argc, char** argv) {
   server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(
       FLAGS_id, cluster_id, [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); },
-      &snapshot_receiver, faults.get());
+      &snapshot_receiver, faults.get(),
+      [&peer_incarnations](uint64_t sender, uint64_t sender_incarnation) {
+        absl::Status s = peer_incarnations.Admit(sender, sender_incarnation);
+        if (!s.ok() && !absl::IsFailedPrecondition(s) && !absl::IsInvalidArgument(s)) {
+          Die(absl::StrCat("recording node ", sender, "'s incarnation: ", s.message()));
+        }
+        return s;
+      });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

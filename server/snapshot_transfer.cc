@@ -12,7 +12,6 @@
 namespace raftkv::server {
 namespace {
 
-constexpr char kClusterIdHeader[] = "raftkv-cluster-id";
 
 uint32_t Crc(uint32_t crc, const std::string& data) {
   return static_cast<uint32_t>(
@@ -92,6 +91,7 @@ bool SnapshotSender::Stream(const std::string& address, const raftpb::Message& m
                             const storage::DataSnapshot& image, Transfer* t) {
   auto stub = peerpb::Peer::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   t->context->AddMetadata(kClusterIdHeader, absl::StrCat(options_.cluster_id));
+  t->context->AddMetadata(kSenderHeader, FormatSender(msg.from(), options_.incarnation));
   peerpb::SnapshotAck ack;
   std::unique_ptr<grpc::ClientWriter<peerpb::SnapshotChunk>> writer =
       stub->InstallSnapshot(t->context.get(), &ack);

@@ -30,12 +30,14 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/peer.grpc.pb.h"
+#include "server/peer_headers.h"
 #include "storage/log_store.h"
 
 namespace raftkv::server {
 
 struct SnapshotOptions {
   uint64_t cluster_id = 0;
+  uint64_t incarnation = 0;  // this node's (server/peer_headers.h)
   size_t chunk_bytes = 1 << 20;
   uint64_t max_bytes_per_sec = 0;  // 0: no cap
   int max_concurrent = 2;

@@ -12,10 +12,10 @@
 #include "absl/time/clock.h"
 #include "glog/logging.h"
 #include "grpcpp/grpcpp.h"
+#include "server/peer_headers.h"
 
 namespace raftkv::server {
 
-constexpr char kClusterIdHeader[] = "raftkv-cluster-id";
 
 void FaultInjector::Set(std::map<uint64_t, PeerFaults> faults) {
   absl::MutexLock l(&mu_);
@@ -205,7 +205,7 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
       }
       if (!stream_->writing) write = TakeBatch(stream_);
     }
-    if (open != nullptr) open->Start(stub_.get(), options_.cluster_id);
+    if (open != nullptr) open->Start(stub_.get(), options_);
     if (write != nullptr) write->Write();
     if (overflow) {
       LOG_EVERY_N(WARNING, 1000) << "peer " << peer_ << " (" << address_
@@ -239,8 +239,9 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
   struct Stream : public grpc::ClientWriteReactor<peerpb::MessageBatch> {
     explicit Stream(std::shared_ptr<PeerSender> owner) : owner(std::move(owner)) {}
 
-    void Start(peerpb::Peer::Stub* stub, uint64_t cluster_id) {
-      context.AddMetadata(kClusterIdHeader, absl::StrCat(cluster_id));
+    void Start(peerpb::Peer::Stub* stub, const TransportOptions& options) {
+      context.AddMetadata(kClusterIdHeader, absl::StrCat(options.cluster_id));
+      context.AddMetadata(kSenderHeader, FormatSender(options.self_id, options.incarnation));
       stub->async()->Send(&context, &ack, this);
       AddHold();
       StartCall();
@@ -248,6 +249,12 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
     void Write() { StartWrite(&batch); }
     void OnWriteDone(bool ok) override { owner->WriteDone(this, ok); }
     void OnDone(const grpc::Status& status) override {
+      if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        // Refused for who we are (another cluster, a forgotten incarnation):
+        // retrying will not help, an operator must act.
+        LOG_EVERY_N(ERROR, 20) << "peer " << owner->peer_ << " refuses this node: "
+                               << status.error_message();
+      }
       VLOG(1) << "stream to peer " << owner->peer_ << " ended: " << status.error_message();
       delete this;
     }
@@ -429,6 +436,29 @@ void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
   for (auto& [peer, batch] : by_peer) Deliver(peer, std::move(batch));
 }
 
+grpc::Status PeerService::CheckStream(const grpc::ServerContextBase* context,
+                                      uint64_t* sender) const {
+  if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
+  *sender = 0;
+  if (!admit_) return grpc::Status::OK;
+  auto it = context->client_metadata().find(kSenderHeader);
+  std::optional<std::pair<uint64_t, uint64_t>> who;
+  if (it != context->client_metadata().end()) {
+    who = ParseSender(absl::string_view(it->second.data(), it->second.size()));
+  }
+  if (!who.has_value()) {
+    LOG_EVERY_N(WARNING, 100) << "refusing a peer stream from " << context->peer()
+                              << ": no sender identity";
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "a peer stream must say who sends it (raftkv-sender)");
+  }
+  if (absl::Status s = admit_(who->first, who->second); !s.ok()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
+  }
+  *sender = who->first;
+  return grpc::Status::OK;
+}
+
 grpc::Status PeerService::CheckCluster(const grpc::ServerContextBase* context) const {
   auto it = context->client_metadata().find(kClusterIdHeader);
   uint64_t cluster = 0;
@@ -447,7 +477,8 @@ grpc::Status PeerService::CheckCluster(const grpc::ServerContextBase* context) c
 // thread. Owns itself: deleted in OnDone.
 class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageBatch> {
  public:
-  BatchReader(const PeerService* service, const grpc::Status& refused) : service_(service) {
+  BatchReader(const PeerService* service, const grpc::Status& refused, uint64_t sender)
+      : service_(service), sender_(sender) {
     if (!refused.ok()) {
       Finish(refused);
       return;
@@ -464,6 +495,9 @@ class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageB
       if (m.to() != service_->self_id_) {
         LOG_EVERY_N(WARNING, 100) << "dropping a message for node " << m.to()
                                   << " sent to node " << service_->self_id_;
+      } else if (sender_ != 0 && m.from() != sender_) {
+        LOG_EVERY_N(WARNING, 100) << "dropping a message from node " << m.from()
+                                  << " on node " << sender_ << "'s stream";
       } else if (m.type() == raftpb::MSG_SNAPSHOT) {
         // Snapshots arrive only through InstallSnapshot, with their image.
         LOG_EVERY_N(WARNING, 100) << "dropping a bare snapshot message from " << m.from();
@@ -479,18 +513,22 @@ class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageB
 
  private:
   const PeerService* const service_;
+  const uint64_t sender_;  // 0: not checked (no admit function)
   peerpb::MessageBatch batch_;
 };
 
 grpc::ServerReadReactor<peerpb::MessageBatch>* PeerService::Send(
     grpc::CallbackServerContext* context, peerpb::SendAck* /*ack*/) {
-  return new BatchReader(this, CheckCluster(context));
+  uint64_t sender = 0;
+  grpc::Status s = CheckStream(context, &sender);
+  return new BatchReader(this, s, sender);
 }
 
 grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
                                           grpc::ServerReader<peerpb::SnapshotChunk>* reader,
                                           peerpb::SnapshotAck* /*ack*/) {
-  if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
+  uint64_t sender = 0;
+  if (grpc::Status s = CheckStream(context, &sender); !s.ok()) return s;
   if (receiver_ == nullptr) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "snapshots are not accepted");
   }
@@ -501,9 +539,11 @@ grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
     return grpc::Status(static_cast<grpc::StatusCode>(m.status().code()),
                         std::string(m.status().message()));
   }
-  if (m->to() != self_id_) {
+  if (m->to() != self_id_ || (sender != 0 && m->from() != sender)) {
     receiver_->Release();
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "snapshot for another node");
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("snapshot from node ", m->from(), " for node ", m->to(),
+                                     " on a stream of node ", sender, " to node ", self_id_));
   }
   if (faults_ != nullptr && faults_->Blocked(m->from())) {
     receiver_->Release();

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/server_builder.h"
@@ -94,6 +95,7 @@ class FaultInjector {
 struct TransportOptions {
   uint64_t self_id = 0;
   uint64_t cluster_id = 0;
+  uint64_t incarnation = 0;  // this node's (server/peer_headers.h)
   size_t max_queued_messages = 4096;  // per peer
   absl::Duration min_backoff = absl::Milliseconds(20);
   absl::Duration max_backoff = absl::Seconds(1);
@@ -146,15 +148,20 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
  public:
   // `receiver` (not owned) stages incoming snapshots; null refuses them.
   // `faults` (not owned, may be null): snapshots from blocked peers are
-  // refused.
+  // refused. `admit(sender, incarnation)` (may be empty: senders are not
+  // checked) decides whether a stream's sender is accepted
+  // (PeerIncarnations::Admit); a stream it refuses ends FAILED_PRECONDITION
+  // with its message.
   PeerService(uint64_t self_id, uint64_t cluster_id,
               std::function<void(raftpb::Message)> deliver,
-              SnapshotReceiver* receiver = nullptr, FaultInjector* faults = nullptr)
+              SnapshotReceiver* receiver = nullptr, FaultInjector* faults = nullptr,
+              std::function<absl::Status(uint64_t, uint64_t)> admit = nullptr)
       : self_id_(self_id),
         cluster_id_(cluster_id),
         deliver_(std::move(deliver)),
         receiver_(receiver),
-        faults_(faults) {}
+        faults_(faults),
+        admit_(std::move(admit)) {}
 
   grpc::ServerReadReactor<peerpb::MessageBatch>* Send(grpc::CallbackServerContext* context,
                                                       peerpb::SendAck* ack) override;
@@ -165,12 +172,16 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
  private:
   class BatchReader;
   grpc::Status CheckCluster(const grpc::ServerContextBase* context) const;
+  // CheckCluster, then the sender (with admit_); *sender is its id, or 0 if
+  // not checked.
+  grpc::Status CheckStream(const grpc::ServerContextBase* context, uint64_t* sender) const;
 
   const uint64_t self_id_;
   const uint64_t cluster_id_;
   const std::function<void(raftpb::Message)> deliver_;
   SnapshotReceiver* const receiver_;
   FaultInjector* const faults_;
+  const std::function<absl::Status(uint64_t, uint64_t)> admit_;
 };
 
 // Configures a server that hosts a PeerService to accept the senders'

@@ -34,6 +34,9 @@ inline constexpr char kHardStateKey[] = "hard_state";    // raftpb::HardState
 inline constexpr char kSnapshotKey[] = "snapshot";       // SnapshotMetadata
 inline constexpr char kAppliedIndexKey[] = "applied_index";  // fixed64
 inline constexpr char kAppliedConfKey[] = "applied_conf";    // ConfState
+// Prefix of the incarnation recorded for a peer: + 8-byte big-endian node
+// id -> fixed64 incarnation.
+inline constexpr char kPeerIncarnationPrefix[] = "peer_incarnation/";
 // Which of the two key spaces of `data` is live: "a" or "b" (absent: "a").
 inline constexpr char kDataGenerationKey[] = "data_generation";
 

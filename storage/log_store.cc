@@ -133,6 +133,46 @@ std::optional<storagepb::NodeIdentity> LogStore::identity() const {
   return identity_;
 }
 
+absl::Status LogStore::SetIncarnation(uint64_t incarnation) {
+  absl::MutexLock write_lock(&write_mu_);
+  absl::MutexLock lock(&mu_);
+  if (!identity_.has_value() || identity_->incarnation() != 0 || incarnation == 0) {
+    return Annotate(absl::FailedPreconditionError(
+        "SetIncarnation: only a bootstrapped store without one gets an incarnation"));
+  }
+  storagepb::NodeIdentity id = *identity_;
+  id.set_incarnation(incarnation);
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf_, kIdentityKey, id.SerializeAsString());
+  if (absl::Status s = Write(&batch, "SetIncarnation", /*sync=*/true); !s.ok()) return s;
+  identity_ = std::move(id);
+  return absl::OkStatus();
+}
+
+std::map<uint64_t, uint64_t> LogStore::PeerIncarnations() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return peer_incarnations_;
+}
+
+absl::Status LogStore::RecordPeerIncarnation(uint64_t node_id, uint64_t incarnation) {
+  absl::MutexLock write_lock(&write_mu_);
+  absl::MutexLock lock(&mu_);
+  const std::string key = std::string(kPeerIncarnationPrefix) + EncodeFixed64BE(node_id);
+  rocksdb::WriteBatch batch;
+  if (incarnation == 0) {
+    batch.Delete(meta_cf_, key);
+  } else {
+    batch.Put(meta_cf_, key, EncodeFixed64BE(incarnation));
+  }
+  if (absl::Status s = Write(&batch, "RecordPeerIncarnation", /*sync=*/true); !s.ok()) return s;
+  if (incarnation == 0) {
+    peer_incarnations_.erase(node_id);
+  } else {
+    peer_incarnations_[node_id] = incarnation;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
                               const raftpb::HardState* hs) {
   if (entries.empty() && hs == nullptr) return absl::OkStatus();

@@ -51,6 +51,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -162,6 +163,16 @@ class LogStore final : public raft::LogReader {
 
   // The recorded identity; nullopt before Bootstrap.
   std::optional<storagepb::NodeIdentity> identity() const;
+
+  // Gives a bootstrapped store made before incarnations existed one (synced).
+  // FailedPrecondition if it has one already or has no identity.
+  absl::Status SetIncarnation(uint64_t incarnation);
+
+  // Incarnations of other nodes as first heard from them (synced when
+  // recorded; incarnation 0 forgets the node). Kept in `meta`: local to
+  // this node, not replicated.
+  std::map<uint64_t, uint64_t> PeerIncarnations() const;
+  absl::Status RecordPeerIncarnation(uint64_t node_id, uint64_t incarnation);
 
   // ---- Log writes (the driver) ---------------------------------------------
 
@@ -284,6 +295,7 @@ class LogStore final : public raft::LogReader {
   absl::Status Recover();
   absl::Status CheckFormat();
   absl::Status ScanLog();
+  absl::Status LoadPeerIncarnations() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Reads meta key `key` into `out`; false (and `out` untouched) if absent.
   absl::StatusOr<bool> ReadMeta(absl::string_view key, std::string* out) const;
 
@@ -340,6 +352,7 @@ class LogStore final : public raft::LogReader {
   raftpb::HardState hard_state_ ABSL_GUARDED_BY(mu_);
   raftpb::SnapshotMetadata snapshot_ ABSL_GUARDED_BY(mu_);
   std::optional<storagepb::NodeIdentity> identity_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, uint64_t> peer_incarnations_ ABSL_GUARDED_BY(mu_);
   uint64_t last_index_ ABSL_GUARDED_BY(mu_) = 0;  // snapshot index if empty
   uint64_t last_term_ ABSL_GUARDED_BY(mu_) = 0;   // Term(last_index_)
   // The log's newest entries; told of every change to the log after it is

@@ -419,6 +419,7 @@ absl::Status LogStore::Recover() {
   }
 
   if (absl::Status s = ScanLog(); !s.ok()) return s;
+  if (absl::Status s = LoadPeerIncarnations(); !s.ok()) return s;
 
   if (hard_state_.commit() > last_index_) {
     return Annotate(absl::DataLossError(absl::StrCat(
@@ -431,6 +432,25 @@ absl::Status LogStore::Recover() {
         " < snapshot index ", snapshot_.index())));
   }
   if (options_.durable_mark_interval > absl::ZeroDuration()) return CheckDurableMark();
+  return absl::OkStatus();
+}
+
+absl::Status LogStore::LoadPeerIncarnations() {
+  const std::string prefix = kPeerIncarnationPrefix;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    std::optional<uint64_t> id = DecodeFixed64BE(
+        absl::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()));
+    std::optional<uint64_t> inc =
+        DecodeFixed64BE(absl::string_view(it->value().data(), it->value().size()));
+    if (!id.has_value() || !inc.has_value()) {
+      return Annotate(absl::DataLossError("malformed peer incarnation record"));
+    }
+    peer_incarnations_[*id] = *inc;
+  }
+  if (!it->status().ok()) {
+    return Annotate(FromRocks(it->status(), "reading peer incarnations"));
+  }
   return absl::OkStatus();
 }
 

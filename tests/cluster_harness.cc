@@ -220,6 +220,11 @@ std::vector<std::string> Cluster::NodeFlags(int id) const {
       "--minloglevel=0",
   };
   if (id > options_.size) flags.push_back(absl::StrCat("--listen=", address(id)));
+  // A founding member's first start founds the cluster; later ones find
+  // their store (and refuse an empty data dir, as a real restart would).
+  if (id <= options_.size && !nodes_.at(id).started) {
+    flags.push_back("--initial_cluster_state=new");
+  }
   for (const auto& f : options_.extra_flags) flags.push_back(f);
   return flags;
 }
@@ -242,6 +247,7 @@ absl::Status Cluster::Start(int id, const std::vector<std::string>& extra) {
   auto pid = Spawn(args, n.log_path, n.netns);
   if (!pid.ok()) return pid.status();
   n.pid = *pid;
+  n.started = true;
   return absl::OkStatus();
 }
 

@@ -175,6 +175,7 @@ class Cluster {
     std::string data_dir;
     std::string log_path;
     pid_t pid = -1;
+    bool started = false;  // Start() ran once: its data dir is founded
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<kvpb::KV::Stub> kv;
     std::unique_ptr<adminpb::Admin::Stub> admin;

@@ -1,0 +1,55 @@
+#include "server/peer_incarnations.h"
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+
+namespace raftkv::server {
+
+PeerIncarnations::PeerIncarnations(storage::LogStore* store)
+    : store_(store), known_(store->PeerIncarnations()) {}
+
+absl::Status PeerIncarnations::Admit(uint64_t peer, uint64_t incarnation) {
+  if (incarnation == 0) {
+    refused_.fetch_add(1);
+    return absl::InvalidArgumentError(absl::StrCat("node ", peer, " sent no incarnation"));
+  }
+  absl::MutexLock l(&mu_);
+  auto it = known_.find(peer);
+  if (it != known_.end()) {
+    if (it->second == incarnation) return absl::OkStatus();
+    refused_.fetch_add(1);
+    const absl::Time now = absl::Now();
+    if (now - last_warning_ >= absl::Seconds(10)) {
+      last_warning_ = now;
+      LOG(ERROR) << "refusing node " << peer << ": it came back as incarnation " << incarnation
+        << " but this node knew it as incarnation " << it->second
+        << "; it lost its data dir and must not vote or acknowledge. Remove it (kvctl member "
+           "remove "
+                 << peer << ") and add a fresh node with --join";
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node ", peer, " is known to this cluster as incarnation ", it->second,
+        ", not ", incarnation, ": it lost its data and may not take part. Remove it "
+        "(kvctl member remove ", peer, ") and add a fresh node with --join"));
+  }
+  // Durable before any of its messages is delivered.
+  if (absl::Status s = store_->RecordPeerIncarnation(peer, incarnation); !s.ok()) return s;
+  known_[peer] = incarnation;
+  LOG(INFO) << "node " << peer << " is incarnation " << incarnation;
+  return absl::OkStatus();
+}
+
+absl::Status PeerIncarnations::Forget(uint64_t peer) {
+  absl::MutexLock l(&mu_);
+  if (known_.find(peer) == known_.end()) return absl::OkStatus();
+  if (absl::Status s = store_->RecordPeerIncarnation(peer, 0); !s.ok()) return s;
+  known_.erase(peer);
+  return absl::OkStatus();
+}
+
+std::map<uint64_t, uint64_t> PeerIncarnations::Known() const {
+  absl::MutexLock l(&mu_);
+  return known_;
+}
+
+}  // namespace raftkv::server

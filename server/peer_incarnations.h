@@ -1,0 +1,61 @@
+// PeerIncarnations: which incarnation of each peer this node has heard from.
+//
+// A node's incarnation is a random number chosen when its data dir is
+// created (storagepb::NodeIdentity). A member that comes back with an empty
+// data dir has a new one. The first incarnation heard from a peer is
+// recorded durably (LogStore::RecordPeerIncarnation) before any of its
+// messages is delivered; after that, streams from any other incarnation of
+// that node id are refused: its votes and acknowledgements never count,
+// here, whichever node leads. A removed member is forgotten, so the id can
+// be added again as a fresh node.
+//
+// What this cannot see: a node whose old incarnation never sent this node
+// a message (followers hear only from leaders and candidates). The
+// explicit bootstrap (server --initial_cluster_state) is the first line;
+// this is the second. docs/DURABILITY.md lists both.
+//
+// Thread safety: every method may be called from any thread.
+#ifndef RAFTKV_SERVER_PEER_INCARNATIONS_H_
+#define RAFTKV_SERVER_PEER_INCARNATIONS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "storage/log_store.h"
+
+namespace raftkv::server {
+
+class PeerIncarnations {
+ public:
+  // Loads the records from `store` (not owned; must outlive this).
+  explicit PeerIncarnations(storage::LogStore* store);
+
+  // OK if `incarnation` is the one recorded for `peer`, or none is and it
+  // was recorded now. FailedPrecondition, with a message for the sender's
+  // operator, if another one is recorded; InvalidArgument for incarnation
+  // 0; a storage error if the record could not be written (fatal).
+  absl::Status Admit(uint64_t peer, uint64_t incarnation);
+
+  // Forgets `peer` (its removal was applied).
+  absl::Status Forget(uint64_t peer);
+
+  std::map<uint64_t, uint64_t> Known() const;
+  // Streams refused so far.
+  uint64_t refused() const { return refused_.load(); }
+
+ private:
+  storage::LogStore* const store_;
+  mutable absl::Mutex mu_;
+  std::map<uint64_t, uint64_t> known_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  std::atomic<uint64_t> refused_{0};
+};
+
+}  // namespace raftkv::server
+
+#endif  // RAFTKV_SERVER_PEER_INCARNATIONS_H_

@@ -1,0 +1,64 @@
+#include "server/peer_incarnations.h"
+
+#include <memory>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "storage/test_util.h"
+
+namespace raftkv::server {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+class PeerIncarnationsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.dir = storage::testing::TestDir();
+    Reopen();
+  }
+  void Reopen() {
+    store_.reset();
+    auto s = storage::LogStore::Open(options_);
+    ASSERT_TRUE(s.ok()) << s.status();
+    store_ = std::move(*s);
+  }
+  storage::Options options_;
+  std::unique_ptr<storage::LogStore> store_;
+};
+
+TEST_F(PeerIncarnationsTest, TheFirstIncarnationIsRecordedDurablyAndOthersRefused) {
+  {
+    PeerIncarnations p(store_.get());
+    EXPECT_TRUE(p.Admit(2, 111).ok());
+    EXPECT_TRUE(p.Admit(2, 111).ok());
+    EXPECT_TRUE(p.Admit(3, 333).ok());
+  }
+  Reopen();
+  PeerIncarnations p(store_.get());
+  EXPECT_THAT(p.Known(), ElementsAre(Pair(2, 111), Pair(3, 333)));
+  absl::Status s = p.Admit(2, 222);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(s.message(), HasSubstr("kvctl member remove 2"));
+  EXPECT_EQ(p.Admit(3, 0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.refused(), 2u);
+  EXPECT_TRUE(p.Admit(2, 111).ok());
+}
+
+TEST_F(PeerIncarnationsTest, AForgottenNodeMayComeBackAsANewIncarnation) {
+  {
+    PeerIncarnations p(store_.get());
+    ASSERT_TRUE(p.Admit(4, 1).ok());
+    ASSERT_TRUE(p.Forget(4).ok());
+    EXPECT_TRUE(p.Known().empty());
+  }
+  Reopen();
+  PeerIncarnations p(store_.get());
+  EXPECT_TRUE(p.Known().empty());
+  EXPECT_TRUE(p.Admit(4, 2).ok());
+}
+
+}  // namespace
+}  // namespace raftkv::server

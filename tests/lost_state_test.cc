@@ -1,0 +1,199 @@
+// A member that lost its state (data dir wiped, disk replaced) must never
+// act as if it had it: it neither votes nor acknowledges, whichever leader
+// is in office. Restarted as it always is, it refuses to start (explicit
+// bootstrap: --initial_cluster_state); restarted as a founding member
+// (=new) it is refused by any member that heard from its old incarnation,
+// at start-up if one is reachable, and on every stream after. The remedy,
+// removing it and adding a fresh node, is in snapshot_test.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster_harness.h"
+
+namespace raftkv::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr absl::Duration kQuick = absl::Seconds(10);
+
+void ExpectQuickFailure(const ExitResult& r, const std::vector<std::string>& texts) {
+  ASSERT_TRUE(r.exited) << "the server kept running; output:\n" << r.output;
+  EXPECT_EQ(r.term_signal, 0) << "crashed instead of exiting; output:\n" << r.output;
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(r.elapsed, kQuick);
+  for (const auto& t : texts) EXPECT_THAT(r.output, HasSubstr(t));
+}
+
+class LostStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(c_.StartAll().ok());
+    auto leader = c_.WaitForLeader();
+    ASSERT_TRUE(leader.ok()) << leader.status();
+    TestClient client(&c_);
+    for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.Put(absl::StrCat("k", i), "v").ok());
+    auto st = c_.WaitForConvergence();
+    ASSERT_TRUE(st.ok()) << st.status();
+    digest_ = st->data_digest();
+  }
+
+  int AFollower() {
+    auto leader = c_.WaitForLeader();
+    EXPECT_TRUE(leader.ok()) << leader.status();
+    for (int id = 1; id <= c_.size(); ++id) {
+      if (leader.ok() && id != *leader && c_.running(id)) return id;
+    }
+    return 0;
+  }
+
+  void Wipe(int id) {
+    std::error_code ec;
+    std::filesystem::remove_all(c_.data_dir(id), ec);
+    ASSERT_FALSE(ec) << ec.message();
+  }
+
+  // The members other than `lost` still hold every write, and serve.
+  void ExpectOthersIntact(int lost) {
+    for (int id = 1; id <= c_.size(); ++id) {
+      if (id != lost && !c_.running(id)) ASSERT_TRUE(c_.Start(id).ok());
+    }
+    TestClient client(&c_);
+    ASSERT_TRUE(client.Put("after", "x").ok());
+    auto st = c_.WaitForConvergence();
+    ASSERT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(st->key_count(), 21u);
+  }
+
+  Cluster c_;
+  uint64_t digest_ = 0;
+};
+
+// The case: a follower wiped while down across a leader change,
+// restarted with its usual flags. Three times (the fixture's cluster and
+// two more), to rule out a race with the leader's memory of it.
+TEST_F(LostStateTest, AWipedMemberRestartedAsUsualRefusesToStart) {
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(absl::StrCat("round ", round));
+    ClusterOptions o;
+    o.name = absl::StrCat("wiped-round-", round);
+    Cluster fresh(o);
+    Cluster& c = round == 0 ? c_ : fresh;
+    if (round > 0) {
+      ASSERT_TRUE(c.StartAll().ok());
+      TestClient client(&c);
+      for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.Put(absl::StrCat("k", i), "v").ok());
+    }
+    auto leader = c.WaitForLeader();
+    ASSERT_TRUE(leader.ok()) << leader.status();
+    const int f = *leader % c.size() + 1;
+    c.Kill(f);
+    std::error_code ec;
+    std::filesystem::remove_all(c.data_dir(f), ec);
+    c.Kill(*leader);  // a leader change while f is down: the third node and
+    ASSERT_TRUE(c.Start(*leader).ok());  // the old leader elect one
+    auto next = c.WaitForLeader(absl::Seconds(15));
+    ASSERT_TRUE(next.ok()) << next.status();
+    ExitResult r = c.RunServer(c.NodeFlags(f), absl::StrCat("wiped-", round, ".log"));
+    ExpectQuickFailure(r, {"holds no store and --initial_cluster_state=existing",
+                           absl::StrCat("kvctl member remove ", f)});
+    EXPECT_FALSE(std::filesystem::exists(c.data_dir(f) + "/CURRENT"))
+        << "the refused start created a store";
+    TestClient client(&c);
+    EXPECT_TRUE(client.Put("after", "x").ok());
+  }
+}
+
+TEST_F(LostStateTest, AWipedMemberStartedAsNewIsRefusedByAPeerThatKnewIt) {
+  const int f = AFollower();
+  ASSERT_NE(f, 0);
+  c_.Kill(f);
+  Wipe(f);
+  std::vector<std::string> flags = c_.NodeFlags(f);
+  flags.push_back("--initial_cluster_state=new");
+  ExitResult r = c_.RunServer(flags, "wiped-new.log");
+  ExpectQuickFailure(r, {absl::StrCat("node ", f, " already took part in cluster"),
+                         absl::StrCat("kvctl member remove ", f)});
+  ExpectOthersIntact(f);
+}
+
+// Founded again while no peer was reachable: it starts, but every member
+// that heard from its old incarnation refuses its streams, so its votes and
+// acknowledgements never count; the others go on without it.
+TEST_F(LostStateTest, AWipedMemberFoundedWhilePeersWereDownIsRefusedByThem) {
+  const int f = AFollower();
+  ASSERT_NE(f, 0);
+  c_.KillAll();
+  Wipe(f);
+  ASSERT_TRUE(c_.Start(f, {"--initial_cluster_state=new"}).ok());
+  ASSERT_TRUE(Cluster::WaitFor([&] { return c_.Status(f).ok(); }, absl::Seconds(10)));
+  for (int id = 1; id <= c_.size(); ++id) {
+    if (id != f) ASSERT_TRUE(c_.Start(id).ok());
+  }
+  // The two others elect a leader and take writes; f never catches up.
+  TestClient client(&c_);
+  ASSERT_TRUE(client.Put("after", "x").ok());
+  std::string why;
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        for (int id = 1; id <= c_.size(); ++id) {
+          if (id == f) continue;
+          if (c_.LogTail(id).find(absl::StrCat("refusing node ", f, ": it came back as")) !=
+              std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(10)))
+      << "no member refused the new incarnation";
+  auto fs = c_.Status(f);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  EXPECT_EQ(fs->applied_index(), 0u) << "the new incarnation was given the log";
+  EXPECT_NE(fs->role(), "leader");
+  for (int id = 1; id <= c_.size(); ++id) {
+    if (id == f) continue;
+    EXPECT_TRUE(Cluster::WaitFor(
+        [&] {
+          auto st = c_.Status(id, /*digest=*/true);
+          return st.ok() && st->key_count() == 21u &&
+                 st->leader_id() != static_cast<uint64_t>(f) && st->leader_id() != 0;
+        },
+        absl::Seconds(10)))
+        << "node " << id << " lost writes or follows the new incarnation";
+  }
+}
+
+TEST_F(LostStateTest, AWipedMemberJoiningWithItsOldIdIsRefused) {
+  const int f = AFollower();
+  ASSERT_NE(f, 0);
+  c_.Kill(f);
+  Wipe(f);
+  std::vector<std::string> others;
+  for (int id = 1; id <= c_.size(); ++id) {
+    if (id != f) others.push_back(c_.address(id));
+  }
+  ExitResult r = c_.RunServer({absl::StrCat("--id=", f), absl::StrCat("--data_dir=", c_.data_dir(f)),
+                               absl::StrCat("--join=", absl::StrJoin(others, ",")),
+                               absl::StrCat("--listen=", c_.address(f))},
+                              "wiped-join.log");
+  ExpectQuickFailure(r, {absl::StrCat("node ", f, " is already a member of cluster"),
+                         absl::StrCat("kvctl member remove ", f)});
+  ExpectOthersIntact(f);
+}
+
+TEST_F(LostStateTest, AnUnknownClusterStateIsRefused) {
+  std::vector<std::string> flags = c_.NodeFlags(1);
+  flags.push_back("--initial_cluster_state=fresh");
+  c_.Kill(1);
+  ExpectQuickFailure(c_.RunServer(flags, "bad-state.log"),
+                     {"--initial_cluster_state: must be new or existing"});
+}
+
+}  // namespace
+}  // namespace raftkv::testing
