@@ -400,6 +400,15 @@ class Kvctl {
     }
     if (FLAGS_verbose) {
       for (const client::EndpointStatus& e : all) {
+        if (e.reachable) {
+          std::vector<std::string> peers;
+          for (const auto& [id, inc] : e.status.peer_incarnations()) {
+            peers.push_back(absl::StrCat(id, "=", inc));
+          }
+          std::sort(peers.begin(), peers.end());
+          out_ << "node " << e.status.node_id() << " incarnation " << e.status.incarnation()
+               << ", peers' incarnations heard: " << absl::StrJoin(peers, " ") << "\n";
+        }
         if (!e.reachable) {
           err_ << "kvctl: " << e.endpoint << ": " << OneLine(e.error.ToString())
                << "\n";

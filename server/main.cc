@@ -46,6 +46,7 @@
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/node.h"
+#include "server/incarnation_recorder.h"
 #include "server/peer_incarnations.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
@@ -486,10 +487,10 @@ int main(int argc, char** argv) {
   }
 
   const uint64_t incarnation = store->identity()->incarnation();
-  server::PeerIncarnations peer_incarnations(store.get());
-
   auto sm = server::KvStateMachine::Open(store.get());
   if (!sm.ok()) Die(absl::StrCat("state machine: ", sm.status().message()));
+  server::PeerIncarnations peer_incarnations(
+      store.get(), [sm = sm->get()] { return sm->Incarnations(); });
 
   server::Node* node_ptr = nullptr;
   server::TransportOptions to;
@@ -628,6 +629,9 @@ int main(int argc, char** argv) {
   if (!server || bound_port == 0) Die(absl::StrCat("cannot listen on ", listen));
 
   (*node)->Start();
+  server::IncarnationRecorder incarnation_recorder(FLAGS_id, incarnation, node->get(), sm->get(),
+                                                   &peer_incarnations);
+  incarnation_recorder.Start();
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
   LOG_IF(WARNING, !raftkv::server::StreamWindowFixActive())
       << "server/grpc_stream_window_fix.h is off with gRPC " << grpc::Version()
@@ -645,6 +649,7 @@ int main(int argc, char** argv) {
   stop.WaitForNotification();
   LOG(INFO) << "shutting down";
   if (add_self.joinable()) add_self.join();
+  incarnation_recorder.Stop();
   removal_watch.join();
   // Peers' streams never finish on their own, so the grace period is always
   // used up: keep it short. Client calls cut off here end CANCELLED (outcome

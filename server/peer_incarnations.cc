@@ -5,38 +5,49 @@
 
 namespace raftkv::server {
 
-PeerIncarnations::PeerIncarnations(storage::LogStore* store)
-    : store_(store), known_(store->PeerIncarnations()) {}
+PeerIncarnations::PeerIncarnations(storage::LogStore* store, ReplicatedLookup replicated)
+    : store_(store), replicated_(std::move(replicated)), known_(store->PeerIncarnations()) {}
 
 absl::Status PeerIncarnations::Admit(uint64_t peer, uint64_t incarnation) {
   if (incarnation == 0) {
     refused_.fetch_add(1);
     return absl::InvalidArgumentError(absl::StrCat("node ", peer, " sent no incarnation"));
   }
+  if (replicated_) {
+    const std::map<uint64_t, uint64_t> replicated = replicated_();
+    if (auto r = replicated.find(peer); r != replicated.end()) {
+      if (r->second == incarnation) return absl::OkStatus();
+      absl::MutexLock l(&mu_);
+      return Refuse(peer, incarnation, r->second);
+    }
+  }
   absl::MutexLock l(&mu_);
   auto it = known_.find(peer);
   if (it != known_.end()) {
     if (it->second == incarnation) return absl::OkStatus();
-    refused_.fetch_add(1);
-    const absl::Time now = absl::Now();
-    if (now - last_warning_ >= absl::Seconds(10)) {
-      last_warning_ = now;
-      LOG(ERROR) << "refusing node " << peer << ": it came back as incarnation " << incarnation
-        << " but this node knew it as incarnation " << it->second
-        << "; it lost its data dir and must not vote or acknowledge. Remove it (kvctl member "
-           "remove "
-                 << peer << ") and add a fresh node with --join";
-    }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "node ", peer, " is known to this cluster as incarnation ", it->second,
-        ", not ", incarnation, ": it lost its data and may not take part. Remove it "
-        "(kvctl member remove ", peer, ") and add a fresh node with --join"));
+    return Refuse(peer, incarnation, it->second);
   }
   // Durable before any of its messages is delivered.
   if (absl::Status s = store_->RecordPeerIncarnation(peer, incarnation); !s.ok()) return s;
   known_[peer] = incarnation;
   LOG(INFO) << "node " << peer << " is incarnation " << incarnation;
   return absl::OkStatus();
+}
+
+absl::Status PeerIncarnations::Refuse(uint64_t peer, uint64_t incarnation, uint64_t known) {
+  refused_.fetch_add(1);
+  const absl::Time now = absl::Now();
+  if (now - last_warning_ >= absl::Seconds(10)) {
+    last_warning_ = now;
+    LOG(ERROR) << "refusing node " << peer << ": it came back as incarnation " << incarnation
+               << " but this cluster knows it as incarnation " << known
+               << "; it lost its data dir and must not vote or acknowledge. Remove it (kvctl "
+               << "member remove " << peer << ") and add a fresh node with --join";
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "node ", peer, " is known to this cluster as incarnation ", known, ", not ", incarnation,
+      ": it lost its data and may not take part. Remove it (kvctl member remove ", peer,
+      ") and add a fresh node with --join"));
 }
 
 absl::Status PeerIncarnations::Forget(uint64_t peer) {
@@ -48,8 +59,15 @@ absl::Status PeerIncarnations::Forget(uint64_t peer) {
 }
 
 std::map<uint64_t, uint64_t> PeerIncarnations::Known() const {
-  absl::MutexLock l(&mu_);
-  return known_;
+  std::map<uint64_t, uint64_t> out;
+  {
+    absl::MutexLock l(&mu_);
+    out = known_;
+  }
+  if (replicated_) {
+    for (const auto& [id, inc] : replicated_()) out[id] = inc;
+  }
+  return out;
 }
 
 }  // namespace raftkv::server

@@ -9,10 +9,12 @@
 // here, whichever node leads. A removed member is forgotten, so the id can
 // be added again as a fresh node.
 //
-// What this cannot see: a node whose old incarnation never sent this node
-// a message (followers hear only from leaders and candidates). The
-// explicit bootstrap (server --initial_cluster_state) is the first line;
-// this is the second. docs/DURABILITY.md lists both.
+// The leader also records each member's incarnation in the replicated
+// state (server/incarnation_recorder.h), so members that never heard from
+// a node directly (followers hear only from leaders and candidates) know it
+// too once they applied the record; that record, where there is one,
+// decides. The explicit bootstrap (server --initial_cluster_state) is the
+// first line; this is the second. docs/DURABILITY.md lists what is left.
 //
 // Thread safety: every method may be called from any thread.
 #ifndef RAFTKV_SERVER_PEER_INCARNATIONS_H_
@@ -20,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 
 #include "absl/base/thread_annotations.h"
@@ -32,11 +35,15 @@ namespace raftkv::server {
 
 class PeerIncarnations {
  public:
-  // Loads the records from `store` (not owned; must outlive this).
-  explicit PeerIncarnations(storage::LogStore* store);
+  // The replicated records of members' incarnations (called per stream).
+  using ReplicatedLookup = std::function<std::map<uint64_t, uint64_t>()>;
 
-  // OK if `incarnation` is the one recorded for `peer`, or none is and it
-  // was recorded now. FailedPrecondition, with a message for the sender's
+  // Loads the local records from `store` (not owned; must outlive this).
+  // `replicated` may be empty (only local records).
+  explicit PeerIncarnations(storage::LogStore* store, ReplicatedLookup replicated = nullptr);
+
+  // OK if `incarnation` is the one recorded for `peer` (replicated record
+  // first, else the local one), or none is and it was recorded now. FailedPrecondition, with a message for the sender's
   // operator, if another one is recorded; InvalidArgument for incarnation
   // 0; a storage error if the record could not be written (fatal).
   absl::Status Admit(uint64_t peer, uint64_t incarnation);
@@ -44,12 +51,17 @@ class PeerIncarnations {
   // Forgets `peer` (its removal was applied).
   absl::Status Forget(uint64_t peer);
 
+  // Local and replicated records; replicated ones win.
   std::map<uint64_t, uint64_t> Known() const;
   // Streams refused so far.
   uint64_t refused() const { return refused_.load(); }
 
  private:
+  absl::Status Refuse(uint64_t peer, uint64_t incarnation, uint64_t known)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   storage::LogStore* const store_;
+  const ReplicatedLookup replicated_;
   mutable absl::Mutex mu_;
   std::map<uint64_t, uint64_t> known_ ABSL_GUARDED_BY(mu_);
   absl::Time last_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -60,5 +60,19 @@ TEST_F(PeerIncarnationsTest, AForgottenNodeMayComeBackAsANewIncarnation) {
   EXPECT_TRUE(p.Admit(4, 2).ok());
 }
 
+// Members that never heard from a node directly learn its incarnation from
+// the replicated record, which overrides what they recorded themselves.
+TEST_F(PeerIncarnationsTest, TheReplicatedRecordDecides) {
+  std::map<uint64_t, uint64_t> replicated = {{2, 111}};
+  PeerIncarnations p(store_.get(), [&] { return replicated; });
+  EXPECT_EQ(p.Admit(2, 222).code(), absl::StatusCode::kFailedPrecondition)
+      << "a new incarnation of a recorded member was accepted";
+  EXPECT_TRUE(p.Admit(2, 111).ok());
+  EXPECT_TRUE(p.Admit(3, 333).ok());  // no replicated record: the local one
+  replicated[3] = 999;
+  EXPECT_EQ(p.Admit(3, 333).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(p.Known(), ElementsAre(Pair(2, 111), Pair(3, 999)));
+}
+
 }  // namespace
 }  // namespace raftkv::server

@@ -13,11 +13,30 @@ namespace {
 constexpr char kKeyPrefix = 'k';
 constexpr char kSessionPrefix = 's';
 constexpr char kMemberPrefix = 'm';
+constexpr char kIncarnationPrefix = 'i';
 
-std::string MemberKey(uint64_t id) {
-  std::string k(9, kMemberPrefix);
+std::string IdKey(char prefix, uint64_t id) {
+  std::string k(9, prefix);
   for (int i = 0; i < 8; ++i) k[1 + i] = static_cast<char>(id >> (56 - 8 * i));
   return k;
+}
+std::string MemberKey(uint64_t id) { return IdKey(kMemberPrefix, id); }
+std::string IncarnationKey(uint64_t id) { return IdKey(kIncarnationPrefix, id); }
+
+uint64_t DecodeId(absl::string_view k) {  // k: prefix + 8 bytes
+  uint64_t id = 0;
+  for (int i = 1; i < 9; ++i) id = (id << 8) | static_cast<unsigned char>(k[i]);
+  return id;
+}
+
+bool IsMemberOf(const raftpb::ConfState& conf, uint64_t id) {
+  for (uint64_t v : conf.voters()) {
+    if (v == id) return true;
+  }
+  for (uint64_t l : conf.learners()) {
+    if (l == id) return true;
+  }
+  return false;
 }
 
 std::string DataKey(const std::string& key) { return std::string(1, kKeyPrefix) + key; }
@@ -42,6 +61,11 @@ bool DecodeValue(absl::string_view raw, std::string* value, uint64_t* version) {
   *version = v;
   value->assign(raw.data() + 8, raw.size() - 8);
   return true;
+}
+
+bool DecodeValue(absl::string_view raw, uint64_t* version) {
+  std::string rest;
+  return DecodeValue(raw, &rest, version) && rest.empty();
 }
 
 absl::Status ValidateKey(const std::string& key) {
@@ -79,7 +103,52 @@ absl::Status KvStateMachine::Reload() {
                                       return true;
                                     });
   if (!s.ok()) return s;
-  return parse;
+  if (!parse.ok()) return parse;
+  std::map<uint64_t, uint64_t> incarnations;
+  s = store_->ScanData(std::string(1, kIncarnationPrefix),
+                       [&](absl::string_view k, absl::string_view v) {
+                         if (k.size() != 9 || k[0] != kIncarnationPrefix) return false;
+                         uint64_t inc = 0;
+                         if (!DecodeValue(v, &inc)) {
+                           parse = absl::DataLossError("corrupt incarnation record");
+                           return false;
+                         }
+                         incarnations[DecodeId(k)] = inc;
+                         return true;
+                       });
+  if (!s.ok()) return s;
+  if (!parse.ok()) return parse;
+  absl::MutexLock l(&incarnations_mu_);
+  incarnations_ = std::move(incarnations);
+  return absl::OkStatus();
+}
+
+std::optional<uint64_t> KvStateMachine::Incarnation(uint64_t id) const {
+  absl::MutexLock l(&incarnations_mu_);
+  auto it = incarnations_.find(id);
+  if (it == incarnations_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<uint64_t, uint64_t> KvStateMachine::Incarnations() const {
+  absl::MutexLock l(&incarnations_mu_);
+  return incarnations_;
+}
+
+std::string KvStateMachine::IncarnationCommand(uint64_t node_id, uint64_t incarnation) {
+  kvpb::Command cmd;
+  cmd.mutable_incarnation()->set_node_id(node_id);
+  cmd.mutable_incarnation()->set_incarnation(incarnation);
+  return cmd.SerializeAsString();
+}
+
+void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r,
+                                       const raftpb::ConfState& conf, Overlay* overlay) {
+  if (r.node_id() == 0 || r.incarnation() == 0 || !IsMemberOf(conf, r.node_id())) return;
+  absl::MutexLock l(&incarnations_mu_);
+  if (incarnations_.count(r.node_id()) > 0) return;  // the first one stands
+  overlay->batch.Put(IncarnationKey(r.node_id()), EncodeValue(r.incarnation(), ""));
+  incarnations_[r.node_id()] = r.incarnation();
 }
 
 std::map<uint64_t, std::string> KvStateMachine::MemberAddresses() const {
@@ -113,6 +182,10 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
         // The address book: kept with the data so snapshots carry it.
         if (cc.type() == raftpb::CONF_REMOVE_NODE) {
           overlay.batch.Delete(MemberKey(cc.node_id()));
+          // The id may be added again, as a fresh node.
+          overlay.batch.Delete(IncarnationKey(cc.node_id()));
+          absl::MutexLock l(&incarnations_mu_);
+          incarnations_.erase(cc.node_id());
         } else if (!cc.context().empty()) {
           overlay.batch.Put(MemberKey(cc.node_id()), cc.context());
         }
@@ -126,6 +199,18 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
     r.term = e.term();
     if (!cmd.ParseFromString(e.data())) {
       r.result = absl::InvalidArgumentError("malformed command in the log");
+    } else if (cmd.op_case() == kvpb::Command::kIncarnation) {
+      // The membership as of this entry: this batch's last change, else the
+      // applied one, else the founding one (in the initial snapshot).
+      std::optional<raftpb::ConfState> now = conf;
+      if (!now.has_value()) now = store_->applied_conf();
+      if (!now.has_value()) {
+        auto snap = store_->GetSnapshot();
+        if (!snap.ok()) return snap.status();
+        now = snap->metadata().conf_state();
+      }
+      RecordIncarnation(cmd.incarnation(), *now, &overlay);
+      r.result = kvpb::WriteResult();
     } else {
       r.result = ApplyCommand(cmd, e.index(), &overlay);
     }
@@ -233,6 +318,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       }
       return out;
     }
+    case kvpb::Command::kIncarnation:  // handled by Apply
     case kvpb::Command::OP_NOT_SET:
       break;
   }

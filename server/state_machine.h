@@ -6,6 +6,8 @@
 //   "k" + user key   -> 8-byte big-endian version + value
 //   "s" + client id  -> statepb::SessionRecord
 //   "m" + node id    -> the member's address (from conf-change contexts)
+//   "i" + node id    -> the member's incarnation (fixed64): the first one
+//                       recorded while it is a member; dropped on removal
 //
 // Apply() is deterministic: every replica applying the same entries reaches
 // the same bytes, including session eviction. It is called by one thread
@@ -23,7 +25,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "proto/kv.pb.h"
 #include "proto/raft.pb.h"
 #include "proto/state.pb.h"
@@ -87,6 +91,13 @@ class KvStateMachine {
   // applied index; removed members are dropped.
   std::map<uint64_t, std::string> MemberAddresses() const;
 
+  // The incarnation recorded for member `id` (server/peer_incarnations.h),
+  // as of the applied index. Any thread.
+  std::optional<uint64_t> Incarnation(uint64_t id) const ABSL_LOCKS_EXCLUDED(incarnations_mu_);
+  std::map<uint64_t, uint64_t> Incarnations() const ABSL_LOCKS_EXCLUDED(incarnations_mu_);
+  // The command that records `incarnation` for member `node_id`.
+  static std::string IncarnationCommand(uint64_t node_id, uint64_t incarnation);
+
   size_t session_count() const { return sessions_.size(); }
 
  private:
@@ -111,7 +122,14 @@ class KvStateMachine {
   void SaveSession(const statepb::SessionRecord& s, Overlay* overlay);
   void MaybeEvictSession(Overlay* overlay);
 
+  // Records a member's incarnation unless it has one or is not a member
+  // of `conf`.
+  void RecordIncarnation(const kvpb::MemberIncarnation& r, const raftpb::ConfState& conf,
+                         Overlay* overlay);
+
   storage::LogStore* const store_;
+  mutable absl::Mutex incarnations_mu_;
+  std::map<uint64_t, uint64_t> incarnations_ ABSL_GUARDED_BY(incarnations_mu_);
   // Session table, mirrored in `data`. by_last_index_ orders eviction.
   std::map<uint64_t, statepb::SessionRecord> sessions_;
   std::set<std::pair<uint64_t, uint64_t>> by_last_index_;  // (last_index, client)

@@ -192,3 +192,67 @@ TEST_F(StateMachineTest, DigestIsEqualForEqualData) {
 
 }  // namespace
 }  // namespace raftkv::server
+
+namespace raftkv::server {
+namespace {
+
+// The incarnation records: one per member, the first one stands, gone with
+// the member's removal, and kept across a restart (they live in `data`, so
+// snapshots carry them too).
+class IncarnationRecordTest : public StateMachineTest {
+ protected:
+  void SetUp() override {
+    StateMachineTest::SetUp();
+    storagepb::NodeIdentity id;
+    id.set_cluster_id(1);
+    id.set_node_id(1);
+    raftpb::ConfState conf;  // the founding members 1..3
+    for (uint64_t v : {1, 2, 3}) conf.add_voters(v);
+    ASSERT_TRUE(store_->Bootstrap(id, conf).ok());
+  }
+  void Record(uint64_t node, uint64_t incarnation) {
+    raftpb::Entry e;
+    e.set_index(++index_);
+    e.set_term(1);
+    e.set_data(KvStateMachine::IncarnationCommand(node, incarnation));
+    auto r = sm_->Apply({e});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  void Remove(uint64_t node) {
+    raftpb::ConfChange cc;
+    cc.set_type(raftpb::CONF_REMOVE_NODE);
+    cc.set_node_id(node);
+    for (uint64_t v : {1, 2, 3}) {
+      if (v != node) cc.mutable_result()->add_voters(v);
+    }
+    raftpb::Entry e;
+    e.set_index(++index_);
+    e.set_term(1);
+    e.set_type(raftpb::ENTRY_CONF_CHANGE);
+    e.set_data(cc.SerializeAsString());
+    ASSERT_TRUE(sm_->Apply({e}).ok());
+  }
+};
+
+TEST_F(IncarnationRecordTest, TheFirstRecordOfAMemberStands) {
+  Record(2, 22);
+  Record(2, 99);  // a later incarnation does not replace it
+  Record(7, 77);  // not a member: ignored
+  EXPECT_EQ(sm_->Incarnation(2), 22u);
+  EXPECT_FALSE(sm_->Incarnation(7).has_value());
+  Open();
+  EXPECT_EQ(sm_->Incarnation(2), 22u) << "lost across a restart";
+}
+
+TEST_F(IncarnationRecordTest, RemovalForgetsTheRecord) {
+  Record(3, 33);
+  Remove(3);
+  EXPECT_FALSE(sm_->Incarnation(3).has_value());
+  Record(3, 34);  // not a member any more
+  EXPECT_FALSE(sm_->Incarnation(3).has_value());
+  Open();
+  EXPECT_TRUE(sm_->Incarnations().empty());
+}
+
+}  // namespace
+}  // namespace raftkv::server

@@ -41,6 +41,16 @@ class LostStateTest : public ::testing::Test {
     auto st = c_.WaitForConvergence();
     ASSERT_TRUE(st.ok()) << st.status();
     digest_ = st->data_digest();
+    // The leader records every member's incarnation in the replicated state.
+    ASSERT_TRUE(Cluster::WaitFor(
+        [&] {
+          for (int id = 1; id <= c_.size(); ++id) {
+            auto s = c_.Status(id);
+            if (!s.ok() || s->peer_incarnations_size() < c_.size()) return false;
+          }
+          return true;
+        },
+        absl::Seconds(10)));
   }
 
   int AFollower() {
@@ -123,8 +133,9 @@ TEST_F(LostStateTest, AWipedMemberStartedAsNewIsRefusedByAPeerThatKnewIt) {
 }
 
 // Founded again while no peer was reachable: it starts, but every member
-// that heard from its old incarnation refuses its streams, so its votes and
-// acknowledgements never count; the others go on without it.
+// refuses its streams (the leader recorded its old incarnation in the
+// replicated state, so even a member that never heard from it knows), so its
+// votes and acknowledgements never count; the others go on without it.
 TEST_F(LostStateTest, AWipedMemberFoundedWhilePeersWereDownIsRefusedByThem) {
   const int f = AFollower();
   ASSERT_NE(f, 0);
