@@ -402,6 +402,13 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
   if (options_.snapshot_transfers) {
     for (auto& t : options_.snapshot_transfers()) resp->add_snapshot_transfers(std::move(t));
   }
+  if (options_.state_hashes) {
+    for (const auto& [index, hash] : options_.state_hashes()) {
+      adminpb::StateHash* h = resp->add_state_hashes();
+      h->set_index(index);
+      h->set_hash(hash);
+    }
+  }
   if (options_.alarms != nullptr) {
     for (auto& a : options_.alarms->Describe()) resp->add_alarms(std::move(a));
   }

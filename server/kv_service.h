@@ -43,6 +43,8 @@ struct ServiceOptions {
   uint64_t incarnation = 0;  // this node's
   // Incarnations of the peers this node heard from. May be empty.
   std::function<std::map<uint64_t, uint64_t>()> peer_incarnations;
+  // This member's latest state hashes, (index, hash). May be empty.
+  std::function<std::vector<std::pair<uint64_t, uint64_t>>()> state_hashes;
   // The node's alarms (not owned; outlives the services). Null: none.
   Alarms* alarms = nullptr;
 };

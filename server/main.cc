@@ -46,6 +46,7 @@
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/node.h"
+#include "server/hash_checker.h"
 #include "server/incarnation_recorder.h"
 #include "server/peer_incarnations.h"
 #include "server/state_machine.h"
@@ -118,6 +119,11 @@ DEFINE_bool(join_add_self, true,
 DEFINE_bool(enable_fault_injection, false,
             "Test only: accept Admin.SetFaults, which drops, delays or blocks this "
             "node's outgoing peer messages. Never in production.");
+DEFINE_string(corrupt_check_interval, "10m",
+              "How often the leader has every member hash its whole state at one log index "
+              "and compare (also a few seconds after each leader change); a member that "
+              "differs from the majority raises CORRUPT and stops serving. 0: only at leader "
+              "changes. As etcd's --experimental-corrupt-check-time.");
 DEFINE_uint64(auto_promote_gap, 50,
               "The leader promotes a learner once its log is within this many entries "
               "of its own (0: only by `kvctl member promote`).");
@@ -546,6 +552,12 @@ int main(int argc, char** argv) {
     if (!t.ok()) Die(std::string(t.status().message()));
     stage_trace = std::move(*t);
   }
+  absl::Duration corrupt_check_interval;
+  if (!absl::ParseDuration(FLAGS_corrupt_check_interval, &corrupt_check_interval) ||
+      corrupt_check_interval < absl::ZeroDuration()) {
+    Die(absl::StrCat("--corrupt_check_interval: not a duration (e.g. 10m, 30s, 0): \"",
+                     FLAGS_corrupt_check_interval, "\""));
+  }
   server::NodeOptions no;
   no.stage_trace = stage_trace.get();
   no.id = FLAGS_id;
@@ -581,6 +593,27 @@ int main(int argc, char** argv) {
   if (!node.ok()) Die(absl::StrCat("raft: ", node.status().message()));
   node_ptr = node->get();
 
+  // Alarms raised by the checks below are reported by Admin.Status.
+  server::Alarms alarms;
+  server::HashCheckerOptions hco;
+  hco.self_id = FLAGS_id;
+  hco.interval = corrupt_check_interval;
+  hco.ask = [&book](uint64_t peer,
+                    uint64_t index) -> absl::StatusOr<std::optional<uint64_t>> {
+    auto st = StatusOf(book.AddressOf(peer), absl::Seconds(1));
+    if (!st.ok()) return st.status();
+    for (const auto& h : st->state_hashes()) {
+      if (h.index() == index) return std::optional<uint64_t>(h.hash());
+    }
+    return std::optional<uint64_t>();
+  };
+  if (absl::Status s = hco.Validate(); !s.ok()) Die(std::string(s.message()));
+  server::HashChecker hash_checker(hco, node->get(), &alarms);
+  (*sm)->set_checkpoint_hook(
+      [&hash_checker](uint64_t index, std::unique_ptr<storage::DataSnapshot> view) {
+        hash_checker.OnCheckpoint(index, std::move(view));
+      });
+
   server::ServiceOptions svc;
   svc.node_id = FLAGS_id;
   svc.cluster_id = cluster_id;
@@ -599,8 +632,8 @@ int main(int argc, char** argv) {
   std::atomic<bool> removed{false};
   svc.removed = [&removed] { return removed.load(); };
   svc.faults = faults.get();
-  server::Alarms alarms;
   svc.alarms = &alarms;
+  svc.state_hashes = [&hash_checker] { return hash_checker.Hashes(); };
   server::KvService kv(svc, node->get(), sm->get());
   server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(
@@ -632,6 +665,7 @@ int main(int argc, char** argv) {
   server::IncarnationRecorder incarnation_recorder(FLAGS_id, incarnation, node->get(), sm->get(),
                                                    &peer_incarnations);
   incarnation_recorder.Start();
+  hash_checker.Start();
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
   LOG_IF(WARNING, !raftkv::server::StreamWindowFixActive())
       << "server/grpc_stream_window_fix.h is off with gRPC " << grpc::Version()
@@ -650,6 +684,7 @@ int main(int argc, char** argv) {
   LOG(INFO) << "shutting down";
   if (add_self.joinable()) add_self.join();
   incarnation_recorder.Stop();
+  hash_checker.Stop();
   removal_watch.join();
   // Peers' streams never finish on their own, so the grace period is always
   // used up: keep it short. Client calls cut off here end CANCELLED (outcome

@@ -142,6 +142,34 @@ std::string KvStateMachine::IncarnationCommand(uint64_t node_id, uint64_t incarn
   return cmd.SerializeAsString();
 }
 
+std::string KvStateMachine::HashCheckCommand() {
+  kvpb::Command cmd;
+  cmd.mutable_hash_check();
+  return cmd.SerializeAsString();
+}
+
+absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& view) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a, 64-bit
+  auto mix = [&h](absl::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  auto mix_len = [&](absl::string_view bytes) {  // length-prefixed: no ambiguity
+    const uint64_t n = bytes.size();
+    mix(absl::string_view(reinterpret_cast<const char*>(&n), sizeof n));
+    mix(bytes);
+  };
+  absl::Status s = view.Scan("", [&](absl::string_view k, absl::string_view v) {
+    mix_len(k);
+    mix_len(v);
+    return true;
+  });
+  if (!s.ok()) return s;
+  return h;
+}
+
 void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r,
                                        const raftpb::ConfState& conf, Overlay* overlay) {
   if (r.node_id() == 0 || r.incarnation() == 0 || !IsMemberOf(conf, r.node_id())) return;
@@ -199,6 +227,21 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
     r.term = e.term();
     if (!cmd.ParseFromString(e.data())) {
       r.result = absl::InvalidArgumentError("malformed command in the log");
+    } else if (cmd.op_case() == kvpb::Command::kHashCheck) {
+      r.result = kvpb::WriteResult();
+      if (checkpoint_hook_) {
+        // Everything up to this entry is written first, so the view is the
+        // state exactly as of it on every member, however they batch.
+        if (absl::Status s = store_->ApplyBatch(overlay.batch, e.index(), conf ? &*conf : nullptr);
+            !s.ok()) {
+          return s;
+        }
+        overlay = Overlay();
+        conf.reset();
+        auto view = store_->OpenDataSnapshot();
+        if (!view.ok()) return view.status();
+        checkpoint_hook_(e.index(), std::move(*view));
+      }
     } else if (cmd.op_case() == kvpb::Command::kIncarnation) {
       // The membership as of this entry: this batch's last change, else the
       // applied one, else the founding one (in the initial snapshot).
@@ -319,6 +362,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       return out;
     }
     case kvpb::Command::kIncarnation:  // handled by Apply
+    case kvpb::Command::kHashCheck:
     case kvpb::Command::OP_NOT_SET:
       break;
   }

@@ -17,6 +17,7 @@
 #define RAFTKV_SERVER_STATE_MACHINE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,6 +99,19 @@ class KvStateMachine {
   // The command that records `incarnation` for member `node_id`.
   static std::string IncarnationCommand(uint64_t node_id, uint64_t incarnation);
 
+  // Consistency checks (server/hash_checker.h): when Apply meets a hash
+  // check entry it writes everything up to it, then hands `hook` that
+  // entry's index and a view of the state exactly as of it, on Apply's
+  // thread (the hook must not block: hash the view elsewhere).
+  using CheckpointHook =
+      std::function<void(uint64_t index, std::unique_ptr<storage::DataSnapshot> view)>;
+  void set_checkpoint_hook(CheckpointHook hook) { checkpoint_hook_ = std::move(hook); }
+  static std::string HashCheckCommand();
+  // A hash of everything the state machine holds in `view` (keys, values
+  // and versions, sessions, member addresses and incarnations): equal on
+  // members with equal state at the same index.
+  static absl::StatusOr<uint64_t> StateHash(const storage::DataSnapshot& view);
+
   size_t session_count() const { return sessions_.size(); }
 
  private:
@@ -128,6 +142,7 @@ class KvStateMachine {
                          Overlay* overlay);
 
   storage::LogStore* const store_;
+  CheckpointHook checkpoint_hook_;
   mutable absl::Mutex incarnations_mu_;
   std::map<uint64_t, uint64_t> incarnations_ ABSL_GUARDED_BY(incarnations_mu_);
   // Session table, mirrored in `data`. by_last_index_ orders eviction.

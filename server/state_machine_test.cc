@@ -256,3 +256,53 @@ TEST_F(IncarnationRecordTest, RemovalForgetsTheRecord) {
 
 }  // namespace
 }  // namespace raftkv::server
+
+namespace raftkv::server {
+namespace {
+
+// A hash check entry hands the checker the state exactly as of that entry,
+// however the entries around it are batched.
+TEST_F(StateMachineTest, AHashCheckSeesTheStateAsOfItsEntry) {
+  uint64_t seen_index = 0;
+  uint64_t seen_hash = 0;
+  sm_->set_checkpoint_hook([&](uint64_t index, std::unique_ptr<storage::DataSnapshot> view) {
+    seen_index = index;
+    auto h = KvStateMachine::StateHash(*view);
+    ASSERT_TRUE(h.ok()) << h.status();
+    seen_hash = *h;
+  });
+  kvpb::Command check;
+  check.mutable_hash_check();
+  auto r = sm_->Apply({Cmd(Put("a", "1")), Cmd(check), Cmd(Put("a", "2"))});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(seen_index, 2u);
+  EXPECT_EQ(sm_->applied_index(), 3u);
+  EXPECT_EQ(sm_->Get("a")->value(), "2");
+
+  // The same two first entries, applied one by one elsewhere: same hash.
+  const std::string first_dir = dir_;
+  dir_ += "-other";
+  index_ = 0;
+  Open();
+  uint64_t other_hash = 0;
+  sm_->set_checkpoint_hook([&](uint64_t, std::unique_ptr<storage::DataSnapshot> view) {
+    other_hash = *KvStateMachine::StateHash(*view);
+  });
+  ASSERT_TRUE(sm_->Apply({Cmd(Put("a", "1"))}).ok());
+  ASSERT_TRUE(sm_->Apply({Cmd(check)}).ok());
+  EXPECT_EQ(other_hash, seen_hash);
+
+  // A different value at the same index: a different hash.
+  dir_ = first_dir + "-third";
+  index_ = 0;
+  Open();
+  uint64_t third_hash = 0;
+  sm_->set_checkpoint_hook([&](uint64_t, std::unique_ptr<storage::DataSnapshot> view) {
+    third_hash = *KvStateMachine::StateHash(*view);
+  });
+  ASSERT_TRUE(sm_->Apply({Cmd(Put("a", "x")), Cmd(check)}).ok());
+  EXPECT_NE(third_hash, seen_hash);
+}
+
+}  // namespace
+}  // namespace raftkv::server

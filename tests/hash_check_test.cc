@@ -1,0 +1,130 @@
+// Members compare a hash of their state at the same index: a member whose
+// data silently differ (damage no checksum sees: here a value rewritten
+// with a valid checksum while it was stopped) is named CORRUPT, on itself
+// only; the others go on.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "tests/cluster_harness.h"
+
+namespace raftkv::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Rewrites the value of the first user key in the stopped node's data with
+// RocksDB's own API, so every checksum stays valid. Returns the key.
+std::string TamperWithAValue(const std::string& dir) {
+  std::vector<std::string> names;
+  rocksdb::Options options;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(options, dir, cfs, &handles, &db);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return "";
+  rocksdb::ColumnFamilyHandle* data = nullptr;
+  for (auto* h : handles) {
+    if (h->GetName() == "data") data = h;
+  }
+  std::string key;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), data));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      // Generation byte, then 'k' + the user key.
+      if (it->key().size() > 2 && it->key()[1] == 'k') {
+        key = it->key().ToString();
+        std::string v = it->value().ToString();
+        v.back() ^= 0x01;
+        EXPECT_TRUE(db->Put(rocksdb::WriteOptions(), data, key, v).ok());
+        break;
+      }
+    }
+    EXPECT_TRUE(it->status().ok());
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  EXPECT_TRUE(db->Close().ok());
+  delete db;
+  return key.substr(2);
+}
+
+bool HasCorruptAlarm(const adminpb::StatusResponse& s) {
+  for (const auto& a : s.alarms()) {
+    if (a.rfind("CORRUPT", 0) == 0) return true;
+  }
+  return false;
+}
+
+TEST(HashCheckTest, AMemberWhoseStateDiffersIsNamedCorruptAndTheOthersGoOn) {
+  ClusterOptions o;
+  o.extra_flags = {"--corrupt_check_interval=1s"};
+  Cluster c(o);
+  ASSERT_TRUE(c.StartAll().ok());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  TestClient client(&c);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(client.Put(absl::StrCat("k", i), "value").ok());
+  ASSERT_TRUE(c.WaitForConvergence().ok());
+  // A check passes with nobody named.
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        for (int id = 1; id <= c.size(); ++id) {
+          auto s = c.Status(id);
+          if (!s.ok() || s->state_hashes_size() == 0) return false;
+        }
+        return true;
+      },
+      absl::Seconds(20)));
+  for (int id = 1; id <= c.size(); ++id) {
+    auto s = c.Status(id);
+    ASSERT_TRUE(s.ok());
+    EXPECT_FALSE(HasCorruptAlarm(*s)) << "node " << id << " flagged on equal data";
+  }
+
+  const int f = *leader % c.size() + 1;
+  ASSERT_TRUE(c.Stop(f).exited);
+  const std::string key = TamperWithAValue(c.data_dir(f));
+  ASSERT_FALSE(key.empty());
+  ASSERT_TRUE(c.Start(f).ok());
+
+  std::string why;
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        auto s = c.Status(f);
+        if (!s.ok()) return false;
+        why = absl::StrJoin(s->alarms(), "; ");
+        return HasCorruptAlarm(*s);
+      },
+      absl::Seconds(30)))
+      << "the member whose data differ was not flagged";
+  EXPECT_THAT(why, HasSubstr("on a majority of the voters: this node's data differ"));
+  for (int id = 1; id <= c.size(); ++id) {
+    if (id == f) continue;
+    auto s = c.Status(id);
+    ASSERT_TRUE(s.ok());
+    EXPECT_FALSE(HasCorruptAlarm(*s)) << "healthy node " << id << " was flagged";
+  }
+  EXPECT_TRUE(Cluster::WaitFor(
+      [&] {
+        for (int id = 1; id <= c.size(); ++id) {
+          if (id != f && c.LogTail(id).find(absl::StrCat("node ", f, "'s data differ")) !=
+                             std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(20)))
+      << "no healthy member named node " << f;
+  EXPECT_TRUE(client.Put("after", "x").ok()) << "the healthy majority stopped taking writes";
+}
+
+}  // namespace
+}  // namespace raftkv::testing
