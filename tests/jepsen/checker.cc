@@ -5,11 +5,13 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <set>
 #include <tuple>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -31,23 +33,80 @@ const char* VerdictName(Verdict v) {
 namespace {
 
 constexpr int64_t kInf = std::numeric_limits<int64_t>::max();
+constexpr int64_t kMinusInf = std::numeric_limits<int64_t>::min();
+constexpr uint64_t kNoBound = std::numeric_limits<uint64_t>::max();
 
-// The model's state of one key.
+// The model's state of one key (checker.h): the value, and what is known of
+// the index e of the key's last entry (the write that set the value or the
+// delete that removed it; 0 before any): e = lo when `known`, else
+// lo < e <= hi. Every later entry's index exceeds e and `floor`.
+// Normalized (Normalize) so that equal states compare equal: hi = lo when
+// known; hi = kNoBound when absent and unknown (nobody ever reports a
+// delete's index, so only lo matters); floor = 0 when it says no more than
+// lo does.
 struct State {
-  int32_t value = -1;    // interned value; -1: the key is absent
-  uint64_t version = 0;  // 0: absent, or present with a version not yet known
+  int32_t value = -1;  // interned value; -1: the key is absent
+  bool known = true;
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  uint64_t floor = 0;
+
+  bool operator==(const State& o) const {
+    return value == o.value && known == o.known && lo == o.lo && hi == o.hi && floor == o.floor;
+  }
+  bool operator!=(const State& o) const { return !(*this == o); }
 };
 
-// One operation as the search sees it.
+State Normalize(State s) {
+  if (s.known) {
+    s.hi = s.lo;
+  } else if (s.value == -1) {
+    s.hi = kNoBound;
+  }
+  if (s.floor <= s.lo) s.floor = 0;
+  return s;
+}
+
+// A new entry's index must exceed this. (When e is not known, e can be as
+// close above lo as needed, since nothing below it is known.)
+uint64_t Above(const State& s) { return std::max(s.lo, s.floor); }
+
+// The last entry's index is `r` (a read reported it).
+bool Learn(State* s, uint64_t r) {
+  if (s->known) return s->lo == r;
+  if (r <= s->lo || r > s->hi) return false;
+  s->known = true;
+  s->lo = s->hi = r;
+  return true;
+}
+
+// Every entry so far has an index of at most `a`.
+bool CapAt(State* s, uint64_t a) {
+  if (s->known) return s->lo <= a;
+  if (s->lo >= a) return false;
+  s->hi = std::min(s->hi, a);
+  return true;
+}
+
+// One operation (on one key) as the search sees it.
 struct SOp {
+  enum Kind { kRead, kPut, kDelete, kCas };
   const Op* op = nullptr;
+  Kind kind = kRead;
   int32_t value = -1;     // put/cas: the value written
   int32_t expected = -1;  // cas by value: the value compared with
-  int32_t out = -1;       // get found / cas failed with the key present: value seen
+  // A read's answer (a get's, or a scan's for this key), or a failed CAS's
+  // current state: found, the value seen and its version (0: not given).
+  bool found = false;
+  int32_t out = -1;
+  uint64_t out_version = 0;
+  // Reads: the state's index is at most `upper` (0: no bound) and, on the
+  // member, at least `lower`: later entries exceed it.
+  uint64_t upper = 0, lower = 0;
   bool must = false;      // must be linearized (known outcome, or observed)
   bool has_result = false;
-  // Answered, and its step never changes the state: a get, a failed CAS, a
-  // delete that found nothing.
+  // Answered, and never changes the value: a read, a failed CAS, a delete
+  // that found nothing. (It may still narrow what is known of indexes.)
   bool read_only = false;
   uint64_t write_version = 0;  // the version this write sets, when known
   int64_t invoke = 0;
@@ -57,8 +116,23 @@ struct SOp {
   int cls = -1;
 };
 
-bool Increases(uint64_t old_version, uint64_t new_version) {
-  return old_version == 0 || new_version == 0 || new_version > old_version;
+// The current state is the answered one: found, and (when given) its version.
+bool Matches(State* s, bool found, int32_t out, uint64_t out_version) {
+  if (!found) return s->value == -1;
+  if (s->value != out) return false;
+  return out_version == 0 || Learn(s, out_version);
+}
+
+// A put or CAS taking effect: a new entry setting `value` at index `version`
+// (0: not known).
+bool Write(const State& s, int32_t value, uint64_t version, State* out) {
+  if (version != 0) {
+    if (version <= Above(s)) return false;
+    *out = State{value, true, version, version, 0};
+  } else {
+    *out = State{value, false, Above(s), kNoBound, 0};
+  }
+  return true;
 }
 
 // The model's transition: false when `o` cannot take effect in state `s`
@@ -67,61 +141,54 @@ bool Increases(uint64_t old_version, uint64_t new_version) {
 // effect after everything else, which the search always allows.
 bool Step(const State& s, const SOp& o, State* out) {
   const Op& op = *o.op;
-  switch (op.type) {
-    case OpType::kGet:
-      if (!op.found) {
-        if (s.value != -1) return false;  // (an absent key's version is a floor)
+  State n = s;
+  switch (o.kind) {
+    case SOp::kRead:
+      if (!Matches(&n, o.found, o.out, o.out_version)) return false;
+      if (o.upper != 0 && !CapAt(&n, o.upper)) return false;
+      n.floor = std::max(n.floor, o.lower);
+      *out = Normalize(n);
+      return true;
+    case SOp::kPut:
+      if (!Write(s, o.value, o.write_version, &n)) return false;
+      *out = Normalize(n);
+      return true;
+    case SOp::kDelete:
+      if (o.has_result && op.found != (s.value != -1)) return false;
+      if (s.value == -1) {
+        if (!o.has_result) return false;  // no effect
         *out = s;
         return true;
       }
-      if (s.value != o.out) return false;
-      if (op.version != 0 && s.version != 0 && s.version != op.version) return false;
-      *out = s;
-      if (out->version == 0) out->version = op.version;  // learned
+      *out = Normalize(State{-1, false, Above(s), kNoBound, 0});
       return true;
-    case OpType::kPut:
-      if (!Increases(s.version, o.write_version)) return false;
-      *out = State{o.value, o.write_version};
-      return true;
-    case OpType::kDelete:
-      if (o.has_result && op.found != (s.value != -1)) return false;
-      // Absent, remembering the last known version: later writes exceed it.
-      *out = State{-1, s.version};
-      return true;
-    case OpType::kCas: {
-      State cur = s;
-      if (o.has_result && !op.succeeded) {
-        // A failed CAS answers the current state: it must be this one.
-        if (op.found != (s.value != -1)) return false;
-        if (op.found) {
-          if (s.value != o.out) return false;
-          if (op.version != 0 && s.version != 0 && s.version != op.version) return false;
-          if (cur.version == 0) cur.version = op.version;
-        }
-      }
+    case SOp::kCas: {
+      const bool failed = o.has_result && !op.succeeded;
+      // A failed CAS answers the current state: it must be this one.
+      if (failed && !Matches(&n, o.found, o.out, o.out_version)) return false;
       enum { kNo, kYes, kMaybe } match;
       if (!op.cas_by_version) {
-        match = cur.value != -1 && cur.value == o.expected ? kYes : kNo;
+        match = n.value != -1 && n.value == o.expected ? kYes : kNo;
       } else if (op.expected_version == 0) {
-        match = cur.value == -1 ? kYes : kNo;
-      } else if (cur.value == -1) {
+        match = n.value == -1 ? kYes : kNo;
+      } else if (n.value == -1) {
         match = kNo;
-      } else if (cur.version == 0) {
-        match = kMaybe;
+      } else if (n.known) {
+        match = n.lo == op.expected_version ? kYes : kNo;
       } else {
-        match = cur.version == op.expected_version ? kYes : kNo;
+        // Both are possible: e can be anything in (lo, hi].
+        match = kMaybe;
       }
-      if (o.has_result && !op.succeeded) {
+      if (failed) {
         if (match == kYes) return false;
-        *out = cur;
+        *out = Normalize(n);
         return true;
       }
       // Succeeded, or unknown and taking effect.
       if (match == kNo) return false;
-      const uint64_t old_version =
-          cur.version != 0 ? cur.version : (op.cas_by_version ? op.expected_version : 0);
-      if (!Increases(old_version, o.write_version)) return false;
-      *out = State{o.value, o.write_version};
+      if (match == kMaybe && !Learn(&n, op.expected_version)) return false;
+      if (!Write(Normalize(n), o.value, o.write_version, &n)) return false;
+      *out = Normalize(n);
       return true;
     }
   }
@@ -130,14 +197,14 @@ bool Step(const State& s, const SOp& o, State* out) {
 
 struct CacheKey {
   uint64_t h1, h2;
-  int32_t value;
-  uint64_t version;
+  State state;
   bool operator==(const CacheKey& o) const {
-    return h1 == o.h1 && h2 == o.h2 && value == o.value && version == o.version;
+    return h1 == o.h1 && h2 == o.h2 && state == o.state;
   }
   template <typename H>
   friend H AbslHashValue(H h, const CacheKey& k) {
-    return H::combine(std::move(h), k.h1, k.h2, k.value, k.version);
+    return H::combine(std::move(h), k.h1, k.h2, k.state.value, k.state.known, k.state.lo,
+                      k.state.hi, k.state.floor);
   }
 };
 
@@ -243,11 +310,11 @@ SearchResult Search(const std::vector<SOp>& ops, uint64_t max_steps) {
     int op;
     State before;
     int pass;  // 0: chosen among mandatory candidates, 1: among optional ones
-    // The op is read-only (it leaves any state it accepts as it is) and
-    // learned nothing here. Linearizing such an op as soon as it can be is
-    // never worse than any alternative: a completion that places it later
-    // stays valid with it moved here. So when that fails, the configuration
-    // before it fails too.
+    // The op is read-only and left this state exactly as it was.
+    // Linearizing such an op as soon as it can be is never worse than any
+    // alternative: a completion that places it later stays valid with it
+    // moved here (where it narrowed nothing, later it can only narrow what
+    // is known). So when that fails, the configuration before it fails too.
     bool pure;
   };
   std::vector<Frame> stack;
@@ -308,9 +375,8 @@ SearchResult Search(const std::vector<SOp>& ops, uint64_t max_steps) {
       if (eligible && Step(state, ops[i], &next)) {
         const bool must = ops[i].must;
         const uint64_t n1 = must ? h1 ^ ops[i].z1 : h1, n2 = must ? h2 ^ ops[i].z2 : h2;
-        const bool pure = ops[i].read_only && next.value == state.value &&
-                          next.version == state.version;
-        if (visit(CacheKey{n1, n2, next.value, next.version}, must ? -1 : class_of[i])) {
+        const bool pure = ops[i].read_only && next == state;
+        if (visit(CacheKey{n1, n2, next}, must ? -1 : class_of[i])) {
           stack.push_back(Frame{i, state, pass, pure});
           state = next;
           h1 = n1;
@@ -383,17 +449,40 @@ SearchResult Search(const std::vector<SOp>& ops, uint64_t max_steps) {
   }
 }
 
+
 std::string Seconds(int64_t ns) { return absl::StrFormat("%.6fs", ns / 1e9); }
+
+bool IsRead(const Op& op) { return op.type == OpType::kGet || op.type == OpType::kScan; }
+
+// The highest version a read returned (0: none).
+uint64_t MaxVersion(const Op& op) {
+  if (op.type != OpType::kScan) return op.found ? op.version : 0;
+  uint64_t v = 0;
+  for (const ScanKv& kv : op.kvs) v = std::max(v, kv.version);
+  return v;
+}
+
+// One operation on one key as the checker sees it: the op itself or, for a
+// scan, its answer for that key; and a read's bounds on its state index
+// (0: none; see SOp).
+struct KeyView {
+  const Op* op = nullptr;
+  bool found = false;
+  const std::string* value = nullptr;  // found: the value seen
+  uint64_t version = 0;
+  uint64_t lower = 0, upper = 0;
+};
 
 // Everything CheckKey needs about one key's operations.
 class KeyChecker {
  public:
-  KeyChecker(const std::string& key, const std::vector<Op>& ops, const CheckOptions& options)
+  KeyChecker(const std::string& key, const std::vector<KeyView>& views,
+             const CheckOptions& options)
       : key_(key), options_(options) {
-    for (const Op& op : ops) {
-      if (op.outcome == Outcome::kFailed) continue;                         // no effect
-      if (op.type == OpType::kGet && op.outcome != Outcome::kOk) continue;  // no answer
-      ops_.push_back(&op);
+    for (const KeyView& v : views) {
+      if (v.op->outcome == Outcome::kFailed) continue;                  // no effect
+      if (IsRead(*v.op) && v.op->outcome != Outcome::kOk) continue;  // no answer
+      views_.push_back(v);
     }
   }
 
@@ -458,28 +547,51 @@ class KeyChecker {
       if (static_cast<size_t>(v) >= writers.size()) writers.resize(v + 1, 0);
       ++writers[v];
     };
-    sops_.reserve(ops_.size());
-    for (const Op* op : ops_) {
+    sops_.reserve(views_.size());
+    for (const KeyView& v : views_) {
+      const Op* op = v.op;
       SOp o;
       o.op = op;
+      switch (op->type) {
+        case OpType::kGet:
+        case OpType::kScan:
+          o.kind = SOp::kRead;
+          break;
+        case OpType::kPut:
+          o.kind = SOp::kPut;
+          break;
+        case OpType::kDelete:
+          o.kind = SOp::kDelete;
+          break;
+        case OpType::kCas:
+          o.kind = SOp::kCas;
+          break;
+      }
       o.has_result = op->outcome == Outcome::kOk;
       o.must = o.has_result;
-      o.read_only = o.has_result && (op->type == OpType::kGet ||
-                                     (op->type == OpType::kCas && !op->succeeded) ||
-                                     (op->type == OpType::kDelete && !op->found));
-      o.invoke = op->invoke_ns;
+      o.read_only = o.has_result && (o.kind == SOp::kRead ||
+                                     (o.kind == SOp::kCas && !op->succeeded) ||
+                                     (o.kind == SOp::kDelete && !op->found));
+      // A serializable read may show any state before it completed.
+      o.invoke = o.kind == SOp::kRead && op->serializable ? kMinusInf : op->invoke_ns;
       o.complete = o.has_result ? std::max(op->complete_ns, op->invoke_ns) : kInf;
-      if (op->type == OpType::kPut || op->type == OpType::kCas) {
+      if (o.kind == SOp::kPut || o.kind == SOp::kCas) {
         o.value = Intern(op->value);
         count_writer(o.value);
       }
-      if (op->type == OpType::kCas && !op->cas_by_version) o.expected = Intern(op->expected_value);
-      if (o.has_result && op->found &&
-          (op->type == OpType::kGet || (op->type == OpType::kCas && !op->succeeded))) {
-        o.out = Intern(op->out_value);
+      if (o.kind == SOp::kCas && !op->cas_by_version) o.expected = Intern(op->expected_value);
+      if (o.kind == SOp::kRead) {
+        o.found = v.found;
+        if (v.found) o.out = Intern(*v.value);
+        o.out_version = v.found ? v.version : 0;
+        o.lower = v.lower;
+        o.upper = v.upper;
+      } else if (o.kind == SOp::kCas && o.has_result && !op->succeeded) {
+        o.found = op->found;
+        if (op->found) o.out = Intern(op->out_value);
+        o.out_version = op->found ? op->version : 0;
       }
-      if (o.has_result && (op->type == OpType::kPut ||
-                           (op->type == OpType::kCas && op->succeeded))) {
+      if (o.has_result && (o.kind == SOp::kPut || (o.kind == SOp::kCas && op->succeeded))) {
         o.write_version = op->version;
       }
       sops_.push_back(o);
@@ -507,9 +619,8 @@ class KeyChecker {
     };
     for (const SOp& o : sops_) {
       if (!o.has_result) continue;
-      const Op& op = *o.op;
-      if (o.write_version != 0) observe(o.value, o.write_version, &op);
-      if (o.out >= 0) observe(o.out, op.version, &op);
+      if (o.write_version != 0) observe(o.value, o.write_version, o.op);
+      if (o.out >= 0) observe(o.out, o.out_version, o.op);
     }
     // Unknown writes learn their version from whoever saw their value.
     for (SOp& o : sops_) {
@@ -530,7 +641,7 @@ class KeyChecker {
       if (!o.has_result) continue;
       const Op& op = *o.op;
       if (o.out >= 0) seen(o.out, &op);
-      if (op.type == OpType::kCas && op.succeeded) {
+      if (o.kind == SOp::kCas && op.succeeded) {
         if (!op.cas_by_version) {
           seen(o.expected, &op);
         } else if (op.expected_version != 0) {
@@ -552,6 +663,31 @@ class KeyChecker {
       o.complete = std::max(observer->complete_ns, o.invoke);
     }
 
+    // A read comes after the write of the value it saw (when that value is
+    // unique) and after every write with a known version up to its lower
+    // bound (later entries exceed it): its call event moves to the latest
+    // of their invocations. Exact, and it keeps serializable reads, whose
+    // own call counts as the start of the history, from being retried at
+    // every step until then.
+    std::vector<std::pair<uint64_t, int64_t>> by_version;  // (version, latest invoke up to it)
+    std::vector<int64_t> writer_invoke(values_.size(), kMinusInf);
+    for (const SOp& o : sops_) {
+      if (!o.must || o.value < 0) continue;
+      if (unique(o.value)) writer_invoke[o.value] = o.invoke;
+      if (o.write_version != 0) by_version.emplace_back(o.write_version, o.invoke);
+    }
+    std::sort(by_version.begin(), by_version.end());
+    for (size_t k = 1; k < by_version.size(); ++k) {
+      by_version[k].second = std::max(by_version[k].second, by_version[k - 1].second);
+    }
+    for (SOp& o : sops_) {
+      if (o.kind != SOp::kRead) continue;
+      if (o.out >= 0 && unique(o.out)) o.invoke = std::max(o.invoke, writer_invoke[o.out]);
+      auto it = std::upper_bound(by_version.begin(), by_version.end(),
+                                 std::make_pair(o.lower, kInf));
+      if (it != by_version.begin()) o.invoke = std::max(o.invoke, std::prev(it)->second);
+    }
+
     // An optional write whose value nobody else mentions can only matter by
     // making the key exist: all such get one anonymous value, and optional
     // ops with equal effects form one class (see Search).
@@ -566,7 +702,7 @@ class KeyChecker {
       if (o.must) continue;
       if (o.value >= 0 && unique(o.value) && !mentioned[o.value]) o.value = anonymous_;
       const Op& op = *o.op;
-      auto key = std::make_tuple(static_cast<int>(op.type), o.value, op.cas_by_version,
+      auto key = std::make_tuple(static_cast<int>(o.kind), o.value, op.cas_by_version,
                                  o.expected, op.cas_by_version ? op.expected_version : 0,
                                  o.write_version);
       o.cls = classes.emplace(key, static_cast<int>(classes.size())).first->second;
@@ -580,14 +716,26 @@ class KeyChecker {
   }
 
   std::string Describe(const State& s) const {
-    if (s.value == -1) return "absent";
-    if (s.value == anonymous_) return "<a value nobody read>";
-    std::string v;
-    for (const auto& [text, id] : values_) {
-      if (id == s.value) v = text;
+    std::string d;
+    if (s.value == -1) {
+      d = s.known ? (s.lo == 0 ? std::string("absent")
+                               : absl::StrCat("absent (its last entry @", s.lo, ")"))
+                  : absl::StrCat("absent (deleted by an entry above ", s.lo, ")");
+    } else {
+      std::string v = "<a value nobody read>";
+      for (const auto& [text, id] : values_) {
+        if (id == s.value) v = absl::StrCat("\"", absl::CHexEscape(text), "\"");
+      }
+      if (s.known) {
+        d = absl::StrCat(v, "@", s.lo);
+      } else if (s.hi == kNoBound) {
+        d = absl::StrCat(v, "@? (above ", s.lo, ")");
+      } else {
+        d = absl::StrCat(v, "@? (in (", s.lo, ", ", s.hi, "])");
+      }
     }
-    return absl::StrCat("\"", absl::CHexEscape(v), "\"@",
-                        s.version == 0 ? std::string("?") : absl::StrCat(s.version));
+    if (s.floor != 0) absl::StrAppend(&d, ", later entries above ", s.floor);
+    return d;
   }
 
   void Explain(const std::vector<SOp>& ops, const SearchResult& r, KeyReport* report) const {
@@ -627,11 +775,11 @@ class KeyChecker {
     // last linearized ones.
     std::vector<int> pending;
     for (int i = 0; i < static_cast<int>(ops.size()); ++i) {
-      if (!linearized(i) && ops[i].invoke <= horizon) pending.push_back(i);
+      if (!linearized(i) && ops[i].op->invoke_ns <= horizon) pending.push_back(i);
     }
     std::sort(pending.begin(), pending.end(), [&](int a, int b) {
       if (ops[a].must != ops[b].must) return ops[a].must;
-      return ops[a].invoke > ops[b].invoke;
+      return ops[a].op->invoke_ns > ops[b].op->invoke_ns;
     });
     std::vector<const Op*> window;
     for (int i : r.best_tail) window.push_back(ops[i].op);
@@ -641,18 +789,152 @@ class KeyChecker {
     }
     std::sort(window.begin(), window.end(),
               [](const Op* a, const Op* b) { return a->invoke_ns < b->invoke_ns; });
+    window.erase(std::unique(window.begin(), window.end()), window.end());
     for (const Op* o : window) report->window.push_back(*o);
   }
 
   const std::string key_;
   const CheckOptions options_;
-  std::vector<const Op*> ops_;
+  std::vector<KeyView> views_;
   std::vector<SOp> sops_;
   std::map<std::string, int32_t> values_;
   int32_t anonymous_ = -2;
   std::string prepass_violation_;
   std::vector<Op> prepass_window_;
 };
+
+KeyReport HistoryViolation(const std::string& key, std::string why,
+                           std::vector<const Op*> window) {
+  KeyReport k;
+  k.key = key;
+  k.verdict = Verdict::kViolation;
+  k.explanation = absl::StrCat("key \"", absl::CHexEscape(key), "\": ", why);
+  std::sort(window.begin(), window.end(),
+            [](const Op* a, const Op* b) { return a->invoke_ns < b->invoke_ns; });
+  for (const Op* o : window) k.window.push_back(*o);
+  return k;
+}
+
+// The checks of reads that are not per key: a version above the read's
+// applied index, a scan's answer outside its prefix or out of order, a
+// member's applied index going back. Also each read's lower bound (the
+// highest applied index and version its member had shown to reads that
+// completed before it was invoked), per op of `ops`.
+std::vector<KeyReport> CheckReads(const std::vector<Op>& ops, std::vector<uint64_t>* lower) {
+  std::vector<KeyReport> problems;
+  lower->assign(ops.size(), 0);
+  std::map<uint64_t, std::vector<size_t>> by_member;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
+    if (!IsRead(op) || op.outcome != Outcome::kOk) continue;
+    if (op.applied != 0 && MaxVersion(op) > op.applied) {
+      problems.push_back(HistoryViolation(
+          op.key,
+          absl::StrCat("#", op.id, " answered version ", MaxVersion(op),
+                       ", above the applied index ", op.applied, " of its answer"),
+          {&op}));
+    }
+    if (op.type == OpType::kScan) {
+      for (size_t k = 0; k < op.kvs.size(); ++k) {
+        if (!absl::StartsWith(op.kvs[k].key, op.key) ||
+            (k > 0 && op.kvs[k].key <= op.kvs[k - 1].key)) {
+          problems.push_back(HistoryViolation(
+              op.key,
+              absl::StrCat("scan #", op.id, " answered key \"", absl::CHexEscape(op.kvs[k].key),
+                           "\" outside its prefix or out of order"),
+              {&op}));
+          break;
+        }
+      }
+    }
+    if (op.member != 0) by_member[op.member].push_back(i);
+  }
+  for (auto& [member, reads] : by_member) {
+    std::sort(reads.begin(), reads.end(),
+              [&](size_t a, size_t b) { return ops[a].complete_ns < ops[b].complete_ns; });
+    // Over the first k reads by completion: the highest applied index or
+    // version shown, and the read with the highest applied index.
+    std::vector<uint64_t> level(reads.size() + 1, 0);
+    std::vector<size_t> top(reads.size() + 1, ops.size());
+    for (size_t k = 0; k < reads.size(); ++k) {
+      const Op& op = ops[reads[k]];
+      level[k + 1] = std::max({level[k], op.applied, MaxVersion(op)});
+      top[k + 1] = top[k];
+      if (op.applied != 0 && (top[k] == ops.size() || op.applied > ops[top[k]].applied)) {
+        top[k + 1] = reads[k];
+      }
+    }
+    for (size_t r : reads) {
+      const Op& op = ops[r];
+      // Reads that completed before `op` was invoked.
+      const size_t k = std::partition_point(reads.begin(), reads.end(), [&](size_t x) {
+                         return ops[x].complete_ns < op.invoke_ns;
+                       }) -
+                       reads.begin();
+      (*lower)[r] = level[k];
+      if (op.applied != 0 && top[k] != ops.size() && ops[top[k]].applied > op.applied) {
+        const Op& before = ops[top[k]];
+        problems.push_back(HistoryViolation(
+            op.key,
+            absl::StrCat("member ", member, " went back: #", before.id, " completed at ",
+                         Seconds(before.complete_ns), " with applied index ", before.applied,
+                         ", then #", op.id, " (invoked at ", Seconds(op.invoke_ns),
+                         ") answered with applied index ", op.applied),
+            {&before, &op}));
+      }
+    }
+  }
+  return problems;
+}
+
+// Each key's views of `ops` (only `only_key`'s, if not null). A scan covers
+// every key of `ops` under its prefix, up to its last key when `more`.
+std::map<std::string, std::vector<KeyView>> ViewsByKey(const std::vector<Op>& ops,
+                                                       const std::vector<uint64_t>& lower,
+                                                       const std::string* only_key) {
+  std::set<std::string> keys;
+  for (const Op& op : ops) {
+    if (op.type != OpType::kScan) {
+      keys.insert(op.key);
+      continue;
+    }
+    for (const ScanKv& kv : op.kvs) {
+      if (absl::StartsWith(kv.key, op.key)) keys.insert(kv.key);
+    }
+  }
+  if (only_key != nullptr) keys = {*only_key};
+  std::map<std::string, std::vector<KeyView>> by_key;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const Op& op = ops[i];
+    if (op.type != OpType::kScan) {
+      if (only_key != nullptr && op.key != *only_key) continue;
+      KeyView v{&op, op.found, &op.out_value, op.version};
+      if (IsRead(op)) {
+        v.lower = lower[i];
+        v.upper = op.applied;
+      }
+      by_key[op.key].push_back(v);
+      continue;
+    }
+    if (op.outcome != Outcome::kOk) continue;
+    // One snapshot: its index is at least every version the scan returned.
+    const uint64_t snapshot = std::max(lower[i], MaxVersion(op));
+    for (auto it = keys.lower_bound(op.key); it != keys.end() && absl::StartsWith(*it, op.key);
+         ++it) {
+      if (op.more && (op.kvs.empty() || *it > op.kvs.back().key)) break;
+      KeyView v{&op, false, nullptr, 0, snapshot, op.applied};
+      for (const ScanKv& kv : op.kvs) {
+        if (kv.key != *it) continue;
+        v.found = true;
+        v.value = &kv.value;
+        v.version = kv.version;
+        break;
+      }
+      by_key[*it].push_back(v);
+    }
+  }
+  return by_key;
+}
 
 }  // namespace
 
@@ -663,10 +945,11 @@ std::string KeyReport::Report() const {
 }
 
 std::string CheckResult::Summary() const {
-  size_t bad = 0, inconclusive = 0;
+  std::set<std::string> bad_keys, inconclusive_keys;
   for (const KeyReport& k : problems) {
-    (k.verdict == Verdict::kViolation ? bad : inconclusive) += 1;
+    (k.verdict == Verdict::kViolation ? bad_keys : inconclusive_keys).insert(k.key);
   }
+  const size_t bad = bad_keys.size(), inconclusive = inconclusive_keys.size();
   return absl::StrFormat(
       "%s: %d operations on %d keys, %d keys not linearizable, %d inconclusive, %d search "
       "steps, %.3fs",
@@ -681,20 +964,27 @@ std::string CheckResult::Report() const {
 
 KeyReport CheckKey(const std::string& key, const std::vector<Op>& ops,
                    const CheckOptions& options) {
-  return KeyChecker(key, ops, options).Run();
+  std::vector<uint64_t> lower;
+  std::vector<KeyReport> problems = CheckReads(ops, &lower);
+  if (!problems.empty()) return problems.front();
+  std::map<std::string, std::vector<KeyView>> views = ViewsByKey(ops, lower, &key);
+  return KeyChecker(key, views[key], options).Run();
 }
 
 CheckResult CheckHistory(const std::vector<Op>& history, const CheckOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   CheckResult result;
   result.ops = history.size();
-  std::map<std::string, std::vector<Op>> by_key;
-  for (const Op& op : history) by_key[op.key].push_back(op);
+  std::vector<uint64_t> lower;
+  std::vector<KeyReport> problems = CheckReads(history, &lower);
+  const std::map<std::string, std::vector<KeyView>> by_key = ViewsByKey(history, lower, nullptr);
   result.keys = by_key.size();
-  for (const auto& [key, ops] : by_key) {
-    KeyReport k = CheckKey(key, ops, options);
+  for (const auto& [key, views] : by_key) {
+    KeyReport k = KeyChecker(key, views, options).Run();
     result.steps += k.steps;
-    if (k.verdict == Verdict::kLinearizable) continue;
+    if (k.verdict != Verdict::kLinearizable) problems.push_back(std::move(k));
+  }
+  for (KeyReport& k : problems) {
     if (k.verdict == Verdict::kViolation) {
       result.verdict = Verdict::kViolation;
     } else if (result.verdict == Verdict::kLinearizable) {

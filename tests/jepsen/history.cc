@@ -23,6 +23,8 @@ const char* OpTypeName(OpType t) {
       return "delete";
     case OpType::kCas:
       return "cas";
+    case OpType::kScan:
+      return "scan";
   }
   return "?";
 }
@@ -42,7 +44,7 @@ const char* OutcomeName(Outcome o) {
 namespace {
 
 bool ParseType(absl::string_view s, OpType* t) {
-  for (OpType c : {OpType::kPut, OpType::kGet, OpType::kDelete, OpType::kCas}) {
+  for (OpType c : {OpType::kPut, OpType::kGet, OpType::kDelete, OpType::kCas, OpType::kScan}) {
     if (s == OpTypeName(c)) {
       *t = c;
       return true;
@@ -65,6 +67,32 @@ std::string Seconds(int64_t ns) { return absl::StrFormat("%.6fs", ns / 1e9); }
 
 std::string Quote(const std::string& s) { return absl::StrCat("\"", absl::CHexEscape(s), "\""); }
 
+// A scan's keys as one field: entries separated by '\n', their key, value
+// and version by '\t', each part C-escaped (so it holds neither).
+std::string FormatKvs(const std::vector<ScanKv>& kvs) {
+  std::vector<std::string> rows;
+  for (const ScanKv& kv : kvs) {
+    rows.push_back(absl::StrCat(absl::CEscape(kv.key), "\t", absl::CEscape(kv.value), "\t",
+                                kv.version));
+  }
+  return absl::StrJoin(rows, "\n");
+}
+
+bool ParseKvs(absl::string_view text, std::vector<ScanKv>* kvs) {
+  kvs->clear();
+  if (text.empty()) return true;
+  for (absl::string_view row : absl::StrSplit(text, '\n')) {
+    std::vector<absl::string_view> parts = absl::StrSplit(row, '\t');
+    ScanKv kv;
+    if (parts.size() != 3 || !absl::CUnescape(parts[0], &kv.key) ||
+        !absl::CUnescape(parts[1], &kv.value) || !absl::SimpleAtoi(parts[2], &kv.version)) {
+      return false;
+    }
+    kvs->push_back(std::move(kv));
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string FormatOp(const Op& op) {
@@ -83,6 +111,7 @@ std::string FormatOp(const Op& op) {
       f.push_back(absl::StrCat("expected_value=", absl::CEscape(op.expected_value)));
     }
   }
+  if (op.serializable) f.push_back("serializable=1");
   f.push_back(absl::StrCat("invoke=", op.invoke_ns));
   f.push_back(absl::StrCat("complete=", op.complete_ns));
   f.push_back(absl::StrCat("outcome=", OutcomeName(op.outcome)));
@@ -91,6 +120,12 @@ std::string FormatOp(const Op& op) {
     f.push_back(absl::StrCat("succeeded=", op.succeeded ? 1 : 0));
     f.push_back(absl::StrCat("out_value=", absl::CEscape(op.out_value)));
     f.push_back(absl::StrCat("version=", op.version));
+    if (op.type == OpType::kScan) {
+      f.push_back(absl::StrCat("kvs=", absl::CEscape(FormatKvs(op.kvs))));
+      f.push_back(absl::StrCat("more=", op.more ? 1 : 0));
+    }
+    if (op.member != 0) f.push_back(absl::StrCat("member=", op.member));
+    if (op.applied != 0) f.push_back(absl::StrCat("applied=", op.applied));
   }
   if (!op.error.empty()) f.push_back(absl::StrCat("error=", absl::CEscape(op.error)));
   return absl::StrJoin(f, "\t");
@@ -148,6 +183,16 @@ absl::StatusOr<Op> ParseOp(absl::string_view line) {
     } else if (name == "version") {
       ok = absl::SimpleAtoi(text, &u64);
       op.version = u64;
+    } else if (name == "serializable") {
+      op.serializable = text == "1";
+    } else if (name == "kvs") {
+      ok = ParseKvs(text, &op.kvs);
+    } else if (name == "more") {
+      op.more = text == "1";
+    } else if (name == "member") {
+      ok = absl::SimpleAtoi(text, &op.member);
+    } else if (name == "applied") {
+      ok = absl::SimpleAtoi(text, &op.applied);
     } else if (name == "error") {
       op.error = text;
     }  // unknown fields are ignored (newer writers)
@@ -174,9 +219,13 @@ std::string DescribeOp(const Op& op) {
       }
       absl::StrAppend(&s, " -> ", Quote(op.value));
       break;
+    case OpType::kScan:
+      absl::StrAppend(&s, "*");
+      break;
     default:
       break;
   }
+  if (op.serializable) absl::StrAppend(&s, " serializable");
   absl::StrAppend(&s, ": ", OutcomeName(op.outcome));
   if (op.outcome != Outcome::kOk) {
     if (!op.error.empty()) absl::StrAppend(&s, " (", op.error.substr(0, 120), ")");
@@ -205,6 +254,16 @@ std::string DescribeOp(const Op& op) {
         absl::StrAppend(&s, " no match, key absent");
       }
       break;
+    case OpType::kScan:
+      for (const ScanKv& kv : op.kvs) {
+        absl::StrAppend(&s, " ", kv.key, "=", Quote(kv.value), "@", kv.version);
+      }
+      if (op.kvs.empty()) absl::StrAppend(&s, " nothing");
+      if (op.more) absl::StrAppend(&s, " (more)");
+      break;
+  }
+  if (op.member != 0 || op.applied != 0) {
+    absl::StrAppend(&s, " [n", op.member, " applied ", op.applied, "]");
   }
   return s;
 }
@@ -258,6 +317,10 @@ void Recorder::Complete(int64_t id, const Op& result) {
   op.succeeded = result.succeeded;
   op.out_value = result.out_value;
   op.version = result.version;
+  op.kvs = result.kvs;
+  op.more = result.more;
+  op.member = result.member;
+  op.applied = result.applied;
   op.error = result.error;
   done_[id] = true;
 }

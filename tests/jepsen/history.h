@@ -2,7 +2,8 @@
 // linearizability checker (checker.h).
 //
 // Each Op is one client call: what was asked (put, get, delete or
-// compare-and-swap on one key, with its arguments), when it was invoked and
+// compare-and-swap on one key, or a prefix scan, with its arguments), when it
+// was invoked and
 // when it completed (nanoseconds of a monotonic clock, the same clock for
 // every client), and how it ended:
 //
@@ -14,7 +15,8 @@
 //            Its completion time is meaningless (treated as +infinity).
 //
 // A Get that found nothing is `ok` with found = false (NOT_FOUND is an
-// answer, not an error).
+// answer, not an error). A read sent to one member directly also records
+// which member answered and the applied index in its answer's header.
 //
 // Histories are saved as text, one operation per line, tab-separated
 // `name=value` fields with C-escaped values (see FormatOp); ParseHistory reads
@@ -36,17 +38,24 @@
 
 namespace raftkv::jepsen {
 
-enum class OpType { kPut, kGet, kDelete, kCas };
+enum class OpType { kPut, kGet, kDelete, kCas, kScan };
 enum class Outcome { kOk, kFailed, kUnknown };
 
-const char* OpTypeName(OpType t);      // "put", "get", "delete", "cas"
+const char* OpTypeName(OpType t);      // "put", "get", "delete", "cas", "scan"
 const char* OutcomeName(Outcome o);    // "ok", "failed", "unknown"
+
+// One key of a scan's answer.
+struct ScanKv {
+  std::string key;
+  std::string value;
+  uint64_t version = 0;
+};
 
 struct Op {
   int64_t id = 0;     // position in the history (Recorder assigns it)
   int client = 0;     // which client (thread) issued it
   OpType type = OpType::kGet;
-  std::string key;
+  std::string key;    // scan: the prefix (every key starting with it)
   std::string value;  // put: the value; cas: the new value
 
   // Compare-and-swap: compares the key's version with expected_version when
@@ -55,6 +64,10 @@ struct Op {
   bool cas_by_version = false;
   std::string expected_value;
   uint64_t expected_version = 0;
+
+  // get, scan: asked as a serializable read (the member's own state, no
+  // leader check: possibly stale).
+  bool serializable = false;
 
   int64_t invoke_ns = 0;
   int64_t complete_ns = 0;
@@ -66,10 +79,19 @@ struct Op {
   //  delete: found = whether the key existed (DeleteResponse.deleted).
   //  cas:    succeeded; on success version = the new version; on failure
   //          found/out_value/version = the key's current state.
+  //  scan:   kvs = the keys found, in key order; more = keys after the last
+  //          one were left out (the scan covers keys up to the last only).
   bool found = false;
   bool succeeded = false;
   std::string out_value;
   uint64_t version = 0;
+  std::vector<ScanKv> kvs;
+  bool more = false;
+  // Reads sent to one member: the node id that answered and the applied
+  // index in its answer's header, read after the data (so at least the index
+  // of the state read); 0 = not known (e.g. through the client library).
+  uint64_t member = 0;
+  uint64_t applied = 0;
 
   std::string error;  // failed/unknown: why (for reports)
 };
@@ -103,7 +125,8 @@ class Recorder {
   // `op`'s arguments (client, type, key, value, cas fields); returns its id.
   int64_t Invoke(Op op) ABSL_LOCKS_EXCLUDED(mu_);
   // The result fields of `result` (outcome, found, succeeded, out_value,
-  // version, error) are copied into operation `id`.
+  // version, kvs, more, member, applied, error) are copied into operation
+  // `id`.
   void Complete(int64_t id, const Op& result) ABSL_LOCKS_EXCLUDED(mu_);
 
   // A copy of everything recorded so far, in invocation order.

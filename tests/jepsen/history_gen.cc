@@ -16,29 +16,31 @@ struct Stored {
 
 class Sequential {
  public:
-  // Applies `op` (arguments only) and fills in its answer.
+  using Data = std::map<std::string, Stored>;
+
+  Sequential() { log_.push_back({0, data_}); }
+
+  // Applies `op` (arguments only) and fills in its answer. Every write takes
+  // a log index, `gap` above the last (other keys' entries, no-ops).
   void Apply(Op* op, uint64_t gap) {
     auto it = data_.find(op->key);
     std::optional<Stored> cur;
     if (it != data_.end()) cur = it->second;
     switch (op->type) {
       case OpType::kGet:
-        op->found = cur.has_value();
-        if (cur) {
-          op->out_value = cur->value;
-          op->version = cur->version;
-        }
+      case OpType::kScan:
+        Read(data_, op);
         return;
       case OpType::kPut:
         index_ += gap;
         data_[op->key] = Stored{op->value, index_};
         op->version = index_;
-        return;
+        break;
       case OpType::kDelete:
         index_ += gap;
         op->found = cur.has_value();
         data_.erase(op->key);
-        return;
+        break;
       case OpType::kCas: {
         index_ += gap;
         bool match;
@@ -59,10 +61,14 @@ class Sequential {
             op->version = cur->version;
           }
         }
-        return;
+        break;
       }
     }
+    log_.push_back({index_, data_});
   }
+
+  // A read (get or scan) answered from the state after log entry `pos`.
+  void ReadAt(size_t pos, Op* op) const { Read(log_[pos].second, op); }
 
   std::optional<Stored> Current(const std::string& key) const {
     auto it = data_.find(key);
@@ -70,9 +76,31 @@ class Sequential {
     return it->second;
   }
 
+  size_t last() const { return log_.size() - 1; }
+  uint64_t index_at(size_t pos) const { return log_[pos].first; }
+
  private:
-  std::map<std::string, Stored> data_;
+  static void Read(const Data& data, Op* op) {
+    if (op->type == OpType::kScan) {
+      op->kvs.clear();
+      for (auto it = data.lower_bound(op->key); it != data.end(); ++it) {
+        if (it->first.compare(0, op->key.size(), op->key) != 0) break;
+        op->kvs.push_back(ScanKv{it->first, it->second.value, it->second.version});
+      }
+      return;
+    }
+    auto it = data.find(op->key);
+    op->found = it != data.end();
+    if (op->found) {
+      op->out_value = it->second.value;
+      op->version = it->second.version;
+    }
+  }
+
+  Data data_;
   uint64_t index_ = 0;
+  // (index, data after it) for every entry so far, for members that lag.
+  std::vector<std::pair<uint64_t, Data>> log_;
 };
 
 }  // namespace
@@ -98,14 +126,30 @@ std::vector<Op> GenerateLinearizable(const GenOptions& o) {
   int issued = 0, counter = 0;
   int64_t now = 1000;
 
+  // Each member's applied position in the store's log; it only moves on.
+  std::vector<size_t> member_pos(o.members, 0);
   auto apply = [&](size_t i) {
     Op copy = history[i];
-    store.Apply(&copy, 1 + pick(3));
+    if (copy.member != 0) {
+      // A read on a member: linearizable reads wait until it caught up; a
+      // serializable one reads whatever it has applied. Its answer's
+      // applied index is read after the data, so it may be a bit newer.
+      size_t& pos = member_pos[copy.member - 1];
+      auto between = [&](size_t lo, size_t hi) { return lo + pick(static_cast<int>(hi - lo + 1)); };
+      pos = copy.serializable ? between(pos, store.last()) : store.last();
+      store.ReadAt(pos, &copy);
+      pos = between(pos, store.last());
+      copy.applied = store.index_at(pos);
+    } else {
+      store.Apply(&copy, 1 + pick(3));
+    }
     if (history[i].outcome == Outcome::kOk) {
       history[i].found = copy.found;
       history[i].succeeded = copy.succeeded;
       history[i].out_value = copy.out_value;
       history[i].version = copy.version;
+      history[i].kvs = copy.kvs;
+      history[i].applied = copy.applied;
     }
   };
 
@@ -133,8 +177,17 @@ std::vector<Op> GenerateLinearizable(const GenOptions& o) {
         op.key = absl::StrCat("k", pick(o.keys));
         op.invoke_ns = now;
         const double r = std::uniform_real_distribution<double>(0, 1)(rng);
-        if (r < o.reads) {
+        if (o.scans > 0 && uniform(o.scans)) {
+          op.type = OpType::kScan;
+          op.key = "k";
+          if (o.members > 0) op.member = 1 + pick(o.members);
+          op.serializable = op.member != 0 && uniform(0.5);
+        } else if (r < o.reads) {
           op.type = OpType::kGet;
+          if (o.members > 0 && uniform(o.member_reads)) {
+            op.member = 1 + pick(o.members);
+            op.serializable = uniform(0.5);
+          }
         } else if (r < o.reads + (1 - o.reads) * 0.4) {
           op.type = OpType::kPut;
         } else if (r < o.reads + (1 - o.reads) * 0.55) {
@@ -155,8 +208,9 @@ std::vector<Op> GenerateLinearizable(const GenOptions& o) {
           op.value = absl::StrCat("c", ci, "-", ++counter);
           written.push_back(op.value);
         }
-        c.unknown = op.type != OpType::kGet && uniform(o.unknown);
-        c.failed = !c.unknown && op.type != OpType::kGet && uniform(o.failed);
+        const bool read = op.type == OpType::kGet || op.type == OpType::kScan;
+        c.unknown = !read && uniform(o.unknown);
+        c.failed = !c.unknown && !read && uniform(o.failed);
         op.outcome = c.unknown ? Outcome::kUnknown : c.failed ? Outcome::kFailed : Outcome::kOk;
         if (c.unknown) op.error = "timed out";
         if (c.failed) op.error = "refused";
