@@ -13,6 +13,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/kv.grpc.pb.h"
 #include "tests/cluster_harness.h"
 #include "tests/jepsen/history.h"
 #include "tests/jepsen/netns.h"
@@ -39,9 +41,8 @@ void MarkError(const absl::Status& s, bool write, Op* r) {
                                                                        : Outcome::kUnknown;
 }
 
-// Runs `op` (arguments filled) with `c`; fills its answer. `reader` (may be
-// null) serves gets instead, as serializable reads (the planted bug).
-void Execute(client::Client* c, client::Client* reader, Op* op) {
+// Runs `op` (arguments filled; not a scan) with `c`; fills its answer.
+void Execute(client::Client* c, Op* op) {
   switch (op->type) {
     case OpType::kPut: {
       auto r = c->Put(op->key, op->value);
@@ -51,7 +52,7 @@ void Execute(client::Client* c, client::Client* reader, Op* op) {
       return;
     }
     case OpType::kGet: {
-      auto r = reader != nullptr ? reader->Get(op->key, /*serializable=*/true) : c->Get(op->key);
+      auto r = c->Get(op->key, op->serializable);
       if (r.ok()) {
         op->outcome = Outcome::kOk;
         op->found = true;
@@ -89,9 +90,55 @@ void Execute(client::Client* c, client::Client* reader, Op* op) {
       }
       return;
     }
+    case OpType::kScan:
+      MarkError(absl::InternalError("scans go to one member (ReadOnMember)"), false, op);
+      return;
   }
 }
 
+// Runs the get or scan `op` as one call to one member (no retry, no
+// redirect), so the answer's header says who served it and at which applied
+// index. `serializable` is what is asked; op->serializable what is recorded
+// (they differ only for the planted bug).
+void ReadOnMember(kvpb::KV::Stub* stub, bool serializable, absl::Duration timeout, Op* op) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::Status s;
+  const kvpb::ResponseHeader* header = nullptr;
+  kvpb::GetResponse get;
+  kvpb::ScanResponse scan;
+  if (op->type == OpType::kGet) {
+    kvpb::GetRequest req;
+    req.set_key(op->key);
+    req.set_serializable(serializable);
+    s = stub->Get(&ctx, req, &get);
+    header = &get.header();
+    op->found = get.found();
+    op->out_value = get.kv().value();
+    op->version = get.kv().version();
+  } else {
+    kvpb::ScanRequest req;
+    req.set_prefix(op->key);
+    req.set_serializable(serializable);
+    s = stub->Scan(&ctx, req, &scan);
+    header = &scan.header();
+    for (const kvpb::KeyValue& kv : scan.kvs()) {
+      op->kvs.push_back(ScanKv{kv.key(), kv.value(), kv.version()});
+    }
+    op->more = scan.more();
+  }
+  if (!s.ok()) {
+    op->found = false;
+    op->out_value.clear();
+    op->version = 0;
+    op->kvs.clear();
+    const absl::Status status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+    return MarkError(status, false, op);
+  }
+  op->outcome = Outcome::kOk;
+  op->member = header->node_id();
+  op->applied = header->applied_index();
+}
 struct Shared {
   Recorder recorder;
   std::atomic<bool> stop{false};
@@ -105,10 +152,13 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, 
   // Odd clients give up sooner: more operations end unknown (and may
   // still take effect later), which the checker must place.
   auto cl = MakeClient(endpoints, c % 2 == 1 ? o.op_timeout / 6 : o.op_timeout);
-  std::vector<std::unique_ptr<client::Client>> direct;  // planted bug: one per node
-  if (o.planted_stale_reads) {
-    for (const auto& a : addresses) direct.push_back(MakeClient({a}, o.op_timeout));
+  // One stub per node, for reads sent to one member.
+  std::vector<std::unique_ptr<kvpb::KV::Stub>> members;
+  for (const auto& a : addresses) {
+    members.push_back(
+        kvpb::KV::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials())));
   }
+  const absl::Duration member_timeout = std::min(absl::Seconds(1), o.op_timeout);
   std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(c));
   struct Seen {
     bool found = false;
@@ -120,11 +170,33 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, 
     Op op;
     op.client = c;
     op.key = absl::StrCat("k", rng() % static_cast<uint64_t>(o.keys));
+    // 25% gets through the client library, 11% gets and 4% scans (of all
+    // the keys) sent to a random member, serializable two times in three
+    // (scans: one in two); 25% puts, 25% CASes, 10% deletes.
     const int roll = static_cast<int>(rng() % 100);
     op.type = roll < 40 ? OpType::kGet
               : roll < 65 ? OpType::kPut
               : roll < 90 ? OpType::kCas
                           : OpType::kDelete;
+    kvpb::KV::Stub* member = nullptr;
+    if (roll >= 25 && roll < 40) {
+      member = members[rng() % members.size()].get();
+      if (roll >= 36) {
+        op.type = OpType::kScan;
+        op.key = "k";
+        op.serializable = rng() % 2 == 0;
+      } else {
+        op.serializable = rng() % 3 != 0;
+      }
+    }
+    // Planted bug: every read serializable on a random member, recorded as
+    // linearizable.
+    const bool planted =
+        o.planted_stale_reads && (op.type == OpType::kGet || op.type == OpType::kScan);
+    if (planted) {
+      if (member == nullptr) member = members[rng() % members.size()].get();
+      op.serializable = false;
+    }
     if (op.type == OpType::kPut || op.type == OpType::kCas) op.value = absl::StrCat("c", c, "-", n);
     if (op.type == OpType::kCas) {
       const Seen& s = seen[op.key];
@@ -132,12 +204,17 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, 
       op.expected_version = s.found ? s.version : 0;
       op.expected_value = s.value;
     }
-    client::Client* reader = nullptr;
-    if (op.type == OpType::kGet && !direct.empty()) reader = direct[rng() % direct.size()].get();
     const int64_t id = shared->recorder.Invoke(op);
-    Execute(cl.get(), reader, &op);
+    if (member != nullptr) {
+      ReadOnMember(member, op.serializable || planted, member_timeout, &op);
+    } else {
+      Execute(cl.get(), &op);
+    }
     shared->recorder.Complete(id, op);
-    if (op.outcome != Outcome::kOk) continue;
+    // CAS guesses come from this client's latest linearizable answers.
+    if (op.outcome != Outcome::kOk || op.type == OpType::kScan || op.serializable || planted) {
+      continue;
+    }
     Seen& s = seen[op.key];
     if (op.type == OpType::kGet || (op.type == OpType::kCas && !op.succeeded)) {
       s = Seen{op.found, op.out_value, op.version};
@@ -346,7 +423,7 @@ RunResult RunOnce(const RunOptions& o) {
       op.type = OpType::kGet;
       op.key = absl::StrCat("k", k);
       const int64_t id = shared.recorder.Invoke(op);
-      Execute(reader.get(), nullptr, &op);
+      Execute(reader.get(), &op);
       shared.recorder.Complete(id, op);
       if (op.outcome != Outcome::kOk) fail(absl::StrCat("final read of ", op.key, ": ", op.error));
     }

@@ -1,6 +1,8 @@
 // One fault-injection run, Jepsen style: start a cluster of real servers
 // (with --enable_fault_injection), run concurrent clients doing put, get,
-// delete and compare-and-swap on a few keys while a seeded nemesis
+// delete and compare-and-swap on a few keys (plus gets and scans of all the
+// keys sent to one random member, mostly serializable, whose answers record
+// the member and its applied index) while a seeded nemesis
 // (nemesis.h) kills, pauses, partitions and slows nodes and cuts snapshot
 // transfers; then heal and check:
 //
@@ -27,7 +29,9 @@
 // invalid (INVALID_ARGUMENT is decided before proposing, on every attempt
 // alike); every other error (timeouts, unavailable, not leader after
 // retries that may have reached an old leader, aborted) is `unknown`. A
-// read that got no answer is `unknown` (the checker ignores it).
+// read that got no answer is `unknown` (the checker ignores it); a read sent
+// to one member is one call with a deadline of at most a second, never
+// retried or redirected.
 #ifndef RAFTKV_TESTS_JEPSEN_RUNNER_H_
 #define RAFTKV_TESTS_JEPSEN_RUNNER_H_
 
@@ -64,9 +68,10 @@ struct RunOptions {
   // the servers' fault layer; needs EnterPrivateNetns() at the start of
   // main(). Loss and delay still use the fault layer.
   bool netns = false;
-  // Planted bug, for checking the checker end to end: reads are sent to a
-  // random node as serializable (local, possibly stale) reads but recorded
-  // as linearizable ones. Such runs should be found NOT linearizable.
+  // Planted bug, for checking the checker end to end: reads (gets and
+  // scans) are sent to a random node as serializable (local, possibly
+  // stale) reads but recorded as linearizable ones. Such runs should be
+  // found NOT linearizable.
   bool planted_stale_reads = false;
   // Progress lines (faults, op counts); may be empty.
   std::function<void(const std::string&)> progress;
