@@ -45,10 +45,10 @@
 //                     scan that shows one key's new value but another key's
 //                     value from before an overwrite that has a lower index
 //                     is rejected).
-//   read with member  (a get or scan answered by a known member, with the
-//                     applied index of its answer): the read's state index is
-//                     at most that applied index (so is every version it
-//                     returned, and every entry before its point); members
+//   read's applied    (a get or scan with the applied index of its answer's
+//   index, member     header): the read's state index is at most that applied
+//                     index (so is every version it returned, and every entry
+//                     before its point). With its member known too, members
 //                     never go back: a read invoked after another read on the
 //                     same member completed has an applied index at least the
 //                     other's, and its state is at least as new: on its keys,
@@ -71,7 +71,10 @@
 // configuration is explored twice. An answered operation whose step leaves
 // the state exactly as it was is linearized as soon as it can be, with no
 // alternative explored: moving it earlier never hurts. A serializable read's
-// call counts as happening at the start of the history.
+// call counts as happening at the start of the history; any read's call then
+// moves to the latest invocation of the writes it must follow (the only write
+// of the value it saw, every write with a known version up to its lower
+// bound), which spares retrying it at every step until then.
 //
 // Operations whose outcome is unknown are optional: each may take effect at
 // any point after its invocation, or never (linearizing it after everything
@@ -89,8 +92,9 @@
 // the search could linearize, the model state after it, the operation that
 // could not be placed before its completion, and the operations concurrent
 // with it (plus the last few linearized ones, for context). A member's reads
-// going back in applied index, or a version above the read's applied index,
-// are reported on their own, naming both reads.
+// going back in applied index, a version above a read's applied index, and a
+// scan's answer out of key order or outside its prefix are reported on their
+// own, naming the reads.
 #ifndef RAFTKV_TESTS_JEPSEN_CHECKER_H_
 #define RAFTKV_TESTS_JEPSEN_CHECKER_H_
 
