@@ -1,6 +1,7 @@
 #include "raft/raft.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -72,6 +73,11 @@ absl::Status Raft::Restore() {
   absl::StatusOr<InitialState> st = stable_->GetInitialState();
   if (!st.ok()) return st.status();
   const raftpb::HardState& hs = st->hard_state;
+  if (hs.term() > kMaxTerm) {
+    return absl::DataLossError(absl::StrCat("the stored hard state's term ", hs.term(),
+                                            " is past the highest term ", kMaxTerm,
+                                            ": the raft log's state is corrupt"));
+  }
   if (absl::Status s = log_.Init(hs.commit(), config_.applied); !s.ok()) return s;
   term_ = hs.term();
   vote_ = hs.vote();
@@ -203,6 +209,19 @@ void Raft::Campaign() {
 
 void Raft::StartElection(bool pre_vote, bool transfer) {
   if (!Promotable()) return;
+  if (term_ >= kMaxTerm) {
+    // An election needs the next term, and terms never wrap: stay a
+    // follower. The current leader (if any) keeps leading; no other can be
+    // elected.
+    uint64_t suppressed = 0;
+    if (max_term_log_.Allow(ticks_, 10 * config_.election_ticks, &suppressed)) {
+      LOG(ERROR) << "raft " << id_ << ": not campaigning: term " << term_
+                 << " is the highest term, so no new leader can be elected"
+                 << (suppressed ? absl::StrCat(" (", suppressed, " more times)") : "");
+    }
+    election_elapsed_ = 0;
+    return;
+  }
   uint64_t vote_term;
   if (pre_vote) {
     BecomePreCandidate();
@@ -288,26 +307,15 @@ void Raft::TickHeartbeat() {
 // ---------------------------------------------------------------- step
 
 absl::Status Raft::Step(const Message& m) {
-  if (m.to() != id_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("message for node ", m.to(), " delivered to ", id_));
-  }
-  if (m.from() == 0 || m.from() == id_) {
-    return absl::InvalidArgumentError(absl::StrCat("bad sender ", m.from()));
-  }
-  if (m.type() == raftpb::MSG_UNKNOWN || !raftpb::MessageType_IsValid(m.type())) {
-    return absl::InvalidArgumentError(absl::StrCat("bad message type ", m.type()));
-  }
-  for (int k = 0; k < m.entries_size(); ++k) {
-    const raftpb::Entry& e = m.entries(k);
-    if (e.index() != m.index() + 1 + k || e.term() > m.term() ||
-        (k > 0 && e.term() < m.entries(k - 1).term()) || (k == 0 && e.term() < m.log_term())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("malformed entries in a message from ", m.from()));
-    }
+  absl::Status s = CheckMessage(m);
+  if (s.ok()) s = CheckAgainstState(m);
+  if (!s.ok()) {
+    NoteRejected(m, s);
+    DebugCheck();
+    return s;
   }
   bool handled = false;
-  absl::Status s = StepByTerm(m, &handled);
+  s = StepByTerm(m, &handled);
   if (s.ok() && !handled) {
     switch (m.type()) {
       case raftpb::MSG_VOTE:
@@ -321,23 +329,7 @@ absl::Status Raft::Step(const Message& m) {
       case raftpb::MSG_APPEND:
       case raftpb::MSG_HEARTBEAT:
       case raftpb::MSG_SNAPSHOT:
-        if (m.type() == raftpb::MSG_HEARTBEAT && m.commit() > log_.LastIndex()) {
-          // A heartbeat's commit is at most what we acknowledged as durable
-          // (min(match, commit)), so our log lost entries we had persisted:
-          // the disk was wiped or rolled back. Voting on would be unsafe.
-          s = absl::DataLossError(absl::StrCat(
-              "leader ", m.from(), " of term ", m.term(), " knows this node holds entries up to ",
-              m.commit(), " but its log ends at ", log_.LastIndex(),
-              ": the node's data were lost or rolled back"));
-          break;
-        }
-        if (role_ == Role::kLeader) {
-          // Two leaders in one term would break Election Safety (§5.2).
-          LOG(DFATAL) << "raft " << id_ << ": leader of term " << term_
-                      << " got " << raftpb::MessageType_Name(m.type())
-                      << " from " << m.from();
-          break;
-        }
+        // Not a leader: CheckAgainstState refused these in the term we lead.
         if (role_ != Role::kFollower) BecomeFollower(term_, m.from());
         leader_ = m.from();
         election_elapsed_ = 0;
@@ -370,6 +362,167 @@ absl::Status Raft::Step(const Message& m) {
   }
   DebugCheck();
   return s;
+}
+
+namespace {
+
+bool FromLeader(const Message& m) {
+  return m.type() == raftpb::MSG_APPEND || m.type() == raftpb::MSG_HEARTBEAT ||
+         m.type() == raftpb::MSG_SNAPSHOT;
+}
+
+}  // namespace
+
+absl::Status Raft::CheckMessage(const Message& m) const {
+  if (m.to() != id_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("message for node ", m.to(), " delivered to ", id_));
+  }
+  if (m.from() == 0 || m.from() == id_) {
+    return absl::InvalidArgumentError(absl::StrCat("bad sender ", m.from()));
+  }
+  if (m.type() == raftpb::MSG_UNKNOWN || !raftpb::MessageType_IsValid(m.type())) {
+    return absl::InvalidArgumentError(absl::StrCat("bad message type ", m.type()));
+  }
+  if (m.term() > kMaxTerm) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("term ", m.term(), " is past the highest term ", kMaxTerm));
+  }
+  // Leaders and candidates are in a term >= 1 (a candidate raised it), and
+  // every entry but the one at index 0 has a term >= 1.
+  if (m.term() == 0 && (FromLeader(m) || m.type() == raftpb::MSG_VOTE ||
+                        m.type() == raftpb::MSG_PRE_VOTE ||
+                        m.type() == raftpb::MSG_TIMEOUT_NOW)) {
+    return absl::InvalidArgumentError("a leader's or candidate's message of term 0");
+  }
+  if (m.type() == raftpb::MSG_APPEND || m.type() == raftpb::MSG_VOTE ||
+      m.type() == raftpb::MSG_PRE_VOTE) {
+    if (m.log_term() > m.term()) {
+      return absl::InvalidArgumentError(absl::StrCat("log term ", m.log_term(),
+                                                     " past the message's term ", m.term()));
+    }
+    if (m.log_term() == 0 && m.index() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("entry ", m.index(), " of term 0"));
+    }
+  }
+  if (m.entries_size() > 0 &&
+      m.index() > std::numeric_limits<uint64_t>::max() - m.entries_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("entries after index ", m.index()));
+  }
+  for (int k = 0; k < m.entries_size(); ++k) {
+    const raftpb::Entry& e = m.entries(k);
+    if (e.index() != m.index() + 1 + k || e.term() == 0 || e.term() > m.term() ||
+        (k > 0 && e.term() < m.entries(k - 1).term()) || (k == 0 && e.term() < m.log_term())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("malformed entries in a message from ", m.from()));
+    }
+  }
+  if (m.type() == raftpb::MSG_SNAPSHOT) {
+    const raftpb::SnapshotMetadata& meta = m.snapshot().metadata();
+    if (meta.term() > m.term() || (meta.term() == 0 && meta.index() != 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("a snapshot at ", meta.index(), " of term ",
+                                                     meta.term(), " in a message of term ",
+                                                     m.term()));
+    }
+  }
+  if (m.type() == raftpb::MSG_APPEND_RESP && m.reject() && m.reject_hint() > m.index()) {
+    // The hint is the follower's last index at or below the rejected one.
+    return absl::InvalidArgumentError(absl::StrCat("rejection of ", m.index(),
+                                                   " hints at a later index ",
+                                                   m.reject_hint()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Raft::CheckAgainstState(const Message& m) const {
+  // A stale term's message is answered or ignored by StepByTerm whatever it
+  // says; the checks below hold for a leader of any term >= ours.
+  if (m.term() < term_) return absl::OkStatus();
+  auto refuse = [&m](const auto&... why) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(raftpb::MessageType_Name(m.type()), " of term ", m.term(), ": ", why...));
+  };
+  if (FromLeader(m) && m.term() == term_ && role_ == Role::kLeader) {
+    return refuse("this node leads that term, and a term has one leader (Election Safety, §5.2)");
+  }
+  const uint64_t committed = log_.committed();
+  switch (m.type()) {
+    case raftpb::MSG_HEARTBEAT:
+      // The leader sends min(match, commit): at most what we acknowledged.
+      if (m.commit() > log_.LastIndex()) {
+        return refuse("commit index ", m.commit(), " is past this node's last index ",
+                      log_.LastIndex(), ", which it never acknowledged");
+      }
+      break;
+    case raftpb::MSG_APPEND:
+      // Leader Completeness (§5.4): a leader holds every committed entry,
+      // so its entries at or below our commit index are ours.
+      // (At the commit index itself a mismatch is rejected as usual, §5.3.)
+      if (m.index() < committed && log_.KnownToDiffer(m.index(), m.log_term())) {
+        return refuse("entry ", m.index(), " of term ", m.log_term(),
+                      " contradicts this node's committed entry there");
+      }
+      for (const raftpb::Entry& e : m.entries()) {
+        if (e.index() > committed) break;
+        if (log_.KnownToDiffer(e.index(), e.term())) {
+          return refuse("entry ", e.index(), " of term ", e.term(),
+                        " would replace this node's committed entry there");
+        }
+      }
+      break;
+    case raftpb::MSG_SNAPSHOT: {
+      const raftpb::SnapshotMetadata& meta = m.snapshot().metadata();
+      if (meta.index() <= committed ? log_.KnownToDiffer(meta.index(), meta.term())
+                                    : meta.term() < log_.TermOrZero(committed)) {
+        // Past our commit index, the snapshot's last entry follows our
+        // committed entries, so its term is not lower (terms never decrease
+        // along a log).
+        return refuse("a snapshot at ", meta.index(), " of term ", meta.term(),
+                      " contradicts this node's entries committed through ", committed);
+      }
+      break;
+    }
+    case raftpb::MSG_APPEND_RESP:
+      // The leader's log only grows in its term, and it sent nothing past it.
+      if (role_ == Role::kLeader && m.term() == term_ &&
+          (m.index() > log_.LastIndex() || m.reject_term() > term_)) {
+        return refuse(m.reject() ? "rejects index " : "acknowledges index ", m.index(),
+                      m.reject() ? absl::StrCat(" (term ", m.reject_term(), ")") : "",
+                      ", past this leader's log (last index ", log_.LastIndex(), ", term ",
+                      term_, ")");
+      }
+      break;
+    case raftpb::MSG_HEARTBEAT_RESP:
+      if (role_ == Role::kLeader && m.term() == term_ && m.read_round() > round_) {
+        return refuse("answers heartbeat round ", m.read_round(), ", but the latest sent is ",
+                      round_);
+      }
+      break;
+    default:
+      break;
+  }
+  return absl::OkStatus();
+}
+
+bool Raft::LogLimiter::Allow(uint64_t tick, uint64_t period, uint64_t* suppressed) {
+  if (logged_ && tick < last_tick_ + period) {
+    ++suppressed_;
+    return false;
+  }
+  *suppressed = suppressed_;
+  suppressed_ = 0;
+  logged_ = true;
+  last_tick_ = tick;
+  return true;
+}
+
+void Raft::NoteRejected(const Message& m, const absl::Status& s) {
+  ++rejected_messages_;
+  uint64_t suppressed = 0;
+  if (!reject_log_.Allow(ticks_, 10 * config_.election_ticks, &suppressed)) return;
+  LOG(WARNING) << "raft " << id_ << ": dropped a message from " << m.from() << ": " << s
+               << " (" << rejected_messages_ << " dropped since start"
+               << (suppressed ? absl::StrCat(", ", suppressed, " not logged") : "") << ")";
 }
 
 absl::Status Raft::StepByTerm(const Message& m, bool* handled) {
@@ -581,6 +734,7 @@ Status Raft::GetStatus() const {
   s.snapshot_term = s.snapshot_index == 0 ? 0 : log_.TermOrZero(s.snapshot_index);
   s.lead_transferee = lead_transferee_;
   s.conf_state = conf_state();
+  s.rejected_messages = rejected_messages_;
   for (const auto& [id, pr] : progress_) {
     s.progress.push_back(PeerStatus{id, IsVoterId(id), pr.match(), pr.next(),
                                     pr.state(), pr.recent_active});

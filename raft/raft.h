@@ -83,6 +83,14 @@
 
 namespace raftkv::raft {
 
+// The highest term a node may be in. A term never wraps: a message whose
+// term is past it is refused (Step returns InvalidArgument), and a node in
+// this term never campaigns, since its election would need the next term.
+// Reached only through 2^64-2 elections or a forged message (which only the
+// transport's peer authentication can keep out): a cluster in it keeps its
+// leader but can elect no other.
+inline constexpr uint64_t kMaxTerm = UINT64_MAX - 1;
+
 enum class Role { kFollower, kPreCandidate, kCandidate, kLeader };
 const char* RoleName(Role r);
 
@@ -204,6 +212,9 @@ struct Status {
   uint64_t lead_transferee = 0;
   raftpb::ConfState conf_state;
   std::vector<PeerStatus> progress;  // leaders only
+  // Peer messages Step() refused since start: malformed, misaddressed, or
+  // contradicting this node's state (see Step).
+  uint64_t rejected_messages = 0;
 };
 
 class Raft {
@@ -220,13 +231,23 @@ class Raft {
   // and transfer timeouts.
   void Tick();
 
-  // A message from a peer. Errors for malformed or misaddressed messages
-  // (the core state is unchanged). A message that contradicts committed
-  // state (a leader overwriting a committed entry) is a broken invariant and
-  // CHECK-fails. DataLoss when the leader reports that this node had
-  // acknowledged entries its log no longer holds (its disk was wiped or
-  // rolled back): the caller must stop the node, which can rejoin only as a
-  // new member (removed, then added back with an empty data dir).
+  // A message from a peer. No message stops or crashes the node: one that
+  // Step refuses changes nothing, is logged (rate-limited) and counted in
+  // Status::rejected_messages. Errors:
+  //  - InvalidArgument: malformed or misaddressed whatever the node's state
+  //    (a term past kMaxTerm, entries out of sequence or of term 0, a
+  //    snapshot or previous entry of a term past the message's, ...);
+  //  - FailedPrecondition: it contradicts this node's state, which no
+  //    leader of a term >= ours can send (Figure 3's properties): a
+  //    heartbeat committing past our log (its commit is at most what we
+  //    acknowledged), an append or snapshot disagreeing with our committed
+  //    entries (Leader Completeness), an append, heartbeat or snapshot of the
+  //    term we lead (Election Safety), an acknowledgement past our log or a
+  //    heartbeat answer for a round we never sent. Such a message is forged,
+  //    or this node lost state it had acknowledged.
+  // The core does not detect a wiped or rolled-back disk: a node that lost
+  // its state must be recognised by the node (durable identity and
+  // incarnation), not by the core from a leader's message.
   absl::Status Step(const raftpb::Message& m);
 
   // Appends commands to the leader's log, in one batch. Errors:
@@ -303,6 +324,11 @@ class Raft {
   void HandleVoteRequest(const raftpb::Message& m);
   void HandleVoteResponse(const raftpb::Message& m);
   absl::Status StepByTerm(const raftpb::Message& m, bool* handled);
+  // Step's refusals: InvalidArgument (malformed whatever our state) and
+  // FailedPrecondition (contradicts our state); see Step.
+  absl::Status CheckMessage(const raftpb::Message& m) const;
+  absl::Status CheckAgainstState(const raftpb::Message& m) const;
+  void NoteRejected(const raftpb::Message& m, const absl::Status& s);
   void Send(raftpb::Message m);
   bool IsVoterId(uint64_t id) const { return IsVoter(conf_state(), id); }
 
@@ -338,6 +364,21 @@ class Raft {
   bool LeaseValid() const;
 
   void DebugCheck() const;
+
+  // At most one log line per period of ticks; the lines suppressed in
+  // between are counted and reported with the next one. Deterministic (the
+  // core has no clock).
+  class LogLimiter {
+   public:
+    // True if a line may be logged at `tick`; *suppressed is then the
+    // number of lines dropped since the last one.
+    bool Allow(uint64_t tick, uint64_t period, uint64_t* suppressed);
+
+   private:
+    bool logged_ = false;
+    uint64_t last_tick_ = 0;
+    uint64_t suppressed_ = 0;
+  };
 
   const Config config_;
   const uint64_t id_;
@@ -392,6 +433,9 @@ class Raft {
   std::vector<raftpb::Message> msgs_after_persist_;
   std::vector<ReadState> read_states_;
   std::vector<std::string> dropped_reads_;
+  uint64_t rejected_messages_ = 0;  // see Status::rejected_messages
+  LogLimiter reject_log_;
+  LogLimiter max_term_log_;  // "not campaigning: the term is kMaxTerm"
   SoftState prev_soft_;
   raftpb::HardState prev_hard_;
 };

@@ -96,6 +96,8 @@ std::optional<uint64_t> RaftLog::MaybeAppend(
   }
   if (k < entries.size()) {
     const uint64_t conflict = entries[k].index();
+    // Unreachable from a peer: Raft answers an append from below its commit
+    // index without appending (after Step refused it if it contradicts).
     CHECK_GT(conflict, committed_) << "conflict with committed entry " << conflict;
     if (conflict <= LastIndex()) *truncated_from = conflict;
     TruncateAndAppend(entries, k);

@@ -49,7 +49,18 @@ class RaftLog {
   absl::StatusOr<uint64_t> Term(uint64_t i) const;
   // Term(i), or 0 when the entry is compacted or missing.
   uint64_t TermOrZero(uint64_t i) const;
-  bool MatchTerm(uint64_t i, uint64_t term) const { return TermOrZero(i) == term; }
+  // Whether we hold entry i and it has `term`: false for a missing or
+  // compacted entry even if `term` is 0 (only index 0 has term 0).
+  bool MatchTerm(uint64_t i, uint64_t term) const {
+    absl::StatusOr<uint64_t> t = Term(i);
+    return t.ok() && *t == term;
+  }
+  // Whether entry i is known (held, readable) and has a term other than
+  // `term`.
+  bool KnownToDiffer(uint64_t i, uint64_t term) const {
+    absl::StatusOr<uint64_t> t = Term(i);
+    return t.ok() && *t != term;
+  }
 
   // §5.4.1: a candidate's log is at least as up to date as ours.
   bool IsUpToDate(uint64_t last_index, uint64_t term) const;

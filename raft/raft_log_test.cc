@@ -46,6 +46,19 @@ TEST_F(RaftLogTest, MaybeAppendRejectsOnTermMismatch) {
   EXPECT_FALSE(log_.MaybeAppend(5, 2, 3, {}, &truncated).has_value()) << "gap";
 }
 
+// A missing or compacted entry matches no term, 0 included (only index 0
+// has term 0): else an append after a gap would be taken and leave a hole.
+TEST_F(RaftLogTest, AMissingEntryMatchesNoTerm) {
+  EXPECT_TRUE(log_.MatchTerm(0, 0));
+  EXPECT_TRUE(log_.MatchTerm(3, 2));
+  EXPECT_FALSE(log_.MatchTerm(5, 0));
+  EXPECT_FALSE(log_.KnownToDiffer(5, 1)) << "unknown, not different";
+  EXPECT_TRUE(log_.KnownToDiffer(3, 1));
+  uint64_t truncated;
+  EXPECT_FALSE(log_.MaybeAppend(5, 0, 0, Ents(6, {2}), &truncated).has_value());
+  EXPECT_EQ(log_.LastIndex(), 3u);
+}
+
 TEST_F(RaftLogTest, MaybeAppendTruncatesAConflictingSuffixOnly) {
   uint64_t truncated;
   auto last = log_.MaybeAppend(1, 1, 2, Ents(2, {1, 3, 3}), &truncated);

@@ -248,11 +248,6 @@ void Raft::HandleAppendResponse(const Message& m) {
     }
     return;
   }
-  if (m.index() > log_.LastIndex()) {
-    LOG(WARNING) << "raft " << id_ << ": " << m.from() << " acked index "
-                 << m.index() << " past our last " << log_.LastIndex();
-    return;
-  }
   const bool was_paused = pr.IsPaused();
   if (pr.state() == ProgressState::kSnapshot && m.index() >= pr.pending_snapshot()) {
     // The follower is at or past the snapshot (it may have needed none).

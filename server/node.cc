@@ -279,13 +279,9 @@ void Node::Run() {
 
 void Node::StepMessage(const raftpb::Message& m) {
   if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kStepped, Stage::kAckStepped);
-  if (absl::Status s = core_->Step(m); !s.ok()) {
-    LOG_IF(FATAL, absl::IsDataLoss(s))
-        << "node " << options_.id << " refuses to go on: " << s.message()
-        << ". Remove it from the cluster (kvctl member remove " << options_.id
-        << "), then add it back with an empty data dir and --join.";
-    LOG_EVERY_N(WARNING, 100) << "dropping message from " << m.from() << ": " << s;
-  }
+  // A refused message changes nothing and never stops the node: the core
+  // logs it (rate-limited) and counts it (Admin.Status rejected_peer_messages).
+  (void)core_->Step(m);
   if (m.type() == raftpb::MSG_SNAPSHOT && hooks_.receiver != nullptr) {
     const auto& pending = core_->log().unstable_snapshot();
     if (!pending || pending->metadata().index() != m.snapshot().metadata().index()) {
