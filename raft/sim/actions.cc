@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "raft/membership.h"
+#include "raft/sim/hostile_peer.h"
 #include "raft/sim/simulator_impl.h"
 
 namespace raftkv::raft::sim {
@@ -293,6 +294,44 @@ void Simulator::Adversary(const std::vector<NodeView>& live) {
       Log("network isolates leader ", v.id, " (term ", now.term, ", commit ", now.commit, ")");
     }
   }
+}
+
+// A hostile peer's message (hostile_peer.h), stepped straight into a live
+// node. One the core must refuse has to leave it exactly as it was.
+void Simulator::Hostile() {
+  const std::vector<uint64_t> live = Ids(true);
+  if (live.empty()) return;
+  const uint64_t leader = Leader();  // gets the messages only a leader must refuse
+  Node& n = *nodes_[leader != 0 && Chance(0.4) ? leader : Pick(live)];
+  std::vector<uint64_t> others = {next_id_ + 100};  // never a member
+  for (const auto& [id, node] : nodes_) {
+    if (id != n.id) others.push_back(id);
+  }
+  const HostileMessage h = MakeHostileMessage(rng_, *n.raft, Pick(others),
+                                              base_.read_mode != ReadMode::kLeaseBased);
+  ++res_.hostile;
+  Trace(Mix(0x48, Mix(h.msg.type(), Mix(h.msg.term(), h.msg.index()))));
+  Log("node ", n.id, " gets a hostile message (", h.kind, "): ", h.msg.ShortDebugString());
+  auto state = [](const Raft& r) {
+    const Status st = r.GetStatus();
+    return absl::StrCat("term=", st.term, " vote=", st.vote, " leader=", st.leader, " ",
+                        RoleName(st.role), " commit=", st.commit, " log=[", st.first_index, ",",
+                        st.last_index, "] ready=", r.HasReady());
+  };
+  const std::string before = state(*n.raft);
+  const uint64_t rejected = n.raft->GetStatus().rejected_messages;
+  const absl::Status s = n.raft->Step(h.msg);
+  if (h.must_refuse) {
+    const std::string after = state(*n.raft);
+    if (s.ok() || after != before || n.raft->GetStatus().rejected_messages != rejected + 1) {
+      return checker_.Fail(absl::StrCat(
+          "node ", n.id, " took a hostile message it must refuse (", h.kind,
+          "): ", h.msg.ShortDebugString(), ": Step: ", s.ToString(), "; before: ", before,
+          "; after: ", after));
+    }
+    ++res_.hostile_refused;
+  }
+  AfterInput(n);
 }
 
 void Simulator::DumpNodes() {

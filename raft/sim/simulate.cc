@@ -44,6 +44,8 @@ DEFINE_double(conf_change, raftkv::raft::sim::Options().conf_change,
 DEFINE_double(transfer, raftkv::raft::sim::Options().transfer,
               "leadership transfer chance per step");
 DEFINE_double(compact, raftkv::raft::sim::Options().compact, "compaction chance per step");
+DEFINE_double(hostile, raftkv::raft::sim::Options().hostile,
+              "chance per step of a hostile peer's message (hostile_peer.h)");
 DEFINE_uint64(max_msg_bytes, 0, "Config::max_msg_bytes (0: chosen per seed)");
 DEFINE_bool(hashes, false, "print every seed's trace hash (to compare runs)");
 DEFINE_bool(stop_at_first, false, "stop at the first violating seed");
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
   o.conf_change = FLAGS_conf_change;
   o.transfer = FLAGS_transfer;
   o.compact = FLAGS_compact;
+  o.hostile = FLAGS_hostile;
 
   const uint64_t first = FLAGS_seed != 0 ? FLAGS_seed : FLAGS_first_seed;
   const uint64_t count = FLAGS_seed != 0 ? 1 : FLAGS_seeds;

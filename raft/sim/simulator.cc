@@ -390,6 +390,7 @@ void Simulator::StepOnce(bool chaos) {
     if (ok() && Chance(o_.restart)) RestartSome();
     if (ok() && Chance(o_.conf_change)) ChangeMembership();
     if (ok() && Chance(o_.transfer)) Transfer();
+    if (ok() && Chance(o_.hostile)) Hostile();
   }
   if (ok() && Chance(o_.propose)) Propose();
   if (ok() && Chance(o_.read)) Read();
@@ -509,7 +510,8 @@ std::vector<std::tuple<const char*, double, double>> FaultKnobs(const Options& o
           {"isolate_leader_on_event", o.isolate_leader_on_event, d.isolate_leader_on_event},
           {"conf_change", o.conf_change, d.conf_change},
           {"transfer", o.transfer, d.transfer},
-          {"compact", o.compact, d.compact}};
+          {"compact", o.compact, d.compact},
+          {"hostile", o.hostile, d.hostile}};
 }
 
 std::string ReplayCommand(const Options& o) {
@@ -546,7 +548,9 @@ std::string Summary(const Result& r) {
       r.writes ? absl::StrCat(" writes=", r.writes, " (queued<=", r.max_queued_writes,
                               ", crashes in writes ", r.crashes_in_write, ")")
                : "",
-      r.old_term_commits ? absl::StrCat(" old_term_commits=", r.old_term_commits) : "");
+      r.old_term_commits ? absl::StrCat(" old_term_commits=", r.old_term_commits) : "",
+      r.hostile ? absl::StrCat(" hostile=", r.hostile, " (refused ", r.hostile_refused, ")")
+                : "");
 }
 
 }  // namespace raftkv::raft::sim

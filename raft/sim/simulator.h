@@ -125,6 +125,11 @@ struct Options {
   double crash_in_write = 0.01;  // per completed write: crash before its acks
                                  // or its Persisted() (chaos phases)
 
+  // Chance per step (chaos phases) that a live node is stepped a message
+  // from a hostile peer (hostile_peer.h): one it must refuse without any
+  // change, or one it may take without harm.
+  double hostile = 0;
+
   bool verbose = false;  // print every event to stdout
 };
 
@@ -148,6 +153,7 @@ struct Result {
   // crashes between a write and its acknowledgements or Persisted().
   uint64_t writes = 0, max_queued_writes = 0, crashes_in_write = 0;
   uint64_t old_term_commits = 0;  // see SafetyChecker::old_term_commits
+  uint64_t hostile = 0, hostile_refused = 0;  // hostile messages, those refused
   int max_liveness_ticks = 0;  // worst time to commit after healing
   std::string config;          // the core Config chosen for this seed
 };

@@ -119,6 +119,7 @@ class Simulator {
   void CrashSome();
   void RestartSome();
   void Partition();
+  void Hostile();
 
   void StepOnce(bool chaos);
   void Chaos(int steps);
