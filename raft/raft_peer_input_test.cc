@@ -237,6 +237,24 @@ TEST(PeerInputTest, TheHighestTermIsUsedButNeverPassed) {
   }
 }
 
+// A node stops only when its own durable state is proven broken, saying
+// what it found: a stored term past kMaxTerm was never written by a core.
+TEST(PeerInputTest, AStoredTermPastTheHighestIsRefusedAtStart) {
+  raftpb::ConfState cs;
+  cs.add_voters(1);
+  MemoryLog log(cs);
+  raftpb::HardState hs;
+  hs.set_term(kU64Max);
+  log.SetHardState(hs);
+  Config cfg;
+  cfg.id = 1;
+  auto r = Raft::Create(cfg, &log);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(r.status().message().find("term 18446744073709551615"), std::string::npos)
+      << r.status();
+}
+
 // A heartbeat's commit index is min(match, commit) (raft/replication.cc):
 // at most what this node acknowledged, so never past its log. One that is
 // was forged, or this node lost entries it had acknowledged (a wiped disk,
