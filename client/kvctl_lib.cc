@@ -401,13 +401,15 @@ class Kvctl {
     if (FLAGS_verbose) {
       for (const client::EndpointStatus& e : all) {
         if (e.reachable) {
-          std::vector<std::string> peers;
-          for (const auto& [id, inc] : e.status.peer_incarnations()) {
-            peers.push_back(absl::StrCat(id, "=", inc));
-          }
-          std::sort(peers.begin(), peers.end());
+          auto list = [](const auto& m) {
+            std::vector<std::string> out;
+            for (const auto& [id, inc] : m) out.push_back(absl::StrCat(id, "=", inc));
+            std::sort(out.begin(), out.end());
+            return absl::StrJoin(out, " ");
+          };
           out_ << "node " << e.status.node_id() << " incarnation " << e.status.incarnation()
-               << ", peers' incarnations heard: " << absl::StrJoin(peers, " ") << "\n";
+               << "; recorded: " << list(e.status.recorded_incarnations())
+               << "; heard: " << list(e.status.peer_incarnations()) << "\n";
         }
         if (!e.reachable) {
           err_ << "kvctl: " << e.endpoint << ": " << OneLine(e.error.ToString())

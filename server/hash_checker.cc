@@ -34,6 +34,7 @@ void HashChecker::Start() {
 }
 
 void HashChecker::Stop() {
+  stop_requested_.store(true);
   {
     absl::MutexLock l(&mu_);
     stop_ = true;
@@ -67,28 +68,61 @@ void HashChecker::Loop() {
     {
       absl::MutexLock l(&mu_);
       auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_ || pending_ != nullptr; };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(200));
+      mu_.AwaitWithTimeout(absl::Condition(&ready),
+                           open_.empty() ? absl::Milliseconds(200) : absl::Milliseconds(500));
       if (stop_) return;
       index = pending_index_;
       view = std::move(pending_);
     }
     MaybePropose();
-    if (view == nullptr) continue;
-    absl::StatusOr<uint64_t> h = KvStateMachine::StateHash(*view);
-    view.reset();
-    if (!h.ok()) {
-      // A read error here is the corruption guard's to report (it raised
-      // CORRUPT when the read failed, if it was DataLoss).
-      LOG(ERROR) << "hash check at index " << index << ": " << h.status();
+    if (view != nullptr) {
+      absl::StatusOr<uint64_t> h = KvStateMachine::StateHash(*view, &stop_requested_);
+      view.reset();
+      if (h.ok()) {
+        {
+          absl::MutexLock l(&mu_);
+          hashes_.emplace_back(index, *h);
+          while (hashes_.size() > kKeptHashes) hashes_.pop_front();
+        }
+        open_.push_back({index, *h, {}, absl::Now() + options_.answer_timeout});
+        while (open_.size() > kKeptHashes) open_.pop_front();
+      } else if (absl::IsDataLoss(h.status())) {
+        alarms_->Raise(AlarmType::kCorrupt,
+                       absl::StrCat("reading the state at index ", index,
+                                    " for a hash check: ", h.status().message()));
+      } else if (!absl::IsCancelled(h.status())) {
+        LOG(ERROR) << "hash check at index " << index << ": " << h.status();
+      }
+    }
+    for (auto it = open_.begin(); it != open_.end();) {
+      it = Poll(&*it) ? open_.erase(it) : it + 1;
+    }
+  }
+}
+
+bool HashChecker::Poll(OpenCheck* check) {
+  const raft::Status st = node_->RaftStatus();
+  const std::vector<uint64_t> voters(st.conf_state.voters().begin(),
+                                     st.conf_state.voters().end());
+  for (uint64_t v : voters) {
+    if (check->hash_of.count(v) > 0) continue;
+    if (v == options_.self_id) {
+      check->hash_of[v] = check->mine;
       continue;
     }
-    {
-      absl::MutexLock l(&mu_);
-      hashes_.emplace_back(index, *h);
-      while (hashes_.size() > kKeptHashes) hashes_.pop_front();
-    }
-    Compare(index, *h);
+    auto h = options_.ask(v, check->index);
+    if (h.ok() && h->has_value()) check->hash_of[v] = **h;
   }
+  // A member that differs from a majority says so at once; otherwise the
+  // check waits until every voter answered, to name any that differs.
+  const Verdict v = Decide(voters, check->hash_of);
+  const bool all = check->hash_of.size() >= voters.size();
+  if ((v.majority.has_value() && check->mine != *v.majority) || all ||
+      absl::Now() > check->give_up) {
+    Conclude(*check, voters);
+    return true;
+  }
+  return false;
 }
 
 void HashChecker::MaybePropose() {
@@ -111,38 +145,19 @@ void HashChecker::MaybePropose() {
                  });
 }
 
-void HashChecker::Compare(uint64_t index, uint64_t mine) {
-  const raft::Status st = node_->RaftStatus();
-  std::vector<uint64_t> voters(st.conf_state.voters().begin(), st.conf_state.voters().end());
-  std::map<uint64_t, uint64_t> hash_of;  // voter -> its hash at index
-  bool self_voter = false;
-  for (uint64_t v : voters) self_voter |= v == options_.self_id;
-  if (self_voter) hash_of[options_.self_id] = mine;
-  const absl::Time give_up = absl::Now() + options_.answer_timeout;
-  while (true) {
-    for (uint64_t v : voters) {
-      if (hash_of.count(v) > 0) continue;
-      auto h = options_.ask(v, index);
-      if (h.ok() && h->has_value()) hash_of[v] = **h;
-    }
-    // A member that differs from a majority says so at once; the wait goes
-    // on until every voter answered, to name any other that differs.
-    const Verdict v = Decide(voters, hash_of);
-    if (v.majority.has_value() && mine != *v.majority) break;
-    if (hash_of.size() == voters.size() || absl::Now() > give_up) break;
-    {
-      absl::MutexLock l(&mu_);
-      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Milliseconds(500))) return;
-    }
-    MaybePropose();
-  }
+void HashChecker::Conclude(const OpenCheck& check, const std::vector<uint64_t>& voters) {
+  const uint64_t index = check.index;
+  const uint64_t mine = check.mine;
+  std::map<uint64_t, uint64_t> hash_of = check.hash_of;
   const Verdict verdict = Decide(voters, hash_of);
   if (verdict.majority.has_value()) {
     if (mine != *verdict.majority) {
       alarms_->Raise(AlarmType::kCorrupt,
                      absl::StrCat("the state at index ", index, " hashes to ", mine,
                                   " here but to ", *verdict.majority,
-                                  " on a majority of the voters: this node's data differ"));
+                                  " on a majority of the voters: this node's data differ. "
+                                  "Remove it (kvctl member remove ", options_.self_id,
+                                  ") and add a fresh node with --join"));
     }
     for (uint64_t v : verdict.differing) {
       LOG(ERROR) << "hash check at index " << index << ": node " << v << " has "

@@ -19,6 +19,7 @@
 #ifndef RAFTKV_SERVER_HASH_CHECKER_H_
 #define RAFTKV_SERVER_HASH_CHECKER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -89,9 +90,19 @@ class HashChecker {
                         const std::map<uint64_t, uint64_t>& hash_of);
 
  private:
+  // A check this member hashed, waiting for the other voters' answers.
+  struct OpenCheck {
+    uint64_t index = 0;
+    uint64_t mine = 0;
+    std::map<uint64_t, uint64_t> hash_of;  // voter -> its hash at index
+    absl::Time give_up;
+  };
+
   void Loop();
   void MaybePropose();
-  void Compare(uint64_t index, uint64_t mine);
+  // Asks the voters that have not answered; true once `check` is decided.
+  bool Poll(OpenCheck* check);
+  void Conclude(const OpenCheck& check, const std::vector<uint64_t>& voters);
 
   const HashCheckerOptions options_;
   Node* const node_;
@@ -100,11 +111,14 @@ class HashChecker {
 
   mutable absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stop_requested_{false};  // also read by a hash in progress
   uint64_t pending_index_ ABSL_GUARDED_BY(mu_) = 0;
   std::unique_ptr<storage::DataSnapshot> pending_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<uint64_t, uint64_t>> hashes_ ABSL_GUARDED_BY(mu_);
 
-  // The thread's own: the term it last proposed in, and when next.
+  // The thread's own: open checks, the term it last proposed in, and when
+  // next.
+  std::deque<OpenCheck> open_;
   uint64_t proposed_term_ = 0;
   absl::Time next_proposal_ = absl::InfiniteFuture();
 };

@@ -31,10 +31,11 @@ void IncarnationRecorder::Stop() {
 
 void IncarnationRecorder::RecordMissing() {
   if (!node_->is_leader()) return;
-  const raft::Status st = node_->RaftStatus();
-  std::vector<uint64_t> members(st.conf_state.voters().begin(), st.conf_state.voters().end());
-  members.insert(members.end(), st.conf_state.learners().begin(),
-                 st.conf_state.learners().end());
+  // Members as of the applied state: the record is proposed at that
+  // membership, and replicas that applied another one ignore it.
+  const auto [conf_index, conf] = sm_->Membership();
+  std::vector<uint64_t> members(conf.voters().begin(), conf.voters().end());
+  members.insert(members.end(), conf.learners().begin(), conf.learners().end());
   const std::map<uint64_t, uint64_t> recorded = sm_->Incarnations();
   std::map<uint64_t, uint64_t> heard = peers_->Known();
   heard[self_id_] = self_incarnation_;
@@ -50,7 +51,8 @@ void IncarnationRecorder::RecordMissing() {
       pending_[id] = now + absl::Seconds(5);  // retried after a lost proposal
     }
     VLOG(1) << "recording node " << id << "'s incarnation " << h->second;
-    node_->Propose(KvStateMachine::IncarnationCommand(id, h->second), now + absl::Seconds(5),
+    node_->Propose(KvStateMachine::IncarnationCommand(id, h->second, conf_index),
+                   now + absl::Seconds(5),
                    [this, id](absl::StatusOr<kvpb::WriteResult> r) {
                      absl::MutexLock l(&mu_);
                      if (r.ok()) pending_.erase(id);

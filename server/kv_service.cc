@@ -360,6 +360,11 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
       (*resp->mutable_peer_incarnations())[id] = inc;
     }
   }
+  if (options_.recorded_incarnations) {
+    for (const auto& [id, inc] : options_.recorded_incarnations()) {
+      (*resp->mutable_recorded_incarnations())[id] = inc;
+    }
+  }
   resp->set_role(raft::RoleName(st.role));
   resp->set_term(st.term);
   resp->set_leader_id(st.leader);

@@ -41,8 +41,10 @@ struct ServiceOptions {
   // is refused.
   FaultInjector* faults = nullptr;
   uint64_t incarnation = 0;  // this node's
-  // Incarnations of the peers this node heard from. May be empty.
+  // Incarnations of the peers this node heard from, and those recorded in
+  // the replicated state. May be empty.
   std::function<std::map<uint64_t, uint64_t>()> peer_incarnations;
+  std::function<std::map<uint64_t, uint64_t>()> recorded_incarnations;
   // This member's latest state hashes, (index, hash). May be empty.
   std::function<std::vector<std::pair<uint64_t, uint64_t>>()> state_hashes;
   // The node's alarms (not owned; outlives the services). Null: none.

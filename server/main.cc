@@ -345,6 +345,16 @@ uint64_t NewIncarnation() {
   return v;
 }
 
+// The incarnation a member's Admin.Status knows for node `id` (the
+// replicated record, else its own), 0 if none.
+uint64_t KnownIncarnation(const raftkv::adminpb::StatusResponse& st, uint64_t id) {
+  if (auto r = st.recorded_incarnations().find(id); r != st.recorded_incarnations().end()) {
+    return r->second;
+  }
+  auto l = st.peer_incarnations().find(id);
+  return l == st.peer_incarnations().end() ? 0 : l->second;
+}
+
 // A founding member about to create its store (--initial_cluster_state=new):
 // refuses if a reachable peer already heard from this node id, i.e. this
 // node took part before and has lost its data dir.
@@ -354,10 +364,12 @@ void CheckNotAlreadyFounded(uint64_t id, const raftkv::server::ClusterSpec& spec
     if (peer == id) continue;
     auto st = StatusOf(address, absl::Seconds(1));
     if (!st.ok()) continue;  // not up yet: a cluster being founded
-    if (st->peer_incarnations().count(id) > 0) {
+    if (st->cluster_id() != raftkv::server::ClusterIdOf(spec)) continue;  // not this cluster
+    const uint64_t known = KnownIncarnation(*st, id);
+    if (known != 0) {
       Die(absl::StrCat("node ", id, " already took part in cluster ", st->cluster_id(),
-                       " (node ", peer, " at ", address, " knows it as incarnation ",
-                       st->peer_incarnations().at(id), "), but its data dir ", dir,
+                       " (node ", peer, " at ", address, " knows it as incarnation ", known,
+                       "), but its data dir ", dir,
                        " is empty: it lost its data and must not rejoin as it was. Remove it "
                        "(kvctl member remove ", id, ") and add a fresh node with --join"));
     }
@@ -370,7 +382,7 @@ int main(int argc, char** argv) {
   gflags::SetUsageMessage(
       "raftkv server: one node of a replicated key-value store.\n"
       "  server --id=1 --cluster=1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 "
-      "--data_dir=data/n1");
+      "--data_dir=data/n1 [--initial_cluster_state=new on the founding start]");
   {
     const sigset_t stop_signals = StopSignals();
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
@@ -433,6 +445,7 @@ int main(int argc, char** argv) {
   // With --join: the members' addresses (and, on a first start, the cluster
   // id) from a member's Admin.Status.
   std::map<uint64_t, std::string> joined_members;
+  uint64_t joined_known_incarnation = 0;  // the cluster's record of this id
   if (joining) {
     auto have = store->identity();
     auto st = AskStatus(seeds, have.has_value() ? absl::Seconds(2) : absl::Seconds(60));
@@ -443,6 +456,7 @@ int main(int argc, char** argv) {
       }
       cluster_id = st->cluster_id();
       for (const auto& m : st->members()) joined_members[m.id()] = m.address();
+      joined_known_incarnation = KnownIncarnation(*st, FLAGS_id);
       joined_members[st->node_id()] = st->address();
     } else if (!have.has_value()) {
       Die(absl::StrCat("--join: no member answered: ", st.status().message()));
@@ -470,9 +484,12 @@ int main(int argc, char** argv) {
       }
     }
   } else {
-    if (joining && joined_members.count(FLAGS_id) > 0) {
+    // A member the cluster heard from before is back without its data. (One
+    // added by `kvctl member add` and never started is welcome.)
+    if (joining && joined_members.count(FLAGS_id) > 0 && joined_known_incarnation != 0) {
       Die(absl::StrCat("node ", FLAGS_id, " is already a member of cluster ", cluster_id,
-                       " (per ", seeds[0], "), but its data dir ", dir,
+                       " (per ", seeds[0], ", as incarnation ", joined_known_incarnation,
+                       "), but its data dir ", dir,
                        " is empty: it lost its data and must not rejoin as it was. Remove it "
                        "(kvctl member remove ", FLAGS_id,
                        ") and start it again, or join with a new --id"));
@@ -495,8 +512,19 @@ int main(int argc, char** argv) {
   const uint64_t incarnation = store->identity()->incarnation();
   auto sm = server::KvStateMachine::Open(store.get());
   if (!sm.ok()) Die(absl::StrCat("state machine: ", sm.status().message()));
-  server::PeerIncarnations peer_incarnations(
-      store.get(), [sm = sm->get()] { return sm->Incarnations(); });
+  server::PeerIncarnations::ClusterView cluster_view;
+  cluster_view.records = [sm = sm->get()] { return sm->Incarnations(); };
+  cluster_view.is_member = [sm = sm->get()](uint64_t id) {
+    return raft::IsMember(sm->Membership().second, id);
+  };
+  server::PeerIncarnations peer_incarnations(store.get(), cluster_view);
+  // Records of nodes removed while this one was down (or by a snapshot).
+  auto reconcile = [&peer_incarnations] {
+    if (absl::Status s = peer_incarnations.Reconcile(); !s.ok()) {
+      Die(absl::StrCat("forgetting removed members' incarnations: ", s.message()));
+    }
+  };
+  reconcile();
 
   server::Node* node_ptr = nullptr;
   server::TransportOptions to;
@@ -571,18 +599,15 @@ int main(int argc, char** argv) {
   no.commit_notices = FLAGS_commit_notices;
   no.read_threads = FLAGS_read_threads;
   no.auto_promote_gap = FLAGS_auto_promote_gap;
-  no.on_conf_change = [&book, &peer_incarnations](const raftpb::ConfChange& cc, bool applied) {
+  no.on_conf_change = [&book, &reconcile](const raftpb::ConfChange& cc, bool applied) {
     book.OnConfChange(cc, applied);
-    if (applied && cc.type() == raftpb::CONF_REMOVE_NODE) {
-      // The id may be added again, as a fresh node with a new incarnation.
-      if (absl::Status s = peer_incarnations.Forget(cc.node_id()); !s.ok()) {
-        Die(absl::StrCat("recording node ", cc.node_id(), "'s removal: ", s.message()));
-      }
-    }
+    // A removed id may be added again, as a fresh node with a new incarnation.
+    if (applied) reconcile();
   };
   server::KvStateMachine* sm_ptr = sm->get();
-  no.on_snapshot_installed = [&book, sm_ptr] {
+  no.on_snapshot_installed = [&book, sm_ptr, &reconcile] {
     for (const auto& [id, addr] : sm_ptr->MemberAddresses()) book.Learn(id, addr);
+    reconcile();
   };
   auto address_of = [&book](uint64_t id) { return book.AddressOf(id); };
   server::SnapshotHooks hooks;
@@ -618,7 +643,8 @@ int main(int argc, char** argv) {
   svc.node_id = FLAGS_id;
   svc.cluster_id = cluster_id;
   svc.incarnation = incarnation;
-  svc.peer_incarnations = [&peer_incarnations] { return peer_incarnations.Known(); };
+  svc.peer_incarnations = [&peer_incarnations] { return peer_incarnations.Local(); };
+  svc.recorded_incarnations = [sm_ptr] { return sm_ptr->Incarnations(); };
   svc.address = address;
   svc.max_value_bytes = FLAGS_max_value_bytes;
   svc.default_deadline = absl::Milliseconds(FLAGS_default_deadline_ms);
@@ -645,6 +671,9 @@ int main(int argc, char** argv) {
           Die(absl::StrCat("recording node ", sender, "'s incarnation: ", s.message()));
         }
         return s;
+      },
+      [sm_ptr, &peer_incarnations] {
+        return sm_ptr->records_version() + peer_incarnations.version();
       });
 
   grpc::EnableDefaultHealthCheckService(true);

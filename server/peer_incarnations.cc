@@ -5,16 +5,16 @@
 
 namespace raftkv::server {
 
-PeerIncarnations::PeerIncarnations(storage::LogStore* store, ReplicatedLookup replicated)
-    : store_(store), replicated_(std::move(replicated)), known_(store->PeerIncarnations()) {}
+PeerIncarnations::PeerIncarnations(storage::LogStore* store, ClusterView view)
+    : store_(store), view_(std::move(view)), known_(store->PeerIncarnations()) {}
 
 absl::Status PeerIncarnations::Admit(uint64_t peer, uint64_t incarnation) {
   if (incarnation == 0) {
     refused_.fetch_add(1);
     return absl::InvalidArgumentError(absl::StrCat("node ", peer, " sent no incarnation"));
   }
-  if (replicated_) {
-    const std::map<uint64_t, uint64_t> replicated = replicated_();
+  if (view_.records) {
+    const std::map<uint64_t, uint64_t> replicated = view_.records();
     if (auto r = replicated.find(peer); r != replicated.end()) {
       if (r->second == incarnation) return absl::OkStatus();
       absl::MutexLock l(&mu_);
@@ -27,9 +27,11 @@ absl::Status PeerIncarnations::Admit(uint64_t peer, uint64_t incarnation) {
     if (it->second == incarnation) return absl::OkStatus();
     return Refuse(peer, incarnation, it->second);
   }
+  if (view_.is_member && !view_.is_member(peer)) return absl::OkStatus();
   // Durable before any of its messages is delivered.
   if (absl::Status s = store_->RecordPeerIncarnation(peer, incarnation); !s.ok()) return s;
   known_[peer] = incarnation;
+  version_.fetch_add(1);
   LOG(INFO) << "node " << peer << " is incarnation " << incarnation;
   return absl::OkStatus();
 }
@@ -50,12 +52,25 @@ absl::Status PeerIncarnations::Refuse(uint64_t peer, uint64_t incarnation, uint6
       ") and add a fresh node with --join"));
 }
 
-absl::Status PeerIncarnations::Forget(uint64_t peer) {
+absl::Status PeerIncarnations::Reconcile() {
+  if (!view_.is_member) return absl::OkStatus();
   absl::MutexLock l(&mu_);
-  if (known_.find(peer) == known_.end()) return absl::OkStatus();
-  if (absl::Status s = store_->RecordPeerIncarnation(peer, 0); !s.ok()) return s;
-  known_.erase(peer);
+  for (auto it = known_.begin(); it != known_.end();) {
+    if (view_.is_member(it->first)) {
+      ++it;
+      continue;
+    }
+    if (absl::Status s = store_->RecordPeerIncarnation(it->first, 0); !s.ok()) return s;
+    LOG(INFO) << "node " << it->first << " is not a member: its incarnation is forgotten";
+    it = known_.erase(it);
+    version_.fetch_add(1);
+  }
   return absl::OkStatus();
+}
+
+std::map<uint64_t, uint64_t> PeerIncarnations::Local() const {
+  absl::MutexLock l(&mu_);
+  return known_;
 }
 
 std::map<uint64_t, uint64_t> PeerIncarnations::Known() const {
@@ -64,8 +79,8 @@ std::map<uint64_t, uint64_t> PeerIncarnations::Known() const {
     absl::MutexLock l(&mu_);
     out = known_;
   }
-  if (replicated_) {
-    for (const auto& [id, inc] : replicated_()) out[id] = inc;
+  if (view_.records) {
+    for (const auto& [id, inc] : view_.records()) out[id] = inc;
   }
   return out;
 }

@@ -35,37 +35,49 @@ namespace raftkv::server {
 
 class PeerIncarnations {
  public:
-  // The replicated records of members' incarnations (called per stream).
-  using ReplicatedLookup = std::function<std::map<uint64_t, uint64_t>()>;
+  // What the replicated state says (called per stream admission); either
+  // may be empty: no replicated records / every node counts as a member.
+  struct ClusterView {
+    std::function<std::map<uint64_t, uint64_t>()> records;
+    std::function<bool(uint64_t)> is_member;
+  };
 
   // Loads the local records from `store` (not owned; must outlive this).
-  // `replicated` may be empty (only local records).
-  explicit PeerIncarnations(storage::LogStore* store, ReplicatedLookup replicated = nullptr);
+  explicit PeerIncarnations(storage::LogStore* store, ClusterView view = {});
 
-  // OK if `incarnation` is the one recorded for `peer` (replicated record
-  // first, else the local one), or none is and it was recorded now. FailedPrecondition, with a message for the sender's
-  // operator, if another one is recorded; InvalidArgument for incarnation
-  // 0; a storage error if the record could not be written (fatal).
+  // OK if `incarnation` is the one recorded for `peer` (the replicated
+  // record first, else the local one); with neither, OK and recorded
+  // locally if `peer` is a member (a non-member's messages count for
+  // nothing, and recording one would outlive its removal).
+  // FailedPrecondition, with a message for the sender's operator, if another
+  // one is recorded; InvalidArgument for incarnation 0; a storage error if
+  // the record could not be written (fatal).
   absl::Status Admit(uint64_t peer, uint64_t incarnation);
 
-  // Forgets `peer` (its removal was applied).
-  absl::Status Forget(uint64_t peer);
+  // Forgets the local records of nodes that are not members (after a
+  // membership change or a snapshot install, and at start).
+  absl::Status Reconcile();
 
+  // Records heard directly (local).
+  std::map<uint64_t, uint64_t> Local() const;
   // Local and replicated records; replicated ones win.
   std::map<uint64_t, uint64_t> Known() const;
   // Streams refused so far.
   uint64_t refused() const { return refused_.load(); }
+  // Bumped when the local records change.
+  uint64_t version() const { return version_.load(); }
 
  private:
   absl::Status Refuse(uint64_t peer, uint64_t incarnation, uint64_t known)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   storage::LogStore* const store_;
-  const ReplicatedLookup replicated_;
+  const ClusterView view_;
   mutable absl::Mutex mu_;
   std::map<uint64_t, uint64_t> known_ ABSL_GUARDED_BY(mu_);
   absl::Time last_warning_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> version_{0};
 };
 
 }  // namespace raftkv::server

@@ -1,6 +1,7 @@
 #include "server/peer_incarnations.h"
 
 #include <memory>
+#include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -47,16 +48,23 @@ TEST_F(PeerIncarnationsTest, TheFirstIncarnationIsRecordedDurablyAndOthersRefuse
   EXPECT_TRUE(p.Admit(2, 111).ok());
 }
 
-TEST_F(PeerIncarnationsTest, AForgottenNodeMayComeBackAsANewIncarnation) {
+TEST_F(PeerIncarnationsTest, ANodeThatIsNoMemberIsNotRecordedAndARemovedOneIsForgotten) {
+  std::set<uint64_t> members = {2, 4};
+  PeerIncarnations::ClusterView view;
+  view.is_member = [&](uint64_t id) { return members.count(id) > 0; };
   {
-    PeerIncarnations p(store_.get());
+    PeerIncarnations p(store_.get(), view);
     ASSERT_TRUE(p.Admit(4, 1).ok());
-    ASSERT_TRUE(p.Forget(4).ok());
-    EXPECT_TRUE(p.Known().empty());
+    EXPECT_TRUE(p.Admit(5, 50).ok()) << "a non-member's stream is refused";
+    EXPECT_TRUE(p.Admit(5, 51).ok()) << "a non-member's incarnation was recorded";
+    members.erase(4);  // 4's removal applied
+    ASSERT_TRUE(p.Reconcile().ok());
+    EXPECT_TRUE(p.Local().empty());
   }
   Reopen();
-  PeerIncarnations p(store_.get());
-  EXPECT_TRUE(p.Known().empty());
+  PeerIncarnations p(store_.get(), view);
+  EXPECT_TRUE(p.Local().empty());
+  members.insert(4);  // added again, as a fresh node
   EXPECT_TRUE(p.Admit(4, 2).ok());
 }
 
@@ -64,7 +72,9 @@ TEST_F(PeerIncarnationsTest, AForgottenNodeMayComeBackAsANewIncarnation) {
 // the replicated record, which overrides what they recorded themselves.
 TEST_F(PeerIncarnationsTest, TheReplicatedRecordDecides) {
   std::map<uint64_t, uint64_t> replicated = {{2, 111}};
-  PeerIncarnations p(store_.get(), [&] { return replicated; });
+  PeerIncarnations::ClusterView view;
+  view.records = [&] { return replicated; };
+  PeerIncarnations p(store_.get(), view);
   EXPECT_EQ(p.Admit(2, 222).code(), absl::StatusCode::kFailedPrecondition)
       << "a new incarnation of a recorded member was accepted";
   EXPECT_TRUE(p.Admit(2, 111).ok());

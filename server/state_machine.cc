@@ -14,6 +14,7 @@ constexpr char kKeyPrefix = 'k';
 constexpr char kSessionPrefix = 's';
 constexpr char kMemberPrefix = 'm';
 constexpr char kIncarnationPrefix = 'i';
+constexpr char kConfIndexKey[] = "c";
 
 std::string IdKey(char prefix, uint64_t id) {
   std::string k(9, prefix);
@@ -27,16 +28,6 @@ uint64_t DecodeId(absl::string_view k) {  // k: prefix + 8 bytes
   uint64_t id = 0;
   for (int i = 1; i < 9; ++i) id = (id << 8) | static_cast<unsigned char>(k[i]);
   return id;
-}
-
-bool IsMemberOf(const raftpb::ConfState& conf, uint64_t id) {
-  for (uint64_t v : conf.voters()) {
-    if (v == id) return true;
-  }
-  for (uint64_t l : conf.learners()) {
-    if (l == id) return true;
-  }
-  return false;
 }
 
 std::string DataKey(const std::string& key) { return std::string(1, kKeyPrefix) + key; }
@@ -118,9 +109,29 @@ absl::Status KvStateMachine::Reload() {
                        });
   if (!s.ok()) return s;
   if (!parse.ok()) return parse;
+  uint64_t conf_index = 0;
+  if (auto raw = store_->Get(kConfIndexKey); raw.ok()) {
+    if (!DecodeValue(*raw, &conf_index)) return absl::DataLossError("corrupt membership index");
+  } else if (!absl::IsNotFound(raw.status())) {
+    return raw.status();
+  }
+  std::optional<raftpb::ConfState> conf = store_->applied_conf();
+  if (!conf.has_value()) {
+    auto snap = store_->GetSnapshot();
+    if (!snap.ok()) return snap.status();
+    conf = snap->metadata().conf_state();
+  }
   absl::MutexLock l(&incarnations_mu_);
   incarnations_ = std::move(incarnations);
+  conf_index_ = conf_index;
+  conf_ = std::move(*conf);
+  records_version_.fetch_add(1);
   return absl::OkStatus();
+}
+
+std::pair<uint64_t, raftpb::ConfState> KvStateMachine::Membership() const {
+  absl::MutexLock l(&incarnations_mu_);
+  return {conf_index_, conf_};
 }
 
 std::optional<uint64_t> KvStateMachine::Incarnation(uint64_t id) const {
@@ -135,10 +146,12 @@ std::map<uint64_t, uint64_t> KvStateMachine::Incarnations() const {
   return incarnations_;
 }
 
-std::string KvStateMachine::IncarnationCommand(uint64_t node_id, uint64_t incarnation) {
+std::string KvStateMachine::IncarnationCommand(uint64_t node_id, uint64_t incarnation,
+                                               uint64_t conf_index) {
   kvpb::Command cmd;
   cmd.mutable_incarnation()->set_node_id(node_id);
   cmd.mutable_incarnation()->set_incarnation(incarnation);
+  cmd.mutable_incarnation()->set_conf_index(conf_index);
   return cmd.SerializeAsString();
 }
 
@@ -148,7 +161,8 @@ std::string KvStateMachine::HashCheckCommand() {
   return cmd.SerializeAsString();
 }
 
-absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& view) {
+absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& view,
+                                                   const std::atomic<bool>* cancel) {
   uint64_t h = 14695981039346656037ull;  // FNV-1a, 64-bit
   auto mix = [&h](absl::string_view bytes) {
     for (unsigned char c : bytes) {
@@ -157,26 +171,29 @@ absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& 
     }
   };
   auto mix_len = [&](absl::string_view bytes) {  // length-prefixed: no ambiguity
-    const uint64_t n = bytes.size();
-    mix(absl::string_view(reinterpret_cast<const char*>(&n), sizeof n));
+    mix(EncodeValue(bytes.size(), ""));  // 8 bytes, big-endian
     mix(bytes);
   };
+  bool cancelled = false;
   absl::Status s = view.Scan("", [&](absl::string_view k, absl::string_view v) {
     mix_len(k);
     mix_len(v);
-    return true;
+    cancelled = cancel != nullptr && cancel->load(std::memory_order_relaxed);
+    return !cancelled;
   });
   if (!s.ok()) return s;
+  if (cancelled) return absl::CancelledError("hash check cancelled");
   return h;
 }
 
-void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r,
-                                       const raftpb::ConfState& conf, Overlay* overlay) {
-  if (r.node_id() == 0 || r.incarnation() == 0 || !IsMemberOf(conf, r.node_id())) return;
+void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r, uint64_t conf_index,
+                                       Overlay* overlay) {
+  if (r.node_id() == 0 || r.incarnation() == 0 || r.conf_index() != conf_index) return;
   absl::MutexLock l(&incarnations_mu_);
   if (incarnations_.count(r.node_id()) > 0) return;  // the first one stands
   overlay->batch.Put(IncarnationKey(r.node_id()), EncodeValue(r.incarnation(), ""));
   incarnations_[r.node_id()] = r.incarnation();
+  records_version_.fetch_add(1);
 }
 
 std::map<uint64_t, std::string> KvStateMachine::MemberAddresses() const {
@@ -201,6 +218,11 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
   if (entries.empty()) return results;
   Overlay overlay;
   std::optional<raftpb::ConfState> conf;
+  uint64_t conf_index;
+  {
+    absl::MutexLock l(&incarnations_mu_);
+    conf_index = conf_index_;
+  }
   for (const raftpb::Entry& e : entries) {
     if (e.index() <= applied_index()) continue;  // already reflected (restart)
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) {
@@ -208,15 +230,20 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
       if (cc.ParseFromString(e.data()) && cc.has_result()) {
         conf = cc.result();
         // The address book: kept with the data so snapshots carry it.
+        conf_index = e.index();
+        overlay.batch.Put(kConfIndexKey, EncodeValue(conf_index, ""));
+        absl::MutexLock l(&incarnations_mu_);
         if (cc.type() == raftpb::CONF_REMOVE_NODE) {
           overlay.batch.Delete(MemberKey(cc.node_id()));
           // The id may be added again, as a fresh node.
           overlay.batch.Delete(IncarnationKey(cc.node_id()));
-          absl::MutexLock l(&incarnations_mu_);
           incarnations_.erase(cc.node_id());
         } else if (!cc.context().empty()) {
           overlay.batch.Put(MemberKey(cc.node_id()), cc.context());
         }
+        conf_index_ = conf_index;
+        conf_ = cc.result();
+        records_version_.fetch_add(1);
       }
       continue;
     }
@@ -243,16 +270,7 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
         checkpoint_hook_(e.index(), std::move(*view));
       }
     } else if (cmd.op_case() == kvpb::Command::kIncarnation) {
-      // The membership as of this entry: this batch's last change, else the
-      // applied one, else the founding one (in the initial snapshot).
-      std::optional<raftpb::ConfState> now = conf;
-      if (!now.has_value()) now = store_->applied_conf();
-      if (!now.has_value()) {
-        auto snap = store_->GetSnapshot();
-        if (!snap.ok()) return snap.status();
-        now = snap->metadata().conf_state();
-      }
-      RecordIncarnation(cmd.incarnation(), *now, &overlay);
+      RecordIncarnation(cmd.incarnation(), conf_index, &overlay);
       r.result = kvpb::WriteResult();
     } else {
       r.result = ApplyCommand(cmd, e.index(), &overlay);

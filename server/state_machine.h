@@ -8,6 +8,7 @@
 //   "m" + node id    -> the member's address (from conf-change contexts)
 //   "i" + node id    -> the member's incarnation (fixed64): the first one
 //                       recorded while it is a member; dropped on removal
+//   "c"              -> index of the last applied membership change (fixed64)
 //
 // Apply() is deterministic: every replica applying the same entries reaches
 // the same bytes, including session eviction. It is called by one thread
@@ -16,6 +17,7 @@
 #ifndef RAFTKV_SERVER_STATE_MACHINE_H_
 #define RAFTKV_SERVER_STATE_MACHINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -96,8 +98,16 @@ class KvStateMachine {
   // as of the applied index. Any thread.
   std::optional<uint64_t> Incarnation(uint64_t id) const ABSL_LOCKS_EXCLUDED(incarnations_mu_);
   std::map<uint64_t, uint64_t> Incarnations() const ABSL_LOCKS_EXCLUDED(incarnations_mu_);
-  // The command that records `incarnation` for member `node_id`.
-  static std::string IncarnationCommand(uint64_t node_id, uint64_t incarnation);
+  // The membership as of the applied index and the index of the change that
+  // made it (0: the founding one). Any thread.
+  std::pair<uint64_t, raftpb::ConfState> Membership() const ABSL_LOCKS_EXCLUDED(incarnations_mu_);
+  // Bumped whenever the incarnation records or the membership change.
+  uint64_t records_version() const { return records_version_.load(); }
+
+  // The command that records `incarnation` for member `node_id`, proposed
+  // at membership `conf_index` (Membership().first).
+  static std::string IncarnationCommand(uint64_t node_id, uint64_t incarnation,
+                                        uint64_t conf_index);
 
   // Consistency checks (server/hash_checker.h): when Apply meets a hash
   // check entry it writes everything up to it, then hands `hook` that
@@ -110,7 +120,9 @@ class KvStateMachine {
   // A hash of everything the state machine holds in `view` (keys, values
   // and versions, sessions, member addresses and incarnations): equal on
   // members with equal state at the same index.
-  static absl::StatusOr<uint64_t> StateHash(const storage::DataSnapshot& view);
+  // Cancelled once `*cancel` (if given) becomes true.
+  static absl::StatusOr<uint64_t> StateHash(const storage::DataSnapshot& view,
+                                            const std::atomic<bool>* cancel = nullptr);
 
   size_t session_count() const { return sessions_.size(); }
 
@@ -136,15 +148,18 @@ class KvStateMachine {
   void SaveSession(const statepb::SessionRecord& s, Overlay* overlay);
   void MaybeEvictSession(Overlay* overlay);
 
-  // Records a member's incarnation unless it has one or is not a member
-  // of `conf`.
-  void RecordIncarnation(const kvpb::MemberIncarnation& r, const raftpb::ConfState& conf,
+  // Records a member's incarnation unless it has one, or the record was
+  // proposed at another membership than the one applied (`conf_index`).
+  void RecordIncarnation(const kvpb::MemberIncarnation& r, uint64_t conf_index,
                          Overlay* overlay);
 
   storage::LogStore* const store_;
   CheckpointHook checkpoint_hook_;
   mutable absl::Mutex incarnations_mu_;
   std::map<uint64_t, uint64_t> incarnations_ ABSL_GUARDED_BY(incarnations_mu_);
+  uint64_t conf_index_ ABSL_GUARDED_BY(incarnations_mu_) = 0;
+  raftpb::ConfState conf_ ABSL_GUARDED_BY(incarnations_mu_);
+  std::atomic<uint64_t> records_version_{0};
   // Session table, mirrored in `data`. by_last_index_ orders eviction.
   std::map<uint64_t, statepb::SessionRecord> sessions_;
   std::set<std::pair<uint64_t, uint64_t>> by_last_index_;  // (last_index, client)

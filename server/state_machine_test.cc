@@ -209,12 +209,13 @@ class IncarnationRecordTest : public StateMachineTest {
     raftpb::ConfState conf;  // the founding members 1..3
     for (uint64_t v : {1, 2, 3}) conf.add_voters(v);
     ASSERT_TRUE(store_->Bootstrap(id, conf).ok());
+    Open();  // as a node does: the state machine opens a bootstrapped store
   }
-  void Record(uint64_t node, uint64_t incarnation) {
+  void Record(uint64_t node, uint64_t incarnation, uint64_t conf_index = 0) {
     raftpb::Entry e;
     e.set_index(++index_);
     e.set_term(1);
-    e.set_data(KvStateMachine::IncarnationCommand(node, incarnation));
+    e.set_data(KvStateMachine::IncarnationCommand(node, incarnation, conf_index));
     auto r = sm_->Apply({e});
     ASSERT_TRUE(r.ok()) << r.status();
   }
@@ -237,21 +238,26 @@ class IncarnationRecordTest : public StateMachineTest {
 TEST_F(IncarnationRecordTest, TheFirstRecordOfAMemberStands) {
   Record(2, 22);
   Record(2, 99);  // a later incarnation does not replace it
-  Record(7, 77);  // not a member: ignored
+  Record(3, 33, /*conf_index=*/5);  // proposed at another membership: ignored
   EXPECT_EQ(sm_->Incarnation(2), 22u);
-  EXPECT_FALSE(sm_->Incarnation(7).has_value());
+  EXPECT_FALSE(sm_->Incarnation(3).has_value());
+  EXPECT_EQ(sm_->Membership().first, 0u);
+  EXPECT_EQ(sm_->Membership().second.voters_size(), 3);
   Open();
   EXPECT_EQ(sm_->Incarnation(2), 22u) << "lost across a restart";
 }
 
 TEST_F(IncarnationRecordTest, RemovalForgetsTheRecord) {
   Record(3, 33);
-  Remove(3);
+  Remove(3);  // entry 2
   EXPECT_FALSE(sm_->Incarnation(3).has_value());
-  Record(3, 34);  // not a member any more
+  Record(3, 34, /*conf_index=*/0);  // proposed before the removal: ignored
   EXPECT_FALSE(sm_->Incarnation(3).has_value());
+  Record(2, 22, /*conf_index=*/2);
   Open();
-  EXPECT_TRUE(sm_->Incarnations().empty());
+  EXPECT_EQ(sm_->Membership().first, 2u) << "the membership index was not kept";
+  EXPECT_EQ(sm_->Membership().second.voters_size(), 2);
+  EXPECT_EQ(sm_->Incarnations(), (std::map<uint64_t, uint64_t>{{2, 22}}));
 }
 
 }  // namespace

@@ -437,9 +437,10 @@ void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
 }
 
 grpc::Status PeerService::CheckStream(const grpc::ServerContextBase* context,
-                                      uint64_t* sender) const {
+                                      uint64_t* sender, uint64_t* incarnation) const {
   if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
   *sender = 0;
+  *incarnation = 0;
   if (!admit_) return grpc::Status::OK;
   auto it = context->client_metadata().find(kSenderHeader);
   std::optional<std::pair<uint64_t, uint64_t>> who;
@@ -456,6 +457,7 @@ grpc::Status PeerService::CheckStream(const grpc::ServerContextBase* context,
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
   }
   *sender = who->first;
+  *incarnation = who->second;
   return grpc::Status::OK;
 }
 
@@ -477,8 +479,9 @@ grpc::Status PeerService::CheckCluster(const grpc::ServerContextBase* context) c
 // thread. Owns itself: deleted in OnDone.
 class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageBatch> {
  public:
-  BatchReader(const PeerService* service, const grpc::Status& refused, uint64_t sender)
-      : service_(service), sender_(sender) {
+  BatchReader(const PeerService* service, const grpc::Status& refused, uint64_t sender,
+              uint64_t incarnation, uint64_t version)
+      : service_(service), sender_(sender), incarnation_(incarnation), version_(version) {
     if (!refused.ok()) {
       Finish(refused);
       return;
@@ -490,6 +493,16 @@ class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageB
     if (!ok) {  // the sender closed the stream or went away
       Finish(grpc::Status::OK);
       return;
+    }
+    if (sender_ != 0 && service_->admission_version_) {
+      // Records or membership changed since the stream was admitted.
+      if (const uint64_t v = service_->admission_version_(); v != version_) {
+        version_ = v;
+        if (absl::Status s = service_->admit_(sender_, incarnation_); !s.ok()) {
+          Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message())));
+          return;
+        }
+      }
     }
     for (raftpb::Message& m : *batch_.mutable_messages()) {
       if (m.to() != service_->self_id_) {
@@ -514,21 +527,25 @@ class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageB
  private:
   const PeerService* const service_;
   const uint64_t sender_;  // 0: not checked (no admit function)
+  const uint64_t incarnation_;
+  uint64_t version_;  // admission_version_ when last admitted
   peerpb::MessageBatch batch_;
 };
 
 grpc::ServerReadReactor<peerpb::MessageBatch>* PeerService::Send(
     grpc::CallbackServerContext* context, peerpb::SendAck* /*ack*/) {
-  uint64_t sender = 0;
-  grpc::Status s = CheckStream(context, &sender);
-  return new BatchReader(this, s, sender);
+  uint64_t sender = 0, incarnation = 0;
+  // Read before admitting: a change in between is caught at the next batch.
+  const uint64_t version = admission_version_ ? admission_version_() : 0;
+  grpc::Status s = CheckStream(context, &sender, &incarnation);
+  return new BatchReader(this, s, sender, incarnation, version);
 }
 
 grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
                                           grpc::ServerReader<peerpb::SnapshotChunk>* reader,
                                           peerpb::SnapshotAck* /*ack*/) {
-  uint64_t sender = 0;
-  if (grpc::Status s = CheckStream(context, &sender); !s.ok()) return s;
+  uint64_t sender = 0, incarnation = 0;
+  if (grpc::Status s = CheckStream(context, &sender, &incarnation); !s.ok()) return s;
   if (receiver_ == nullptr) {
     return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "snapshots are not accepted");
   }

@@ -152,16 +152,20 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
   // checked) decides whether a stream's sender is accepted
   // (PeerIncarnations::Admit); a stream it refuses ends FAILED_PRECONDITION
   // with its message.
+  // `admission_version` (may be empty) changes whenever admit's answer may
+  // have: a long-lived stream is then judged again before its next batch.
   PeerService(uint64_t self_id, uint64_t cluster_id,
               std::function<void(raftpb::Message)> deliver,
               SnapshotReceiver* receiver = nullptr, FaultInjector* faults = nullptr,
-              std::function<absl::Status(uint64_t, uint64_t)> admit = nullptr)
+              std::function<absl::Status(uint64_t, uint64_t)> admit = nullptr,
+              std::function<uint64_t()> admission_version = nullptr)
       : self_id_(self_id),
         cluster_id_(cluster_id),
         deliver_(std::move(deliver)),
         receiver_(receiver),
         faults_(faults),
-        admit_(std::move(admit)) {}
+        admit_(std::move(admit)),
+        admission_version_(std::move(admission_version)) {}
 
   grpc::ServerReadReactor<peerpb::MessageBatch>* Send(grpc::CallbackServerContext* context,
                                                       peerpb::SendAck* ack) override;
@@ -172,9 +176,10 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
  private:
   class BatchReader;
   grpc::Status CheckCluster(const grpc::ServerContextBase* context) const;
-  // CheckCluster, then the sender (with admit_); *sender is its id, or 0 if
-  // not checked.
-  grpc::Status CheckStream(const grpc::ServerContextBase* context, uint64_t* sender) const;
+  // CheckCluster, then the sender (with admit_); *sender is its id (0 if
+  // not checked) and *incarnation its incarnation.
+  grpc::Status CheckStream(const grpc::ServerContextBase* context, uint64_t* sender,
+                           uint64_t* incarnation) const;
 
   const uint64_t self_id_;
   const uint64_t cluster_id_;
@@ -182,6 +187,7 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
   SnapshotReceiver* const receiver_;
   FaultInjector* const faults_;
   const std::function<absl::Status(uint64_t, uint64_t)> admit_;
+  const std::function<uint64_t()> admission_version_;
 };
 
 // Configures a server that hosts a PeerService to accept the senders'
