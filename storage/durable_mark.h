@@ -8,7 +8,10 @@
 // rename, directory fsync) at most once per interval by LogStore's marker
 // thread and once more when the store closes, so it may lag the log by up
 // to one interval: a rollback of only the last interval's writes before a
-// crash goes unnoticed (docs/DURABILITY.md says so).
+// crash goes unnoticed (docs/DURABILITY.md says so). It never runs ahead:
+// before a write removes the marked entry (a conflicting suffix replaced, a
+// snapshot discarding the log), LogStore first writes a lower mark naming an
+// entry the write keeps.
 //
 // Thread-compatible; LogStore serializes its use.
 #ifndef RAFTKV_STORAGE_DURABLE_MARK_H_

@@ -179,13 +179,11 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
   // Only writers change the log side, and they hold write_mu_: what is
   // checked under the shared lock below still holds when the write is done.
   absl::MutexLock write_lock(&write_mu_);
-  {
-    absl::MutexLock l(&marker_mu_);
-    if (!marker_error_.ok()) return marker_error_;
-  }
+  if (absl::Status s = MarkerError(); !s.ok()) return s;
   rocksdb::WriteBatch batch;
   uint64_t new_last;
   bool must_sync;
+  std::optional<DurableMark> lowered;  // set if the write removes the marked entry
   {
     absl::ReaderMutexLock lock(&mu_);
     new_last = last_index_;
@@ -212,6 +210,16 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
       if (new_last == ~uint64_t{0}) {
         return absl::InvalidArgumentError("Append: index overflow");
       }
+      // Replacing a suffix that holds the marked entry: the new entries may
+      // end with an older term (a newer leader's log), which the old mark
+      // would call a rollback. Only conflicts get here, never the hot path.
+      if (KeepsMark() && first <= durable_.last_index) {
+        absl::StatusOr<uint64_t> t = TermLocked(first - 1);
+        if (!t.ok()) return t.status();
+        lowered = durable_;
+        lowered->last_index = first - 1;
+        lowered->last_term = *t;
+      }
     }
     const uint64_t new_commit = hs != nullptr ? hs->commit() : hard_state_.commit();
     if (new_commit > new_last) {
@@ -234,6 +242,16 @@ absl::Status LogStore::Append(const std::vector<raftpb::Entry>& entries,
     must_sync = !entries.empty() ||
                 (hs != nullptr && (hs->term() != hard_state_.term() ||
                                    hs->vote() != hard_state_.vote()));
+  }
+  if (lowered.has_value()) {
+    // Written without mu_, so readers go on meanwhile; write_mu_ keeps
+    // other writers (and so durable_) still.
+    uint64_t seq;
+    {
+      absl::MutexLock lock(&mu_);
+      seq = SetDurableLocked(*lowered);
+    }
+    if (absl::Status s = WriteMarkIfNewer(*lowered, seq); !s.ok()) return s;
   }
   // Written unsynced, then the WAL synced: unlike a synced Write, this does
   // not hold RocksDB's write queue for the flush, so the state machine's
@@ -323,6 +341,10 @@ absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
     absl::StatusOr<uint64_t> t = TermLocked(meta.index());
     if (!t.ok()) return t.status();
     keep_suffix = *t == meta.term();
+  }
+
+  if (!keep_suffix) {
+    if (absl::Status s = LowerMarkForDiscardLocked(meta); !s.ok()) return s;
   }
 
   rocksdb::WriteBatch batch;

@@ -180,7 +180,8 @@ class LogStore final : public raft::LogReader {
   // moves the commit index (entries or a new term/vote: synced). Existing entries
   // at indexes >= entries[0].index are replaced, and any beyond the last new
   // entry are deleted (a conflicting suffix is dropped). Either argument may
-  // be empty/null; with both empty nothing is written.
+  // be empty/null; with both empty nothing is written. Replacing entries
+  // costs one more fsync: the durable mark is lowered first (durable_mark.h).
   // REQUIRES (else InvalidArgument): entries contiguous and ascending;
   //   snapshot index < entries[0].index <= LastIndex() + 1; the resulting
   //   commit index (hs->commit, or the stored one) <= the resulting
@@ -202,7 +203,7 @@ class LogStore final : public raft::LogReader {
   // one synced write, records `meta` as the snapshot metadata; if the log
   // holds meta.index with meta.term, keeps the entries after it and deletes
   // the rest, otherwise discards the whole log (LastIndex() becomes
-  // meta.index); raises the hard state's commit to meta.index if lower.
+  // meta.index; the durable mark is lowered first, as by Append); raises the hard state's commit to meta.index if lower.
   // With `data`, the snapshot's image replaces the whole `data` column
   // family (every existing key deleted, then `data` applied) and the applied
   // index becomes meta.index, in the same write.
@@ -322,11 +323,34 @@ class LogStore final : public raft::LogReader {
 
   // Open's check of the recovered log against the durable mark file.
   absl::Status CheckDurableMark() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a mark file is kept (Options::sync and durable_mark_interval).
+  bool KeepsMark() const {
+    return options_.sync && options_.durable_mark_interval > absl::ZeroDuration();
+  }
   // Records the current log and hard state as durable (after a synced write).
   void NoteDurableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets durable_ to `mark`; returns its sequence number.
+  uint64_t SetDurableLocked(const DurableMark& mark) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Before a write that removes the entry the mark names, the writer lowers
+  // durable_ to an entry the write keeps and writes the mark file itself:
+  // a crash right after the write must not find a mark the log no longer
+  // holds (Open would refuse a healthy store). For a snapshot install that
+  // discards the log: lowered to the current snapshot, if the log held
+  // entries past meta.index. The mark holds before and after the install.
+  absl::Status LowerMarkForDiscardLocked(const raftpb::SnapshotMetadata& meta)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The marker thread: writes durable_ to the mark file when it changed.
   void MarkerLoop();
-  absl::Status WriteMarkIfChanged();
+  // Writes durable_ as of now (WriteMarkIfNewer).
+  absl::Status WriteCurrentMark() ABSL_LOCKS_EXCLUDED(mu_, marker_mu_);
+  // Writes `mark`, durable_ as of sequence number `seq`, unless a mark of a
+  // later sequence number is written already: writers race (the marker
+  // thread, a lowering writer), and an older mark must never replace a
+  // newer, lower one. The first failure is kept and returned from then on.
+  absl::Status WriteMarkIfNewer(const DurableMark& mark, uint64_t seq)
+      ABSL_LOCKS_EXCLUDED(marker_mu_);
+  // marker_error_ if a mark write failed, else OK. Cheap when none did.
+  absl::Status MarkerError() const ABSL_LOCKS_EXCLUDED(marker_mu_);
 
   // Prefixes `s`'s message with the directory.
   absl::Status Annotate(const absl::Status& s) const;
@@ -364,16 +388,25 @@ class LogStore final : public raft::LogReader {
   std::optional<raftpb::ConfState> applied_conf_ ABSL_GUARDED_BY(apply_mu_);
 
   // The durable mark: durable_ is what the log side has made durable,
-  // written to the mark file by marker_ (see Options::durable_mark_interval).
+  // written to the mark file by marker_ (see Options::durable_mark_interval)
+  // or, when lowered, by the writer itself. durable_seq_ counts its changes.
   DurableMark durable_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex marker_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  uint64_t durable_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // Held while the mark file is written (lock order: mu_, then marker_mu_).
+  mutable absl::Mutex marker_mu_ ABSL_ACQUIRED_AFTER(mu_);
   bool marker_stop_ ABSL_GUARDED_BY(marker_mu_) = false;
+  // What the mark file holds, and the sequence number it was written for.
   DurableMark marker_written_ ABSL_GUARDED_BY(marker_mu_);
+  uint64_t marker_written_seq_ ABSL_GUARDED_BY(marker_mu_) = 0;
   // A failed mark write; the next Append returns it (fatal to the node).
+  // marker_failed_ is set with it, so Append checks without marker_mu_
+  // (never waiting for the marker thread's fsync).
   absl::Status marker_error_ ABSL_GUARDED_BY(marker_mu_);
+  std::atomic<bool> marker_failed_{false};
   std::thread marker_;
 
   friend class DataSnapshot;
+  friend class LogStoreTestPeer;  // durable_mark_test: the marker's steps, one by one
 };
 
 // A point-in-time view of a LogStore's live data (see OpenDataSnapshot).

@@ -165,8 +165,8 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
   // From here on the LogStore owns db and handles (its destructor closes).
   std::unique_ptr<LogStore> store(new LogStore(options, db, std::move(handles)));
   if (absl::Status r = store->Recover(); !r.ok()) return r;
-  if (options.sync && options.durable_mark_interval > absl::ZeroDuration()) {
-    if (absl::Status w = store->WriteMarkIfChanged(); !w.ok()) return store->Annotate(w);
+  if (store->KeepsMark()) {
+    if (absl::Status w = store->WriteCurrentMark(); !w.ok()) return store->Annotate(w);
     store->marker_ = std::thread([s = store.get()] { s->MarkerLoop(); });
   }
   return store;
@@ -190,7 +190,7 @@ LogStore::~LogStore() {
     }
     marker_.join();
     // Every write is done: the mark becomes exact.
-    absl::Status s = WriteMarkIfChanged();
+    absl::Status s = WriteCurrentMark();
     LOG_IF(ERROR, !s.ok()) << "storage dir " << dir() << ": " << s;
   }
   for (rocksdb::ColumnFamilyHandle* h : handles_) {
@@ -202,30 +202,59 @@ LogStore::~LogStore() {
 }
 
 void LogStore::NoteDurableLocked() {
-  durable_.term = hard_state_.term();
-  durable_.commit = hard_state_.commit();
-  durable_.last_index = last_index_;
-  durable_.last_term = last_term_;
+  DurableMark now;
+  now.term = hard_state_.term();
+  now.commit = hard_state_.commit();
+  now.last_index = last_index_;
+  now.last_term = last_term_;
+  if (now != durable_) SetDurableLocked(now);
 }
 
-absl::Status LogStore::WriteMarkIfChanged() {
+uint64_t LogStore::SetDurableLocked(const DurableMark& mark) {
+  durable_ = mark;
+  return ++durable_seq_;
+}
+
+absl::Status LogStore::LowerMarkForDiscardLocked(const raftpb::SnapshotMetadata& meta) {
+  if (!KeepsMark() || meta.index() >= durable_.last_index) return absl::OkStatus();
+  DurableMark lowered = durable_;
+  lowered.last_index = snapshot_.index();
+  lowered.last_term = snapshot_.term();
+  return WriteMarkIfNewer(lowered, SetDurableLocked(lowered));
+}
+
+absl::Status LogStore::MarkerError() const {
+  if (!marker_failed_.load()) return absl::OkStatus();
+  absl::MutexLock l(&marker_mu_);
+  return marker_error_;
+}
+
+absl::Status LogStore::WriteCurrentMark() {
   DurableMark now;
+  uint64_t seq;
   {
     absl::ReaderMutexLock l(&mu_);
     now = durable_;
+    seq = durable_seq_;
   }
-  {
-    absl::MutexLock l(&marker_mu_);
-    if (!marker_error_.ok()) return marker_error_;
-    if (now == marker_written_) return absl::OkStatus();
-  }
-  absl::Status s = WriteDurableMark(dir(), now);
+  return WriteMarkIfNewer(now, seq);
+}
+
+absl::Status LogStore::WriteMarkIfNewer(const DurableMark& mark, uint64_t seq) {
+  // The check and the write under one lock: a mark read before a lowering
+  // (an older seq) can never be written after it.
   absl::MutexLock l(&marker_mu_);
-  if (!s.ok()) {
-    marker_error_ = absl::InternalError(absl::StrCat("writing the durable mark: ", s.message()));
-    return marker_error_;
+  if (!marker_error_.ok()) return marker_error_;
+  if (seq <= marker_written_seq_) return absl::OkStatus();
+  if (mark != marker_written_) {
+    if (absl::Status s = WriteDurableMark(dir(), mark); !s.ok()) {
+      marker_error_ = absl::InternalError(absl::StrCat("writing the durable mark: ", s.message()));
+      marker_failed_.store(true);
+      return marker_error_;
+    }
+    marker_written_ = mark;
   }
-  marker_written_ = now;
+  marker_written_seq_ = seq;
   return absl::OkStatus();
 }
 
@@ -237,20 +266,8 @@ void LogStore::MarkerLoop() {
       if (marker_stop_) return;
       if (!marker_error_.ok()) return;  // Append reports it
     }
-    DurableMark now;
-    {
-      absl::ReaderMutexLock l(&mu_);
-      now = durable_;
-    }
-    bool changed;
-    {
-      absl::MutexLock l(&marker_mu_);
-      changed = now != marker_written_;
-    }
-    if (changed) {
-      absl::Status s = WriteMarkIfChanged();
-      LOG_IF(ERROR, !s.ok()) << "storage dir " << dir() << ": " << s;
-    }
+    absl::Status s = WriteCurrentMark();
+    LOG_IF(ERROR, !s.ok()) << "storage dir " << dir() << ": " << s;
   }
 }
 

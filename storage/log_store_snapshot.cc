@@ -95,6 +95,9 @@ absl::Status LogStore::InstallStaged(const raftpb::SnapshotMetadata& meta) {
     absl::StatusOr<uint64_t> t = TermLocked(meta.index());
     keep_suffix = t.ok() && *t == meta.term();
   }
+  if (!keep_suffix) {
+    if (absl::Status s = LowerMarkForDiscardLocked(meta); !s.ok()) return s;
+  }
   const char old_gen = generation_.load();
   const char new_gen = OtherGeneration(old_gen);
   rocksdb::WriteBatch batch;
