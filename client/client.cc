@@ -459,18 +459,15 @@ absl::Status Client::InvokeOp(absl::string_view what, Kind kind, absl::Time dead
 absl::Status Client::CheckSize(absl::string_view what, size_t value_bytes,
                                size_t field_bytes, absl::Time deadline) {
   const size_t request_bytes = field_bytes + kOpFramingBytes;
-  SizeLimits limits;
-  bool learned;
-  {
-    absl::MutexLock lock(&mu_);
-    limits = limits_;
-    learned = limits_learned_;
+  const bool learned = limits_state_.load(std::memory_order_acquire) != kLimitsUnknown;
+  SizeLimits limits = KnownLimits();
+  if (value_bytes <= limits.max_value_bytes && request_bytes <= limits.max_request_bytes) {
+    return absl::OkStatus();
   }
-  auto within = [&](const SizeLimits& l) {
-    return value_bytes <= l.max_value_bytes && request_bytes <= l.max_request_bytes;
-  };
-  if (within(limits)) return absl::OkStatus();
-  if (!learned) limits = LearnLimits(deadline);
+  if (!learned || absl::Now() - absl::FromUnixNanos(learned_at_.load(std::memory_order_relaxed)) >
+                      kLimitsMaxAge) {
+    limits = LearnLimits(deadline);
+  }
   const char* source = limits.reported ? "" : "; the default: no node reported its limits";
   if (value_bytes > limits.max_value_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -485,21 +482,27 @@ absl::Status Client::CheckSize(absl::string_view what, size_t value_bytes,
   return absl::OkStatus();
 }
 
+SizeLimits Client::KnownLimits() const {
+  SizeLimits l;
+  l.reported = limits_state_.load(std::memory_order_acquire) == kLimitsReported;
+  l.max_value_bytes = max_value_bytes_.load(std::memory_order_relaxed);
+  l.max_request_bytes = max_request_bytes_.load(std::memory_order_relaxed);
+  return l;
+}
+
 SizeLimits Client::Limits() {
-  {
-    absl::MutexLock lock(&mu_);
-    if (limits_learned_) return limits_;
-  }
+  if (limits_state_.load(std::memory_order_acquire) != kLimitsUnknown) return KnownLimits();
   return LearnLimits(CallDeadline());
 }
 
 void Client::NoteLimits(const adminpb::StatusResponse& status) {
-  absl::MutexLock lock(&mu_);
-  limits_learned_ = true;
-  if (status.max_value_bytes() == 0 || status.max_request_bytes() == 0) return;
-  limits_.max_value_bytes = status.max_value_bytes();
-  limits_.max_request_bytes = status.max_request_bytes();
-  limits_.reported = true;
+  const bool reported = status.max_value_bytes() != 0 && status.max_request_bytes() != 0;
+  max_value_bytes_.store(reported ? status.max_value_bytes() : kDefaultMaxValueBytes,
+                         std::memory_order_relaxed);
+  max_request_bytes_.store(reported ? status.max_request_bytes() : kDefaultMaxRequestBytes,
+                           std::memory_order_relaxed);
+  learned_at_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  limits_state_.store(reported ? kLimitsReported : kLimitsUnreported, std::memory_order_release);
 }
 
 SizeLimits Client::LearnLimits(absl::Time deadline) {
@@ -521,8 +524,7 @@ SizeLimits Client::LearnLimits(absl::Time deadline) {
       break;
     }
   }
-  absl::MutexLock lock(&mu_);
-  return limits_;
+  return KnownLimits();
 }
 
 absl::StatusOr<uint64_t> Client::Put(absl::string_view key,

@@ -36,9 +36,10 @@
 //    RESOURCE_EXHAUSTED, before anything is sent, naming the limit. The
 //    client learns the limits from a node's Admin.Status the first time a
 //    request is larger than the documented defaults (kDefaultMaxValueBytes,
-//    kDefaultMaxRequestBytes) or than the limits learned; a node that does
-//    not report them (or no node answering) leaves the defaults. Smaller
-//    requests are checked by the server alone.
+//    kDefaultMaxRequestBytes) or than the limits learned over a minute ago
+//    (a rolling restart may have changed them); a node that does not report
+//    them (or no node answering) leaves the defaults. Smaller requests are
+//    checked by the server alone.
 //  * Deadlines. A call ends by ClientOptions::total_timeout after it began,
 //    every attempt, redirect, backoff and limit lookup included, and never
 //    after ClientOptions::deadline (one bound for a whole task, as kvctl's
@@ -83,6 +84,7 @@
 #ifndef RAFTKV_CLIENT_CLIENT_H_
 #define RAFTKV_CLIENT_CLIENT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -311,8 +313,11 @@ class Client {
   // Asks the endpoints, preferred first, for their limits until one
   // answers; one attempt each, by `deadline`.
   SizeLimits LearnLimits(absl::Time deadline);
-  // Keeps the limits a node reported in `status` (none: nothing changes).
+  // Keeps the limits a node reported in `status` (none: nothing changes,
+  // but they are not asked again).
   void NoteLimits(const adminpb::StatusResponse& status);
+  // The limits as known now.
+  SizeLimits KnownLimits() const;
 
   // The endpoint's stubs and stream, creating its channel on first use.
   Endpoint& Connect(size_t index);
@@ -344,10 +349,18 @@ class Client {
   // Entries are never removed, so an Endpoint& stays valid; each Endpoint's
   // channel is created under mu_.
   std::vector<std::unique_ptr<Endpoint>> endpoints_ ABSL_GUARDED_BY(mu_);
-  // The cluster's limits; `learned`: a node answered (reported them, or
-  // not: then the defaults stand), so they are not asked again.
-  SizeLimits limits_ ABSL_GUARDED_BY(mu_);
-  bool limits_learned_ ABSL_GUARDED_BY(mu_) = false;
+  // The cluster's limits, read by every call without a lock. limits_state_
+  // is stored after the two limits (release) and read before them
+  // (acquire); two nodes' answers stored at once may mix, which is harmless
+  // (the servers check again). learned_at_: when a node last answered
+  // (absl::ToUnixNanos), so limits changed by a rolling restart are asked
+  // again after kLimitsMaxAge, by a request over the old ones.
+  enum LimitsState : int { kLimitsUnknown, kLimitsUnreported, kLimitsReported };
+  static constexpr absl::Duration kLimitsMaxAge = absl::Minutes(1);
+  std::atomic<int> limits_state_{kLimitsUnknown};
+  std::atomic<uint64_t> max_value_bytes_{kDefaultMaxValueBytes};
+  std::atomic<uint64_t> max_request_bytes_{kDefaultMaxRequestBytes};
+  std::atomic<int64_t> learned_at_{0};
 };
 
 }  // namespace raftkv::client
