@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace raftkv::client {
@@ -37,6 +38,7 @@ struct BatchStream::Waiter {
   Result result;      // under mu_ until done
   Stream* stream = nullptr;  // the incarnation the op was queued on
   absl::Time queued_at;
+  size_t bytes = 0;  // the op's size
 };
 
 // One incarnation of the stream: a gRPC reactor that owns itself and is
@@ -133,8 +135,20 @@ class BatchStream::Stream final
           grpc::StatusCode::UNAVAILABLE,
           absl::StrCat("batch stream to ", owner->address_, " ended before the answer: ",
                        CodeName(status), ": ", status.error_message()));
+      // The node refused a message as larger than its receive limit. Only
+      // an op over kMaxMessageBytes travels in a message that large, alone:
+      // that op fails for good; the others' outcome is unknown, as above.
+      const bool too_large = status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                             absl::StrContains(status.error_message(), "larger than max");
       for (auto& [id, w] : waiting_) {
-        w->result.status = ended;
+        if (too_large && w->bytes > kMaxMessageBytes) {
+          w->result.status = grpc::Status(
+              grpc::StatusCode::RESOURCE_EXHAUSTED,
+              absl::StrCat("request of ", w->bytes, " bytes is over the gRPC receive limit of ",
+                           owner->address_, ": ", status.error_message()));
+        } else {
+          w->result.status = ended;
+        }
         w->done = true;
         w->cv.Signal();
       }
@@ -234,6 +248,7 @@ BatchStream::Result BatchStream::Call(kvpb::RequestOp op, absl::Time deadline) {
   op.set_timeout_ms(TimeoutMs(deadline - now));
   Waiter w;
   w.queued_at = now;
+  w.bytes = op.ByteSizeLong();
   Stream* start = nullptr;
   Stream* write = nullptr;
   uint64_t id;

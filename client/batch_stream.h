@@ -13,6 +13,9 @@
 //    naming the stream's status. A write among them may or may not have been
 //    applied; the caller retries it with the same sequence number. The next
 //    Call opens a new stream (no backoff here: that is the Client's).
+//    Except: when the node ended the stream because a message was larger
+//    than its receive limit (RESOURCE_EXHAUSTED), the op over
+//    kMaxMessageBytes (which travelled alone) fails RESOURCE_EXHAUSTED.
 //  * A caller's deadline passes without an answer: that call returns
 //    DEADLINE_EXCEEDED and a later answer is dropped. If nothing at all was
 //    received on the stream since the op was queued, the stream is taken for

@@ -58,6 +58,12 @@ absl::Status FromGrpc(const grpc::Status& s) {
                       s.error_message());
 }
 
+// A request's size is counted as its byte fields (key, value, ...) plus
+// this, at least what the rest of a Batch message of that one op takes: the
+// fields' tags and lengths, the op's id and timeout_ms, a write's header
+// (three varints) and the message's framing.
+constexpr size_t kOpFramingBytes = 128;
+
 // CANCELLED too: the client never cancels a call (or an op) it still waits
 // for, so it comes from a server shutting down mid-call (outcome unknown,
 // like a lost connection). Ops on a stream the client cancels end
@@ -319,10 +325,13 @@ void Client::FillHeader(uint64_t seq, kvpb::WriteHeader* header) {
   header->set_first_incomplete(*in_flight_.begin());
 }
 
-absl::Status Client::Invoke(absl::string_view what, Kind kind,
+absl::Time Client::CallDeadline() const {
+  return std::min(absl::Now() + options_.total_timeout, options_.deadline);
+}
+
+absl::Status Client::Invoke(absl::string_view what, Kind kind, absl::Time deadline,
                             Attempt attempt) {
   const absl::Time start = absl::Now();
-  const absl::Time deadline = start + options_.total_timeout;
   size_t n = EndpointCount();
   size_t index;
   {
@@ -401,6 +410,10 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
     }
   }
 
+  if (attempts == 0) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(what, ": the deadline passed before the first attempt"));
+  }
   const absl::StatusCode code =
       last_code == grpc::StatusCode::DEADLINE_EXCEEDED
           ? absl::StatusCode::kDeadlineExceeded
@@ -423,44 +436,124 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind,
   return absl::Status(code, msg);
 }
 
-absl::Status Client::InvokeOp(absl::string_view what, Kind kind, kvpb::RequestOp* op,
-                              kvpb::ResponseOp* resp) {
+absl::Status Client::InvokeOp(absl::string_view what, Kind kind, absl::Time deadline,
+                              kvpb::RequestOp* op, kvpb::ResponseOp* resp) {
   if (kind != Kind::kWrite) {
-    return Invoke(what, kind, [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-      return RunOp(*ep.batch, *op, deadline, hint, resp);
-    });
+    return Invoke(what, kind, deadline,
+                  [&](Endpoint& ep, absl::Time attempt_deadline, std::string* hint) {
+                    return RunOp(*ep.batch, *op, attempt_deadline, hint, resp);
+                  });
   }
   kvpb::WriteHeader* header = WriteHeaderOf(op);
   if (header == nullptr) return absl::InternalError(absl::StrCat(what, ": not a write op"));
   const uint64_t seq = BeginWrite();
-  absl::Status s = Invoke(what, kind, [&](Endpoint& ep, absl::Time deadline, std::string* hint) {
-    FillHeader(seq, header);
-    return RunOp(*ep.batch, *op, deadline, hint, resp);
-  });
+  absl::Status s = Invoke(what, kind, deadline,
+                          [&](Endpoint& ep, absl::Time attempt_deadline, std::string* hint) {
+                            FillHeader(seq, header);
+                            return RunOp(*ep.batch, *op, attempt_deadline, hint, resp);
+                          });
   EndWrite(seq);
   return s;
 }
 
+absl::Status Client::CheckSize(absl::string_view what, size_t value_bytes,
+                               size_t field_bytes, absl::Time deadline) {
+  const size_t request_bytes = field_bytes + kOpFramingBytes;
+  const bool learned = limits_state_.load(std::memory_order_acquire) != kLimitsUnknown;
+  SizeLimits limits = KnownLimits();
+  if (value_bytes <= limits.max_value_bytes && request_bytes <= limits.max_request_bytes) {
+    return absl::OkStatus();
+  }
+  if (!learned || absl::Now() - absl::FromUnixNanos(learned_at_.load(std::memory_order_relaxed)) >
+                      kLimitsMaxAge) {
+    limits = LearnLimits(deadline);
+  }
+  const char* source = limits.reported ? "" : "; the default: no node reported its limits";
+  if (value_bytes > limits.max_value_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": value is ", value_bytes, " bytes; the cluster's limit is ",
+        limits.max_value_bytes, " (server --max_value_bytes", source, ")"));
+  }
+  if (request_bytes > limits.max_request_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": request is ", request_bytes, " bytes; the cluster's limit is ",
+        limits.max_request_bytes, " (the server's gRPC receive limit", source, ")"));
+  }
+  return absl::OkStatus();
+}
+
+SizeLimits Client::KnownLimits() const {
+  SizeLimits l;
+  l.reported = limits_state_.load(std::memory_order_acquire) == kLimitsReported;
+  l.max_value_bytes = max_value_bytes_.load(std::memory_order_relaxed);
+  l.max_request_bytes = max_request_bytes_.load(std::memory_order_relaxed);
+  return l;
+}
+
+SizeLimits Client::Limits() {
+  if (limits_state_.load(std::memory_order_acquire) != kLimitsUnknown) return KnownLimits();
+  return LearnLimits(CallDeadline());
+}
+
+void Client::NoteLimits(const adminpb::StatusResponse& status) {
+  const bool reported = status.max_value_bytes() != 0 && status.max_request_bytes() != 0;
+  max_value_bytes_.store(reported ? status.max_value_bytes() : kDefaultMaxValueBytes,
+                         std::memory_order_relaxed);
+  max_request_bytes_.store(reported ? status.max_request_bytes() : kDefaultMaxRequestBytes,
+                           std::memory_order_relaxed);
+  learned_at_.store(absl::ToUnixNanos(absl::Now()), std::memory_order_relaxed);
+  limits_state_.store(reported ? kLimitsReported : kLimitsUnreported, std::memory_order_release);
+}
+
+SizeLimits Client::LearnLimits(absl::Time deadline) {
+  size_t first;
+  {
+    absl::MutexLock lock(&mu_);
+    first = leader_;
+  }
+  const size_t n = EndpointCount();
+  for (size_t i = 0; i < n; ++i) {
+    const absl::Time now = absl::Now();
+    if (deadline - now < kMinAttemptTime) break;
+    Endpoint& ep = Connect((first + i) % n);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(std::min(now + options_.attempt_timeout, deadline)));
+    adminpb::StatusResponse status;
+    if (ep.admin->Status(&ctx, adminpb::StatusRequest(), &status).ok()) {
+      NoteLimits(status);
+      break;
+    }
+  }
+  return KnownLimits();
+}
+
 absl::StatusOr<uint64_t> Client::Put(absl::string_view key,
                                      absl::string_view value) {
+  const std::string what = Describe("put", key);
+  const absl::Time deadline = CallDeadline();
+  // Before copying the value into a request.
+  absl::Status s = CheckSize(what, value.size(), key.size() + value.size(), deadline);
+  if (!s.ok()) return s;
   kvpb::RequestOp op;
   op.mutable_put()->set_key(std::string(key));
   op.mutable_put()->set_value(std::string(value));
   kvpb::ResponseOp resp;
-  absl::Status s = InvokeOp(Describe("put", key), Kind::kWrite, &op, &resp);
+  s = InvokeOp(what, Kind::kWrite, deadline, &op, &resp);
   if (!s.ok()) return s;
   return resp.put().version();
 }
 
 absl::StatusOr<KeyValue> Client::Get(absl::string_view key,
                                      bool serializable) {
+  const std::string what = Describe("get", key);
+  const absl::Time deadline = CallDeadline();
+  absl::Status s = CheckSize(what, 0, key.size(), deadline);
+  if (!s.ok()) return s;
   kvpb::RequestOp op;
   op.mutable_get()->set_key(std::string(key));
   op.mutable_get()->set_serializable(serializable);
   kvpb::ResponseOp resp;
-  const std::string what = Describe("get", key);
-  absl::Status s =
-      InvokeOp(what, serializable ? Kind::kSerializableRead : Kind::kRead, &op, &resp);
+  s = InvokeOp(what, serializable ? Kind::kSerializableRead : Kind::kRead, deadline, &op, &resp);
   if (!s.ok()) return s;
   if (!resp.get().found()) {
     return absl::NotFoundError(absl::StrCat(what, ": key not found"));
@@ -471,10 +564,14 @@ absl::StatusOr<KeyValue> Client::Get(absl::string_view key,
 }
 
 absl::StatusOr<bool> Client::Delete(absl::string_view key) {
+  const std::string what = Describe("delete", key);
+  const absl::Time deadline = CallDeadline();
+  absl::Status s = CheckSize(what, 0, key.size(), deadline);
+  if (!s.ok()) return s;
   kvpb::RequestOp op;
   op.mutable_delete_()->set_key(std::string(key));
   kvpb::ResponseOp resp;
-  absl::Status s = InvokeOp(Describe("delete", key), Kind::kWrite, &op, &resp);
+  s = InvokeOp(what, Kind::kWrite, deadline, &op, &resp);
   if (!s.ok()) return s;
   return resp.delete_().deleted();
 }
@@ -483,6 +580,10 @@ absl::StatusOr<ScanResult> Client::Scan(absl::string_view prefix,
                                         uint32_t limit,
                                         absl::string_view start_after,
                                         bool serializable) {
+  const std::string what = Describe("scan", prefix);
+  const absl::Time deadline = CallDeadline();
+  absl::Status s = CheckSize(what, 0, prefix.size() + start_after.size(), deadline);
+  if (!s.ok()) return s;
   kvpb::RequestOp op;
   kvpb::ScanRequest* req = op.mutable_scan();
   req->set_prefix(std::string(prefix));
@@ -490,8 +591,7 @@ absl::StatusOr<ScanResult> Client::Scan(absl::string_view prefix,
   req->set_limit(limit);
   req->set_serializable(serializable);
   kvpb::ResponseOp resp;
-  absl::Status s = InvokeOp(Describe("scan", prefix),
-                            serializable ? Kind::kSerializableRead : Kind::kRead, &op, &resp);
+  s = InvokeOp(what, serializable ? Kind::kSerializableRead : Kind::kRead, deadline, &op, &resp);
   if (!s.ok()) return s;
   ScanResult result;
   result.kvs.reserve(resp.scan().kvs_size());
@@ -505,6 +605,11 @@ absl::StatusOr<ScanResult> Client::Scan(absl::string_view prefix,
 absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
                                                  const Expected& expected,
                                                  absl::string_view new_value) {
+  const std::string what = Describe("cas", key);
+  const absl::Time deadline = CallDeadline();
+  absl::Status s = CheckSize(what, new_value.size(),
+                             key.size() + expected.value().size() + new_value.size(), deadline);
+  if (!s.ok()) return s;
   kvpb::RequestOp op;
   kvpb::CasRequest* req = op.mutable_cas();
   req->set_key(std::string(key));
@@ -515,7 +620,7 @@ absl::StatusOr<CasResult> Client::CompareAndSwap(absl::string_view key,
   }
   req->set_new_value(std::string(new_value));
   kvpb::ResponseOp resp;
-  absl::Status s = InvokeOp(Describe("cas", key), Kind::kWrite, &op, &resp);
+  s = InvokeOp(what, Kind::kWrite, deadline, &op, &resp);
   if (!s.ok()) return s;
   const kvpb::CasResponse& cas = resp.cas();
   CasResult result;
@@ -533,10 +638,13 @@ namespace {
 // One attempt of an admin change: a unary call, `call(&ctx)`. Admin changes
 // wait for a commit (a transfer for an election): an attempt gets more time
 // than a KV call. A NOT_LEADER hint comes in the trailing metadata.
+// Never past the call's deadline.
 template <typename Call>
-grpc::Status AdminAttempt(absl::Duration attempt_timeout, std::string* leader_hint, Call call) {
+grpc::Status AdminAttempt(absl::Duration attempt_timeout, absl::Time deadline,
+                          std::string* leader_hint, Call call) {
   grpc::ClientContext ctx;
-  ctx.set_deadline(absl::ToChronoTime(absl::Now() + std::max(attempt_timeout, absl::Seconds(10))));
+  ctx.set_deadline(absl::ToChronoTime(
+      std::min(absl::Now() + std::max(attempt_timeout, absl::Seconds(10)), deadline)));
   grpc::Status s = call(&ctx);
   if (IsNotLeader(s)) *leader_hint = LeaderHint(ctx);
   return s;
@@ -553,13 +661,14 @@ Membership MembershipOf(const Resp& resp) {
 }  // namespace
 
 absl::StatusOr<Membership> Client::AddMember(uint64_t node_id, absl::string_view address) {
+  const absl::Time deadline = CallDeadline();
   adminpb::AddMemberRequest req;
   req.set_node_id(node_id);
   req.set_address(std::string(address));
   adminpb::AddMemberResponse resp;
-  absl::Status s = Invoke(absl::StrCat("add member ", node_id), Kind::kWrite,
+  absl::Status s = Invoke(absl::StrCat("add member ", node_id), Kind::kWrite, deadline,
                           [&](Endpoint& ep, absl::Time, std::string* hint) {
-                            return AdminAttempt(options_.attempt_timeout, hint,
+                            return AdminAttempt(options_.attempt_timeout, deadline, hint,
                                                 [&](grpc::ClientContext* ctx) {
                                                   resp.Clear();
                                                   return ep.admin->AddMember(ctx, req, &resp);
@@ -570,12 +679,13 @@ absl::StatusOr<Membership> Client::AddMember(uint64_t node_id, absl::string_view
 }
 
 absl::StatusOr<Membership> Client::PromoteMember(uint64_t node_id) {
+  const absl::Time deadline = CallDeadline();
   adminpb::PromoteMemberRequest req;
   req.set_node_id(node_id);
   adminpb::PromoteMemberResponse resp;
-  absl::Status s = Invoke(absl::StrCat("promote member ", node_id), Kind::kWrite,
+  absl::Status s = Invoke(absl::StrCat("promote member ", node_id), Kind::kWrite, deadline,
                           [&](Endpoint& ep, absl::Time, std::string* hint) {
-                            return AdminAttempt(options_.attempt_timeout, hint,
+                            return AdminAttempt(options_.attempt_timeout, deadline, hint,
                                                 [&](grpc::ClientContext* ctx) {
                                                   resp.Clear();
                                                   return ep.admin->PromoteMember(ctx, req, &resp);
@@ -586,12 +696,13 @@ absl::StatusOr<Membership> Client::PromoteMember(uint64_t node_id) {
 }
 
 absl::StatusOr<Membership> Client::RemoveMember(uint64_t node_id) {
+  const absl::Time deadline = CallDeadline();
   adminpb::RemoveMemberRequest req;
   req.set_node_id(node_id);
   adminpb::RemoveMemberResponse resp;
-  absl::Status s = Invoke(absl::StrCat("remove member ", node_id), Kind::kWrite,
+  absl::Status s = Invoke(absl::StrCat("remove member ", node_id), Kind::kWrite, deadline,
                           [&](Endpoint& ep, absl::Time, std::string* hint) {
-                            return AdminAttempt(options_.attempt_timeout, hint,
+                            return AdminAttempt(options_.attempt_timeout, deadline, hint,
                                                 [&](grpc::ClientContext* ctx) {
                                                   resp.Clear();
                                                   return ep.admin->RemoveMember(ctx, req, &resp);
@@ -602,12 +713,13 @@ absl::StatusOr<Membership> Client::RemoveMember(uint64_t node_id) {
 }
 
 absl::StatusOr<uint64_t> Client::TransferLeader(uint64_t node_id) {
+  const absl::Time deadline = CallDeadline();
   adminpb::TransferLeaderRequest req;
   req.set_node_id(node_id);
   adminpb::TransferLeaderResponse resp;
-  absl::Status s = Invoke("transfer leadership", Kind::kWrite,
+  absl::Status s = Invoke("transfer leadership", Kind::kWrite, deadline,
                           [&](Endpoint& ep, absl::Time, std::string* hint) {
-                            return AdminAttempt(options_.attempt_timeout, hint,
+                            return AdminAttempt(options_.attempt_timeout, deadline, hint,
                                                 [&](grpc::ClientContext* ctx) {
                                                   resp.Clear();
                                                   return ep.admin->TransferLeader(ctx, req, &resp);
@@ -622,7 +734,7 @@ std::vector<EndpointStatus> Client::ClusterStatus() {
   std::vector<EndpointStatus> out(n);
   std::vector<std::thread> threads;
   threads.reserve(n);
-  const absl::Time deadline = absl::Now() + options_.attempt_timeout;
+  const absl::Time deadline = std::min(absl::Now() + options_.attempt_timeout, CallDeadline());
   for (size_t i = 0; i < n; ++i) {
     threads.emplace_back([this, i, deadline, &out] {
       Endpoint& ep = Connect(i);
@@ -633,6 +745,7 @@ std::vector<EndpointStatus> Client::ClusterStatus() {
       grpc::Status s =
           ep.admin->Status(&ctx, adminpb::StatusRequest(), &st.status);
       st.reachable = s.ok();
+      if (s.ok()) NoteLimits(st.status);
       if (!s.ok()) {
         st.status.Clear();
         st.error = FromGrpc(s);

@@ -17,12 +17,33 @@
 //    that endpoint, adding it to the endpoints if it is not among them (a
 //    node that joined later). When the hint is empty (no leader known) it
 //    tries the next endpoint.
-//  * Retries. UNAVAILABLE, DEADLINE_EXCEEDED and CANCELLED (the node is down
-//    or shutting down, its stream broke, or the outcome is unknown) are
-//    retried on the next endpoint after a backoff
-//    (ClientOptions::backoff_*, doubled per retry, with jitter), until
-//    ClientOptions::total_timeout has passed since the call began. Every
-//    other error (INVALID_ARGUMENT, ...) is returned at once, never retried.
+//  * Retries. Only unavailability and leader changes are retried:
+//    UNAVAILABLE, DEADLINE_EXCEEDED of one attempt and CANCELLED (the node is
+//    down or shutting down, its stream broke, or the outcome is unknown) go
+//    to the next endpoint after a backoff (ClientOptions::backoff_*, doubled
+//    per retry, with jitter), and a NOT_LEADER answer to the leader it names,
+//    until the call's deadline (below). Every other code is the request's
+//    own fault or a state a retry cannot change, and is returned at once:
+//    INVALID_ARGUMENT (a bad request; a value over the cluster's limit),
+//    RESOURCE_EXHAUSTED (a request over a node's gRPC receive limit; a full
+//    disk), FAILED_PRECONDITION other than "not leader", OUT_OF_RANGE,
+//    NOT_FOUND, ALREADY_EXISTS, ABORTED, PERMISSION_DENIED, UNAUTHENTICATED,
+//    UNIMPLEMENTED, INTERNAL, DATA_LOSS, UNKNOWN. A Batch stream that ends
+//    fails its waiting ops UNAVAILABLE (retried), except the op a node
+//    refused as larger than its receive limit (RESOURCE_EXHAUSTED).
+//  * Size limits. A value over the cluster's --max_value_bytes, or a request
+//    over its gRPC receive limit, fails at once with INVALID_ARGUMENT /
+//    RESOURCE_EXHAUSTED, before anything is sent, naming the limit. The
+//    client learns the limits from a node's Admin.Status the first time a
+//    request is larger than the documented defaults (kDefaultMaxValueBytes,
+//    kDefaultMaxRequestBytes) or than the limits learned over a minute ago
+//    (a rolling restart may have changed them); a node that does not report
+//    them (or no node answering) leaves the defaults. Smaller requests are
+//    checked by the server alone.
+//  * Deadlines. A call ends by ClientOptions::total_timeout after it began,
+//    every attempt, redirect, backoff and limit lookup included, and never
+//    after ClientOptions::deadline (one bound for a whole task, as kvctl's
+//    --timeout).
 //  * Exactly-once writes (kvpb::WriteHeader). The client has one id for its
 //    lifetime; each write (Put, Delete, CompareAndSwap) takes the next
 //    sequence number, and every retry of that write resends the same
@@ -63,6 +84,7 @@
 #ifndef RAFTKV_CLIENT_CLIENT_H_
 #define RAFTKV_CLIENT_CLIENT_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -110,6 +132,11 @@ struct ClientOptions {
   // runs past it.
   absl::Duration total_timeout = absl::Seconds(15);
 
+  // No call runs past this time (InfiniteFuture: no bound): a deadline for
+  // everything the Client does, e.g. a whole command of several calls.
+  // Calls made after it fail DEADLINE_EXCEEDED without trying.
+  absl::Time deadline = absl::InfiniteFuture();
+
   // Backoff between retries: starts at backoff_initial, doubles per retry up
   // to backoff_max; each sleep is drawn uniformly from [d/2, d] (jitter).
   absl::Duration backoff_initial = absl::Milliseconds(20);
@@ -120,6 +147,19 @@ struct ClientOptions {
 
   // OK, or INVALID_ARGUMENT naming what is wrong.
   absl::Status Validate() const;
+};
+
+// The servers' default limits (server/main.cc --max_value_bytes and its gRPC
+// receive limit), assumed until a node reports its own in Admin.Status.
+inline constexpr uint64_t kDefaultMaxValueBytes = 1 << 20;
+inline constexpr uint64_t kDefaultMaxRequestBytes = 64 << 20;
+
+// A cluster's size limits, as the client knows them.
+struct SizeLimits {
+  uint64_t max_value_bytes = kDefaultMaxValueBytes;
+  uint64_t max_request_bytes = kDefaultMaxRequestBytes;
+  // Reported by a node (false: the defaults above).
+  bool reported = false;
 };
 
 // ClientOptions::endpoints from a comma-separated list ("a:1,b:2"); empty
@@ -230,6 +270,11 @@ class Client {
   // the new leader.
   absl::StatusOr<uint64_t> TransferLeader(uint64_t node_id = 0);
 
+  // The cluster's size limits: as learned from a node, else asked of one
+  // (one Admin.Status attempt per endpoint, within the call's deadline),
+  // else the defaults.
+  SizeLimits Limits();
+
   uint64_t client_id() const { return client_id_; }
   const ClientOptions& options() const { return options_; }
 
@@ -247,14 +292,32 @@ class Client {
 
   explicit Client(ClientOptions options);
 
-  // Runs `attempt` until it succeeds, fails for good, or the total timeout
-  // passes (see the header comment). `what` names the call in errors.
-  absl::Status Invoke(absl::string_view what, Kind kind, Attempt attempt);
+  // The deadline of a call that begins now: total_timeout from now, capped
+  // at options_.deadline.
+  absl::Time CallDeadline() const;
+  // Runs `attempt` until it succeeds, fails for good, or `deadline` passes
+  // (see the header comment). `what` names the call in errors.
+  absl::Status Invoke(absl::string_view what, Kind kind, absl::Time deadline,
+                      Attempt attempt);
   // A KV call: Invoke with `op` on each endpoint's Batch stream, the answer
   // in *resp. A write (kind kWrite) takes the next sequence number, and
   // every attempt carries it in the op's header (exactly-once).
-  absl::Status InvokeOp(absl::string_view what, Kind kind, kvpb::RequestOp* op,
-                        kvpb::ResponseOp* resp);
+  absl::Status InvokeOp(absl::string_view what, Kind kind, absl::Time deadline,
+                        kvpb::RequestOp* op, kvpb::ResponseOp* resp);
+  // Before a KV call: OK, or the error naming the limit that a request
+  // writing a value of `value_bytes`, with byte fields (key, values, ...) of
+  // `field_bytes` in all, exceeds. Learns the limits first (LearnLimits) if
+  // it exceeds those assumed so far and none were learned.
+  absl::Status CheckSize(absl::string_view what, size_t value_bytes, size_t field_bytes,
+                         absl::Time deadline);
+  // Asks the endpoints, preferred first, for their limits until one
+  // answers; one attempt each, by `deadline`.
+  SizeLimits LearnLimits(absl::Time deadline);
+  // Keeps the limits a node reported in `status` (none: nothing changes,
+  // but they are not asked again).
+  void NoteLimits(const adminpb::StatusResponse& status);
+  // The limits as known now.
+  SizeLimits KnownLimits() const;
 
   // The endpoint's stubs and stream, creating its channel on first use.
   Endpoint& Connect(size_t index);
@@ -286,6 +349,18 @@ class Client {
   // Entries are never removed, so an Endpoint& stays valid; each Endpoint's
   // channel is created under mu_.
   std::vector<std::unique_ptr<Endpoint>> endpoints_ ABSL_GUARDED_BY(mu_);
+  // The cluster's limits, read by every call without a lock. limits_state_
+  // is stored after the two limits (release) and read before them
+  // (acquire); two nodes' answers stored at once may mix, which is harmless
+  // (the servers check again). learned_at_: when a node last answered
+  // (absl::ToUnixNanos), so limits changed by a rolling restart are asked
+  // again after kLimitsMaxAge, by a request over the old ones.
+  enum LimitsState : int { kLimitsUnknown, kLimitsUnreported, kLimitsReported };
+  static constexpr absl::Duration kLimitsMaxAge = absl::Minutes(1);
+  std::atomic<int> limits_state_{kLimitsUnknown};
+  std::atomic<uint64_t> max_value_bytes_{kDefaultMaxValueBytes};
+  std::atomic<uint64_t> max_request_bytes_{kDefaultMaxRequestBytes};
+  std::atomic<int64_t> learned_at_{0};
 };
 
 }  // namespace raftkv::client

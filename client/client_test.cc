@@ -451,5 +451,185 @@ TEST(ClientTest, ClusterStatus) {
   EXPECT_EQ(st[2].status.node_id(), 2u);
 }
 
+
+// Size limits: checked before sending, against what a node reports.
+
+std::vector<FakeCluster::Call> KvCalls(const FakeCluster& cluster) {
+  std::vector<FakeCluster::Call> out;
+  for (const auto& c : cluster.calls()) {
+    if (c.method != "Status") out.push_back(c);
+  }
+  return out;
+}
+
+TEST(ClientLimitsTest, ValueOverTheReportedLimitFailsBeforeSending) {
+  FakeCluster cluster(3);
+  cluster.SetLimits(1 << 20, 64 << 20);
+  auto client = MakeClient(FastOptions(cluster.addresses()));
+  const absl::Time start = absl::Now();
+  auto v = client->Put("big", std::string((1 << 20) + 1, 'v'));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(v.status().message(),
+            "put \"big\": value is 1048577 bytes; the cluster's limit is 1048576 "
+            "(server --max_value_bytes)");
+  EXPECT_THAT(KvCalls(cluster), ::testing::IsEmpty());
+  EXPECT_EQ(cluster.calls("Status").size(), 1u);
+  EXPECT_EQ(cluster.batch_stats(0).streams, 0);
+
+  // Learned once: the next check asks nobody. CAS checks its new value too.
+  auto c = client->CompareAndSwap("big", Expected::Absent(), std::string((1 << 20) + 5, 'v'));
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(c.status().message(), HasSubstr("cas \"big\": value is 1048581 bytes"));
+  EXPECT_EQ(cluster.calls("Status").size(), 1u);
+  EXPECT_THAT(KvCalls(cluster), ::testing::IsEmpty());
+
+  // At the limit it is sent.
+  ASSERT_TRUE(client->Put("big", std::string(1 << 20, 'v')).ok());
+}
+
+TEST(ClientLimitsTest, LargerReportedLimitsAllowLargerValues) {
+  FakeCluster cluster(1);
+  cluster.SetLimits(3 << 20, 4 << 20);
+  auto client = MakeClient(FastOptions(cluster.addresses()));
+  // Over the default 1 MiB: the client asks, and may send it.
+  auto v = client->Put("k", std::string(2 << 20, 'v'));
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(cluster.calls("Status").size(), 1u);
+  SizeLimits l = client->Limits();
+  EXPECT_TRUE(l.reported);
+  EXPECT_EQ(l.max_value_bytes, 3u << 20);
+  EXPECT_EQ(l.max_request_bytes, 4u << 20);
+
+  // Values within the limit, a request over the receive limit (the compared
+  // value counts too).
+  auto c = client->CompareAndSwap("k", Expected::Value(std::string(2 << 20, 'v')),
+                                  std::string(2 << 20, 'w'));
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(c.status().message()),
+              ::testing::MatchesRegex("cas \"k\": request is [0-9]+ bytes; the cluster's limit "
+                                      "is 4194304 \\(the server's gRPC receive limit\\)"));
+  EXPECT_EQ(cluster.calls("CompareAndSwap").size(), 0u);
+  EXPECT_EQ(cluster.calls("Status").size(), 1u);
+}
+
+TEST(ClientLimitsTest, UnreportedLimitsAreTheDefaults) {
+  FakeCluster cluster(2);  // reports no limits, as an older server
+  auto client = MakeClient(FastOptions(cluster.addresses()));
+  auto v = client->Put("k", std::string(kDefaultMaxValueBytes + 1, 'v'));
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(v.status().message(),
+            "put \"k\": value is 1048577 bytes; the cluster's limit is 1048576 (server "
+            "--max_value_bytes; the default: no node reported its limits)");
+  EXPECT_THAT(KvCalls(cluster), ::testing::IsEmpty());
+  // A node answered: not asked again.
+  EXPECT_EQ(client->Put("k", std::string(kDefaultMaxValueBytes + 1, 'v')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cluster.calls("Status").size(), 1u);
+  // ClusterStatus answers count as reports too.
+  cluster.SetLimits(100, 1000);
+  FakeCluster other(1);
+  other.SetLimits(100, 1000);
+  auto fresh = MakeClient(FastOptions(other.addresses()));
+  ASSERT_TRUE(fresh->ClusterStatus()[0].reachable);
+  EXPECT_EQ(fresh->Put("k", std::string(101, 'v')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(other.calls("Status").size(), 1u);
+  EXPECT_THAT(KvCalls(other), ::testing::IsEmpty());
+}
+
+TEST(ClientLimitsTest, NoNodeAnsweringLeavesTheDefaults) {
+  ClientOptions o = FastOptions({UnusedAddress()});
+  o.total_timeout = absl::Milliseconds(300);
+  auto client = MakeClient(o);
+  auto v = client->Put("k", std::string(kDefaultMaxValueBytes + 1, 'v'));
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(v.status().message(), HasSubstr("the default: no node reported its limits"));
+  // Small requests are not checked against anything but the defaults.
+  EXPECT_EQ(client->Put("k", "v").status().code(), absl::StatusCode::kUnavailable);
+}
+
+// A node whose receive limit is smaller than the client believes ends the
+// stream RESOURCE_EXHAUSTED: that op fails at once, not retried elsewhere.
+TEST(ClientLimitsTest, MessageOverAReceiveLimitIsNotRetried) {
+  FakeCluster cluster(3);
+  cluster.SetLimits(64 << 20, 64 << 20);  // the fakes really take 4 MiB
+  ClientOptions o = FastOptions(cluster.addresses());
+  // Time to send 5 MiB on a slow (sanitized, loaded) build: one attempt.
+  o.attempt_timeout = absl::Seconds(10);
+  o.total_timeout = absl::Seconds(30);
+  auto client = MakeClient(o);
+  const absl::Time start = absl::Now();
+  auto v = client->Put("k", std::string(5 << 20, 'v'));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kResourceExhausted) << v.status();
+  EXPECT_THAT(v.status().message(), HasSubstr("put \"k\": request of "));
+  EXPECT_THAT(v.status().message(), HasSubstr("is over the gRPC receive limit of " +
+                                              cluster.address(0)));
+  int streams = 0;
+  for (int i = 0; i < cluster.size(); ++i) streams += cluster.batch_stats(i).streams;
+  EXPECT_EQ(streams, 1);
+  EXPECT_THAT(KvCalls(cluster), ::testing::IsEmpty());
+  // The client goes on with a fresh stream.
+  ASSERT_TRUE(client->Put("k", "v").ok());
+}
+
+// Only unavailability and leader changes are retried (client.h).
+TEST(ClientTest, NonRetriableCodesReturnedAtOnce) {
+  FakeCluster cluster(3);
+  auto client = MakeClient(FastOptions(cluster.addresses()));
+  for (grpc::StatusCode code :
+       {grpc::StatusCode::INVALID_ARGUMENT, grpc::StatusCode::RESOURCE_EXHAUSTED,
+        grpc::StatusCode::FAILED_PRECONDITION, grpc::StatusCode::OUT_OF_RANGE,
+        grpc::StatusCode::NOT_FOUND, grpc::StatusCode::ALREADY_EXISTS,
+        grpc::StatusCode::ABORTED, grpc::StatusCode::PERMISSION_DENIED,
+        grpc::StatusCode::UNAUTHENTICATED, grpc::StatusCode::UNIMPLEMENTED,
+        grpc::StatusCode::INTERNAL, grpc::StatusCode::DATA_LOSS, grpc::StatusCode::UNKNOWN}) {
+    SCOPED_TRACE(code);
+    cluster.ClearCalls();
+    cluster.FailNext(0, grpc::Status(code, "injected"), 3);
+    auto v = client->Put("k", "v");
+    EXPECT_EQ(static_cast<int>(v.status().code()), static_cast<int>(code));
+    EXPECT_EQ(v.status().message(), "put \"k\": injected");
+    EXPECT_EQ(cluster.calls().size(), 1u);
+    cluster.FailNext(0, grpc::Status::OK, 0);
+  }
+}
+
+// Admin calls wait longer per attempt (a change commits first), but never
+// past the call's total timeout.
+TEST(ClientTest, AdminCallsEndByTheTotalTimeout) {
+  FakeCluster cluster(3);
+  cluster.SetDelay(0, absl::Seconds(3));
+  ClientOptions o = FastOptions(cluster.addresses());
+  o.total_timeout = absl::Milliseconds(400);
+  auto client = MakeClient(o);
+  const absl::Time start = absl::Now();
+  auto m = client->AddMember(4, "127.0.0.1:1");
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1500));
+  EXPECT_FALSE(m.ok());
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kDeadlineExceeded) << m.status();
+}
+
+// ClientOptions::deadline bounds every call, however many.
+TEST(ClientTest, DeadlineBoundsEveryCall) {
+  FakeCluster cluster(1);
+  cluster.SetDelay(0, absl::Milliseconds(250));
+  ClientOptions o = FastOptions(cluster.addresses());
+  o.attempt_timeout = absl::Seconds(5);
+  o.total_timeout = absl::Seconds(10);
+  o.deadline = absl::Now() + absl::Milliseconds(400);
+  auto client = MakeClient(o);
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(client->Put("a", "1").ok());
+  auto second = client->Put("b", "2");
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kDeadlineExceeded) << second.status();
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(1000));
+  auto third = client->Get("a");
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(third.status().message(), "get \"a\": the deadline passed before the first attempt");
+  EXPECT_FALSE(client->ClusterStatus()[0].reachable);
+}
+
 }  // namespace
 }  // namespace raftkv::client

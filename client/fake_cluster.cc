@@ -290,6 +290,8 @@ class FakeCluster::Node {
       resp->set_applied_index(c.index_);
       resp->set_last_index(c.index_);
       resp->set_key_count(c.data_.size());
+      resp->set_max_value_bytes(c.max_value_bytes_);
+      resp->set_max_request_bytes(c.max_request_bytes_);
       resp->set_removed(c.Members().count(node_->index_ + 1) == 0);
       for (const auto& [id, m] : c.Members()) {
         adminpb::Member* pm = resp->add_members();
@@ -430,6 +432,12 @@ void FakeCluster::SetLeader(int node) {
 void FakeCluster::SetHint(int node, std::optional<std::string> addr) {
   absl::MutexLock lock(&mu_);
   nodes_[node]->hint = std::move(addr);
+}
+
+void FakeCluster::SetLimits(uint64_t max_value_bytes, uint64_t max_request_bytes) {
+  absl::MutexLock lock(&mu_);
+  max_value_bytes_ = max_value_bytes;
+  max_request_bytes_ = max_request_bytes;
 }
 
 void FakeCluster::Stop(int node) { nodes_[node]->Shutdown(); }

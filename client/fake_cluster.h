@@ -90,6 +90,10 @@ class FakeCluster {
   // What `node` answers in `raftkv-leader-addr` instead of the leader's
   // address ("" for none); std::nullopt restores the default.
   void SetHint(int node, std::optional<std::string> addr);
+  // The size limits every node reports in Admin.Status (0, the default:
+  // none, as an older server). The nodes' real gRPC receive limit stays
+  // gRPC's default, 4 MiB, whatever they report.
+  void SetLimits(uint64_t max_value_bytes, uint64_t max_request_bytes);
   // Shuts `node`'s server down; its port refuses connections.
   void Stop(int node);
   // Sleeps this long before answering each request on `node`.
@@ -209,6 +213,8 @@ class FakeCluster {
   std::map<std::string, bool> blocked_ ABSL_GUARDED_BY(mu_);
   std::map<int, BatchStats> batch_stats_ ABSL_GUARDED_BY(mu_);  // by node
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t max_value_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t max_request_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::vector<std::unique_ptr<Node>> nodes_;
 };

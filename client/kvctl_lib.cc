@@ -1,9 +1,9 @@
 #include "client/kvctl_lib.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <istream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -95,9 +95,12 @@ Commands:
                       up-to-date voter). Prints "OK <new leader id>".
   help                This text.
 
-Writes are retried on other nodes until --timeout, exactly once: a retried
-write is never applied twice. A write that times out may or may not have been
-applied.
+Writes are retried on other nodes, exactly once: a retried write is never
+applied twice. Only unavailable nodes and leader changes are retried; a bad
+request (e.g. a value over the cluster's --max_value_bytes, checked before it
+is sent) fails at once. --timeout bounds the whole command, every call and
+retry included (reading stdin excluded). A write that times out may or may not
+have been applied.
 
 Exit codes:
   0  success
@@ -198,36 +201,61 @@ class Kvctl {
         } else if (i + 1 < args.size()) {
           value = args[++i];
         } else {
-          return Usage(absl::StrCat("flag --", name, " needs a value"));
+          return FlagError(name, "needs a value");
         }
       }
       if (gflags::SetCommandLineOption(name.c_str(), value->c_str()).empty()) {
-        return Usage(absl::StrCat("bad value for --", name, ": ",
-                                  Quote(*value), " (", info.type, ")"));
+        return FlagError(name, absl::StrCat("not a", info.type == "int32" || info.type == "int64" ? "n " : " ",
+                                            info.type, ": ", Quote(*value)));
       }
     }
     return std::nullopt;
   }
 
+  // Checks the connection flags; the Client itself is made on first use
+  // (client()), so that --timeout starts with the first call.
   int Connect() {
-    client::ClientOptions options;
-    options.endpoints = client::SplitEndpoints(FLAGS_endpoints);
-    if (!absl::ParseDuration(FLAGS_timeout, &options.total_timeout)) {
-      return Usage(absl::StrCat("bad --timeout ", Quote(FLAGS_timeout),
-                                " (want a duration such as 15s)"));
+    if (int code = ParseDuration("timeout", FLAGS_timeout, &options_.total_timeout);
+        code != kExitOk) {
+      return code;
     }
-    if (!absl::ParseDuration(FLAGS_attempt_timeout,
-                             &options.attempt_timeout)) {
-      return Usage(absl::StrCat("bad --attempt_timeout ",
-                                Quote(FLAGS_attempt_timeout),
-                                " (want a duration such as 2s)"));
+    if (int code =
+            ParseDuration("attempt_timeout", FLAGS_attempt_timeout, &options_.attempt_timeout);
+        code != kExitOk) {
+      return code;
     }
-    auto c = Client::Create(std::move(options));
-    if (!c.ok()) {
-      return Usage(absl::StrCat("--endpoints: ", c.status().message()));
+    options_.endpoints = client::SplitEndpoints(FLAGS_endpoints);
+    // Everything else is valid, so an error is about the endpoints.
+    if (absl::Status s = options_.Validate(); !s.ok()) {
+      return FlagError("endpoints", s.message());
     }
-    client_ = std::move(*c);
     return kExitOk;
+  }
+
+  // A positive duration ("500ms", "15s", "1m") from flag --name.
+  int ParseDuration(const char* name, const std::string& value, absl::Duration* d) {
+    if (!absl::ParseDuration(value, d) || *d == absl::InfiniteDuration()) {
+      return FlagError(name, absl::StrCat("not a duration: ", Quote(value),
+                                          " (e.g. 500ms, 15s, 1m)"));
+    }
+    if (*d <= absl::ZeroDuration()) {
+      return FlagError(name, absl::StrCat("must be positive, got ", value));
+    }
+    return kExitOk;
+  }
+
+  // The Client, made on first use: the whole command (every call from now
+  // on) has --timeout.
+  Client& client() {
+    if (client_ == nullptr) {
+      client::ClientOptions options = options_;
+      options.deadline = absl::Now() + options.total_timeout;
+      auto c = Client::Create(std::move(options));
+      // Connect() validated the same options.
+      if (!c.ok()) std::abort();
+      client_ = std::move(*c);
+    }
+    return *client_;
   }
 
   int Put(const std::vector<std::string>& args) {
@@ -238,7 +266,7 @@ class Kvctl {
     } else {
       value = args[1];
     }
-    auto version = client_->Put(args[0], value);
+    auto version = client().Put(args[0], value);
     if (!version.ok()) return Error(version.status());
     out_ << "OK " << *version << "\n";
     return Flush();
@@ -246,7 +274,7 @@ class Kvctl {
 
   int Get(const std::vector<std::string>& args) {
     if (args.size() != 1) return Usage("usage: get KEY");
-    auto kv = client_->Get(args[0], FLAGS_serializable);
+    auto kv = client().Get(args[0], FLAGS_serializable);
     if (kv.status().code() == absl::StatusCode::kNotFound) {
       err_ << "kvctl: key not found: " << Quote(args[0]) << "\n";
       return kExitNotFound;
@@ -259,7 +287,7 @@ class Kvctl {
 
   int Delete(const std::vector<std::string>& args) {
     if (args.size() != 1) return Usage("usage: delete KEY");
-    auto deleted = client_->Delete(args[0]);
+    auto deleted = client().Delete(args[0]);
     if (!deleted.ok()) return Error(deleted.status());
     out_ << "OK " << (*deleted ? 1 : 0) << "\n";
     return Flush();
@@ -267,7 +295,9 @@ class Kvctl {
 
   int Scan(const std::vector<std::string>& args) {
     if (args.size() > 1) return Usage("usage: scan [PREFIX]");
-    if (FLAGS_limit < 0) return Usage("--limit must be 0 or more");
+    if (FLAGS_limit < 0) {
+      return FlagError("limit", absl::StrCat("must be 0 or more, got ", FLAGS_limit));
+    }
     const std::string prefix = args.empty() ? "" : args[0];
     const uint64_t limit = FLAGS_limit;  // 0: all
     std::string start_after = FLAGS_start_after;
@@ -276,7 +306,7 @@ class Kvctl {
       constexpr uint64_t kPage = 1000;
       uint64_t page = kPage;
       if (limit != 0) page = std::min(kPage, limit - printed);
-      auto result = client_->Scan(prefix, static_cast<uint32_t>(page),
+      auto result = client().Scan(prefix, static_cast<uint32_t>(page),
                                   start_after, FLAGS_serializable);
       if (!result.ok()) return Error(result.status());
       for (const client::KeyValue& kv : result->kvs) {
@@ -303,10 +333,11 @@ class Kvctl {
   int Cas(const std::vector<std::string>& args) {
     const bool by_version = FLAGS_expect_version >= 0;
     if (FLAGS_expect_version < -1) {
-      return Usage("--expect_version must be 0 or more");
+      return FlagError("expect_version",
+                       absl::StrCat("must be 0 or more, got ", FLAGS_expect_version));
     }
     if (by_version && FLAGS_expect_absent) {
-      return Usage("give --expect_version or --expect_absent, not both");
+      return FlagError("expect_absent", "give --expect_version or --expect_absent, not both");
     }
     std::optional<client::Expected> expected;
     std::string key, new_value;
@@ -332,7 +363,7 @@ class Kvctl {
     if (new_value == "-" && !ReadStdin(&new_value)) {
       return Error("cannot read the new value from stdin");
     }
-    auto result = client_->CompareAndSwap(key, *expected, new_value);
+    auto result = client().CompareAndSwap(key, *expected, new_value);
     if (!result.ok()) return Error(result.status());
     if (!result->succeeded) {
       if (result->current.has_value()) {
@@ -351,7 +382,7 @@ class Kvctl {
 
   int Status(const std::vector<std::string>& args) {
     if (!args.empty()) return Usage("usage: status");
-    std::vector<client::EndpointStatus> all = client_->ClusterStatus();
+    std::vector<client::EndpointStatus> all = client().ClusterStatus();
     std::vector<std::vector<std::string>> rows = {
         {"ID", "ADDRESS", "ROLE", "TERM", "COMMIT", "APPLIED", "LEADER",
          "LAST", "SNAPSHOT", "REACHABLE"}};
@@ -446,7 +477,7 @@ class Kvctl {
     }
     if (sub == "add") {
       if (args.size() != 3 || !ParseId(args[1], &id)) return Usage("usage: member add ID ADDR");
-      auto m = client_->AddMember(id, args[2]);
+      auto m = client().AddMember(id, args[2]);
       if (!m.ok()) return Error(m.status());
       return PrintMembership(*m);
     }
@@ -454,7 +485,7 @@ class Kvctl {
       if (args.size() != 2 || !ParseId(args[1], &id)) {
         return Usage(absl::StrCat("usage: member ", sub, " ID"));
       }
-      auto m = sub == "promote" ? client_->PromoteMember(id) : client_->RemoveMember(id);
+      auto m = sub == "promote" ? client().PromoteMember(id) : client().RemoveMember(id);
       if (!m.ok()) return Error(m.status());
       return PrintMembership(*m);
     }
@@ -462,7 +493,7 @@ class Kvctl {
   }
 
   int MemberList() {
-    std::vector<client::EndpointStatus> all = client_->ClusterStatus();
+    std::vector<client::EndpointStatus> all = client().ClusterStatus();
     const adminpb::StatusResponse* best = nullptr;
     for (const client::EndpointStatus& e : all) {
       if (!e.reachable) continue;
@@ -495,15 +526,32 @@ class Kvctl {
     if (args.size() > 1 || (args.size() == 1 && !ParseId(args[0], &id))) {
       return Usage("usage: transfer-leader [ID]");
     }
-    auto leader = client_->TransferLeader(id);
+    auto leader = client().TransferLeader(id);
     if (!leader.ok()) return Error(leader.status());
     out_ << "OK " << *leader << "\n";
     return Flush();
   }
 
+  // All of stdin, in blocks (a byte at a time took seconds for 64 MiB),
+  // into a string sized up front when stdin is a file.
   bool ReadStdin(std::string* value) {
-    value->assign(std::istreambuf_iterator<char>(in_),
-                  std::istreambuf_iterator<char>());
+    value->clear();
+    const std::streampos here = in_.tellg();
+    if (here != std::streampos(-1) && in_.seekg(0, std::ios::end)) {
+      const std::streampos end = in_.tellg();
+      // One more byte than the file holds, so the first read meets EOF.
+      if (end != std::streampos(-1) && end > here) value->reserve(end - here + 1);
+      in_.seekg(here);
+    }
+    in_.clear();
+    size_t size = 0;
+    while (in_) {
+      if (value->capacity() == size) value->reserve(std::max<size_t>(2 * size, 1 << 20));
+      value->resize(value->capacity());
+      in_.read(value->data() + size, static_cast<std::streamsize>(value->size() - size));
+      size += static_cast<size_t>(in_.gcount());
+    }
+    value->resize(size);
     return !in_.bad();
   }
 
@@ -515,6 +563,12 @@ class Kvctl {
       if (IsKvctlFlag(f)) out_ << gflags::DescribeOneFlag(f);
     }
     return Flush();
+  }
+
+  // A bad flag: "kvctl: --NAME: message", exit 2.
+  int FlagError(absl::string_view name, absl::string_view message) {
+    err_ << "kvctl: --" << name << ": " << OneLine(message) << "\n";
+    return kExitUsage;
   }
 
   int Usage(absl::string_view message) {
@@ -540,6 +594,7 @@ class Kvctl {
   std::ostream& out_;
   std::ostream& err_;
   const bool out_is_tty_;
+  client::ClientOptions options_;  // from the flags, by Connect()
   std::unique_ptr<Client> client_;
 };
 

@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/client.h"
 #include "client/fake_cluster.h"
 #include "gmock/gmock.h"
@@ -107,6 +109,67 @@ TEST(KvctlUsageTest, UsageErrorsExitTwo) {
   }
   EXPECT_THAT(RunRaw({"frob"}).err, HasSubstr("unknown command \"frob\""));
   EXPECT_THAT(RunRaw({"--bogus"}).err, HasSubstr("unknown flag --bogus"));
+}
+
+// A bad flag value: one line naming the flag, exit 2, before any call.
+TEST(KvctlUsageTest, FlagErrorsNameTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--timeout=-5s", "get", "k"}, "kvctl: --timeout: must be positive, got -5s\n"},
+      {{"--timeout=0", "get", "k"}, "kvctl: --timeout: must be positive, got 0\n"},
+      {{"--timeout=soon", "get", "k"},
+       "kvctl: --timeout: not a duration: \"soon\" (e.g. 500ms, 15s, 1m)\n"},
+      {{"--timeout=inf", "get", "k"},
+       "kvctl: --timeout: not a duration: \"inf\" (e.g. 500ms, 15s, 1m)\n"},
+      {{"get", "k", "--attempt_timeout=-1ms"},
+       "kvctl: --attempt_timeout: must be positive, got -1ms\n"},
+      {{"--endpoints=", "get", "k"}, "kvctl: --endpoints: no endpoints given\n"},
+      {{"--endpoints=nohostport", "get", "k"},
+       "kvctl: --endpoints: endpoint \"nohostport\" is not host:port\n"},
+      {{"scan", "--limit=-1"}, "kvctl: --limit: must be 0 or more, got -1\n"},
+      {{"scan", "--limit=x"}, "kvctl: --limit: not an int32: \"x\"\n"},
+      {{"scan", "--limit"}, "kvctl: --limit: needs a value\n"},
+      {{"get", "k", "--serializable=maybe"}, "kvctl: --serializable: not a bool: \"maybe\"\n"},
+      {{"cas", "k", "new", "--expect_version=-2"},
+       "kvctl: --expect_version: must be 0 or more, got -2\n"},
+  };
+  for (const auto& [args, want] : cases) {
+    Result r = RunRaw(args);
+    EXPECT_EQ(r.code, kExitUsage) << absl::StrJoin(args, " ");
+    EXPECT_EQ(r.err, want) << absl::StrJoin(args, " ");
+    EXPECT_EQ(r.out, "");
+  }
+}
+
+// A value over the cluster's limit fails at once, nothing sent, the limit
+// and its flag named. (8 MiB: over the fake's real 4 MiB receive limit too,
+// which once meant retries until --timeout.)
+TEST_F(KvctlTest, PutOverTheLimitFailsAtOnce) {
+  cluster_.SetLimits(1 << 20, 64 << 20);
+  const std::string value(8 << 20, 'v');
+  const absl::Time start = absl::Now();
+  Result r = Run({"put", "big", "-"}, value);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(r.code, kExitError);
+  EXPECT_EQ(r.err,
+            "kvctl: put \"big\": value is 8388608 bytes; the cluster's limit is 1048576 "
+            "(server --max_value_bytes)\n");
+  EXPECT_TRUE(cluster_.calls("Put").empty());
+}
+
+// --timeout bounds the whole command: here a scan of three pages, each
+// answered after 400 ms, with 1 s in all.
+TEST_F(KvctlTest, TimeoutBoundsTheWholeCommand) {
+  for (int i = 0; i < 2500; ++i) cluster_.Preload(absl::StrCat("k", 10000 + i), "v");
+  for (int node = 0; node < cluster_.size(); ++node) {
+    cluster_.SetDelay(node, absl::Milliseconds(400));
+  }
+  const absl::Time start = absl::Now();
+  Result r = Run({"scan", "k", "--timeout=1s", "--attempt_timeout=5s"});
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(r.code, kExitError) << took;
+  ExpectOneErrorLine(r);
+  EXPECT_THAT(r.err, HasSubstr("scan \"k\""));
+  EXPECT_LT(took, absl::Milliseconds(1500));
 }
 
 TEST_F(KvctlTest, PutGetDelete) {

@@ -12,6 +12,7 @@
 #include "glog/logging.h"
 #include "server/flush_scope.h"
 #include "server/kv_service.h"
+#include "server/raw_message.h"
 
 namespace raftkv::server {
 
@@ -31,12 +32,15 @@ namespace raftkv::server {
 // flush is pending. So no callback can outlive the reactor, which deletes
 // itself in OnDone.
 //
+// Messages travel as raw bytes (kv_service.h): a request message that does
+// not parse stops the reading, and once every op read before it is answered
+// the stream ends INVALID_ARGUMENT saying so.
+//
 // Flow control: the backlog is the ops not yet answered plus the answers not
 // yet sent. Past kMaxBacklog ops or kMaxQueuedBytes of unsent answers (a
 // client that does not read) the reactor stops reading, and gRPC's window
 // then pushes back on the client, until the backlog is under half of both.
-class BatchReactor final
-    : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
+class BatchReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // Ops are started when read, before their answers' size is known, so
   // kMaxBacklog times the largest answer is what a stream that is not read
@@ -50,15 +54,22 @@ class BatchReactor final
   static constexpr size_t kMaxMessageBytes = 1 << 20;
 
   BatchReactor(KvService* svc, grpc::CallbackServerContext* ctx) : svc_(svc), ctx_(ctx) {
-    StartRead(&in_);
+    StartRead(&in_raw_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client closed its side, or the call ended
+    absl::Status parsed;
+    if (ok) {
+      parsed = ParseRequest(in_raw_, &in_);
+      in_raw_.Clear();
+    }
+    if (!ok || !parsed.ok()) {  // the client closed its side, the call ended, or bad bytes
+      if (!parsed.ok()) svc_->LogOutcome("Batch", ctx_, parsed, absl::Now());
       Actions a;
       {
         absl::MutexLock l(&mu_);
         reads_done_ = true;
+        bad_request_ = std::move(parsed);
         a = TakeActionsLocked();
       }
       return Perform(a);
@@ -129,7 +140,8 @@ class BatchReactor final
   }
   // What to start once mu_ is released.
   struct Actions {
-    bool read = false, write = false, finish = false, broken = false;
+    bool read = false, write = false, finish = false;
+    grpc::Status status;  // with finish
   };
 
   // Runs on whatever thread finished the op.
@@ -202,7 +214,12 @@ class BatchReactor final
     if (reads_done_ && outstanding_ == 0 && !writing_ && !flush_deferred_ && !finished_) {
       finished_ = true;
       a.finish = true;
-      a.broken = write_failed_;
+      if (write_failed_) {
+        a.status = grpc::Status::CANCELLED;
+      } else if (!bad_request_.ok()) {
+        a.status = grpc::Status(static_cast<grpc::StatusCode>(bad_request_.code()),
+                                std::string(bad_request_.message()));
+      }
     }
     return a;
   }
@@ -214,16 +231,23 @@ class BatchReactor final
   // write in flight), so the reactor outlives every Perform but the one
   // that finishes it.
   void Perform(const Actions& a) {
-    if (a.read) StartRead(&in_);
-    if (a.write) StartWrite(&out_);
-    if (a.finish) Finish(a.broken ? grpc::Status::CANCELLED : grpc::Status::OK);
+    if (a.read) StartRead(&in_raw_);
+    if (a.write) {
+      // What gRPC's typed StartWrite would do; an answer cannot be too big.
+      absl::Status s = SerializeResponse(out_, &out_raw_);
+      CHECK(s.ok()) << s;
+      StartWrite(&out_raw_);
+    }
+    if (a.finish) Finish(a.status);
   }
 
   KvService* const svc_;
   grpc::CallbackServerContext* const ctx_;
   absl::Mutex mu_;
-  kvpb::BatchRequest in_;   // the read in flight; touched only by the read path
+  grpc::ByteBuffer in_raw_;  // the read in flight; touched only by the read path
+  kvpb::BatchRequest in_;    // in_raw_ parsed; touched only by the read path
   kvpb::BatchResponse out_;  // the write in flight; swapped only while !writing_
+  grpc::ByteBuffer out_raw_;  // out_ serialized; touched only with out_
   std::deque<Queued> queued_ ABSL_GUARDED_BY(mu_);  // answers not yet sent
   size_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t outstanding_ ABSL_GUARDED_BY(mu_) = 0;
@@ -233,11 +257,13 @@ class BatchReactor final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // Why reading stopped early: a message that did not parse (OK if none).
+  absl::Status bad_request_ ABSL_GUARDED_BY(mu_);
   // A FlushScope will take and perform actions: no finishing before then.
   bool flush_deferred_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* KvService::Batch(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* KvService::Batch(
     grpc::CallbackServerContext* ctx) {
   return new BatchReactor(this, ctx);
 }

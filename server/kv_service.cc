@@ -6,11 +6,14 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "glog/logging.h"
 #include "raft/membership.h"
+#include "server/raw_message.h"
 
 namespace raftkv::server {
 namespace {
@@ -73,9 +76,30 @@ absl::Status ValidateCas(const kvpb::CasRequest& req, size_t max_value_bytes) {
 }
 
 absl::Status ValidateScan(const kvpb::ScanRequest& req) {
-  return req.prefix().size() > Limits::kMaxKeyBytes
-             ? absl::InvalidArgumentError("prefix longer than the key limit")
-             : absl::OkStatus();
+  for (const auto& [name, field] :
+       {std::pair<const char*, const std::string*>{"prefix", &req.prefix()},
+        {"start_after", &req.start_after()}}) {
+    if (field->size() > Limits::kMaxKeyBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(name, " of ", field->size(),
+                                                     " bytes exceeds the limit of ",
+                                                     Limits::kMaxKeyBytes));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// HOST:PORT, the port a number in 1..65535.
+absl::Status ValidateAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  uint32_t port = 0;
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size() ||
+      address.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(address).substr(colon + 1), &port) || port == 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("address must be HOST:PORT, got \"", absl::CHexEscape(address), "\""));
+  }
+  return absl::OkStatus();
 }
 
 template <typename Resp>
@@ -160,24 +184,35 @@ void KvService::LogOutcome(const char* method, grpc::CallbackServerContext* ctx,
       << method << ": " << s;
 }
 
-// A unary call: admits it, runs the op, and finishes the reactor with the
-// op's status (NOT_LEADER hints in the trailing metadata).
-template <typename Body>
+// A unary call: parses and admits it, runs the op, and finishes the reactor
+// with the op's status (NOT_LEADER hints in the trailing metadata) and, on
+// OK, the response's bytes.
+template <typename Req, typename Resp, typename Validate, typename Body>
 grpc::ServerUnaryReactor* KvService::RunUnary(grpc::CallbackServerContext* ctx,
                                               const char* method, OpKind kind,
-                                              absl::Status valid, Body body) {
+                                              const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
+                                              Validate validate, Body body) {
+  // The request and response live until the op has finished.
+  struct Call {
+    Req req;
+    Resp resp;
+  };
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   const absl::Time start = absl::Now();
-  OpDone finish = [this, ctx, reactor, method, start](absl::Status s) {
+  Call* call = new Call;
+  OpDone finish = [this, ctx, reactor, method, start, call, out](absl::Status s) {
     s = WithLeaderHint(node_, options_, ctx, std::move(s));
+    if (s.ok()) s = SerializeResponse(call->resp, out);
+    delete call;
     LogOutcome(method, ctx, s, start);
     reactor->Finish(ToGrpc(s));
   };
-  absl::Status admitted = Admit(kind, std::move(valid));
+  absl::Status admitted = ParseRequest(*in, &call->req);
+  if (admitted.ok()) admitted = Admit(kind, validate(call->req));
   if (!admitted.ok()) {
     finish(std::move(admitted));
   } else {
-    body(DeadlineFrom(ctx->deadline(), 0), std::move(finish));
+    body(call->req, &call->resp, DeadlineFrom(ctx->deadline(), 0), std::move(finish));
   }
   return reactor;
 }
@@ -302,47 +337,88 @@ void KvService::RunOp(const kvpb::RequestOp& op, kvpb::ResponseOp* out, absl::Ti
 }
 
 grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
-                                         const kvpb::PutRequest* req, kvpb::PutResponse* resp) {
-  return RunUnary(ctx, "Put", OpKind::kWrite, ValidatePut(*req, options_.max_value_bytes),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoPut(*req, resp, deadline, std::move(finish));
-                  });
+                                         const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return RunUnary<kvpb::PutRequest, kvpb::PutResponse>(
+      ctx, "Put", OpKind::kWrite, req, resp,
+      [this](const kvpb::PutRequest& r) { return ValidatePut(r, options_.max_value_bytes); },
+      [this](const kvpb::PutRequest& r, kvpb::PutResponse* out, absl::Time deadline,
+             OpDone finish) { DoPut(r, out, deadline, std::move(finish)); });
 }
 
 grpc::ServerUnaryReactor* KvService::Delete(grpc::CallbackServerContext* ctx,
-                                            const kvpb::DeleteRequest* req,
-                                            kvpb::DeleteResponse* resp) {
-  return RunUnary(ctx, "Delete", OpKind::kWrite, ValidateDelete(*req),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoDelete(*req, resp, deadline, std::move(finish));
-                  });
+                                            const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return RunUnary<kvpb::DeleteRequest, kvpb::DeleteResponse>(
+      ctx, "Delete", OpKind::kWrite, req, resp,
+      [](const kvpb::DeleteRequest& r) { return ValidateDelete(r); },
+      [this](const kvpb::DeleteRequest& r, kvpb::DeleteResponse* out, absl::Time deadline,
+             OpDone finish) { DoDelete(r, out, deadline, std::move(finish)); });
 }
 
 grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext* ctx,
-                                                    const kvpb::CasRequest* req,
-                                                    kvpb::CasResponse* resp) {
-  return RunUnary(ctx, "CompareAndSwap", OpKind::kWrite,
-                  ValidateCas(*req, options_.max_value_bytes),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoCas(*req, resp, deadline, std::move(finish));
-                  });
+                                                    const grpc::ByteBuffer* req,
+                                                    grpc::ByteBuffer* resp) {
+  return RunUnary<kvpb::CasRequest, kvpb::CasResponse>(
+      ctx, "CompareAndSwap", OpKind::kWrite, req, resp,
+      [this](const kvpb::CasRequest& r) { return ValidateCas(r, options_.max_value_bytes); },
+      [this](const kvpb::CasRequest& r, kvpb::CasResponse* out, absl::Time deadline,
+             OpDone finish) { DoCas(r, out, deadline, std::move(finish)); });
 }
 
 grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
-                                         const kvpb::GetRequest* req, kvpb::GetResponse* resp) {
-  return RunUnary(ctx, "Get", OpKind::kRead, ValidateKey(req->key()),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoGet(req, resp, deadline, std::move(finish));
-                  });
+                                         const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return RunUnary<kvpb::GetRequest, kvpb::GetResponse>(
+      ctx, "Get", OpKind::kRead, req, resp,
+      [](const kvpb::GetRequest& r) { return ValidateKey(r.key()); },
+      [this](const kvpb::GetRequest& r, kvpb::GetResponse* out, absl::Time deadline,
+             OpDone finish) { DoGet(&r, out, deadline, std::move(finish)); });
 }
 
 grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
-                                          const kvpb::ScanRequest* req,
-                                          kvpb::ScanResponse* resp) {
-  return RunUnary(ctx, "Scan", OpKind::kRead, ValidateScan(*req),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoScan(req, resp, deadline, std::move(finish));
-                  });
+                                          const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  return RunUnary<kvpb::ScanRequest, kvpb::ScanResponse>(
+      ctx, "Scan", OpKind::kRead, req, resp,
+      [](const kvpb::ScanRequest& r) { return ValidateScan(r); },
+      [this](const kvpb::ScanRequest& r, kvpb::ScanResponse* out, absl::Time deadline,
+             OpDone finish) { DoScan(&r, out, deadline, std::move(finish)); });
+}
+
+template <typename Req, typename Resp>
+void AdminService::MarkRaw(const char* method, grpc::Status (AdminService::*handler)(
+                                                   grpc::ServerContext*, const Req*, Resp*)) {
+  // The generated Service numbers its methods in the order of admin.proto.
+  const google::protobuf::MethodDescriptor* m =
+      adminpb::StatusRequest::descriptor()->file()->FindServiceByName("Admin")->FindMethodByName(
+          method);
+  CHECK(m != nullptr) << "no method Admin." << method;
+  using Streamer = grpc::ServerUnaryStreamer<grpc::ByteBuffer, grpc::ByteBuffer>;
+  MarkMethodStreamed(
+      m->index(),
+      new grpc::internal::StreamedUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this, handler](grpc::ServerContext* ctx, Streamer* stream) {
+            grpc::ByteBuffer in;
+            Req req;
+            absl::Status parsed = stream->Read(&in)
+                                      ? ParseRequest(in, &req)
+                                      : absl::InvalidArgumentError("request has no body");
+            if (!parsed.ok()) return Answer(ctx, std::move(parsed));
+            Resp resp;
+            grpc::Status s = (this->*handler)(ctx, &req, &resp);
+            if (!s.ok()) return s;
+            grpc::ByteBuffer out;
+            if (absl::Status ser = SerializeResponse(resp, &out); !ser.ok()) return ToGrpc(ser);
+            stream->Write(out);  // false: the call is gone, and the status goes nowhere
+            return grpc::Status::OK;
+          }));
+}
+
+AdminService::AdminService(ServiceOptions options, Node* node, KvStateMachine* sm)
+    : options_(std::move(options)), node_(node), sm_(sm) {
+  MarkRaw("Status", &AdminService::Status);
+  MarkRaw("AddMember", &AdminService::AddMember);
+  MarkRaw("PromoteMember", &AdminService::PromoteMember);
+  MarkRaw("RemoveMember", &AdminService::RemoveMember);
+  MarkRaw("TransferLeader", &AdminService::TransferLeader);
+  MarkRaw("SetFaults", &AdminService::SetFaults);
 }
 
 grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
@@ -403,6 +479,8 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
   };
   for (uint64_t v : st.conf_state.voters()) add_member(v, true);
   for (uint64_t l : st.conf_state.learners()) add_member(l, false);
+  resp->set_max_value_bytes(options_.max_value_bytes);
+  resp->set_max_request_bytes(options_.max_request_bytes);
   resp->set_removed(!raft::IsMember(st.conf_state, options_.node_id) ||
                     (options_.removed && options_.removed()));
   if (options_.snapshot_transfers) {
@@ -482,8 +560,8 @@ absl::StatusOr<raftpb::ConfState> AdminService::ChangeMembership(grpc::ServerCon
 grpc::Status AdminService::AddMember(grpc::ServerContext* ctx,
                                      const adminpb::AddMemberRequest* req,
                                      adminpb::AddMemberResponse* resp) {
-  if (req->address().empty() || req->address().find(':') == std::string::npos) {
-    return Answer(ctx, absl::InvalidArgumentError("address must be HOST:PORT"));
+  if (absl::Status valid = ValidateAddress(req->address()); !valid.ok()) {
+    return Answer(ctx, std::move(valid));
   }
   raftpb::ConfChange cc;
   cc.set_type(raftpb::CONF_ADD_LEARNER);

@@ -2,9 +2,15 @@
 // for its entry to commit holds no thread) and Admin.
 //
 // A KV request arrives either as a unary call or as one op of a Batch
-// stream (kv_batch.cc). Both go through the same steps: validation, the
-// leader check (Admit), the deadline, the op itself (Do*), and on the way
-// out the NOT_LEADER hint (ExplainNotLeader) and logging.
+// stream (kv_batch.cc). Both go through the same steps: parsing, validation,
+// the leader check (Admit), the deadline, the op itself (Do*), and on the
+// way out the NOT_LEADER hint (ExplainNotLeader) and logging.
+//
+// Every KV and Admin method takes its request as raw bytes (gRPC's raw
+// method variants) and parses it with server/raw_message.h, so a body that
+// is not a valid message gets INVALID_ARGUMENT saying so (gRPC alone answers
+// INTERNAL or UNIMPLEMENTED with no message). A method added to kv.proto or
+// admin.proto must be raw here too (tests/bad_input_test checks them all).
 #ifndef RAFTKV_SERVER_KV_SERVICE_H_
 #define RAFTKV_SERVER_KV_SERVICE_H_
 
@@ -29,6 +35,9 @@ struct ServiceOptions {
   uint64_t cluster_id = 0;
   std::string address;                 // this node's
   size_t max_value_bytes = 1 << 20;
+  // The gRPC server's receive limit (ServerBuilder::SetMaxReceiveMessageSize):
+  // reported in Admin.Status with max_value_bytes, for clients to check.
+  size_t max_request_bytes = 64 << 20;
   absl::Duration default_deadline = absl::Seconds(10);
   // Address of a node id, for NOT_LEADER hints ("" if unknown).
   std::function<std::string(uint64_t)> address_of;
@@ -51,25 +60,32 @@ struct ServiceOptions {
   Alarms* alarms = nullptr;
 };
 
-class KvService final : public kvpb::KV::CallbackService {
+// The KV service with every method raw (callback API, bytes in and out).
+using RawKvService = kvpb::KV::WithRawCallbackMethod_Put<
+    kvpb::KV::WithRawCallbackMethod_Get<kvpb::KV::WithRawCallbackMethod_Delete<
+        kvpb::KV::WithRawCallbackMethod_Scan<kvpb::KV::WithRawCallbackMethod_CompareAndSwap<
+            kvpb::KV::WithRawCallbackMethod_Batch<kvpb::KV::Service>>>>>>;
+
+class KvService final : public RawKvService {
  public:
   // `node` and `sm` are not owned and must outlive the service.
   KvService(ServiceOptions options, Node* node, KvStateMachine* sm)
       : options_(std::move(options)), node_(node), sm_(sm) {}
 
-  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const kvpb::PutRequest* req,
-                                kvpb::PutResponse* resp) override;
-  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const kvpb::GetRequest* req,
-                                kvpb::GetResponse* resp) override;
-  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-                                   const kvpb::DeleteRequest* req,
-                                   kvpb::DeleteResponse* resp) override;
-  grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx, const kvpb::ScanRequest* req,
-                                 kvpb::ScanResponse* resp) override;
+  // Each parses its request (a kvpb::PutRequest, ...) from `req` and
+  // answers the response's bytes in `resp`.
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                   grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                 grpc::ByteBuffer* resp) override;
   grpc::ServerUnaryReactor* CompareAndSwap(grpc::CallbackServerContext* ctx,
-                                           const kvpb::CasRequest* req,
-                                           kvpb::CasResponse* resp) override;
-  grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* Batch(
+                                           const grpc::ByteBuffer* req,
+                                           grpc::ByteBuffer* resp) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Batch(
       grpc::CallbackServerContext* ctx) override;
 
  private:
@@ -90,9 +106,13 @@ class KvService final : public kvpb::KV::CallbackService {
                                 std::string* leader_addr) const;
   void LogOutcome(const char* method, grpc::CallbackServerContext* ctx, const absl::Status& s,
                   absl::Time start) const;
-  template <typename Body>
+  // A unary call: parses `in` as a Req, validates it (`validate(req)`),
+  // admits it, runs `body(req, &resp, deadline, finish)` and answers resp's
+  // bytes in `out`.
+  template <typename Req, typename Resp, typename Validate, typename Body>
   grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* ctx, const char* method,
-                                     OpKind kind, absl::Status valid, Body body);
+                                     OpKind kind, const grpc::ByteBuffer* in,
+                                     grpc::ByteBuffer* out, Validate validate, Body body);
 
   // The ops, once admitted. REQUIRES: `req` and `resp` stay valid until
   // `finish` has run; `finish` runs exactly once (on the node's loop or
@@ -122,8 +142,9 @@ class KvService final : public kvpb::KV::CallbackService {
 
 class AdminService final : public adminpb::Admin::Service {
  public:
-  AdminService(ServiceOptions options, Node* node, KvStateMachine* sm)
-      : options_(std::move(options)), node_(node), sm_(sm) {}
+  // Makes every method raw: each reads its request's bytes, parses them
+  // (INVALID_ARGUMENT if they do not parse) and calls the method below.
+  AdminService(ServiceOptions options, Node* node, KvStateMachine* sm);
 
   grpc::Status Status(grpc::ServerContext* ctx, const adminpb::StatusRequest* req,
                       adminpb::StatusResponse* resp) override;
@@ -143,6 +164,11 @@ class AdminService final : public adminpb::Admin::Service {
                          adminpb::SetFaultsResponse* resp) override;
 
  private:
+  // Serves `method` (of admin.proto's Admin service) as raw bytes through
+  // `handler` (a sync, streamed-unary handler on gRPC's sync threads).
+  template <typename Req, typename Resp>
+  void MarkRaw(const char* method,
+               grpc::Status (AdminService::*handler)(grpc::ServerContext*, const Req*, Resp*));
   absl::Time DeadlineOf(grpc::ServerContext* ctx) const;
   absl::StatusOr<raftpb::ConfState> ChangeMembership(grpc::ServerContext* ctx,
                                                      raftpb::ConfChange cc);

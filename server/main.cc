@@ -682,7 +682,7 @@ int main(int argc, char** argv) {
   const std::string listen = FLAGS_listen.empty() ? address : FLAGS_listen;
   int bound_port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(svc.max_request_bytes));
   server::AcceptPeerKeepalives(&builder);
   builder.RegisterService(&kv);
   builder.RegisterService(&admin);
