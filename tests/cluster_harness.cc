@@ -229,6 +229,17 @@ std::vector<std::string> Cluster::NodeFlags(int id) const {
   return flags;
 }
 
+void ExpectQuickFailure(const ExitResult& r, const std::vector<std::string>& texts,
+                        absl::Duration quick) {
+  ASSERT_TRUE(r.exited) << "the server kept running; output:\n" << r.output;
+  EXPECT_EQ(r.term_signal, 0) << "crashed instead of exiting; output:\n" << r.output;
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(r.elapsed, quick);
+  for (const auto& t : texts) {
+    EXPECT_NE(r.output.find(t), std::string::npos) << "no \"" << t << "\" in:\n" << r.output;
+  }
+}
+
 absl::Status Cluster::StartAll() {
   for (const auto& [id, n] : nodes_) {
     if (n.pid > 0 || id > options_.size) continue;

@@ -85,6 +85,12 @@ struct ExitResult {
   absl::Duration elapsed;
 };
 
+// Expects the server run `r` to have exited by itself, non-zero and not by
+// a signal, within `quick`, its output naming each of `texts` (gtest
+// expectations; for tests of start-up refusals).
+void ExpectQuickFailure(const ExitResult& r, const std::vector<std::string>& texts,
+                        absl::Duration quick = absl::Seconds(10));
+
 class Cluster {
  public:
   explicit Cluster(ClusterOptions options = {});

@@ -16,9 +16,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// The server must give up this fast (it opens RocksDB and reads one record).
-constexpr absl::Duration kQuick = absl::Seconds(10);
-
 // `flags` with every --name=... replaced by --name=value.
 std::vector<std::string> With(std::vector<std::string> flags, const std::string& name,
                               const std::string& value) {
@@ -26,14 +23,6 @@ std::vector<std::string> With(std::vector<std::string> flags, const std::string&
     if (f.rfind(absl::StrCat("--", name, "="), 0) == 0) f = absl::StrCat("--", name, "=", value);
   }
   return flags;
-}
-
-void ExpectQuickFailure(const ExitResult& r, const std::vector<std::string>& texts) {
-  ASSERT_TRUE(r.exited) << "the server kept running; output:\n" << r.output;
-  EXPECT_EQ(r.term_signal, 0) << "crashed instead of exiting; output:\n" << r.output;
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_LT(r.elapsed, kQuick);
-  for (const auto& t : texts) EXPECT_THAT(r.output, HasSubstr(t));
 }
 
 class DataDirTest : public ::testing::Test {

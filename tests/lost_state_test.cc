@@ -20,16 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr absl::Duration kQuick = absl::Seconds(10);
-
-void ExpectQuickFailure(const ExitResult& r, const std::vector<std::string>& texts) {
-  ASSERT_TRUE(r.exited) << "the server kept running; output:\n" << r.output;
-  EXPECT_EQ(r.term_signal, 0) << "crashed instead of exiting; output:\n" << r.output;
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_LT(r.elapsed, kQuick);
-  for (const auto& t : texts) EXPECT_THAT(r.output, HasSubstr(t));
-}
-
 class LostStateTest : public ::testing::Test {
  protected:
   void SetUp() override {
