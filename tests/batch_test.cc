@@ -25,6 +25,15 @@ namespace {
 using ::testing::HasSubstr;
 using Stream = grpc::ClientReaderWriter<kvpb::BatchRequest, kvpb::BatchResponse>;
 
+// No test here changes leaders: production ticks (100 ms, elections after
+// 1-2 s) keep a loaded machine's slow fsyncs of megabyte values from
+// costing the leader its quorum (CheckQuorum) mid-test.
+ClusterOptions StableLeader() {
+  ClusterOptions o;
+  o.tick_ms = 100;
+  return o;
+}
+
 class BatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -75,7 +84,7 @@ class BatchTest : public ::testing::Test {
     return op;
   }
 
-  Cluster c_;
+  Cluster c_{StableLeader()};
   int leader_ = 0;
   int follower_ = 0;
 };
