@@ -18,10 +18,6 @@
 namespace raftkv::storage {
 namespace {
 
-rocksdb::Slice ToSlice(absl::string_view s) {
-  return rocksdb::Slice(s.data(), s.size());
-}
-
 bool SameIdentity(const storagepb::NodeIdentity& a,
                   const storagepb::NodeIdentity& b) {
   return a.cluster_id() == b.cluster_id() && a.node_id() == b.node_id();
@@ -49,15 +45,38 @@ absl::Status LogStore::Write(rocksdb::WriteBatch* batch,
 
 absl::Status LogStore::Write(rocksdb::WriteBatch* batch,
                              absl::string_view what, bool sync) {
+  if (absl::Status refused = RefuseAfterFailure(what); !refused.ok()) return refused;
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, batch);
   if (!s.ok()) {
     LOG(ERROR) << "storage dir " << dir() << ": " << what
                << " failed: " << s.ToString();
-    return Annotate(FromRocks(s, what));
+    absl::Status failed = Annotate(FromRocks(s, what));
+    LatchFailure(failed);
+    return failed;
   }
   return absl::OkStatus();
+}
+
+void LogStore::LatchFailure(const absl::Status& s) {
+  absl::MutexLock lock(&failure_mu_);
+  if (!write_failure_.ok()) return;
+  write_failure_ = s;
+  write_failed_.store(true);
+}
+
+absl::Status LogStore::write_failure() const {
+  if (!write_failed_.load()) return absl::OkStatus();
+  absl::MutexLock lock(&failure_mu_);
+  return write_failure_;
+}
+
+absl::Status LogStore::RefuseAfterFailure(absl::string_view what) const {
+  absl::Status failure = write_failure();
+  if (failure.ok()) return failure;
+  return absl::Status(failure.code(),
+                      absl::StrCat(what, " refused: an earlier write failed: ", failure.message()));
 }
 
 void LogStore::DeleteLogRange(rocksdb::WriteBatch* batch, uint64_t lo,

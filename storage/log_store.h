@@ -19,7 +19,11 @@
 // exceptions, both safe to lose and made durable by the next synced write:
 // an Append that only moves the commit index, and ApplyBatch (sync_data). A write that
 // fails returns the error and leaves the in-memory view unchanged; the caller
-// must treat it as fatal (the batch may or may not be on disk).
+// must treat it as fatal (the batch may or may not be on disk). The store
+// then refuses every later write (write_failure()) without calling RocksDB:
+// RocksDB 7.8 aborts on an assertion when a WAL it failed to write is
+// written or synced again. A full disk is reported as ResourceExhausted;
+// other I/O errors as Internal. Reads go on working.
 //
 // Invariants, checked by Open (a store violating them refuses to open):
 //   * the log holds exactly the indexes snapshot.index+1 .. LastIndex(), no
@@ -51,6 +55,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -75,6 +80,7 @@
 namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
+class Env;
 class WriteBatch;
 }  // namespace rocksdb
 
@@ -127,6 +133,21 @@ struct Options {
   // (storage/entry_cache.h), bounded by their serialized size: Entries and
   // Term read them without RocksDB. 0: none.
   size_t entry_cache_bytes = 4 << 20;
+
+  // Called on the thread of a failed file write in the store (an append,
+  // sync or file creation: ENOSPC, EIO), with the error naming the file,
+  // before RocksDB sees the error; empty: none. The server's handler ends
+  // the process (server/storage_failure.h), which makes a failed write
+  // fail-stop: RocksDB 7.8 aborts on an assertion when another thread syncs
+  // the WAL after a write to it failed, and the only sure way to rule that
+  // out is to stop before the error reaches RocksDB. If the handler returns,
+  // the write fails as usual (see "A write that fails" above).
+  std::function<void(const absl::Status&)> on_write_failure;
+
+  // The Env RocksDB reads and writes files through (not owned; must outlive
+  // the store). Null: WalPreallocatingEnv() (storage/wal_file_system.h).
+  // Tests give a FaultFileSystem here (storage/fault_file_system.h).
+  rocksdb::Env* env = nullptr;
 
   // OK, or InvalidArgument naming the bad field.
   absl::Status Validate() const;
@@ -241,6 +262,10 @@ class LogStore final : public raft::LogReader {
   // log entries whose application was written unsynced.
   absl::Status SyncWal();
 
+  // OK, or the error of the first write (or sync) that failed, after which
+  // every write method returns it (prefixed "an earlier write failed").
+  absl::Status write_failure() const ABSL_LOCKS_EXCLUDED(failure_mu_);
+
   // ---- Snapshots of `data` ------------------------------------------------
 
   // A consistent, point-in-time view of the live data and the applied index
@@ -289,7 +314,7 @@ class LogStore final : public raft::LogReader {
   const std::string& dir() const { return options_.dir; }
 
  private:
-  LogStore(const Options& options, rocksdb::DB* db,
+  LogStore(const Options& options, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db,
            std::vector<rocksdb::ColumnFamilyHandle*> handles);
 
   // Open's second half: reads `meta`, scans `log`, checks the invariants.
@@ -354,8 +379,15 @@ class LogStore final : public raft::LogReader {
 
   // Prefixes `s`'s message with the directory.
   absl::Status Annotate(const absl::Status& s) const;
+  // Records the first failed write; later writes are refused (see above).
+  void LatchFailure(const absl::Status& s) ABSL_LOCKS_EXCLUDED(failure_mu_);
+  // OK, or the refusal of `what` after a failed write.
+  absl::Status RefuseAfterFailure(absl::string_view what) const ABSL_LOCKS_EXCLUDED(failure_mu_);
 
   const Options options_;
+  // The Env the store built (options.on_write_failure); null if it uses
+  // options.env or the default. Outlives db_.
+  std::unique_ptr<rocksdb::Env> env_;
   rocksdb::DB* const db_;  // owned; deleted after the handles
   rocksdb::ColumnFamilyHandle* const log_cf_;
   rocksdb::ColumnFamilyHandle* const meta_cf_;
@@ -404,6 +436,11 @@ class LogStore final : public raft::LogReader {
   absl::Status marker_error_ ABSL_GUARDED_BY(marker_mu_);
   std::atomic<bool> marker_failed_{false};
   std::thread marker_;
+
+  // Set once, by the first failed write; never cleared.
+  std::atomic<bool> write_failed_{false};
+  mutable absl::Mutex failure_mu_;
+  absl::Status write_failure_ ABSL_GUARDED_BY(failure_mu_);
 
   friend class DataSnapshot;
   friend class LogStoreTestPeer;  // durable_mark_test: the marker's steps, one by one

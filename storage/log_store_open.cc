@@ -15,11 +15,13 @@
 #include "glog/logging.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "storage/encoding.h"
+#include "storage/fail_stop_file_system.h"
 #include "storage/log_store.h"
 #include "storage/rocks_status.h"
 #include "storage/wal_file_system.h"
@@ -37,9 +39,9 @@ const std::vector<std::string>& ColumnFamilyNames() {
   return *names;
 }
 
-rocksdb::DBOptions MakeDBOptions(const Options& options) {
+rocksdb::DBOptions MakeDBOptions(const Options& options, rocksdb::Env* env) {
   rocksdb::DBOptions db;
-  db.env = WalPreallocatingEnv();  // see wal_file_system.h
+  db.env = env;
   db.create_if_missing = options.create_if_missing;
   db.create_missing_column_families = options.create_if_missing;
   db.paranoid_checks = true;
@@ -131,7 +133,21 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
     }
   }
 
-  const rocksdb::DBOptions db_options = MakeDBOptions(options);
+  // The file system: the given Env's or the WAL-preallocating one
+  // (wal_file_system.h), wrapped to report failed writes if asked.
+  rocksdb::Env* env = options.env != nullptr ? options.env : WalPreallocatingEnv();
+  std::unique_ptr<rocksdb::Env> own_env;
+  if (options.on_write_failure) {
+    auto fs = std::make_shared<FailStopFileSystem>(
+        env->GetFileSystem(),
+        [dir, handler = options.on_write_failure](const std::string& what,
+                                                  const rocksdb::IOStatus& s) {
+          handler(Prefixed(dir, FromRocks(s, what)));
+        });
+    own_env = rocksdb::NewCompositeEnv(fs);
+    env = own_env.get();
+  }
+  const rocksdb::DBOptions db_options = MakeDBOptions(options, env);
   if (exists) {
     std::vector<std::string> existing;
     rocksdb::Status s =
@@ -163,7 +179,8 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
     return FromRocks(s, absl::StrCat("storage dir ", dir, ": opening RocksDB"));
   }
   // From here on the LogStore owns db and handles (its destructor closes).
-  std::unique_ptr<LogStore> store(new LogStore(options, db, std::move(handles)));
+  std::unique_ptr<LogStore> store(
+      new LogStore(options, std::move(own_env), db, std::move(handles)));
   if (absl::Status r = store->Recover(); !r.ok()) return r;
   if (store->KeepsMark()) {
     if (absl::Status w = store->WriteCurrentMark(); !w.ok()) return store->Annotate(w);
@@ -172,9 +189,10 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
   return store;
 }
 
-LogStore::LogStore(const Options& options, rocksdb::DB* db,
+LogStore::LogStore(const Options& options, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db,
                    std::vector<rocksdb::ColumnFamilyHandle*> handles)
     : options_(options),
+      env_(std::move(env)),
       db_(db),
       log_cf_(handles.at(1)),
       meta_cf_(handles.at(2)),

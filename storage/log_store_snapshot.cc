@@ -21,8 +21,13 @@ std::optional<raftpb::ConfState> LogStore::applied_conf() const {
 }
 
 absl::Status LogStore::SyncWal() {
+  if (absl::Status refused = RefuseAfterFailure("SyncWAL"); !refused.ok()) return refused;
   rocksdb::Status s = db_->SyncWAL();
-  if (!s.ok()) return Annotate(FromRocks(s, "SyncWAL"));
+  if (!s.ok()) {
+    absl::Status failed = Annotate(FromRocks(s, "SyncWAL"));
+    LatchFailure(failed);
+    return failed;
+  }
   return absl::OkStatus();
 }
 

@@ -28,6 +28,7 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
     return absl::UnavailableError(msg);
   }
   if (s.IsAborted()) return absl::AbortedError(msg);
+  if (s.IsNoSpace()) return absl::ResourceExhaustedError(msg);
   if (IsLockError(s)) {
     return absl::FailedPreconditionError(
         absl::StrCat(msg, " (the directory is locked: another process or LogStore has it open)"));

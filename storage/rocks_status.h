@@ -12,8 +12,9 @@ namespace raftkv::storage {
 // "<context>: <RocksDB's ToString()>" and whose code follows RocksDB's:
 // NotFound -> kNotFound, Corruption -> kDataLoss, InvalidArgument ->
 // kInvalidArgument, NotSupported -> kUnimplemented, Busy/TimedOut/TryAgain ->
-// kUnavailable, Aborted -> kAborted, an IOError on the LOCK file (the
-// directory is in use) -> kFailedPrecondition, anything else -> kInternal.
+// kUnavailable, Aborted -> kAborted, an IOError for a full disk (NoSpace)
+// -> kResourceExhausted, an IOError on the LOCK file (the directory is in
+// use) -> kFailedPrecondition, anything else -> kInternal.
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context);
 
 // True if `s` is RocksDB's refusal to lock a DB directory that another

@@ -22,6 +22,14 @@ TEST(RocksStatusTest, MapsCodesAndKeepsMessage) {
             absl::StatusCode::kUnavailable);
 }
 
+TEST(RocksStatusTest, FullDiskIsResourceExhausted) {
+  absl::Status s = FromRocks(
+      rocksdb::Status::NoSpace("While appending to file: /d/000012.log", "No space left on device"),
+      "Append");
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("No space left on device"), absl::string_view::npos);
+}
+
 TEST(RocksStatusTest, LockErrorIsFailedPrecondition) {
   rocksdb::Status lock = rocksdb::Status::IOError(
       "While lock file: /tmp/x/LOCK", "Resource temporarily unavailable");
