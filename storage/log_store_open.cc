@@ -22,6 +22,7 @@
 #include "rocksdb/table.h"
 #include "storage/encoding.h"
 #include "storage/fail_stop_file_system.h"
+#include "storage/info_log.h"
 #include "storage/log_store.h"
 #include "storage/rocks_status.h"
 #include "storage/wal_file_system.h"
@@ -56,7 +57,7 @@ rocksdb::DBOptions MakeDBOptions(const Options& options, rocksdb::Env* env) {
   // durable mark (storage/durable_mark.h).
   db.track_and_verify_wals_in_manifest = true;
   db.max_background_jobs = 2;
-  db.keep_log_file_num = 4;
+  db.keep_log_file_num = 4;  // unused with info_log (InfoLog keeps as many)
   // `meta` sees few writes; cap the WAL so its memtable gets flushed and old
   // WAL files can be dropped.
   db.max_total_wal_size = 128 << 20;
@@ -147,7 +148,10 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
     own_env = rocksdb::NewCompositeEnv(fs);
     env = own_env.get();
   }
-  const rocksdb::DBOptions db_options = MakeDBOptions(options, env);
+  rocksdb::DBOptions db_options = MakeDBOptions(options, env);
+  // RocksDB's own info logger aborts the process once a full disk failed
+  // one of its lines (info_log.h).
+  db_options.info_log = InfoLog::Open(dir);
   if (exists) {
     std::vector<std::string> existing;
     rocksdb::Status s =
