@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "glog/logging.h"
+#include "server/storage_failure.h"
 
 namespace raftkv::server {
 
@@ -100,7 +101,7 @@ void LogWriter::Write(std::deque<Request> batch) {
     for (auto& m : r.messages) messages.push_back(std::move(m));
   }
   absl::Status s = store_->Append(entries, hard_state ? &*hard_state : nullptr);
-  if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+  if (!s.ok()) StoreWriteFailed(*store_, "persisting the raft log", s);
   transport_->Send(std::move(messages));
   if (!entries.empty()) {
     on_persisted_(entries.back().index(), entries.back().term(), entry_writes);

@@ -15,7 +15,8 @@
 //
 // Thread safety: Queue() and WaitIdle() from one thread (the node's loop);
 // the callbacks run on the writer thread and must not call back into the
-// writer. A failed store write is fatal (LOG(FATAL)), never skipped.
+// writer. A failed store write is fatal (server/storage_failure.h), never
+// skipped.
 #ifndef RAFTKV_SERVER_LOG_WRITER_H_
 #define RAFTKV_SERVER_LOG_WRITER_H_
 

@@ -43,6 +43,7 @@
 #include "raft/membership.h"
 #include "server/alarms.h"
 #include "server/cluster_spec.h"
+#include "server/disk_space.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/node.h"
@@ -50,6 +51,7 @@
 #include "server/incarnation_recorder.h"
 #include "server/peer_incarnations.h"
 #include "server/state_machine.h"
+#include "server/storage_failure.h"
 #include "server/transport.h"
 #include "storage/log_store.h"
 
@@ -124,6 +126,12 @@ DEFINE_string(corrupt_check_interval, "10m",
               "and compare (also a few seconds after each leader change); a member that "
               "differs from the majority raises CORRUPT and stops serving. 0: only at leader "
               "changes. As etcd's --experimental-corrupt-check-time.");
+DEFINE_uint64(min_free_bytes, 256 << 20,
+              "Free-space reserve on the filesystem of --data_dir, in bytes: below it the "
+              "node raises the NOSPACE alarm and stores no new entries (a leader refuses "
+              "writes, a follower stops taking the leader's), serves reads, and resumes by "
+              "itself once space is back. It covers what a node still writes meanwhile "
+              "(a WAL, memtable flushes, a compaction). 0: no reserve.");
 DEFINE_uint64(auto_promote_gap, 50,
               "The leader promotes a learner once its log is within this many entries "
               "of its own (0: only by `kvctl member promote`).");
@@ -439,9 +447,20 @@ int main(int argc, char** argv) {
 
   storage::Options so;
   so.dir = dir;
+  // A failed write stops the node here, before RocksDB sees the error
+  // (server/storage_failure.h), from Open on.
+  so.on_write_failure = [dir](const absl::Status& s) { server::ExitOnWriteFailure(dir, s); };
   auto opened = storage::LogStore::Open(so);
   if (!opened.ok()) Die(std::string(opened.status().message()));
   std::unique_ptr<storage::LogStore> store = std::move(*opened);
+  // Checked once now: a node starting below its reserve serves reads only.
+  server::Alarms alarms;
+  server::DiskSpaceOptions dso;
+  dso.dir = dir;
+  dso.min_free_bytes = FLAGS_min_free_bytes;
+  dso.alarms = &alarms;
+  if (absl::Status s = dso.Validate(); !s.ok()) Die(std::string(s.message()));
+  server::DiskSpace disk_space(dso);
   // With --join: the members' addresses (and, on a first start, the cluster
   // id) from a member's Admin.Status.
   std::map<uint64_t, std::string> joined_members;
@@ -570,7 +589,8 @@ int main(int argc, char** argv) {
       std::make_unique<server::SnapshotSender>(snap_opts, [&node_ptr](uint64_t peer, bool ok) {
         if (node_ptr != nullptr) node_ptr->ReportSnapshot(peer, ok);
       });
-  server::SnapshotReceiver snapshot_receiver(store.get());
+  server::SnapshotReceiver snapshot_receiver(store.get(),
+                                             [&disk_space] { return disk_space.WriteRefusal(); });
 
   std::unique_ptr<server::StageTrace> stage_trace;
   if (!FLAGS_stage_trace_file.empty()) {
@@ -599,6 +619,7 @@ int main(int argc, char** argv) {
   no.commit_notices = FLAGS_commit_notices;
   no.read_threads = FLAGS_read_threads;
   no.auto_promote_gap = FLAGS_auto_promote_gap;
+  no.disk_space = &disk_space;
   no.on_conf_change = [&book, &reconcile](const raftpb::ConfChange& cc, bool applied) {
     book.OnConfChange(cc, applied);
     // A removed id may be added again, as a fresh node with a new incarnation.
@@ -618,8 +639,8 @@ int main(int argc, char** argv) {
   if (!node.ok()) Die(absl::StrCat("raft: ", node.status().message()));
   node_ptr = node->get();
 
-  // Alarms raised by the checks below are reported by Admin.Status.
-  server::Alarms alarms;
+  // `alarms` (raised by the checks below and by disk_space) are reported by
+  // Admin.Status.
   server::HashCheckerOptions hco;
   hco.self_id = FLAGS_id;
   hco.interval = corrupt_check_interval;
@@ -695,6 +716,7 @@ int main(int argc, char** argv) {
                                                    &peer_incarnations);
   incarnation_recorder.Start();
   hash_checker.Start();
+  disk_space.Start();
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
   LOG_IF(WARNING, !raftkv::server::StreamWindowFixActive())
       << "server/grpc_stream_window_fix.h is off with gRPC " << grpc::Version()

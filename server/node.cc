@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "glog/logging.h"
 #include "server/flush_scope.h"
+#include "server/storage_failure.h"
 
 namespace raftkv::server {
 
@@ -271,7 +273,7 @@ void Node::Run() {
     // the latest commit index.
     if (writer_ != nullptr) writer_->WaitIdle();
     if (absl::Status s = store_->Append({}, &*held); !s.ok()) {
-      LOG(FATAL) << "persisting the raft log failed: " << s;
+      StoreWriteFailed(*store_, "persisting the raft log", s);
     }
   }
   FailEverything(absl::UnavailableError("node is shutting down"));
@@ -279,6 +281,8 @@ void Node::Run() {
 
 void Node::StepMessage(const raftpb::Message& m) {
   if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kStepped, Stage::kAckStepped);
+  if (m.from() != 0 && m.from() != options_.id) peer_low_on_space_[m.from()] = m.no_space();
+  if (DropForSpace(m)) return;
   // A refused message changes nothing and never stops the node: the core
   // logs it (rate-limited) and counts it (Admin.Status rejected_peer_messages).
   (void)core_->Step(m);
@@ -319,7 +323,7 @@ void Node::InstallSnapshot(const raftpb::Snapshot& snapshot) {
                << " but the staged image is " << (staged ? absl::StrCat(*staged) : "none");
   }
   if (absl::Status s = store_->InstallStaged(meta); !s.ok()) {
-    LOG(FATAL) << "installing the snapshot at " << meta.index() << " failed: " << s;
+    StoreWriteFailed(*store_, absl::StrCat("installing the snapshot at ", meta.index()), s);
   }
   if (absl::Status s = sm_->Reload(); !s.ok()) {
     LOG(FATAL) << "reloading the state machine after the snapshot: " << s;
@@ -351,9 +355,9 @@ void Node::MaybeCompact() {
     conf = store_->GetSnapshot()->metadata().conf_state();
   }
   // Entries about to be dropped were applied with unsynced writes.
-  if (absl::Status s = store_->SyncWal(); !s.ok()) LOG(FATAL) << s;
+  if (absl::Status s = store_->SyncWal(); !s.ok()) StoreWriteFailed(*store_, "syncing the WAL", s);
   if (absl::Status s = store_->Compact(index, *term, conf); !s.ok()) {
-    LOG(FATAL) << "compacting the log to " << index << ": " << s;
+    StoreWriteFailed(*store_, absl::StrCat("compacting the log to ", index), s);
   }
   VLOG(1) << "compacted the log through " << index;
 }
@@ -363,7 +367,52 @@ absl::Status Node::NotLeaderError() const {
       absl::StrCat("not leader; leader is ", core_->leader()));
 }
 
+absl::Status Node::ProposalRefusal() const {
+  if (LowOnSpace()) {
+    absl::Status own = options_.disk_space->WriteRefusal();
+    return absl::Status(own.code(), absl::StrCat("node ", options_.id, " (the leader): ",
+                                                 own.message()));
+  }
+  const auto& voters = core_->conf_state().voters();
+  std::vector<uint64_t> low;
+  for (uint64_t v : voters) {
+    auto it = peer_low_on_space_.find(v);
+    if (v != options_.id && it != peer_low_on_space_.end() && it->second) low.push_back(v);
+  }
+  const size_t quorum = voters.size() / 2 + 1;
+  if (voters.size() - low.size() >= quorum) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "writes refused: voters ", absl::StrJoin(low, ", "), " of ", absl::StrJoin(voters, ", "),
+      " are below their free-space reserve (--min_free_bytes) and store no new entries, so no "
+      "write can commit; free space on them (their `kvctl status` shows NOSPACE)"));
+}
+
+void Node::MarkSpace(std::vector<raftpb::Message>* msgs) const {
+  if (!LowOnSpace()) return;
+  for (raftpb::Message& m : *msgs) m.set_no_space(true);
+}
+
+bool Node::DropForSpace(const raftpb::Message& m) {
+  const bool stores = (m.type() == raftpb::MSG_APPEND && m.entries_size() > 0) ||
+                      m.type() == raftpb::MSG_SNAPSHOT;
+  if (!stores || !LowOnSpace()) return false;
+  ++dropped_for_space_;
+  LOG_EVERY_N(WARNING, 100) << "node " << options_.id << " is below its free-space reserve: "
+                            << "dropping " << raftpb::MessageType_Name(m.type()) << " from "
+                            << m.from() << " (" << dropped_for_space_ << " dropped so far)";
+  // A snapshot's image was staged before its message came: let the next
+  // transfer (once space is back) stage again.
+  if (m.type() == raftpb::MSG_SNAPSHOT && hooks_.receiver != nullptr) hooks_.receiver->Release();
+  return true;
+}
+
 void Node::ProposeAll(std::vector<PendingWrite> writes) {
+  if (core_->role() == raft::Role::kLeader) {
+    if (absl::Status refusal = ProposalRefusal(); !refusal.ok()) {
+      for (auto& w : writes) w.done(refusal);
+      return;
+    }
+  }
   std::vector<std::string> data;
   data.reserve(writes.size());
   for (auto& w : writes) data.push_back(std::move(w.command));
@@ -500,6 +549,7 @@ void Node::HandleReadies() {
     // 1. The leader's appends go out while its own write proceeds (§10.2.1);
     // snapshots go to the snapshot sender.
     SendSnapshots(&rd.messages);
+    MarkSpace(&rd.messages);
     transport_->Send(std::move(rd.messages));
     if (options_.stage_trace != nullptr && !rd.entries.empty() &&
         core_->role() == raft::Role::kLeader) {
@@ -528,6 +578,15 @@ void Node::HandleReadies() {
     for (auto& rs : rd.read_states) {
       auto it = reads_by_context_.find(rs.context);
       if (it == reads_by_context_.end()) continue;
+      if (rs.index > store_->LastIndex() && LowOnSpace()) {
+        // The entries it needs will not come while this node stores none.
+        it->second.done(absl::UnavailableError(absl::StrCat(
+            "node ", options_.id, " is below its free-space reserve and stores no new entries, "
+            "so it cannot catch up to read index ", rs.index, " (its log ends at ",
+            store_->LastIndex(), "); read from another node")));
+        reads_by_context_.erase(it);
+        continue;
+      }
       reads_by_index_.emplace(rs.index, std::move(it->second));
       reads_by_context_.erase(it);
     }
@@ -582,9 +641,10 @@ void Node::Persist(raft::Ready* rd, bool here) {
   if (rd->snapshot) InstallSnapshot(*rd->snapshot);
   if (!rd->entries.empty() || hs) {
     absl::Status s = store_->Append(rd->entries, hs ? &*hs : nullptr);
-    if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+    if (!s.ok()) StoreWriteFailed(*store_, "persisting the raft log", s);
     TraceEntries(Stage::kSynced, rd->entries);
   }
+  MarkSpace(&rd->persisted_messages);
   transport_->Send(std::move(rd->persisted_messages));
   TraceEntries(Stage::kAcked, rd->entries);
 }
@@ -615,7 +675,7 @@ void Node::Apply(const std::vector<raftpb::Entry>& entries) {
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) last_conf_index_ = e.index();
   }
   auto results = sm_->Apply(entries);
-  if (!results.ok()) LOG(FATAL) << "applying committed entries failed: " << results.status();
+  if (!results.ok()) StoreWriteFailed(*store_, "applying committed entries", results.status());
   for (const auto& e : entries) {
     if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
     raftpb::ConfChange cc;

@@ -15,8 +15,17 @@
 // Callbacks given to Propose/Read run on the loop thread: they must not
 // block (finish a gRPC reactor, copy a value).
 //
-// A storage write failure is fatal: the process exits (LOG(FATAL)) rather
-// than run on with a state it cannot trust.
+// A storage write failure is fatal: the process exits (exit status 74, see
+// server/storage_failure.h) rather than run on with a state it cannot trust.
+//
+// Free-space reserve (options.disk_space, server/disk_space.h): while this
+// node's disk is below it, the node stores no new entries. As leader it
+// refuses proposals (RESOURCE_EXHAUSTED); as follower it drops appends that
+// carry entries and snapshots (heartbeats still go on, so it keeps a leader
+// and serves reads of what it has), and it fails at once a linearizable read
+// that would need entries it does not store. Every message it sends says so
+// (Message.no_space); a leader refuses proposals too while a majority of
+// voters, itself included, is low, because then no entry can commit.
 #ifndef RAFTKV_SERVER_NODE_H_
 #define RAFTKV_SERVER_NODE_H_
 
@@ -37,6 +46,7 @@
 #include "proto/kv.pb.h"
 #include "raft/raft.h"
 #include "server/callback_pool.h"
+#include "server/disk_space.h"
 #include "server/hard_state_buffer.h"
 #include "server/log_writer.h"
 #include "server/stage_trace.h"
@@ -86,6 +96,9 @@ struct NodeOptions {
   std::function<void(const raftpb::ConfChange&, bool applied)> on_conf_change;
   // Called on the loop thread after a snapshot replaced the data.
   std::function<void()> on_snapshot_installed;
+  // The data dir's free-space reserve (see above). Not owned; must outlive
+  // the node. Null: no reserve.
+  const DiskSpace* disk_space = nullptr;
 
   absl::Status Validate() const;
 };
@@ -246,6 +259,16 @@ class Node {
   void FailWrites(const absl::Status& why);
   void FailEverything(const absl::Status& why);
   absl::Status NotLeaderError() const;
+  // Free-space reserve (see the header comment).
+  bool LowOnSpace() const { return options_.disk_space != nullptr && options_.disk_space->low(); }
+  // OK, or why a leader refuses proposals now: this node, or a majority of
+  // voters, is below its reserve.
+  absl::Status ProposalRefusal() const;
+  // Sets Message.no_space on `msgs` while LowOnSpace().
+  void MarkSpace(std::vector<raftpb::Message>* msgs) const;
+  // True if `m` must not be stepped: it would make this node store entries
+  // or a snapshot while it is low on space.
+  bool DropForSpace(const raftpb::Message& m);
 
   const NodeOptions options_;
   storage::LogStore* const store_;
@@ -267,6 +290,9 @@ class Node {
   int entry_writes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Loop-thread state.
+  // Peers whose last message said they are below their free-space reserve.
+  std::map<uint64_t, bool> peer_low_on_space_;
+  uint64_t dropped_for_space_ = 0;  // appends and snapshots dropped
   std::map<uint64_t, Waiter> waiters_;                  // by log index
   std::map<uint64_t, ConfWaiter> conf_waiters_;         // by log index
   std::vector<PendingTransfer> transfers_;              // awaiting a new leader

@@ -180,6 +180,9 @@ absl::StatusOr<raftpb::Message> SnapshotReceiver::Receive(
 
 absl::StatusOr<raftpb::Message> SnapshotReceiver::ReceiveChunks(
     const std::function<bool(peerpb::SnapshotChunk*)>& next) {
+  if (refusal_) {
+    if (absl::Status s = refusal_(); !s.ok()) return s;
+  }
   if (absl::Status s = store_->BeginStaging(); !s.ok()) return s;
   peerpb::SnapshotChunk chunk;
   raftpb::Message announce;
@@ -208,6 +211,9 @@ absl::StatusOr<raftpb::Message> SnapshotReceiver::ReceiveChunks(
     }
     storage::DataBatch batch;
     for (int k = 0; k < data.keys_size(); ++k) batch.Put(data.keys(k), data.values(k));
+    if (refusal_) {
+      if (absl::Status s = refusal_(); !s.ok()) return s;
+    }
     if (absl::Status s = store_->StageData(batch); !s.ok()) return s;
     ++seq;
     if (chunk.last()) {

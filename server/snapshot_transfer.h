@@ -82,8 +82,13 @@ class SnapshotSender {
 
 class SnapshotReceiver {
  public:
-  // `store` is not owned and must outlive the receiver.
-  explicit SnapshotReceiver(storage::LogStore* store) : store_(store) {}
+  // `store` is not owned and must outlive the receiver. `refusal`, if set,
+  // is asked before staging starts and before each chunk is staged: an
+  // error (the disk is below its free-space reserve) ends the transfer with
+  // it, so an image never fills the disk.
+  explicit SnapshotReceiver(storage::LogStore* store,
+                            std::function<absl::Status()> refusal = nullptr)
+      : store_(store), refusal_(std::move(refusal)) {}
 
   // Reads one transfer's chunks from `next` (false: the stream ended),
   // verifying and staging them. Returns the MSG_SNAPSHOT to hand to the
@@ -104,6 +109,7 @@ class SnapshotReceiver {
       const std::function<bool(peerpb::SnapshotChunk*)>& next);
 
   storage::LogStore* const store_;
+  const std::function<absl::Status()> refusal_;
   mutable absl::Mutex mu_;
   bool receiving_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<uint64_t> staged_ ABSL_GUARDED_BY(mu_);

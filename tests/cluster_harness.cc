@@ -380,6 +380,15 @@ ExitResult Cluster::Stop(int id, absl::Duration grace) {
   return r;
 }
 
+ExitResult Cluster::WaitForExit(int id, absl::Duration timeout) {
+  Node& n = nodes_.at(id);
+  ExitResult r;
+  if (n.pid <= 0 || !Reap(n.pid, timeout, &r)) return r;
+  AppendLine(n.log_path, absl::StrCat("=== harness: node ", id, " ended: ", DescribeExit(r)));
+  n.pid = -1;
+  return r;
+}
+
 std::map<int, ExitResult> Cluster::StopAll(absl::Duration grace) {
   std::map<int, ExitResult> out;
   std::vector<int> ids = running_ids();

@@ -124,6 +124,10 @@ class Cluster {
   ExitResult Stop(int id, absl::Duration grace = absl::Seconds(20));
   // SIGTERMs every running node at once, then reaps each as in Stop().
   std::map<int, ExitResult> StopAll(absl::Duration grace = absl::Seconds(20));
+  // Waits up to `timeout` for node `id` to end on its own (a crash, a
+  // refusal to start), reaps it and returns how it ended; exited=false if it
+  // still runs then (it is left running).
+  ExitResult WaitForExit(int id, absl::Duration timeout);
   absl::Status Restart(int id) {
     Kill(id);
     return Start(id);
