@@ -263,6 +263,7 @@ void Node::Run() {
     if (!in.confs.empty()) StartConfChanges(std::move(in.confs));
     if (!in.transfers.empty()) StartTransfers(std::move(in.transfers));
     if (ticked) MaybePromoteLearners();
+    if (ticked) MaybeHandOffForSpace();
     HandleReadies();
     if (!transfers_.empty()) CheckTransfers(now);
     if (ticked) ExpireDeadlines(now);
@@ -533,6 +534,27 @@ void Node::MaybePromoteLearners() {
     }
     return;  // one change at a time
   }
+}
+
+void Node::MaybeHandOffForSpace() {
+  if (!LowOnSpace() || core_->role() != raft::Role::kLeader) return;
+  const raft::Status st = core_->GetStatus();
+  if (st.lead_transferee != 0) return;
+  uint64_t target = 0, match = 0;
+  for (const raft::PeerStatus& p : st.progress) {
+    if (p.id == options_.id || !p.voter || !p.recent_active) continue;
+    auto low = peer_low_on_space_.find(p.id);
+    if (low == peer_low_on_space_.end() || low->second) continue;  // unknown or low
+    if (target == 0 || p.match > match) target = p.id, match = p.match;
+  }
+  if (target == 0) return;
+  if (absl::Status s = core_->TransferLeadership(target); !s.ok()) {
+    LOG_EVERY_N(WARNING, 100) << "node " << options_.id << " is below its free-space reserve but "
+                              << "cannot hand leadership to node " << target << ": " << s;
+    return;
+  }
+  LOG(WARNING) << "node " << options_.id << " is below its free-space reserve: handing "
+               << "leadership to node " << target << ", which is not";
 }
 
 void Node::HandleReadies() {

@@ -25,7 +25,9 @@
 // and serves reads of what it has), and it fails at once a linearizable read
 // that would need entries it does not store. Every message it sends says so
 // (Message.no_space); a leader refuses proposals too while a majority of
-// voters, itself included, is low, because then no entry can commit.
+// voters, itself included, is low, because then no entry can commit. A
+// leader that is low hands leadership to a caught-up voter that is not, so
+// one low node never stops writes the others could take.
 #ifndef RAFTKV_SERVER_NODE_H_
 #define RAFTKV_SERVER_NODE_H_
 
@@ -240,6 +242,9 @@ class Node {
   void StartTransfers(std::vector<PendingTransfer> transfers);
   void CheckTransfers(absl::Time now);
   void MaybePromoteLearners();
+  // A leader below its free-space reserve transfers leadership to the most
+  // up-to-date active voter that is not (none: it stays, refusing writes).
+  void MaybeHandOffForSpace();
   void HandleReadies();
   // Step 2 of the driver contract: queued to the writer, or done here.
   void Persist(raft::Ready* rd, bool here);

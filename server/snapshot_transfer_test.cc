@@ -8,6 +8,7 @@
 
 #include <zlib.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -332,6 +333,34 @@ TEST_F(SnapshotReceiverTest, SecondReceiveWhileOneIsStagedIsUnavailable) {
 
   // Released: the next transfer is accepted.
   ReceiveAndInstall(MakeImage("two-", 20), 110, 3);
+}
+
+// Below its free-space reserve a node stages no image, and stops staging
+// one whose transfer is under way; the next transfer is accepted.
+TEST_F(SnapshotReceiverTest, RefusedWhileTheDiskIsBelowItsReserve) {
+  std::atomic<int> allowed_checks{0};
+  receiver_ = std::make_unique<SnapshotReceiver>(store_.get(), [&]() -> absl::Status {
+    if (allowed_checks.load() > 0) {
+      allowed_checks.fetch_sub(1);
+      return absl::OkStatus();
+    }
+    return absl::ResourceExhaustedError("below --min_free_bytes");
+  });
+  Feed none(Chunks(MakeImage("one-", 20), Announce(100, 3), 7));
+  auto refused = receiver_->Receive(none.fn());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(none.pos, 0u);
+
+  allowed_checks = 2;  // begin and the first chunk
+  Feed cut(Chunks(MakeImage("one-", 20), Announce(100, 3), 7));
+  refused = receiver_->Receive(cut.fn());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(cut.pos, 2u) << "staging went on below the reserve";
+  EXPECT_EQ(receiver_->staged_index(), std::nullopt);
+  EXPECT_EQ(LiveData(), live_);
+
+  allowed_checks = 1000;
+  ReceiveAndInstall(MakeImage("two-", 15), 110, 3);
 }
 
 TEST_F(SnapshotReceiverTest, ReleasedWithoutInstallAcceptsTheNext) {
