@@ -370,6 +370,12 @@ absl::Status Node::NotLeaderError() const {
 
 absl::Status Node::ProposalRefusal() const {
   if (LowOnSpace()) {
+    if (const uint64_t target = HandOffTarget(); target != 0) {
+      // Retriable: the client finds the next leader.
+      return absl::UnavailableError(absl::StrCat(
+          "node ", options_.id, " (the leader) is below its free-space reserve and hands "
+          "leadership to node ", target, "; retry"));
+    }
     absl::Status own = options_.disk_space->WriteRefusal();
     return absl::Status(own.code(), absl::StrCat("node ", options_.id, " (the leader): ",
                                                  own.message()));
@@ -536,10 +542,9 @@ void Node::MaybePromoteLearners() {
   }
 }
 
-void Node::MaybeHandOffForSpace() {
-  if (!LowOnSpace() || core_->role() != raft::Role::kLeader) return;
+uint64_t Node::HandOffTarget() const {
   const raft::Status st = core_->GetStatus();
-  if (st.lead_transferee != 0) return;
+  if (st.lead_transferee != 0) return st.lead_transferee;
   uint64_t target = 0, match = 0;
   for (const raft::PeerStatus& p : st.progress) {
     if (p.id == options_.id || !p.voter || !p.recent_active) continue;
@@ -547,6 +552,13 @@ void Node::MaybeHandOffForSpace() {
     if (low == peer_low_on_space_.end() || low->second) continue;  // unknown or low
     if (target == 0 || p.match > match) target = p.id, match = p.match;
   }
+  return target;
+}
+
+void Node::MaybeHandOffForSpace() {
+  if (!LowOnSpace() || core_->role() != raft::Role::kLeader) return;
+  if (core_->GetStatus().lead_transferee != 0) return;
+  const uint64_t target = HandOffTarget();
   if (target == 0) return;
   if (absl::Status s = core_->TransferLeadership(target); !s.ok()) {
     LOG_EVERY_N(WARNING, 100) << "node " << options_.id << " is below its free-space reserve but "

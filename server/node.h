@@ -245,6 +245,9 @@ class Node {
   // A leader below its free-space reserve transfers leadership to the most
   // up-to-date active voter that is not (none: it stays, refusing writes).
   void MaybeHandOffForSpace();
+  // The voter MaybeHandOffForSpace would pick, the one it is transferring
+  // to, or 0.
+  uint64_t HandOffTarget() const;
   void HandleReadies();
   // Step 2 of the driver contract: queued to the writer, or done here.
   void Persist(raft::Ready* rd, bool here);

@@ -278,11 +278,12 @@ TEST_F(DiskFullTest, ALeaderBelowReserveHandsOffLeadership) {
 
   ASSERT_TRUE(disks_[l]->FillLeaving(kReserve / 2).ok());
   ASSERT_TRUE(Cluster::WaitFor([&] { return HasNoSpace(c_.get(), l); }, absl::Seconds(10)));
+  // At once, while leadership moves: retried, not refused.
+  auto put = client.Put("during", "2");
+  ASSERT_TRUE(put.ok()) << put.status();
   auto next = c_->WaitForLeader(absl::Seconds(15), /*excluding=*/l);
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_THAT(LastRunLog(*c_, l), HasSubstr(absl::StrCat("handing leadership to node ", *next)));
-  auto put = client.Put("during", "2");
-  ASSERT_TRUE(put.ok()) << put.status();
   ASSERT_TRUE(Cluster::WaitFor(
       [&] {
         auto s = c_->Status(*next);
