@@ -451,6 +451,9 @@ int main(int argc, char** argv) {
   // (server/storage_failure.h), from Open on.
   so.on_write_failure = [dir](const absl::Status& s) { server::ExitOnWriteFailure(dir, s); };
   auto opened = storage::LogStore::Open(so);
+  if (absl::IsResourceExhausted(opened.status())) {
+    server::ExitOnWriteFailure(dir, opened.status());  // a full disk not seen as a failed write
+  }
   if (!opened.ok()) Die(std::string(opened.status().message()));
   std::unique_ptr<storage::LogStore> store = std::move(*opened);
   // Checked once now: a node starting below its reserve serves reads only.

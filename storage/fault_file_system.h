@@ -1,7 +1,7 @@
 // FaultFileSystem: a rocksdb::FileSystemWrapper that makes writes fail on
-// demand, as a full or failing disk does (ENOSPC, EIO). For tests: of the
-// LogStore (storage/log_store_fault_test.cc) and, through the server's
-// test-only --fail_writes_after_bytes flag, of a whole node.
+// demand, as a full or failing disk does (ENOSPC, EIO). Test-only
+// (storage/log_store_fault_test.cc, server/storage_failure_test.cc; whole
+// nodes are tested on a real small tmpfs, tests/disk_full_test.cc).
 //
 // Once armed (FailWrites) and after `after_bytes` more bytes were appended
 // successfully, every append, sync, range sync and preallocation of every

@@ -184,8 +184,8 @@ TEST_P(LogStoreFaultTest, OpenOnAFullDiskFailsCleanly) {
   store_.reset();
   ASSERT_GT(open_writes, 0u);
 
-  // Out of space at 16 points through Open's writes.
-  for (uint64_t budget = 0; budget < open_writes; budget += open_writes / 16 + 1) {
+  // Out of space at 8 points through Open's writes.
+  for (uint64_t budget = 0; budget < open_writes; budget += open_writes / 8 + 1) {
     SCOPED_TRACE(absl::StrCat("space for ", budget, " of ", open_writes, " bytes"));
     fs_->FailWrites(GetParam(), budget);
     auto store = LogStore::Open(options_);
