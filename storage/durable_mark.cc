@@ -20,7 +20,11 @@ namespace {
 constexpr char kHeader[] = "raftkv durable mark v1";
 
 absl::Status Errno(const std::string& what) {
-  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+  const int err = errno;
+  const std::string msg = absl::StrCat(what, ": ", std::strerror(err));
+  // A full disk is reported as the store reports it (rocks_status.h).
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
+  return absl::InternalError(msg);
 }
 
 absl::Status SyncPath(const std::string& path, int flags) {

@@ -135,8 +135,8 @@ struct Options {
   size_t entry_cache_bytes = 4 << 20;
 
   // Called on the thread of a failed file write in the store (an append,
-  // sync or file creation: ENOSPC, EIO), with the error naming the file,
-  // before RocksDB sees the error; empty: none. The server's handler ends
+  // sync or file creation: ENOSPC, EIO; also of the durable mark), with the
+  // error naming the file, before RocksDB sees the error; empty: none. The server's handler ends
   // the process (server/storage_failure.h), which makes a failed write
   // fail-stop: RocksDB 7.8 aborts on an assertion when another thread syncs
   // the WAL after a write to it failed, and the only sure way to rule that

@@ -187,7 +187,7 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
       new LogStore(options, std::move(own_env), db, std::move(handles)));
   if (absl::Status r = store->Recover(); !r.ok()) return r;
   if (store->KeepsMark()) {
-    if (absl::Status w = store->WriteCurrentMark(); !w.ok()) return store->Annotate(w);
+    if (absl::Status w = store->WriteCurrentMark(); !w.ok()) return w;
     store->marker_ = std::thread([s = store.get()] { s->MarkerLoop(); });
   }
   return store;
@@ -270,8 +270,13 @@ absl::Status LogStore::WriteMarkIfNewer(const DurableMark& mark, uint64_t seq) {
   if (seq <= marker_written_seq_) return absl::OkStatus();
   if (mark != marker_written_) {
     if (absl::Status s = WriteDurableMark(dir(), mark); !s.ok()) {
-      marker_error_ = absl::InternalError(absl::StrCat("writing the durable mark: ", s.message()));
+      // A failed write like any other (log_store.h): latched, and handed to
+      // on_write_failure (the server stops there).
+      marker_error_ = Annotate(
+          absl::Status(s.code(), absl::StrCat("writing the durable mark: ", s.message())));
       marker_failed_.store(true);
+      LatchFailure(marker_error_);
+      if (options_.on_write_failure) options_.on_write_failure(marker_error_);
       return marker_error_;
     }
     marker_written_ = mark;
