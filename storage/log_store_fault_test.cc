@@ -205,26 +205,32 @@ TEST_P(LogStoreFaultTest, OpenOnAFullDiskFailsCleanly) {
 // on_write_failure sees the failed write before RocksDB does; if it
 // returns, the write fails as usual.
 TEST_P(LogStoreFaultTest, WriteFailureHandlerSeesTheError) {
-  absl::Mutex mu;
-  std::vector<absl::Status> seen;
-  options_.on_write_failure = [&](const absl::Status& s) {
-    absl::MutexLock l(&mu);
-    seen.push_back(s);
+  // Shared with the handler: RocksDB's own error recovery may call it from
+  // a background thread until the store is closed.
+  struct Seen {
+    absl::Mutex mu;
+    std::vector<absl::Status> errors ABSL_GUARDED_BY(mu);
+  };
+  auto seen = std::make_shared<Seen>();
+  options_.on_write_failure = [seen](const absl::Status& s) {
+    absl::MutexLock l(&seen->mu);
+    seen->errors.push_back(s);
   };
   ASSERT_NO_FATAL_FAILURE(Open());
   ASSERT_NO_FATAL_FAILURE(Populate());
   {
-    absl::MutexLock l(&mu);
-    EXPECT_TRUE(seen.empty());
+    absl::MutexLock l(&seen->mu);
+    EXPECT_TRUE(seen->errors.empty());
   }
   fs_->FailWrites(GetParam());
   absl::Status s = store_->ApplyBatch(Puts("k6", "v6"), 6);
   EXPECT_EQ(s.code(), ExpectedCode()) << s;
-  absl::MutexLock l(&mu);
-  ASSERT_FALSE(seen.empty());
-  EXPECT_EQ(seen[0].code(), ExpectedCode()) << seen[0];
-  EXPECT_THAT(seen[0].message(), HasSubstr("storage dir " + options_.dir));
-  EXPECT_THAT(seen[0].message(), HasSubstr(".log"));  // the file that failed
+  absl::MutexLock l(&seen->mu);
+  ASSERT_FALSE(seen->errors.empty());
+  const absl::Status& first = seen->errors[0];
+  EXPECT_EQ(first.code(), ExpectedCode()) << first;
+  EXPECT_THAT(first.message(), HasSubstr("storage dir " + options_.dir));
+  EXPECT_THAT(first.message(), HasSubstr(".log"));  // the file that failed
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, LogStoreFaultTest,
