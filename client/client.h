@@ -56,7 +56,10 @@
 //    again (its sequence number is given up).
 //  * Reads (Get, Scan) are retried and redirected the same way. With
 //    `serializable` a node answers from its own state without a leader check
-//    (may be stale); otherwise the read is linearizable.
+//    (may be stale); otherwise the read is linearizable. A read refused with
+//    DATA_LOSS (the node found its data corrupt; docs/INTEGRITY.md) goes to
+//    the next endpoint at once; once every endpoint refused, the call fails
+//    with DATA_LOSS and the last node's message.
 //
 // Errors are absl::Status values with readable messages that name the call
 // and, for exhausted retries, every endpoint and the last error, e.g.

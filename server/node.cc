@@ -1,6 +1,7 @@
 #include "server/node.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -261,6 +262,7 @@ void Node::Run() {
     if (!in.confs.empty()) StartConfChanges(std::move(in.confs));
     if (!in.transfers.empty()) StartTransfers(std::move(in.transfers));
     if (ticked) MaybePromoteLearners();
+    if (ticked) MaybeStepAside();
     HandleReadies();
     if (!transfers_.empty()) CheckTransfers(now);
     if (ticked) ExpireDeadlines(now);
@@ -486,6 +488,19 @@ void Node::MaybePromoteLearners() {
   }
 }
 
+void Node::MaybeStepAside() {
+  if (!options_.data_corrupt || core_->role() != raft::Role::kLeader) return;
+  if (!options_.data_corrupt() || core_->GetStatus().lead_transferee != 0) return;
+  absl::Status s = core_->TransferLeadership(0);
+  if (s.ok()) {
+    LOG(WARNING) << "node " << options_.id << " has corrupt data: handing leadership to node "
+                 << core_->GetStatus().lead_transferee;
+  } else {
+    LOG_EVERY_N(WARNING, 100) << "node " << options_.id
+                              << " has corrupt data but cannot hand leadership over: " << s;
+  }
+}
+
 void Node::HandleReadies() {
   while (core_->HasReady()) {
     raft::Ready rd = core_->GetReady();
@@ -615,6 +630,14 @@ void Node::Apply(const std::vector<raftpb::Entry>& entries) {
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) last_conf_index_ = e.index();
   }
   auto results = sm_->Apply(entries);
+  if (!results.ok() && absl::IsDataLoss(results.status())) {
+    // Not a bug: a disk fault. One line, and an exit status, not an abort.
+    LOG(ERROR) << "node " << options_.id << " stops: it cannot apply committed entries: "
+               << results.status().message() << ". Replace it: kvctl member remove "
+               << options_.id << ", then add a fresh node in its place.";
+    google::FlushLogFiles(google::GLOG_INFO);
+    _exit(1);
+  }
   if (!results.ok()) LOG(FATAL) << "applying committed entries failed: " << results.status();
   for (const auto& e : entries) {
     if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;

@@ -16,7 +16,10 @@
 // block (finish a gRPC reactor, copy a value).
 //
 // A storage write failure is fatal: the process exits (LOG(FATAL)) rather
-// than run on with a state it cannot trust.
+// than run on with a state it cannot trust. So is corrupt data met while
+// applying (the entries cannot be applied as every other member does): the
+// process exits with status 1 after one line naming the entry and the
+// corruption.
 #ifndef RAFTKV_SERVER_NODE_H_
 #define RAFTKV_SERVER_NODE_H_
 
@@ -86,6 +89,12 @@ struct NodeOptions {
   std::function<void(const raftpb::ConfChange&, bool applied)> on_conf_change;
   // Called on the loop thread after a snapshot replaced the data.
   std::function<void()> on_snapshot_installed;
+  // True while this node's data is known to be corrupt (CORRUPT raised): as
+  // leader it hands leadership to the most up-to-date voter (checked every
+  // tick). Its log is checksummed apart from the data, so it stays a voting
+  // member and keeps appending and applying. Any thread; must not block.
+  // Empty: never.
+  std::function<bool()> data_corrupt;
 
   absl::Status Validate() const;
 };
@@ -227,6 +236,8 @@ class Node {
   void StartTransfers(std::vector<PendingTransfer> transfers);
   void CheckTransfers(absl::Time now);
   void MaybePromoteLearners();
+  // A leader whose data is corrupt hands leadership over (data_corrupt).
+  void MaybeStepAside();
   void HandleReadies();
   // Step 2 of the driver contract: queued to the writer, or done here.
   void Persist(raft::Ready* rd, bool here);
