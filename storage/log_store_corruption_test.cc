@@ -108,6 +108,23 @@ TEST_F(DataCorruptionTest, SnapshotScanFails) {
   EXPECT_LT(seen, kKeys);
 }
 
+// Damage to a file's index (past its data blocks) keeps the store from
+// opening at all.
+TEST_F(DataCorruptionTest, DamagedIndexRefusesToOpen) {
+  store_.reset();
+  auto files = SstFilesOf(options_.dir, "data");
+  ASSERT_TRUE(files.ok()) << files.status();
+  for (const std::string& f : *files) {
+    // Past the data blocks: meta blocks, index, footer.
+    auto flipped = CorruptDataBlocks(f, 1.0, 1.2, 16);
+    ASSERT_TRUE(flipped.ok()) << flipped.status();
+  }
+  auto store = LogStore::Open(options_);
+  ASSERT_FALSE(store.ok());
+  EXPECT_TRUE(absl::IsDataLoss(store.status())) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(options_.dir));
+}
+
 class LogCorruptionTest : public LogStoreTest {
  protected:
   static constexpr uint64_t kEntries = 3000;

@@ -146,7 +146,8 @@ void Scrubber::Run() {
     const ScrubResult r = RunPass();
     if (r.stopped) break;
     LOG(INFO) << "scrub of " << store_->dir() << ": " << r.files << " SST files, " << r.bytes
-              << " bytes verified in " << absl::FormatDuration(absl::Trunc(r.elapsed, absl::Milliseconds(1)))
+              << " bytes verified in "
+              << absl::FormatDuration(absl::Trunc(r.elapsed, absl::Milliseconds(1)))
               << (r.corrupt.empty() ? "; no corruption"
                                     : absl::StrCat("; ", r.corrupt.size(), " CORRUPT"));
     next = began + options_.interval;

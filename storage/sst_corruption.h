@@ -16,11 +16,11 @@ namespace raftkv::storage::testing {
 // own properties.
 absl::StatusOr<std::vector<std::string>> SstFilesOf(const std::string& dir, const std::string& cf);
 
-// Flips one byte every `stride` bytes of the data-block region of the SST
-// file at `path` between fractions `from` and `to` of it (0 and 1: all of
-// it); the file's index, filters, properties and footer are left intact,
-// so it still opens and only reads of those blocks fail. Returns the bytes
-// flipped.
+// Flips one byte every `stride` bytes of the SST file at `path` between
+// fractions `from` and `to` of its data-block region (0 and 1: all of it).
+// Within [0, 1] the file's index, filters, properties and footer are left
+// intact, so it still opens and only reads of those blocks fail; past 1
+// (up to the end of the file) they are damaged. Returns the bytes flipped.
 absl::StatusOr<uint64_t> CorruptDataBlocks(const std::string& path, double from = 0.25,
                                            double to = 0.75, uint64_t stride = 512);
 
