@@ -86,8 +86,8 @@ absl::Status KvStateMachine::Reload() {
                                       if (k.empty() || k[0] != kSessionPrefix) return false;
                                       statepb::SessionRecord rec;
                                       if (!rec.ParseFromArray(v.data(), v.size())) {
-                                        parse = absl::DataLossError(
-                                            absl::StrCat("undecodable session record in ", store_->dir()));
+                                        parse = absl::DataLossError(absl::StrCat(
+                                            "undecodable session record in ", store_->dir()));
                                         return false;
                                       }
                                       by_last_index_.emplace(rec.last_index(), rec.client_id());
