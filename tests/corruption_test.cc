@@ -36,7 +36,9 @@ constexpr size_t kValueBytes = 64 << 10;
 std::string KeyOf(int i) { return absl::StrFormat("p/%03d", i); }
 std::string ValueOf(int i) {
   std::string v = absl::StrFormat("value %d ", i);
-  while (v.size() < kValueBytes) v += absl::StrFormat("%08x", static_cast<uint32_t>(v.size() * 2654435761u + i));
+  while (v.size() < kValueBytes) {
+    v += absl::StrFormat("%08x", static_cast<uint32_t>(v.size() * 2654435761u + i));
+  }
   v.resize(kValueBytes);
   return v;
 }
