@@ -99,14 +99,24 @@ class CorruptionTest : public ::testing::Test {
         absl::Seconds(20)));
   }
 
+  // Node `id`'s alarms (retrying a call that fails as a channel reconnects
+  // after a restart).
   std::vector<std::string> Alarms(int id) {
-    auto st = c_.Status(id);
+    absl::StatusOr<adminpb::StatusResponse> st;
+    Cluster::WaitFor([&] { return (st = c_.Status(id)).ok(); }, absl::Seconds(10));
     EXPECT_TRUE(st.ok()) << st.status();
     if (!st.ok()) return {};
     return {st->alarms().begin(), st->alarms().end()};
   }
 
-  Cluster c_;
+  // No scrub unless a test asks for one: its "no corruption" lines must
+  // come from the start the test made.
+  static ClusterOptions NoScrub() {
+    ClusterOptions o;
+    o.extra_flags = {"--scrub_interval=0"};
+    return o;
+  }
+  Cluster c_{NoScrub()};
   int corrupt_ = 0;
 };
 
