@@ -454,7 +454,7 @@ absl::Status LogStore::Recover() {
 
 absl::Status LogStore::LoadPeerIncarnations() {
   const std::string prefix = kPeerIncarnationPrefix;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadOpts(), meta_cf_));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::optional<uint64_t> id = DecodeFixed64BE(
         absl::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()));
