@@ -1,8 +1,11 @@
 #include "server/corruption_guard.h"
 
+#include <unistd.h>
+
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "glog/logging.h"
 
 namespace raftkv::server {
 
@@ -30,6 +33,17 @@ absl::Status CorruptionGuard::Refusal() const {
   }
   return absl::DataLossError(
       absl::StrCat("node ", node_id_, " does not serve reads: alarm CORRUPT: ", reason));
+}
+
+void ExitIfCorrupt(uint64_t node_id, absl::string_view what, const absl::Status& s) {
+  if (!absl::IsDataLoss(s)) return;
+  const std::string who = node_id == 0 ? "this node" : absl::StrCat("node ", node_id);
+  LOG(ERROR) << who << " stops: " << what << ": " << s.message()
+             << ". The data dir is damaged: replace this node (kvctl member remove "
+             << (node_id == 0 ? std::string("ID") : absl::StrCat(node_id))
+             << ", then add a fresh node with --join)";
+  google::FlushLogFiles(google::GLOG_INFO);
+  _exit(1);  // like a crash: nothing half-written matters (every write is atomic)
 }
 
 }  // namespace raftkv::server

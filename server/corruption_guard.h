@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "server/alarms.h"
 
@@ -48,6 +49,13 @@ class CorruptionGuard {
   Alarms* const alarms_;
   absl::Mutex mu_;  // serializes raising, so the first reason stays
 };
+
+// Corruption met where the node cannot go on (applying entries, or a write
+// RocksDB refuses after a compaction met a damaged block) is a disk fault,
+// not a bug: if `s` is DATA_LOSS, logs one line, "node N stops: <what>:
+// <s>. The data dir is damaged: ...", and exits with status 1 (no abort, no
+// stack trace). Otherwise returns. `node_id` 0: "this node".
+void ExitIfCorrupt(uint64_t node_id, absl::string_view what, const absl::Status& s);
 
 }  // namespace raftkv::server
 

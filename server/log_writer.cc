@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "glog/logging.h"
+#include "server/corruption_guard.h"
 
 namespace raftkv::server {
 
@@ -100,7 +101,10 @@ void LogWriter::Write(std::deque<Request> batch) {
     for (auto& m : r.messages) messages.push_back(std::move(m));
   }
   absl::Status s = store_->Append(entries, hard_state ? &*hard_state : nullptr);
-  if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+  if (!s.ok()) {
+    ExitIfCorrupt(0, "persisting the raft log failed", s);
+    LOG(FATAL) << "persisting the raft log failed: " << s;
+  }
   transport_->Send(std::move(messages));
   if (!entries.empty()) {
     on_persisted_(entries.back().index(), entries.back().term(), entry_writes);

@@ -1,7 +1,6 @@
 #include "server/node.h"
 
 #include <pthread.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -10,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "server/corruption_guard.h"
 #include "server/flush_scope.h"
 
 namespace raftkv::server {
@@ -273,6 +273,7 @@ void Node::Run() {
     // the latest commit index.
     if (writer_ != nullptr) writer_->WaitIdle();
     if (absl::Status s = store_->Append({}, &*held); !s.ok()) {
+      ExitIfCorrupt(options_.id, "persisting the raft log failed", s);
       LOG(FATAL) << "persisting the raft log failed: " << s;
     }
   }
@@ -321,6 +322,7 @@ void Node::InstallSnapshot(const raftpb::Snapshot& snapshot) {
                << " but the staged image is " << (staged ? absl::StrCat(*staged) : "none");
   }
   if (absl::Status s = store_->InstallStaged(meta); !s.ok()) {
+    ExitIfCorrupt(options_.id, "installing a snapshot failed", s);
     LOG(FATAL) << "installing the snapshot at " << meta.index() << " failed: " << s;
   }
   if (absl::Status s = sm_->Reload(); !s.ok()) {
@@ -353,8 +355,12 @@ void Node::MaybeCompact() {
     conf = store_->GetSnapshot()->metadata().conf_state();
   }
   // Entries about to be dropped were applied with unsynced writes.
-  if (absl::Status s = store_->SyncWal(); !s.ok()) LOG(FATAL) << s;
+  if (absl::Status s = store_->SyncWal(); !s.ok()) {
+    ExitIfCorrupt(options_.id, "syncing the log failed", s);
+    LOG(FATAL) << s;
+  }
   if (absl::Status s = store_->Compact(index, *term, conf); !s.ok()) {
+    ExitIfCorrupt(options_.id, "compacting the log failed", s);
     LOG(FATAL) << "compacting the log to " << index << ": " << s;
   }
   VLOG(1) << "compacted the log through " << index;
@@ -597,7 +603,10 @@ void Node::Persist(raft::Ready* rd, bool here) {
   if (rd->snapshot) InstallSnapshot(*rd->snapshot);
   if (!rd->entries.empty() || hs) {
     absl::Status s = store_->Append(rd->entries, hs ? &*hs : nullptr);
-    if (!s.ok()) LOG(FATAL) << "persisting the raft log failed: " << s;
+    if (!s.ok()) {
+      ExitIfCorrupt(options_.id, "persisting the raft log failed", s);
+      LOG(FATAL) << "persisting the raft log failed: " << s;
+    }
     TraceEntries(Stage::kSynced, rd->entries);
   }
   transport_->Send(std::move(rd->persisted_messages));
@@ -630,15 +639,10 @@ void Node::Apply(const std::vector<raftpb::Entry>& entries) {
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) last_conf_index_ = e.index();
   }
   auto results = sm_->Apply(entries);
-  if (!results.ok() && absl::IsDataLoss(results.status())) {
-    // Not a bug: a disk fault. One line, and an exit status, not an abort.
-    LOG(ERROR) << "node " << options_.id << " stops: it cannot apply committed entries: "
-               << results.status().message() << ". Replace it: kvctl member remove "
-               << options_.id << ", then add a fresh node in its place.";
-    google::FlushLogFiles(google::GLOG_INFO);
-    _exit(1);
+  if (!results.ok()) {
+    ExitIfCorrupt(options_.id, "it cannot apply committed entries", results.status());
+    LOG(FATAL) << "applying committed entries failed: " << results.status();
   }
-  if (!results.ok()) LOG(FATAL) << "applying committed entries failed: " << results.status();
   for (const auto& e : entries) {
     if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
     raftpb::ConfChange cc;

@@ -17,9 +17,9 @@
 //
 // A storage write failure is fatal: the process exits (LOG(FATAL)) rather
 // than run on with a state it cannot trust. So is corrupt data met while
-// applying (the entries cannot be applied as every other member does): the
-// process exits with status 1 after one line naming the entry and the
-// corruption.
+// applying (the entries cannot be applied as every other member does) or a
+// write RocksDB refuses because a compaction met a damaged block: then the
+// process exits with status 1 after one line (ExitIfCorrupt).
 #ifndef RAFTKV_SERVER_NODE_H_
 #define RAFTKV_SERVER_NODE_H_
 
