@@ -543,7 +543,15 @@ int main(int argc, char** argv) {
 
   const uint64_t incarnation = store->identity()->incarnation();
   auto sm = server::KvStateMachine::Open(store.get());
-  if (!sm.ok()) Die(absl::StrCat("state machine: ", sm.status().message()));
+  if (!sm.ok()) {
+    // Without its session table a node cannot apply as the others do.
+    Die(absl::StrCat("state machine: ", sm.status().message(),
+                     absl::IsDataLoss(sm.status())
+                         ? absl::StrCat(". The data dir is damaged: replace this node (kvctl "
+                                        "member remove ", FLAGS_id, ", then add a fresh node "
+                                        "with --join)")
+                         : ""));
+  }
   server::PeerIncarnations::ClusterView cluster_view;
   cluster_view.records = [sm = sm->get()] { return sm->Incarnations(); };
   cluster_view.is_member = [sm = sm->get()](uint64_t id) {
