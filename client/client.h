@@ -28,9 +28,10 @@
 //    RESOURCE_EXHAUSTED (a request over a node's gRPC receive limit; a full
 //    disk), FAILED_PRECONDITION other than "not leader", OUT_OF_RANGE,
 //    NOT_FOUND, ALREADY_EXISTS, ABORTED, PERMISSION_DENIED, UNAUTHENTICATED,
-//    UNIMPLEMENTED, INTERNAL, DATA_LOSS, UNKNOWN. A Batch stream that ends
-//    fails its waiting ops UNAVAILABLE (retried), except the op a node
-//    refused as larger than its receive limit (RESOURCE_EXHAUSTED).
+//    UNIMPLEMENTED, INTERNAL, DATA_LOSS (but see Reads), UNKNOWN. A Batch
+//    stream that ends fails its waiting ops UNAVAILABLE (retried), except
+//    the op a node refused as larger than its receive limit
+//    (RESOURCE_EXHAUSTED).
 //  * Size limits. A value over the cluster's --max_value_bytes, or a request
 //    over its gRPC receive limit, fails at once with INVALID_ARGUMENT /
 //    RESOURCE_EXHAUSTED, before anything is sent, naming the limit. The
