@@ -346,6 +346,7 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind, absl::Time deadli
   std::string last_error = "no attempt made";
   std::string last_endpoint;
   bool maybe_applied = false;
+  std::set<size_t> refused;  // endpoints that refused a read: corrupt data
 
   while (true) {
     const absl::Time now = absl::Now();
@@ -374,6 +375,7 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind, absl::Time deadli
     if (IsNotLeader(s)) {
       size_t target = hint.empty() ? n : FindOrAddEndpoint(hint);
       n = EndpointCount();
+      if (refused.count(target) > 0) target = n;  // it would refuse again
       if (target != n && target != index) {
         {
           absl::MutexLock lock(&mu_);
@@ -388,6 +390,21 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind, absl::Time deadli
         // one of them even if this node does not know it yet.
         sleep = ++redirects > n;
       }
+    } else if (kind != Kind::kWrite && s.error_code() == grpc::StatusCode::DATA_LOSS) {
+      // The node found its data corrupt and serves no reads: another member
+      // answers (at once: no backoff), unless every endpoint refused.
+      refused.insert(index);
+      if (refused.size() >= n) {
+        return absl::DataLossError(absl::StrCat(
+            what, ": ", n == 1 ? "" : "every endpoint refused the read; last error from ",
+            n == 1 ? "" : absl::StrCat(ep.address, ": "), s.error_message()));
+      }
+      {
+        absl::MutexLock lock(&mu_);
+        if (leader_ == index) leader_ = (cursor + 1) % n;
+      }
+      cursor = index = (cursor + 1) % n;
+      sleep = false;
     } else if (Retriable(s.error_code())) {
       if (kind == Kind::kWrite) maybe_applied = true;
       {

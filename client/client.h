@@ -28,9 +28,10 @@
 //    RESOURCE_EXHAUSTED (a request over a node's gRPC receive limit; a full
 //    disk), FAILED_PRECONDITION other than "not leader", OUT_OF_RANGE,
 //    NOT_FOUND, ALREADY_EXISTS, ABORTED, PERMISSION_DENIED, UNAUTHENTICATED,
-//    UNIMPLEMENTED, INTERNAL, DATA_LOSS, UNKNOWN. A Batch stream that ends
-//    fails its waiting ops UNAVAILABLE (retried), except the op a node
-//    refused as larger than its receive limit (RESOURCE_EXHAUSTED).
+//    UNIMPLEMENTED, INTERNAL, DATA_LOSS (but see Reads), UNKNOWN. A Batch
+//    stream that ends fails its waiting ops UNAVAILABLE (retried), except
+//    the op a node refused as larger than its receive limit
+//    (RESOURCE_EXHAUSTED).
 //  * Size limits. A value over the cluster's --max_value_bytes, or a request
 //    over its gRPC receive limit, fails at once with INVALID_ARGUMENT /
 //    RESOURCE_EXHAUSTED, before anything is sent, naming the limit. The
@@ -56,7 +57,10 @@
 //    again (its sequence number is given up).
 //  * Reads (Get, Scan) are retried and redirected the same way. With
 //    `serializable` a node answers from its own state without a leader check
-//    (may be stale); otherwise the read is linearizable.
+//    (may be stale); otherwise the read is linearizable. A read refused with
+//    DATA_LOSS (the node found its data corrupt; docs/INTEGRITY.md) goes to
+//    the next endpoint at once; once every endpoint refused, the call fails
+//    with DATA_LOSS and the last node's message.
 //
 // Errors are absl::Status values with readable messages that name the call
 // and, for exhausted retries, every endpoint and the last error, e.g.

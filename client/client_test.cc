@@ -355,6 +355,50 @@ TEST(ClientTest, InvalidArgumentNotRetried) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A node whose data is corrupt refuses reads with DATA_LOSS: the read goes
+// to another member at once, and fails only once every endpoint refused.
+TEST(ClientTest, ReadRefusedForCorruptDataGoesToAnotherNode) {
+  FakeCluster cluster(3);
+  cluster.SetLeader(1);  // the fake serves linearizable reads on the leader only
+  cluster.Preload("k", "v");
+  const grpc::Status corrupt(grpc::StatusCode::DATA_LOSS,
+                             "node 1 does not serve reads: alarm CORRUPT: ...");
+  for (bool serializable : {false, true}) {
+    auto client = MakeClient(FastOptions(cluster.addresses()));  // starts at node 0
+    cluster.ClearCalls();
+    cluster.FailNext(0, corrupt, 100);
+    auto g = client->Get("k", serializable);
+    ASSERT_TRUE(g.ok()) << g.status();
+    EXPECT_EQ(g->value, "v");
+    ASSERT_EQ(cluster.calls().size(), 2u);
+    EXPECT_EQ(cluster.calls()[0].node, 0);
+    EXPECT_EQ(cluster.calls()[0].outcome, "injected");
+    EXPECT_NE(cluster.calls()[1].node, 0) << "the refusing node is not asked again";
+    auto sc = client->Scan("", 0, "", serializable);
+    ASSERT_TRUE(sc.ok()) << sc.status();
+    EXPECT_EQ(sc->kvs.size(), 1u);
+  }
+}
+
+TEST(ClientTest, ReadRefusedEverywhereFailsWithDataLoss) {
+  FakeCluster cluster(2);
+  auto client = MakeClient(FastOptions(cluster.addresses()));
+  for (int n : {0, 1}) {
+    cluster.FailNext(n, grpc::Status(grpc::StatusCode::DATA_LOSS, "corrupt here"), 100);
+  }
+  auto g = client->Get("k");
+  EXPECT_EQ(g.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(g.status().message(), HasSubstr("every endpoint refused the read"));
+  EXPECT_THAT(g.status().message(), HasSubstr("corrupt here"));
+  EXPECT_EQ(cluster.calls().size(), 2u);
+
+  // One endpoint: its own message.
+  auto single = MakeClient(FastOptions({cluster.address(0)}));
+  auto s = single->Scan("");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(s.status().message(), "scan \"\": corrupt here");
+}
+
 TEST(ClientTest, OtherFailedPreconditionNotRetried) {
   FakeCluster cluster(2);
   auto client = MakeClient(FastOptions(cluster.addresses()));

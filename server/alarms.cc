@@ -20,19 +20,16 @@ bool Alarms::Raise(AlarmType type, std::string reason) {
   const bool fresh = active_.find(type) == active_.end();
   if (fresh) LOG(ERROR) << "alarm " << AlarmName(type) << " raised: " << reason;
   active_[type] = std::move(reason);
+  active_bits_.fetch_or(Bit(type), std::memory_order_release);
   return fresh;
 }
 
 bool Alarms::Clear(AlarmType type) {
   absl::MutexLock l(&mu_);
   if (active_.erase(type) == 0) return false;
+  active_bits_.fetch_and(~Bit(type), std::memory_order_release);
   LOG(WARNING) << "alarm " << AlarmName(type) << " cleared";
   return true;
-}
-
-bool Alarms::Active(AlarmType type) const {
-  absl::MutexLock l(&mu_);
-  return active_.count(type) > 0;
 }
 
 std::vector<Alarm> Alarms::List() const {

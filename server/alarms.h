@@ -8,6 +8,8 @@
 #ifndef RAFTKV_SERVER_ALARMS_H_
 #define RAFTKV_SERVER_ALARMS_H_
 
+#include <atomic>
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,15 +38,22 @@ class Alarms {
   bool Raise(AlarmType type, std::string reason);
   // Clears `type`; true if it was active.
   bool Clear(AlarmType type);
-  bool Active(AlarmType type) const;
+  // Lock-free: cheap enough to ask on every request.
+  bool Active(AlarmType type) const {
+    return (active_bits_.load(std::memory_order_acquire) & Bit(type)) != 0;
+  }
   // Active alarms in AlarmType order.
   std::vector<Alarm> List() const;
   // "NOSPACE: reason" per active alarm, for status.
   std::vector<std::string> Describe() const;
 
  private:
+  static uint32_t Bit(AlarmType type) { return 1u << static_cast<int>(type); }
+
   mutable absl::Mutex mu_;
   std::map<AlarmType, std::string> active_ ABSL_GUARDED_BY(mu_);
+  // The keys of active_, one bit each; written under mu_.
+  std::atomic<uint32_t> active_bits_{0};
 };
 
 }  // namespace raftkv::server

@@ -8,7 +8,8 @@
 // hook), hashes it on this class's thread, and then asks the other voters
 // (Admin.Status state_hashes) for theirs at the same index:
 //   * if a majority of the voters agree and this member differs, it raises
-//     CORRUPT (server/alarms.h; reported, not yet enforced) and logs why;
+//     CORRUPT (server/alarms.h; the node then refuses reads and hands
+//     leadership over, server/corruption_guard.h) and logs why;
 //   * a member that agrees with the majority names each one that differs;
 //   * if every voter answered and no majority agrees, it raises CORRUPT
 //     too: nobody can tell which state is right; an operator must act.

@@ -24,6 +24,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "server/alarms.h"
+#include "server/corruption_guard.h"
 #include "server/node.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
@@ -58,6 +59,10 @@ struct ServiceOptions {
   std::function<std::vector<std::pair<uint64_t, uint64_t>>()> state_hashes;
   // The node's alarms (not owned; outlives the services). Null: none.
   Alarms* alarms = nullptr;
+  // Reads that meet corrupt data raise CORRUPT through it, and while CORRUPT
+  // is raised KV reads are refused (server/corruption_guard.h). Not owned;
+  // null: neither.
+  CorruptionGuard* corruption = nullptr;
 };
 
 // The KV service with every method raw (callback API, bytes in and out).
@@ -98,8 +103,11 @@ class KvService final : public RawKvService {
   // or if more than an hour away), capped at timeout_ms from now if > 0.
   absl::Time DeadlineFrom(std::chrono::system_clock::time_point call_deadline,
                           uint32_t timeout_ms) const;
-  // `valid`, or NOT_LEADER for a write reaching a follower.
+  // `valid`, or NOT_LEADER for a write reaching a follower, or DATA_LOSS
+  // for a read reaching a node whose data is corrupt.
   absl::Status Admit(OpKind kind, absl::Status valid) const;
+  // A read's outcome `s`, with corruption reported (CorruptionGuard::Check).
+  absl::Status CheckRead(absl::Status s) const;
   // Rewrites a "not leader" status to name the leader, and sets its id and
   // address (0 and "" if unknown); returns any other status unchanged.
   absl::Status ExplainNotLeader(absl::Status s, uint64_t* leader_id,

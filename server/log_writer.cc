@@ -6,6 +6,7 @@
 
 #include "glog/logging.h"
 #include "server/storage_failure.h"
+#include "server/corruption_guard.h"
 
 namespace raftkv::server {
 
@@ -101,7 +102,10 @@ void LogWriter::Write(std::deque<Request> batch) {
     for (auto& m : r.messages) messages.push_back(std::move(m));
   }
   absl::Status s = store_->Append(entries, hard_state ? &*hard_state : nullptr);
-  if (!s.ok()) StoreWriteFailed(*store_, "persisting the raft log", s);
+  if (!s.ok()) {
+    ExitIfCorrupt(0, "persisting the raft log", s);  // damaged data: exit status 1
+    StoreWriteFailed(*store_, "persisting the raft log", s);
+  }
   transport_->Send(std::move(messages));
   if (!entries.empty()) {
     on_persisted_(entries.back().index(), entries.back().term(), entry_writes);

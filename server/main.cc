@@ -34,6 +34,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "gflags/gflags.h"
 #include "glog/logging.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -44,6 +45,7 @@
 #include "server/alarms.h"
 #include "server/cluster_spec.h"
 #include "server/disk_space.h"
+#include "server/corruption_guard.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/node.h"
@@ -54,6 +56,7 @@
 #include "server/storage_failure.h"
 #include "server/transport.h"
 #include "storage/log_store.h"
+#include "storage/scrubber.h"
 
 DEFINE_uint64(id, 0, "This node's id: one of the ids in --cluster. Required.");
 DEFINE_string(cluster, "",
@@ -132,6 +135,15 @@ DEFINE_uint64(min_free_bytes, 256 << 20,
               "writes, a follower stops taking the leader's), serves reads, and resumes by "
               "itself once space is back. It covers what a node still writes meanwhile "
               "(a WAL, memtable flushes, a compaction). 0: no reserve.");
+DEFINE_string(scrub_interval, "24h",
+              "Verify the checksum of every block of every SST file of the data dir this "
+              "often, in the background (a Go-style duration: 24h, 90m; 0: never). "
+              "Corruption found raises the CORRUPT alarm: the node stops serving reads.");
+DEFINE_string(scrub_start_delay, "10s",
+              "With --scrub_interval: the first verification starts this long after start "
+              "(so a restarted node finds damage its reads have not met yet).");
+DEFINE_uint64(scrub_bytes_per_sec, 16 << 20,
+              "Read rate of the scrub, bytes per second (at least 65536).");
 DEFINE_uint64(auto_promote_gap, 50,
               "The leader promotes a learner once its log is within this many entries "
               "of its own (0: only by `kvctl member promote`).");
@@ -433,6 +445,22 @@ int main(int argc, char** argv) {
   uint64_t cluster_id = joining ? 0 : server::ClusterIdOf(*spec);
   const std::string dir = ResolveDir(FLAGS_data_dir);
 
+  storage::ScrubOptions scrub;
+  if (!absl::ParseDuration(FLAGS_scrub_interval, &scrub.interval) ||
+      scrub.interval < absl::ZeroDuration()) {
+    Die(absl::StrCat("--scrub_interval=", FLAGS_scrub_interval,
+                     ": not a duration >= 0 (e.g. 24h, 90m; 0: off)"));
+  }
+  if (!absl::ParseDuration(FLAGS_scrub_start_delay, &scrub.start_delay) ||
+      scrub.start_delay < absl::ZeroDuration()) {
+    Die(absl::StrCat("--scrub_start_delay=", FLAGS_scrub_start_delay,
+                     ": not a duration >= 0 (e.g. 10s)"));
+  }
+  scrub.bytes_per_sec = FLAGS_scrub_bytes_per_sec;
+  if (absl::Status s = scrub.Validate(); !s.ok()) {
+    Die(absl::StrCat("--scrub_bytes_per_sec=", FLAGS_scrub_bytes_per_sec, ": at least 65536"));
+  }
+
   // Refused before anything is created in the directory.
   std::error_code ec;
   const bool has_store = std::filesystem::exists(dir + "/CURRENT", ec);
@@ -464,6 +492,9 @@ int main(int argc, char** argv) {
   dso.alarms = &alarms;
   if (absl::Status s = dso.Validate(); !s.ok()) Die(std::string(s.message()));
   server::DiskSpace disk_space(dso);
+  // Corrupt data met anywhere (reads, snapshot streams, the scrub) raises
+  // CORRUPT through the guard; see server/corruption_guard.h.
+  server::CorruptionGuard corruption(FLAGS_id, &alarms);
   // With --join: the members' addresses (and, on a first start, the cluster
   // id) from a member's Admin.Status.
   std::map<uint64_t, std::string> joined_members;
@@ -533,7 +564,15 @@ int main(int argc, char** argv) {
 
   const uint64_t incarnation = store->identity()->incarnation();
   auto sm = server::KvStateMachine::Open(store.get());
-  if (!sm.ok()) Die(absl::StrCat("state machine: ", sm.status().message()));
+  if (!sm.ok()) {
+    // Without its session table a node cannot apply as the others do.
+    Die(absl::StrCat("state machine: ", sm.status().message(),
+                     absl::IsDataLoss(sm.status())
+                         ? absl::StrCat(". The data dir is damaged: replace this node (kvctl "
+                                        "member remove ", FLAGS_id, ", then add a fresh node "
+                                        "with --join)")
+                         : ""));
+  }
   server::PeerIncarnations::ClusterView cluster_view;
   cluster_view.records = [sm = sm->get()] { return sm->Incarnations(); };
   cluster_view.is_member = [sm = sm->get()](uint64_t id) {
@@ -566,7 +605,11 @@ int main(int argc, char** argv) {
   AddressBook book(FLAGS_id, address, transport.get());
   for (const auto& [id, addr] : *spec) book.Learn(id, addr);
   for (const auto& [id, addr] : joined_members) book.Learn(id, addr);
-  for (const auto& [id, addr] : (*sm)->MemberAddresses()) book.Learn(id, addr);
+  if (auto members = (*sm)->MemberAddresses(); members.ok()) {
+    for (const auto& [id, addr] : *members) book.Learn(id, addr);
+  } else {
+    LOG(WARNING) << "reading member addresses: " << corruption.Check(members.status());
+  }
   // Conf changes in the log past the applied index (appended before a
   // restart) carry addresses too.
   if (store->LastIndex() > store->applied_index()) {
@@ -587,6 +630,9 @@ int main(int argc, char** argv) {
   snap_opts.chunk_bytes = FLAGS_snapshot_chunk_bytes;
   snap_opts.max_bytes_per_sec = FLAGS_snapshot_max_bytes_per_sec;
   snap_opts.max_concurrent = FLAGS_max_concurrent_snapshots;
+  snap_opts.on_read_error = [&corruption](const absl::Status& s) {
+    (void)corruption.Check(s);
+  };
   if (absl::Status s = snap_opts.Validate(); !s.ok()) Die(std::string(s.message()));
   auto snapshot_sender =
       std::make_unique<server::SnapshotSender>(snap_opts, [&node_ptr](uint64_t peer, bool ok) {
@@ -629,10 +675,15 @@ int main(int argc, char** argv) {
     if (applied) reconcile();
   };
   server::KvStateMachine* sm_ptr = sm->get();
-  no.on_snapshot_installed = [&book, sm_ptr, &reconcile] {
-    for (const auto& [id, addr] : sm_ptr->MemberAddresses()) book.Learn(id, addr);
+  no.on_snapshot_installed = [&book, &corruption, sm_ptr, &reconcile] {
+    if (auto members = sm_ptr->MemberAddresses(); members.ok()) {
+      for (const auto& [id, addr] : *members) book.Learn(id, addr);
+    } else {
+      LOG(WARNING) << "reading member addresses: " << corruption.Check(members.status());
+    }
     reconcile();
   };
+  no.data_corrupt = [&corruption] { return corruption.corrupt(); };
   auto address_of = [&book](uint64_t id) { return book.AddressOf(id); };
   server::SnapshotHooks hooks;
   hooks.sender = snapshot_sender.get();
@@ -642,8 +693,8 @@ int main(int argc, char** argv) {
   if (!node.ok()) Die(absl::StrCat("raft: ", node.status().message()));
   node_ptr = node->get();
 
-  // `alarms` (raised by the checks below and by disk_space) are reported by
-  // Admin.Status.
+  // `alarms` (raised by the checks below, disk_space and the CorruptionGuard)
+  // are reported by Admin.Status.
   server::HashCheckerOptions hco;
   hco.self_id = FLAGS_id;
   hco.interval = corrupt_check_interval;
@@ -684,6 +735,7 @@ int main(int argc, char** argv) {
   svc.faults = faults.get();
   svc.alarms = &alarms;
   svc.state_hashes = [&hash_checker] { return hash_checker.Hashes(); };
+  svc.corruption = &corruption;
   server::KvService kv(svc, node->get(), sm->get());
   server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(
@@ -721,6 +773,14 @@ int main(int argc, char** argv) {
   hash_checker.Start();
   disk_space.Start();
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
+  storage::Scrubber scrubber(scrub, store.get(), [&corruption](const absl::Status& s) {
+    (void)corruption.Check(s);
+  });
+  scrubber.Start();
+  if (scrub.interval > absl::ZeroDuration()) {
+    LOG(INFO) << "scrubbing " << dir << " every " << FLAGS_scrub_interval << " at "
+              << FLAGS_scrub_bytes_per_sec << " bytes/s, first in " << FLAGS_scrub_start_delay;
+  }
   LOG_IF(WARNING, !raftkv::server::StreamWindowFixActive())
       << "server/grpc_stream_window_fix.h is off with gRPC " << grpc::Version()
       << " (not the build it was checked against): every message read costs a window update "
@@ -736,6 +796,7 @@ int main(int argc, char** argv) {
   std::thread removal_watch(WatchForRemoval, FLAGS_id, &book, node->get(), &removed, &stop);
   stop.WaitForNotification();
   LOG(INFO) << "shutting down";
+  scrubber.Stop();
   if (add_self.joinable()) add_self.join();
   incarnation_recorder.Stop();
   hash_checker.Stop();

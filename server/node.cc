@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "server/corruption_guard.h"
 #include "server/flush_scope.h"
 #include "server/storage_failure.h"
 
@@ -264,6 +265,7 @@ void Node::Run() {
     if (!in.transfers.empty()) StartTransfers(std::move(in.transfers));
     if (ticked) MaybePromoteLearners();
     if (ticked) MaybeHandOffForSpace();
+    if (ticked) MaybeStepAside();
     HandleReadies();
     if (!transfers_.empty()) CheckTransfers(now);
     if (ticked) ExpireDeadlines(now);
@@ -274,7 +276,7 @@ void Node::Run() {
     // the latest commit index.
     if (writer_ != nullptr) writer_->WaitIdle();
     if (absl::Status s = store_->Append({}, &*held); !s.ok()) {
-      StoreWriteFailed(*store_, "persisting the raft log", s);
+      StoreFailed("persisting the raft log", s);
     }
   }
   FailEverything(absl::UnavailableError("node is shutting down"));
@@ -324,7 +326,7 @@ void Node::InstallSnapshot(const raftpb::Snapshot& snapshot) {
                << " but the staged image is " << (staged ? absl::StrCat(*staged) : "none");
   }
   if (absl::Status s = store_->InstallStaged(meta); !s.ok()) {
-    StoreWriteFailed(*store_, absl::StrCat("installing the snapshot at ", meta.index()), s);
+    StoreFailed(absl::StrCat("installing the snapshot at ", meta.index()), s);
   }
   if (absl::Status s = sm_->Reload(); !s.ok()) {
     LOG(FATAL) << "reloading the state machine after the snapshot: " << s;
@@ -356,9 +358,9 @@ void Node::MaybeCompact() {
     conf = store_->GetSnapshot()->metadata().conf_state();
   }
   // Entries about to be dropped were applied with unsynced writes.
-  if (absl::Status s = store_->SyncWal(); !s.ok()) StoreWriteFailed(*store_, "syncing the WAL", s);
+  if (absl::Status s = store_->SyncWal(); !s.ok()) StoreFailed("syncing the WAL", s);
   if (absl::Status s = store_->Compact(index, *term, conf); !s.ok()) {
-    StoreWriteFailed(*store_, absl::StrCat("compacting the log to ", index), s);
+    StoreFailed(absl::StrCat("compacting the log to ", index), s);
   }
   VLOG(1) << "compacted the log through " << index;
 }
@@ -569,6 +571,24 @@ void Node::MaybeHandOffForSpace() {
                << "leadership to node " << target << ", which is not";
 }
 
+void Node::MaybeStepAside() {
+  if (!options_.data_corrupt || core_->role() != raft::Role::kLeader) return;
+  if (!options_.data_corrupt() || core_->GetStatus().lead_transferee != 0) return;
+  absl::Status s = core_->TransferLeadership(0);
+  if (s.ok()) {
+    LOG(WARNING) << "node " << options_.id << " has corrupt data: handing leadership to node "
+                 << core_->GetStatus().lead_transferee;
+  } else {
+    LOG_EVERY_N(WARNING, 100) << "node " << options_.id
+                              << " has corrupt data but cannot hand leadership over: " << s;
+  }
+}
+
+void Node::StoreFailed(absl::string_view what, const absl::Status& s) {
+  ExitIfCorrupt(options_.id, what, s);  // damaged data: exit status 1
+  StoreWriteFailed(*store_, what, s);
+}
+
 void Node::HandleReadies() {
   while (core_->HasReady()) {
     raft::Ready rd = core_->GetReady();
@@ -675,7 +695,7 @@ void Node::Persist(raft::Ready* rd, bool here) {
   if (rd->snapshot) InstallSnapshot(*rd->snapshot);
   if (!rd->entries.empty() || hs) {
     absl::Status s = store_->Append(rd->entries, hs ? &*hs : nullptr);
-    if (!s.ok()) StoreWriteFailed(*store_, "persisting the raft log", s);
+    if (!s.ok()) StoreFailed("persisting the raft log", s);
     TraceEntries(Stage::kSynced, rd->entries);
   }
   MarkSpace(&rd->persisted_messages);
@@ -709,7 +729,7 @@ void Node::Apply(const std::vector<raftpb::Entry>& entries) {
     if (e.type() == raftpb::ENTRY_CONF_CHANGE) last_conf_index_ = e.index();
   }
   auto results = sm_->Apply(entries);
-  if (!results.ok()) StoreWriteFailed(*store_, "applying committed entries", results.status());
+  if (!results.ok()) StoreFailed("applying committed entries", results.status());
   for (const auto& e : entries) {
     if (e.type() != raftpb::ENTRY_CONF_CHANGE) continue;
     raftpb::ConfChange cc;

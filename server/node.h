@@ -15,8 +15,11 @@
 // Callbacks given to Propose/Read run on the loop thread: they must not
 // block (finish a gRPC reactor, copy a value).
 //
-// A storage write failure is fatal: the process exits (exit status 74, see
-// server/storage_failure.h) rather than run on with a state it cannot trust.
+// A storage write failure is fatal: the process exits with one line rather
+// than run on with a state it cannot trust: exit status 74 for an I/O error
+// (server/storage_failure.h), 1 for corrupt data met while applying (the
+// entries cannot be applied as every other member does) or a write RocksDB
+// refuses because a compaction met a damaged block (ExitIfCorrupt).
 //
 // Free-space reserve (options.disk_space, server/disk_space.h): while this
 // node's disk is below it, the node stores no new entries. As leader it
@@ -43,6 +46,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/kv.pb.h"
@@ -101,6 +105,12 @@ struct NodeOptions {
   // The data dir's free-space reserve (see above). Not owned; must outlive
   // the node. Null: no reserve.
   const DiskSpace* disk_space = nullptr;
+  // True while this node's data is known to be corrupt (CORRUPT raised): as
+  // leader it hands leadership to the most up-to-date voter (checked every
+  // tick). Its log is checksummed apart from the data, so it stays a voting
+  // member and keeps appending and applying. Any thread; must not block.
+  // Empty: never.
+  std::function<bool()> data_corrupt;
 
   absl::Status Validate() const;
 };
@@ -248,6 +258,10 @@ class Node {
   // The voter MaybeHandOffForSpace would pick, the one it is transferring
   // to, or 0.
   uint64_t HandOffTarget() const;
+  // A leader whose data is corrupt hands leadership over (data_corrupt).
+  void MaybeStepAside();
+  // A store write or apply `what` failed with `s`: exits (see above).
+  [[noreturn]] void StoreFailed(absl::string_view what, const absl::Status& s);
   void HandleReadies();
   // Step 2 of the driver contract: queued to the writer, or done here.
   void Persist(raft::Ready* rd, bool here);

@@ -136,6 +136,7 @@ bool SnapshotSender::Stream(const std::string& address, const raftpb::Message& m
   });
   if (!scan.ok()) {
     LOG(WARNING) << "reading the snapshot image: " << scan;
+    if (options_.on_read_error) options_.on_read_error(scan);
     t->context->TryCancel();
     writer->Finish();
     return false;

@@ -41,6 +41,10 @@ struct SnapshotOptions {
   size_t chunk_bytes = 1 << 20;
   uint64_t max_bytes_per_sec = 0;  // 0: no cap
   int max_concurrent = 2;
+  // Called on the transfer's thread when reading the image fails (DataLoss
+  // for corruption). The transfer is then cancelled: the follower never
+  // installs a short image. May be empty.
+  std::function<void(const absl::Status&)> on_read_error;
 
   absl::Status Validate() const;
 };

@@ -86,7 +86,8 @@ absl::Status KvStateMachine::Reload() {
                                       if (k.empty() || k[0] != kSessionPrefix) return false;
                                       statepb::SessionRecord rec;
                                       if (!rec.ParseFromArray(v.data(), v.size())) {
-                                        parse = absl::DataLossError("corrupt session record");
+                                        parse = absl::DataLossError(absl::StrCat(
+                                            "undecodable session record in ", store_->dir()));
                                         return false;
                                       }
                                       by_last_index_.emplace(rec.last_index(), rec.client_id());
@@ -196,7 +197,7 @@ void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r, uint64_
   records_version_.fetch_add(1);
 }
 
-std::map<uint64_t, std::string> KvStateMachine::MemberAddresses() const {
+absl::StatusOr<std::map<uint64_t, std::string>> KvStateMachine::MemberAddresses() const {
   std::map<uint64_t, std::string> out;
   absl::Status s = store_->ScanData(std::string(1, kMemberPrefix),
                                     [&](absl::string_view k, absl::string_view v) {
@@ -208,7 +209,7 @@ std::map<uint64_t, std::string> KvStateMachine::MemberAddresses() const {
                                       out[id] = std::string(v);
                                       return true;
                                     });
-  LOG_IF(WARNING, !s.ok()) << "reading member addresses: " << s;
+  if (!s.ok()) return s;
   return out;
 }
 
@@ -274,6 +275,11 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
       r.result = kvpb::WriteResult();
     } else {
       r.result = ApplyCommand(cmd, e.index(), &overlay);
+      if (!overlay.storage_error.ok()) {
+        return absl::Status(overlay.storage_error.code(),
+                            absl::StrCat("applying entry ", e.index(), ": ",
+                                         overlay.storage_error.message()));
+      }
     }
     results.push_back(std::move(r));
   }
@@ -350,7 +356,9 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     case kvpb::Command::kDelete: {
       const auto& del = cmd.delete_();
       if (absl::Status s = ValidateKey(del.key()); !s.ok()) return s;
-      const bool existed = Read(del.key(), *overlay).has_value();
+      absl::StatusOr<std::optional<Stored>> cur = Read(del.key(), overlay);
+      if (!cur.ok()) return cur.status();
+      const bool existed = cur->has_value();
       if (existed) Write(del.key(), std::nullopt, overlay);
       out.mutable_delete_()->set_deleted(existed);
       return out;
@@ -358,7 +366,9 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     case kvpb::Command::kCas: {
       const auto& cas = cmd.cas();
       if (absl::Status s = ValidateKey(cas.key()); !s.ok()) return s;
-      std::optional<Stored> cur = Read(cas.key(), *overlay);
+      absl::StatusOr<std::optional<Stored>> read = Read(cas.key(), overlay);
+      if (!read.ok()) return read.status();
+      const std::optional<Stored>& cur = *read;
       bool match = false;
       if (cas.expected_case() == kvpb::CasRequest::kExpectedValue) {
         match = cur.has_value() && cur->value == cas.expected_value();
@@ -387,18 +397,24 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
   return absl::InvalidArgumentError("command without an operation");
 }
 
-std::optional<KvStateMachine::Stored> KvStateMachine::Read(const std::string& key,
-                                                          const Overlay& overlay) const {
-  auto it = overlay.writes.find(key);
-  if (it != overlay.writes.end()) return it->second;
+absl::StatusOr<std::optional<KvStateMachine::Stored>> KvStateMachine::Read(
+    const std::string& key, Overlay* overlay) const {
+  auto it = overlay->writes.find(key);
+  if (it != overlay->writes.end()) return it->second;
   auto raw = store_->Get(DataKey(key));
   if (!raw.ok()) {
-    LOG_IF(FATAL, raw.status().code() != absl::StatusCode::kNotFound)
-        << "reading " << key << ": " << raw.status();
-    return std::nullopt;
+    if (absl::IsNotFound(raw.status())) return std::nullopt;
+    overlay->storage_error = absl::Status(
+        raw.status().code(),
+        absl::StrCat("reading key \"", absl::CEscape(key), "\": ", raw.status().message()));
+    return overlay->storage_error;
   }
   Stored s;
-  CHECK(DecodeValue(*raw, &s.value, &s.version)) << "corrupt value for key " << key;
+  if (!DecodeValue(*raw, &s.value, &s.version)) {
+    overlay->storage_error = absl::DataLossError(
+        absl::StrCat("undecodable value for key \"", absl::CEscape(key), "\" in ", store_->dir()));
+    return overlay->storage_error;
+  }
   return s;
 }
 
@@ -433,15 +449,18 @@ absl::StatusOr<kvpb::KeyValue> KvStateMachine::Get(const std::string& key) const
   kv.set_key(key);
   uint64_t version = 0;
   if (!DecodeValue(*raw, kv.mutable_value(), &version)) {
-    return absl::DataLossError(absl::StrCat("corrupt value for key ", key));
+    return absl::DataLossError(absl::StrCat("undecodable value for key \"", absl::CEscape(key),
+                                            "\" in ", store_->dir()));
   }
   kv.set_version(version);
   return kv;
 }
 
-ScanResult KvStateMachine::Scan(const std::string& prefix, const std::string& start_after,
-                                size_t limit, size_t max_bytes) const {
+absl::StatusOr<ScanResult> KvStateMachine::Scan(const std::string& prefix,
+                                                const std::string& start_after, size_t limit,
+                                                size_t max_bytes) const {
   ScanResult out;
+  absl::Status decode;
   size_t bytes = 0;
   const std::string lo = DataKey(std::max(prefix, start_after));
   const std::string want = DataKey(prefix);
@@ -457,15 +476,17 @@ ScanResult KvStateMachine::Scan(const std::string& prefix, const std::string& st
     kv.set_key(std::string(k.substr(1)));
     uint64_t version = 0;
     if (!DecodeValue(v, kv.mutable_value(), &version)) {
-      LOG(ERROR) << "scan: corrupt value for key " << absl::CEscape(kv.key());
-      return true;
+      decode = absl::DataLossError(absl::StrCat("undecodable value for key \"",
+                                                absl::CEscape(kv.key()), "\" in ", store_->dir()));
+      return false;
     }
     bytes += k.size() + v.size();
     kv.set_version(version);
     out.kvs.push_back(std::move(kv));
     return true;
   });
-  LOG_IF(ERROR, !s.ok()) << "scan: " << s;
+  if (!s.ok()) return s;
+  if (!decode.ok()) return decode;
   return out;
 }
 

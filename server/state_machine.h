@@ -68,8 +68,9 @@ class KvStateMachine {
   // Applies committed entries in order, as one ApplyBatch; returns a result
   // for each normal entry that carried a command. Empty entries only advance
   // the applied index; conf-change entries also record the membership they
-  // result in, with the applied index. A storage error is returned
-  // (fatal to the node).
+  // result in, with the applied index. A storage error, in a read (DataLoss
+  // for corruption) or the write, is returned and nothing is written: the
+  // entries cannot be applied (fatal to the node).
   absl::StatusOr<std::vector<ApplyResult>> Apply(const std::vector<raftpb::Entry>& entries);
 
   uint64_t applied_index() const { return store_->applied_index(); }
@@ -82,9 +83,10 @@ class KvStateMachine {
   absl::StatusOr<kvpb::KeyValue> Get(const std::string& key) const;
   // At most `limit` keys and, past the first key, about `max_bytes` of keys
   // and values (so a page always fits in one gRPC message); `more` says a
-  // later page holds the rest.
-  ScanResult Scan(const std::string& prefix, const std::string& start_after, size_t limit,
-                  size_t max_bytes = kMaxScanBytes) const;
+  // later page holds the rest. A storage error (DataLoss for corruption)
+  // fails the whole scan: never a page with keys missing.
+  absl::StatusOr<ScanResult> Scan(const std::string& prefix, const std::string& start_after,
+                                  size_t limit, size_t max_bytes = kMaxScanBytes) const;
   static constexpr size_t kMaxScanBytes = 2 << 20;
   // A hash of every key, value and version (not sessions), and the key
   // count: equal on replicas with equal data.
@@ -92,7 +94,7 @@ class KvStateMachine {
 
   // Addresses of members added with one (ConfChange.context), as of the
   // applied index; removed members are dropped.
-  std::map<uint64_t, std::string> MemberAddresses() const;
+  absl::StatusOr<std::map<uint64_t, std::string>> MemberAddresses() const;
 
   // The incarnation recorded for member `id` (server/peer_incarnations.h),
   // as of the applied index. Any thread.
@@ -137,13 +139,17 @@ class KvStateMachine {
   struct Overlay {
     std::map<std::string, std::optional<Stored>> writes;
     storage::DataBatch batch;
+    // A read of the store failed: the batch must not be written.
+    absl::Status storage_error;
   };
 
   absl::StatusOr<kvpb::WriteResult> ApplyCommand(const kvpb::Command& cmd, uint64_t index,
                                                  Overlay* overlay);
   absl::StatusOr<kvpb::WriteResult> Execute(const kvpb::Command& cmd, uint64_t index,
                                             Overlay* overlay);
-  std::optional<Stored> Read(const std::string& key, const Overlay& overlay) const;
+  // The key's current value; on a storage error, records it in
+  // overlay->storage_error and returns it.
+  absl::StatusOr<std::optional<Stored>> Read(const std::string& key, Overlay* overlay) const;
   void Write(const std::string& key, std::optional<Stored> v, Overlay* overlay);
   void SaveSession(const statepb::SessionRecord& s, Overlay* overlay);
   void MaybeEvictSession(Overlay* overlay);

@@ -2,8 +2,11 @@
 
 #include <string>
 
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/log_store.h"
+#include "storage/sst_corruption.h"
 
 namespace raftkv::server {
 namespace {
@@ -20,6 +23,7 @@ class StateMachineTest : public ::testing::Test {
     store_.reset();
     storage::Options o;
     o.dir = dir_;
+    o.data_memtable_bytes = memtable_bytes_;
     auto s = storage::LogStore::Open(o);
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
@@ -53,6 +57,7 @@ class StateMachineTest : public ::testing::Test {
   }
 
   std::string dir_;
+  size_t memtable_bytes_ = storage::Options().data_memtable_bytes;
   uint64_t index_ = 0;
   std::unique_ptr<storage::LogStore> store_;
   std::unique_ptr<KvStateMachine> sm_;
@@ -143,15 +148,15 @@ TEST_F(StateMachineTest, InvalidCommandsChangeNothing) {
 
 TEST_F(StateMachineTest, ScanWithPrefixLimitAndPaging) {
   for (const char* k : {"app/a", "app/b", "app/c", "apq", "b"}) ApplyOne(Put(k, k));
-  ScanResult r = sm_->Scan("app/", "", 2);
+  ScanResult r = *sm_->Scan("app/", "", 2);
   ASSERT_EQ(r.kvs.size(), 2u);
   EXPECT_TRUE(r.more);
   EXPECT_EQ(r.kvs[1].key(), "app/b");
-  r = sm_->Scan("app/", "app/b", 10);
+  r = *sm_->Scan("app/", "app/b", 10);
   ASSERT_EQ(r.kvs.size(), 1u);
   EXPECT_EQ(r.kvs[0].key(), "app/c");
   EXPECT_FALSE(r.more);
-  EXPECT_EQ(sm_->Scan("", "", 100).kvs.size(), 5u) << "sessions are not keys";
+  EXPECT_EQ(sm_->Scan("", "", 100)->kvs.size(), 5u) << "sessions are not keys";
 }
 
 // A page stops near max_bytes (so it fits one gRPC message) but always holds
@@ -159,14 +164,14 @@ TEST_F(StateMachineTest, ScanWithPrefixLimitAndPaging) {
 TEST_F(StateMachineTest, ScanPagesAreBoundedInBytes) {
   const std::string big(1000, 'x');
   for (const char* k : {"a", "b", "c", "d"}) ApplyOne(Put(k, big));
-  ScanResult r = sm_->Scan("", "", 100, /*max_bytes=*/2500);
+  ScanResult r = *sm_->Scan("", "", 100, /*max_bytes=*/2500);
   ASSERT_EQ(r.kvs.size(), 2u);
   EXPECT_TRUE(r.more);
-  r = sm_->Scan("", "", 100, /*max_bytes=*/10);
+  r = *sm_->Scan("", "", 100, /*max_bytes=*/10);
   ASSERT_EQ(r.kvs.size(), 1u) << "a value larger than the cap still comes back";
   EXPECT_EQ(r.kvs[0].value(), big);
   EXPECT_TRUE(r.more);
-  r = sm_->Scan("", "c", 100, /*max_bytes=*/2500);
+  r = *sm_->Scan("", "c", 100, /*max_bytes=*/2500);
   ASSERT_EQ(r.kvs.size(), 1u);
   EXPECT_FALSE(r.more);
 }
@@ -188,6 +193,126 @@ TEST_F(StateMachineTest, DigestIsEqualForEqualData) {
   ASSERT_TRUE(d1.ok() && d2.ok());
   EXPECT_NE(d1->first, d2->first);
   EXPECT_EQ(d2->second, 1u);
+}
+
+// The state machine over a store whose data SST files were damaged on disk:
+// every read that meets a bad block fails with DataLoss, never answers with
+// keys missing; applying an entry that must read one fails and writes
+// nothing.
+class CorruptStateMachineTest : public StateMachineTest {
+ protected:
+  static constexpr int kKeys = 3000;
+  static std::string KeyOf(int i) { return absl::StrFormat("p/%06d", i); }
+  static std::string ValueOf(int i) {
+    std::string v;
+    uint64_t x = 0x9e3779b97f4a7c15ull * (i + 1);
+    while (v.size() < 200) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      v += absl::StrFormat("%016x", x);
+    }
+    return v;
+  }
+
+  void SetUp() override {
+    dir_ = std::string(getenv("TEST_TMPDIR")) + "/sm_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    memtable_bytes_ = 64 << 10;
+    Open();
+    std::vector<raftpb::Entry> batch;
+    for (int i = 0; i < kKeys; ++i) {
+      batch.push_back(Cmd(Put(KeyOf(i), ValueOf(i))));
+      if (batch.size() == 100) {
+        ASSERT_TRUE(sm_->Apply(batch).ok());
+        batch.clear();
+      }
+    }
+    Open();  // writes what the WAL held to SST files
+    sm_.reset();
+    store_.reset();
+    auto files = storage::testing::SstFilesOf(dir_, "data");
+    ASSERT_TRUE(files.ok()) << files.status();
+    ASSERT_FALSE(files->empty());
+    for (const auto& f : *files) ASSERT_TRUE(storage::testing::CorruptDataBlocks(f).ok());
+    Open();
+  }
+
+  void ExpectDataLoss(const absl::Status& s) {
+    EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("Corruption"));
+  }
+};
+
+TEST_F(CorruptStateMachineTest, ScanFailsInsteadOfSkippingKeys) {
+  auto all = sm_->Scan("", "", 100000, 1 << 30);
+  ASSERT_FALSE(all.ok()) << all->kvs.size() << " of " << kKeys << " keys and no error";
+  ExpectDataLoss(all.status());
+  auto prefix = sm_->Scan("p/", "", 100000, 1 << 30);
+  ASSERT_FALSE(prefix.ok());
+  ExpectDataLoss(prefix.status());
+}
+
+TEST_F(CorruptStateMachineTest, PagedScanFails) {
+  std::string after;
+  absl::Status failed;
+  int seen = 0;
+  while (true) {
+    auto page = sm_->Scan("p/", after, 100);
+    if (!page.ok()) {
+      failed = page.status();
+      break;
+    }
+    for (const auto& kv : page->kvs) EXPECT_EQ(kv.key(), KeyOf(seen++));
+    if (!page->more) break;
+    after = page->kvs.back().key();
+  }
+  EXPECT_LT(seen, kKeys);
+  ExpectDataLoss(failed);
+}
+
+TEST_F(CorruptStateMachineTest, GetAndDigestFail) {
+  int failed = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    auto kv = sm_->Get(KeyOf(i));
+    if (kv.ok()) {
+      EXPECT_EQ(kv->value(), ValueOf(i));
+    } else {
+      ExpectDataLoss(kv.status());
+      ++failed;
+    }
+  }
+  EXPECT_GT(failed, 0);
+  ExpectDataLoss(sm_->Digest().status());
+}
+
+TEST_F(CorruptStateMachineTest, ApplyThatMustReadACorruptKeyFailsAndWritesNothing) {
+  int failed = 0;
+  for (int i = 0; i < kKeys; i += 7) {
+    kvpb::Command cas;
+    cas.mutable_cas()->set_key(KeyOf(i));
+    cas.mutable_cas()->set_expected_value(ValueOf(i));
+    cas.mutable_cas()->set_new_value("new");
+    kvpb::Command del;
+    del.mutable_delete_()->set_key(KeyOf(i + 1));
+    const uint64_t before = sm_->applied_index();
+    for (const kvpb::Command& c : {cas, del}) {
+      raftpb::Entry e = Cmd(c);
+      auto r = sm_->Apply({e});
+      if (r.ok()) {
+        ASSERT_TRUE((*r)[0].result.ok()) << (*r)[0].result.status();
+        continue;
+      }
+      ExpectDataLoss(r.status());
+      EXPECT_THAT(std::string(r.status().message()),
+                  ::testing::HasSubstr(absl::StrCat("applying entry ", e.index())));
+      EXPECT_EQ(sm_->applied_index(), before) << "nothing written";
+      ++failed;
+      break;
+    }
+    if (sm_->applied_index() == before) break;  // the state machine cannot go on
+  }
+  EXPECT_GT(failed, 0);
 }
 
 }  // namespace

@@ -34,6 +34,13 @@
 // refuses one past it on start, raft/raft_log.h), nor against the commit
 // index, which may lag it: the commit index alone is written unsynced.
 //
+// Integrity: every read verifies the checksum of each block it reads
+// (ReadOptions::verify_checksums) and every iterator's status is checked
+// after its loop, so a corrupt block fails the read with DataLoss naming the
+// directory and RocksDB's message; a read never returns fewer keys instead.
+// The database is opened with paranoid_checks. LiveSstFiles lists the files
+// a scrub (storage/scrubber.h) verifies.
+//
 // Ownership: the LogStore owns the RocksDB instance; destroying it closes the
 // database and releases the directory lock. Returned values are copies.
 //
@@ -79,6 +86,7 @@
 
 namespace rocksdb {
 class ColumnFamilyHandle;
+struct ReadOptions;
 class DB;
 class Env;
 class WriteBatch;
@@ -313,6 +321,17 @@ class LogStore final : public raft::LogReader {
 
   const std::string& dir() const { return options_.dir; }
 
+  // ---- Integrity ------------------------------------------------------------
+
+  struct SstFile {
+    std::string path;           // absolute
+    std::string column_family;  // "log", "meta" or "data"
+    uint64_t bytes = 0;
+  };
+  // The live SST files of every column family. A compaction may delete a
+  // listed file at any time.
+  std::vector<SstFile> LiveSstFiles() const;
+
  private:
   LogStore(const Options& options, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db,
            std::vector<rocksdb::ColumnFamilyHandle*> handles);
@@ -376,6 +395,8 @@ class LogStore final : public raft::LogReader {
       ABSL_LOCKS_EXCLUDED(marker_mu_);
   // marker_error_ if a mark write failed, else OK. Cheap when none did.
   absl::Status MarkerError() const ABSL_LOCKS_EXCLUDED(marker_mu_);
+  // The options of every read: verify_checksums (see Integrity above).
+  static rocksdb::ReadOptions ReadOpts();
 
   // Prefixes `s`'s message with the directory.
   absl::Status Annotate(const absl::Status& s) const;

@@ -344,7 +344,7 @@ absl::Status LogStore::Annotate(const absl::Status& s) const {
 
 absl::StatusOr<bool> LogStore::ReadMeta(absl::string_view key,
                                         std::string* out) const {
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_,
+  rocksdb::Status s = db_->Get(ReadOpts(), meta_cf_,
                                rocksdb::Slice(key.data(), key.size()), out);
   if (s.IsNotFound()) return false;
   if (!s.ok()) {
@@ -373,7 +373,7 @@ absl::Status LogStore::CheckFormat() {
   // handles_ includes RocksDB's default CF, which a raftkv store never uses.
   for (rocksdb::ColumnFamilyHandle* cf : handles_) {
     std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), cf));
+        db_->NewIterator(ReadOpts(), cf));
     it->SeekToFirst();
     if (!it->status().ok()) {
       return Annotate(FromRocks(it->status(), "checking for an empty store"));
@@ -481,7 +481,7 @@ absl::Status LogStore::Recover() {
 
 absl::Status LogStore::LoadPeerIncarnations() {
   const std::string prefix = kPeerIncarnationPrefix;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ReadOpts(), meta_cf_));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     std::optional<uint64_t> id = DecodeFixed64BE(
         absl::string_view(it->key().data() + prefix.size(), it->key().size() - prefix.size()));
@@ -501,7 +501,7 @@ absl::Status LogStore::LoadPeerIncarnations() {
 absl::Status LogStore::ScanLog() {
   const uint64_t expected_first = snapshot_.index() + 1;
   std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(rocksdb::ReadOptions(), log_cf_));
+      db_->NewIterator(ReadOpts(), log_cf_));
   auto key_of = [&](uint64_t* index) -> absl::Status {
     std::optional<uint64_t> k = DecodeLogKey(
         absl::string_view(it->key().data(), it->key().size()));

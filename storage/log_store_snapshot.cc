@@ -47,7 +47,7 @@ DataSnapshot::~DataSnapshot() {
 absl::Status DataSnapshot::Scan(
     absl::string_view start_after,
     absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const {
-  rocksdb::ReadOptions ro;
+  rocksdb::ReadOptions ro = LogStore::ReadOpts();
   ro.snapshot = static_cast<const rocksdb::Snapshot*>(snapshot_);
   ro.fill_cache = false;  // a one-pass bulk read
   std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->data_cf_));
