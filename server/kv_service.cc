@@ -328,21 +328,124 @@ grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext*
                   });
 }
 
+// A unary read under the answer budget (server/answer_budget.h), as an op
+// of a Batch stream: it reserves kMinReserve to start (waiting for a grant
+// while the budget is full), its answer is charged until gRPC has sent it
+// (OnDone), and an answer that does not fit is dropped and read again once
+// its size is granted. Deletes itself in OnDone.
+class KvService::ReadCall final : public grpc::ServerUnaryReactor {
+ public:
+  using Body = std::function<void(absl::Time deadline, OpDone finish)>;
+  static constexpr size_t kMinReserve = 8 << 10;
+
+  ReadCall(KvService* svc, grpc::CallbackServerContext* ctx, const char* method,
+           google::protobuf::Message* resp, Body body)
+      : svc_(svc),
+        ctx_(ctx),
+        method_(method),
+        resp_(resp),
+        body_(std::move(body)),
+        start_(absl::Now()),
+        deadline_(svc->DeadlineFrom(ctx->deadline(), 0)) {}
+
+  // Starts the read once kMinReserve is granted.
+  void Start() { Reserve(kMinReserve); }
+
+  void OnCancel() override {
+    bool finish = false;
+    {
+      absl::MutexLock l(&mu_);
+      if (waiting_ && svc_->budget_.Cancel(ticket_)) {
+        waiting_ = false;
+        finish = true;
+      }
+    }
+    if (finish) Finish(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    svc_->budget_.Release(held_);  // sent, or never will be
+    delete this;
+  }
+
+ private:
+  void Reserve(size_t bytes) {
+    bool now;
+    {
+      absl::MutexLock l(&mu_);
+      now = svc_->budget_.AcquireOrWait(bytes, [this, bytes] { Granted(bytes); }, &ticket_);
+      waiting_ = !now;
+    }
+    if (now) Run(bytes);
+  }
+  void Granted(size_t bytes) {
+    {
+      absl::MutexLock l(&mu_);
+      waiting_ = false;
+    }
+    Run(bytes);
+  }
+  void Run(size_t reserved) {
+    held_ = reserved;
+    body_(deadline_, [this](absl::Status s) { Done(std::move(s)); });
+  }
+  void Done(absl::Status s) {
+    if (s.ok()) {
+      const size_t bytes = 2 * resp_->ByteSizeLong();
+      if (bytes > held_) {
+        if (!svc_->budget_.TryAcquire(bytes - held_)) {
+          // Read again once this size is granted.
+          svc_->budget_.Release(std::exchange(held_, 0));
+          resp_->Clear();
+          return Reserve(bytes);
+        }
+        held_ = bytes;
+      }
+    }
+    s = WithLeaderHint(svc_->node_, svc_->options_, ctx_, std::move(s));
+    svc_->LogOutcome(method_, ctx_, s, start_);
+    Finish(ToGrpc(s));
+  }
+
+  KvService* const svc_;
+  grpc::CallbackServerContext* const ctx_;
+  const char* const method_;
+  google::protobuf::Message* const resp_;
+  const Body body_;
+  const absl::Time start_;
+  const absl::Time deadline_;
+  // Of the budget; touched by one step at a time (reserve, run, done).
+  size_t held_ = 0;
+  absl::Mutex mu_;
+  bool waiting_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
                                          const kvpb::GetRequest* req, kvpb::GetResponse* resp) {
-  return RunUnary(ctx, "Get", OpKind::kRead, ValidateKey(req->key()),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoGet(req, resp, deadline, std::move(finish));
-                  });
+  absl::Status valid = Admit(OpKind::kRead, ValidateKey(req->key()));
+  if (!valid.ok()) {
+    return RunUnary(ctx, "Get", OpKind::kRead, std::move(valid), [](absl::Time, OpDone) {});
+  }
+  auto* call = new ReadCall(this, ctx, "Get", resp, [=](absl::Time deadline, OpDone finish) {
+    DoGet(req, resp, deadline, std::move(finish));
+  });
+  call->Start();
+  return call;
 }
 
 grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
                                           const kvpb::ScanRequest* req,
                                           kvpb::ScanResponse* resp) {
-  return RunUnary(ctx, "Scan", OpKind::kRead, ValidateScan(*req),
-                  [=](absl::Time deadline, OpDone finish) {
-                    DoScan(req, resp, deadline, std::move(finish));
-                  });
+  absl::Status valid = Admit(OpKind::kRead, ValidateScan(*req));
+  if (!valid.ok()) {
+    return RunUnary(ctx, "Scan", OpKind::kRead, std::move(valid), [](absl::Time, OpDone) {});
+  }
+  auto* call = new ReadCall(this, ctx, "Scan", resp, [=](absl::Time deadline, OpDone finish) {
+    DoScan(req, resp, deadline, std::move(finish));
+  });
+  call->Start();
+  return call;
 }
 
 grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,

@@ -18,6 +18,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "server/alarms.h"
+#include "server/answer_budget.h"
 #include "server/node.h"
 #include "server/state_machine.h"
 #include "server/transport.h"
@@ -49,13 +50,16 @@ struct ServiceOptions {
   std::function<std::vector<std::pair<uint64_t, uint64_t>>()> state_hashes;
   // The node's alarms (not owned; outlives the services). Null: none.
   Alarms* alarms = nullptr;
+  // Memory held in answers not yet sent (server/answer_budget.h).
+  AnswerBudgetOptions answer_budget;
 };
 
 class KvService final : public kvpb::KV::CallbackService {
  public:
   // `node` and `sm` are not owned and must outlive the service.
+  // REQUIRES: options.answer_budget.Validate().ok().
   KvService(ServiceOptions options, Node* node, KvStateMachine* sm)
-      : options_(std::move(options)), node_(node), sm_(sm) {}
+      : options_(std::move(options)), node_(node), sm_(sm), budget_(options_.answer_budget) {}
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* ctx, const kvpb::PutRequest* req,
                                 kvpb::PutResponse* resp) override;
@@ -74,6 +78,7 @@ class KvService final : public kvpb::KV::CallbackService {
 
  private:
   friend class BatchReactor;
+  class ReadCall;  // a unary Get or Scan under the answer budget
   enum class OpKind { kWrite, kRead };
   // Called once, from any thread, with the op's outcome.
   using OpDone = std::function<void(absl::Status)>;
@@ -118,6 +123,7 @@ class KvService final : public kvpb::KV::CallbackService {
   const ServiceOptions options_;
   Node* const node_;
   KvStateMachine* const sm_;
+  AnswerBudget budget_;  // answers of Batch streams and unary reads
 };
 
 class AdminService final : public adminpb::Admin::Service {

@@ -1,0 +1,90 @@
+#include "server/grpc_limits.h"
+
+#include <memory>
+
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/kv.grpc.pb.h"
+
+namespace raftkv::server {
+namespace {
+
+TEST(GrpcLimitsTest, ValidateNamesTheFlag) {
+  EXPECT_TRUE(GrpcLimits().Validate().ok());
+  GrpcLimits l;
+  l.max_concurrent_streams = 0;
+  EXPECT_NE(l.Validate().message().find("--max_concurrent_streams"), std::string::npos);
+  l = GrpcLimits();
+  l.memory_bytes = 1 << 20;
+  EXPECT_NE(l.Validate().message().find("--grpc_memory_bytes"), std::string::npos);
+  l.memory_bytes = 0;  // no limit
+  EXPECT_TRUE(l.Validate().ok());
+  l.max_threads = 1;
+  EXPECT_NE(l.Validate().message().find("--grpc_max_threads"), std::string::npos);
+}
+
+// A server with the limits applied: a connection gets at most
+// max_concurrent_streams calls at once; the next waits for a free stream.
+TEST(GrpcLimitsTest, AConnectionHasAtMostMaxConcurrentStreams) {
+  class Service final : public kvpb::KV::CallbackService {
+   public:
+    grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* Batch(
+        grpc::CallbackServerContext* ctx) override {
+      class R : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
+       public:
+        explicit R(std::atomic<int>* opened) {
+          ++*opened;
+          StartRead(&req_);
+        }
+        void OnReadDone(bool) override { Finish(grpc::Status::OK); }
+        void OnDone() override { delete this; }
+
+       private:
+        kvpb::BatchRequest req_;
+      };
+      return new R(&opened);
+    }
+    std::atomic<int> opened{0};
+  } service;
+  GrpcLimits limits;
+  limits.max_concurrent_streams = 3;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  ApplyGrpcLimits(limits, &builder);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto stub = kvpb::KV::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                    grpc::InsecureChannelCredentials()));
+  grpc::CompletionQueue cq;
+  constexpr int kCalls = 5;
+  grpc::ClientContext ctx[kCalls];
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<kvpb::BatchRequest, kvpb::BatchResponse>>
+      rw[kCalls];
+  for (int i = 0; i < kCalls; ++i) rw[i] = stub->AsyncBatch(&ctx[i], &cq, &ctx[i]);
+  auto wait_opened = [&](int n) {
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    while (service.opened.load() < n && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    return service.opened.load();
+  };
+  // Three streams open on the server; the other two wait in the client...
+  EXPECT_EQ(wait_opened(3), 3);
+  absl::SleepFor(absl::Milliseconds(200));  // time for more to (wrongly) open
+  EXPECT_EQ(service.opened.load(), 3);
+  // ...until one ends: then the next opens.
+  ctx[0].TryCancel();
+  EXPECT_EQ(wait_opened(4), 4);
+  for (int i = 0; i < kCalls; ++i) ctx[i].TryCancel();
+  server->Shutdown();
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+}  // namespace
+}  // namespace raftkv::server
