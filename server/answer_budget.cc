@@ -1,5 +1,6 @@
 #include "server/answer_budget.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -44,20 +45,20 @@ bool AnswerBudget::LargeWaiterLocked() const {
 bool AnswerBudget::TryAcquire(size_t bytes) {
   absl::MutexLock l(&mu_);
   if (!FitsLocked(bytes) || (bytes > kSmallBytes && LargeWaiterLocked())) return false;
-  held_ += bytes;
+  AddLocked(bytes);
   return true;
 }
 
 void AnswerBudget::Force(size_t bytes) {
   absl::MutexLock l(&mu_);
-  held_ += bytes;
+  AddLocked(bytes);
 }
 
 bool AnswerBudget::AcquireOrWait(size_t bytes, std::function<void()> granted,
                                  uint64_t* ticket) {
   absl::MutexLock l(&mu_);
   if (FitsLocked(bytes) && (bytes <= kSmallBytes || !LargeWaiterLocked())) {
-    held_ += bytes;
+    AddLocked(bytes);
     return true;
   }
   *ticket = next_ticket_++;
@@ -100,12 +101,22 @@ void AnswerBudget::Release(size_t bytes) {
         ++it;
         continue;
       }
-      held_ += it->bytes;
+      AddLocked(it->bytes);
       granted.push_back(std::move(it->granted));
       it = waiters_.erase(it);
     }
   }
   for (auto& g : granted) g();
+}
+
+void AnswerBudget::AddLocked(size_t bytes) {
+  held_ += bytes;
+  peak_ = std::max(peak_, held_);
+}
+
+size_t AnswerBudget::TakeDrop() {
+  absl::MutexLock l(&mu_);
+  return std::exchange(peak_, held_) - held_;
 }
 
 size_t AnswerBudget::held() const {

@@ -72,6 +72,9 @@ class AnswerBudget {
 
   size_t held() const;
   size_t waiters() const;
+  // How far held() fell from its highest since the last call (for
+  // server/memory_trimmer.h); starts the next period at the current level.
+  size_t TakeDrop();
 
  private:
   struct Waiter {
@@ -80,11 +83,13 @@ class AnswerBudget {
     std::function<void()> granted;
   };
   bool FitsLocked(size_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddLocked(size_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool LargeWaiterLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const AnswerBudgetOptions options_;
   mutable absl::Mutex mu_;
   size_t held_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t peak_ ABSL_GUARDED_BY(mu_) = 0;  // of held_, since the last TakeDrop
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
   std::deque<Waiter> waiters_ ABSL_GUARDED_BY(mu_);
   absl::Time last_full_log_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

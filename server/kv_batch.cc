@@ -37,8 +37,8 @@ namespace raftkv::server {
 // whose answer turns out not to fit is parked: its answer is dropped and the
 // op runs again once its size fits (reads are safe to repeat; a write's or
 // an error's answer is small and always kept). A stream with no answer yet
-// runs one op at a time, so a client cannot start a flood of big reads
-// before their size is known.
+// runs one op at a time reserving its whole stream budget (see
+// StartOpsLocked).
 //
 // Invariants (under mu_): at most one read and one write in flight (gRPC's
 // rule); `outstanding_` counts ops started and not yet answered; Finish is
@@ -239,8 +239,12 @@ class BatchReactor final
   // Starts pending ops while the budgets allow.
   void StartOpsLocked(Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (PendingLocked() && !waiting_ && BacklogLocked() < kMaxBacklog) {
-      if (!answered_any_ && outstanding_ > 0) break;  // one at a time until sizes are known
-      size_t need = est_;
+      // Until an answer shows their size, ops run one at a time, each
+      // reserving the stream's whole budget: a client cannot start reads
+      // that are computed only to be dropped, and a burst of new streams
+      // waits for room rather than reading values there is no room for.
+      if (!answered_any_ && outstanding_ > 0) break;
+      size_t need = answered_any_ ? est_ : stream_bytes_;
       if (granted_ > 0) {
         need = std::exchange(granted_, 0);  // held_ has it already
       } else if (held_ > 0 && held_ + need > stream_bytes_) {

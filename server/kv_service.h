@@ -76,6 +76,8 @@ class KvService final : public kvpb::KV::CallbackService {
   grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* Batch(
       grpc::CallbackServerContext* ctx) override;
 
+  AnswerBudget* answer_budget() { return &budget_; }
+
  private:
   friend class BatchReactor;
   class ReadCall;  // a unary Get or Scan under the answer budget

@@ -47,6 +47,7 @@
 #include "server/grpc_limits.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
+#include "server/memory_trimmer.h"
 #include "server/node.h"
 #include "server/hash_checker.h"
 #include "server/incarnation_recorder.h"
@@ -691,6 +692,7 @@ int main(int argc, char** argv) {
   svc.state_hashes = [&hash_checker] { return hash_checker.Hashes(); };
   svc.answer_budget = answer_budget;
   server::KvService kv(svc, node->get(), sm->get());
+  server::MemoryTrimmer trimmer(server::MemoryTrimOptions(), kv.answer_budget());
   server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(
       FLAGS_id, cluster_id, [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); },

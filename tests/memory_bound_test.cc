@@ -208,11 +208,13 @@ TEST(MemoryBoundTest, UnreadBatchStreamsCannotGrowTheNodesMemory) {
   EXPECT_LE(peak, kRssLimitMiB) << "MiB resident on the leader";
   EXPECT_GE(sent, kStreams) << "streams that sent every message";
 
-  // Cancelled, the streams give their memory back: within 2x the start, or
-  // 200 MiB more (gRPC and RocksDB caches warmed up by the run).
+  // Cancelled, the streams give their memory back: to within 100 MiB of the
+  // start (what the run leaves: RocksDB's block cache holding the value,
+  // gRPC's per-connection buffers, freed memory glibc keeps in pieces too
+  // small to return), against the ~250 MiB the answers held.
   const absl::Time cancel_start = absl::Now();
   streams.reset();
-  const long target = std::max(2 * before, before + 200);
+  const long target = before + 100;
   long after = 0;
   const bool returned = Cluster::WaitFor(
       [&] {
