@@ -127,7 +127,9 @@ class BatchReactor final
   // What to do once mu_ is released.
   struct Actions {
     std::vector<Op*> start;
-    size_t release = 0;  // bytes to give back to the node's budget
+    // Bytes to give back to the node's budget (outlives the reactor).
+    size_t release = 0;
+    AnswerBudget* budget = nullptr;
     bool read = false, write = false, finish = false, broken = false;
   };
 
@@ -146,6 +148,7 @@ class BatchReactor final
   void ReleaseLocked(size_t bytes, Actions* a) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     held_ -= bytes;
     a->release += bytes;
+    a->budget = budget_;
   }
 
   // Runs on whatever thread finished the op.
@@ -173,6 +176,7 @@ class BatchReactor final
       const size_t reserved = std::exchange(op->reserved, 0);
       if (BrokenLocked()) {
         ReleaseLocked(reserved, &a);  // the answer has nowhere to go
+        svc_->LogOutcome("Batch", ctx_, s, op->start);
       } else {
         bool keep = true;
         if (bytes <= reserved) {
@@ -198,6 +202,8 @@ class BatchReactor final
         if (keep) {
           est_ = std::max(kMinReserve, bytes);
           queued_.push_back({std::move(resp), bytes});
+          // Here, not after unlocking: then the reactor may be gone.
+          svc_->LogOutcome("Batch", ctx_, s, op->start);
         }
       }
       if (!FlushScope::Active()) {
@@ -216,10 +222,7 @@ class BatchReactor final
         });
       }
     }
-    if (!parked) {
-      svc_->LogOutcome("Batch", ctx_, s, op->start);
-      delete op;
-    }
+    if (!parked) delete op;
     Perform(a);
   }
 
@@ -328,14 +331,14 @@ class BatchReactor final
   // started here, a read or a write is pending no one can decide to finish,
   // so the reactor outlives every Perform but the one that finishes it.
   void Perform(const Actions& a) {
-    AnswerBudget* const budget = budget_;
     for (Op* op : a.start) {
       svc_->RunOp(op->req, &op->resp, op->deadline,
                   [this, op](absl::Status s) { Answer(op, std::move(s)); });
     }
     if (a.read) StartRead(&in_);
     if (a.write) StartWrite(&out_);
-    budget->Release(a.release);
+    // No member is read here: the reactor may be gone unless finishing.
+    if (a.release > 0) a.budget->Release(a.release);
     if (a.finish) Finish(a.broken ? grpc::Status::CANCELLED : grpc::Status::OK);
   }
 
