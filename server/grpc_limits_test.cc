@@ -1,6 +1,10 @@
 #include "server/grpc_limits.h"
 
+#include <atomic>
 #include <memory>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
 
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -28,22 +32,31 @@ TEST(GrpcLimitsTest, ValidateNamesTheFlag) {
 TEST(GrpcLimitsTest, AConnectionHasAtMostMaxConcurrentStreams) {
   class Service final : public kvpb::KV::CallbackService {
    public:
-    grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* Batch(
-        grpc::CallbackServerContext* ctx) override {
-      class R : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
-       public:
-        explicit R(std::atomic<int>* opened) {
-          ++*opened;
-          StartRead(&req_);
-        }
-        void OnReadDone(bool) override { Finish(grpc::Status::OK); }
-        void OnDone() override { delete this; }
+    class R : public grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse> {
+     public:
+      R() { StartRead(&req_); }
+      void OnReadDone(bool) override {}
+      void OnDone() override { delete this; }
 
-       private:
-        kvpb::BatchRequest req_;
-      };
-      return new R(&opened);
+     private:
+      kvpb::BatchRequest req_;
+    };
+    grpc::ServerBidiReactor<kvpb::BatchRequest, kvpb::BatchResponse>* Batch(
+        grpc::CallbackServerContext*) override {
+      R* r = new R;
+      absl::MutexLock l(&mu);
+      open.push_back(r);
+      ++opened;
+      return r;
     }
+    // Ends one open call on the server's side.
+    void FinishOne() {
+      absl::MutexLock l(&mu);
+      open.back()->Finish(grpc::Status::OK);
+      open.pop_back();
+    }
+    absl::Mutex mu;
+    std::vector<R*> open;
     std::atomic<int> opened{0};
   } service;
   GrpcLimits limits;
@@ -75,9 +88,16 @@ TEST(GrpcLimitsTest, AConnectionHasAtMostMaxConcurrentStreams) {
   absl::SleepFor(absl::Milliseconds(200));  // time for more to (wrongly) open
   EXPECT_EQ(service.opened.load(), 3);
   // ...until one ends: then the next opens.
-  ctx[0].TryCancel();
+  service.FinishOne();
   EXPECT_EQ(wait_opened(4), 4);
   for (int i = 0; i < kCalls; ++i) ctx[i].TryCancel();
+  while (true) {  // the server's side of the calls still open
+    {
+      absl::MutexLock l(&service.mu);
+      if (service.open.empty()) break;
+    }
+    service.FinishOne();
+  }
   server->Shutdown();
   cq.Shutdown();
   void* tag;
