@@ -197,7 +197,7 @@ TEST(MemoryBoundTest, UnreadBatchStreamsCannotGrowTheNodesMemory) {
     ++probes;
     EXPECT_TRUE(s.ok()) << "a get during the unread streams: " << s.error_code() << ": "
                         << s.error_message() << " after " << (absl::Now() - t);
-    EXPECT_EQ(resp.kv().value(), "v");
+    if (s.ok()) EXPECT_EQ(resp.kv().value(), "v");
     absl::SleepFor(absl::Milliseconds(200));  // probe pacing, not a wait
   }
   std::fprintf(stderr,
@@ -205,7 +205,6 @@ TEST(MemoryBoundTest, UnreadBatchStreamsCannotGrowTheNodesMemory) {
                " %d gets, slowest %s\n",
                before, peak, kStreams, sent, absl::FormatDuration(absl::Now() - start).c_str(),
                probes, absl::FormatDuration(slowest).c_str());
-  EXPECT_LE(peak, kRssLimitMiB) << "MiB resident on the leader";
   EXPECT_GE(sent, kStreams) << "streams that sent every message";
 
   // Cancelled, the streams give their memory back: to within 100 MiB of the
@@ -216,15 +215,17 @@ TEST(MemoryBoundTest, UnreadBatchStreamsCannotGrowTheNodesMemory) {
   streams.reset();
   const long target = before + 100;
   long after = 0;
-  const bool returned = Cluster::WaitFor(
+  Cluster::WaitFor(
       [&] {
         after = RssMiB(pid);
-        return after <= target;
+        peak = std::max(peak, after);  // the limit holds throughout
+        return after <= target || after > kRssLimitMiB;
       },
       absl::Seconds(20), absl::Milliseconds(100));
-  std::fprintf(stderr, "leader RSS %ld MiB %s after the cancel\n", after,
-               absl::FormatDuration(absl::Now() - cancel_start).c_str());
-  EXPECT_TRUE(returned) << "RSS " << after << " MiB after the cancel, started at " << before;
+  std::fprintf(stderr, "leader RSS %ld MiB %s after the cancel, peak %ld MiB\n", after,
+               absl::FormatDuration(absl::Now() - cancel_start).c_str(), peak);
+  EXPECT_LE(peak, kRssLimitMiB) << "MiB resident on the leader at the most";
+  EXPECT_LE(after, target) << "MiB resident after the cancel, " << before << " before";
   auto got = client.Get("small", false, absl::Seconds(5));
   ASSERT_TRUE(got.ok()) << got.status();
 }
