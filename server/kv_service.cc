@@ -384,22 +384,138 @@ grpc::ServerUnaryReactor* KvService::CompareAndSwap(grpc::CallbackServerContext*
              OpDone finish) { DoCas(r, out, deadline, std::move(finish)); });
 }
 
+// A unary read under the answer budget (server/answer_budget.h), as an op
+// of a Batch stream: it reserves kMinReserve to start (waiting for a grant
+// while the budget is full), its answer is charged until gRPC has sent it
+// (OnDone), and an answer that does not fit is dropped and read again once
+// its size is granted. It owns the parsed request and the response, and
+// answers the response's bytes in `out`. Deletes itself in OnDone.
+class KvService::ReadCall final : public grpc::ServerUnaryReactor {
+ public:
+  using Body = std::function<void(absl::Time deadline, OpDone finish)>;
+  static constexpr size_t kMinReserve = 8 << 10;
+
+  ReadCall(KvService* svc, grpc::CallbackServerContext* ctx, const char* method,
+           std::unique_ptr<google::protobuf::Message> req,
+           std::unique_ptr<google::protobuf::Message> resp, grpc::ByteBuffer* out, Body body)
+      : svc_(svc),
+        ctx_(ctx),
+        method_(method),
+        req_(std::move(req)),
+        resp_(std::move(resp)),
+        out_(out),
+        body_(std::move(body)),
+        start_(absl::Now()),
+        deadline_(svc->DeadlineFrom(ctx->deadline(), 0)) {}
+
+  // Starts the read once kMinReserve is granted; answers `admitted` at once
+  // if it is not OK (a request that did not parse or was refused).
+  void Start(absl::Status admitted) {
+    if (!admitted.ok()) return Done(std::move(admitted));
+    Reserve(kMinReserve);
+  }
+
+  void OnCancel() override {
+    bool finish = false;
+    {
+      absl::MutexLock l(&mu_);
+      if (waiting_ && svc_->budget_.Cancel(ticket_)) {
+        waiting_ = false;
+        finish = true;
+      }
+    }
+    if (finish) Finish(grpc::Status::CANCELLED);
+  }
+
+  void OnDone() override {
+    svc_->budget_.Release(held_);  // sent, or never will be
+    delete this;
+  }
+
+ private:
+  void Reserve(size_t bytes) {
+    bool now;
+    {
+      absl::MutexLock l(&mu_);
+      now = svc_->budget_.AcquireOrWait(bytes, [this, bytes] { Granted(bytes); }, &ticket_);
+      waiting_ = !now;
+    }
+    if (now) Run(bytes);
+  }
+  void Granted(size_t bytes) {
+    {
+      absl::MutexLock l(&mu_);
+      waiting_ = false;
+    }
+    Run(bytes);
+  }
+  void Run(size_t reserved) {
+    held_ = reserved;
+    body_(deadline_, [this](absl::Status s) { Done(std::move(s)); });
+  }
+  void Done(absl::Status s) {
+    if (s.ok()) {
+      const size_t bytes = 2 * resp_->ByteSizeLong();
+      if (bytes > held_) {
+        if (!svc_->budget_.TryAcquire(bytes - held_)) {
+          // Read again once this size is granted.
+          svc_->budget_.Release(std::exchange(held_, 0));
+          resp_->Clear();
+          return Reserve(bytes);
+        }
+        held_ = bytes;
+      }
+    }
+    s = WithLeaderHint(svc_->node_, svc_->options_, ctx_, std::move(s));
+    if (s.ok()) s = SerializeResponse(*resp_, out_);
+    svc_->LogOutcome(method_, ctx_, s, start_);
+    Finish(ToGrpc(s));
+  }
+
+  KvService* const svc_;
+  grpc::CallbackServerContext* const ctx_;
+  const char* const method_;
+  const std::unique_ptr<google::protobuf::Message> req_;  // read by body_
+  const std::unique_ptr<google::protobuf::Message> resp_;
+  grpc::ByteBuffer* const out_;
+  const Body body_;
+  const absl::Time start_;
+  const absl::Time deadline_;
+  // Of the budget; touched by one step at a time (reserve, run, done).
+  size_t held_ = 0;
+  absl::Mutex mu_;
+  bool waiting_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t ticket_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 grpc::ServerUnaryReactor* KvService::Get(grpc::CallbackServerContext* ctx,
                                          const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return RunUnary<kvpb::GetRequest, kvpb::GetResponse>(
-      ctx, "Get", OpKind::kRead, req, resp,
-      [](const kvpb::GetRequest& r) { return ValidateKey(r.key()); },
-      [this](const kvpb::GetRequest& r, kvpb::GetResponse* out, absl::Time deadline,
-             OpDone finish) { DoGet(&r, out, deadline, std::move(finish)); });
+  auto r = std::make_unique<kvpb::GetRequest>();
+  auto out = std::make_unique<kvpb::GetResponse>();
+  absl::Status admitted = ParseRequest(*req, r.get());
+  if (admitted.ok()) admitted = Admit(OpKind::kRead, ValidateKey(r->key()));
+  ReadCall::Body body = [this, r = r.get(), out = out.get()](absl::Time deadline,
+                                                              OpDone finish) {
+    DoGet(r, out, deadline, std::move(finish));
+  };
+  auto* call = new ReadCall(this, ctx, "Get", std::move(r), std::move(out), resp, std::move(body));
+  call->Start(std::move(admitted));
+  return call;
 }
 
 grpc::ServerUnaryReactor* KvService::Scan(grpc::CallbackServerContext* ctx,
                                           const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
-  return RunUnary<kvpb::ScanRequest, kvpb::ScanResponse>(
-      ctx, "Scan", OpKind::kRead, req, resp,
-      [](const kvpb::ScanRequest& r) { return ValidateScan(r); },
-      [this](const kvpb::ScanRequest& r, kvpb::ScanResponse* out, absl::Time deadline,
-             OpDone finish) { DoScan(&r, out, deadline, std::move(finish)); });
+  auto r = std::make_unique<kvpb::ScanRequest>();
+  auto out = std::make_unique<kvpb::ScanResponse>();
+  absl::Status admitted = ParseRequest(*req, r.get());
+  if (admitted.ok()) admitted = Admit(OpKind::kRead, ValidateScan(*r));
+  ReadCall::Body body = [this, r = r.get(), out = out.get()](absl::Time deadline,
+                                                              OpDone finish) {
+    DoScan(r, out, deadline, std::move(finish));
+  };
+  auto* call = new ReadCall(this, ctx, "Scan", std::move(r), std::move(out), resp, std::move(body));
+  call->Start(std::move(admitted));
+  return call;
 }
 
 template <typename Req, typename Resp>

@@ -24,6 +24,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "server/alarms.h"
+#include "server/answer_budget.h"
 #include "server/corruption_guard.h"
 #include "server/node.h"
 #include "server/state_machine.h"
@@ -63,6 +64,8 @@ struct ServiceOptions {
   // is raised KV reads are refused (server/corruption_guard.h). Not owned;
   // null: neither.
   CorruptionGuard* corruption = nullptr;
+  // Memory held in answers not yet sent (server/answer_budget.h).
+  AnswerBudgetOptions answer_budget;
 };
 
 // The KV service with every method raw (callback API, bytes in and out).
@@ -74,8 +77,9 @@ using RawKvService = kvpb::KV::WithRawCallbackMethod_Put<
 class KvService final : public RawKvService {
  public:
   // `node` and `sm` are not owned and must outlive the service.
+  // REQUIRES: options.answer_budget.Validate().ok().
   KvService(ServiceOptions options, Node* node, KvStateMachine* sm)
-      : options_(std::move(options)), node_(node), sm_(sm) {}
+      : options_(std::move(options)), node_(node), sm_(sm), budget_(options_.answer_budget) {}
 
   // Each parses its request (a kvpb::PutRequest, ...) from `req` and
   // answers the response's bytes in `resp`.
@@ -93,8 +97,11 @@ class KvService final : public RawKvService {
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Batch(
       grpc::CallbackServerContext* ctx) override;
 
+  AnswerBudget* answer_budget() { return &budget_; }
+
  private:
   friend class BatchReactor;
+  class ReadCall;  // a unary Get or Scan under the answer budget
   enum class OpKind { kWrite, kRead };
   // Called once, from any thread, with the op's outcome.
   using OpDone = std::function<void(absl::Status)>;
@@ -146,6 +153,7 @@ class KvService final : public RawKvService {
   const ServiceOptions options_;
   Node* const node_;
   KvStateMachine* const sm_;
+  AnswerBudget budget_;  // answers of Batch streams and unary reads
 };
 
 class AdminService final : public adminpb::Admin::Service {

@@ -43,11 +43,14 @@
 #include "proto/admin.grpc.pb.h"
 #include "raft/membership.h"
 #include "server/alarms.h"
+#include "server/answer_budget.h"
 #include "server/cluster_spec.h"
-#include "server/disk_space.h"
 #include "server/corruption_guard.h"
+#include "server/disk_space.h"
+#include "server/grpc_limits.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
+#include "server/memory_trimmer.h"
 #include "server/node.h"
 #include "server/hash_checker.h"
 #include "server/incarnation_recorder.h"
@@ -144,6 +147,24 @@ DEFINE_string(scrub_start_delay, "10s",
               "(so a restarted node finds damage its reads have not met yet).");
 DEFINE_uint64(scrub_bytes_per_sec, 16 << 20,
               "Read rate of the scrub, bytes per second (at least 65536).");
+DEFINE_uint64(answer_budget_bytes, raftkv::server::AnswerBudgetOptions().node_bytes,
+              "Memory the node holds at most in answers its clients have not read yet "
+              "(each counted twice: the message and gRPC's copy being sent). Past it, "
+              "reads wait (and Batch streams stop being read) until clients read; big "
+              "answers fill only 7/8 of it, so small ones still pass.");
+DEFINE_uint64(stream_answer_budget_bytes, raftkv::server::AnswerBudgetOptions().stream_bytes,
+              "The same for one KV.Batch stream: past it the stream starts no ops and is "
+              "not read until its client reads.");
+DEFINE_uint32(max_concurrent_streams, raftkv::server::GrpcLimits().max_concurrent_streams,
+              "HTTP/2 streams (calls) one client connection may have open at once; more "
+              "wait for a free one. etcd's default is 2^32-1; this bounds what one "
+              "connection pins and is far above what the client library uses.");
+DEFINE_uint64(grpc_memory_bytes, raftkv::server::GrpcLimits().memory_bytes,
+              "gRPC's memory quota (its connection buffers and calls in progress; 0: none). "
+              "Near it gRPC shrinks flow-control windows; at it, it cancels streams.");
+DEFINE_int32(grpc_max_threads, raftkv::server::GrpcLimits().max_threads,
+             "Threads gRPC may run for synchronous calls (Admin, snapshot transfers); more "
+             "calls at once fail RESOURCE_EXHAUSTED.");
 DEFINE_uint64(auto_promote_gap, 50,
               "The leader promotes a learner once its log is within this many entries "
               "of its own (0: only by `kvctl member promote`).");
@@ -424,6 +445,15 @@ int main(int argc, char** argv) {
     Die(absl::StrCat("--initial_cluster_state: must be new or existing, got \"",
                      FLAGS_initial_cluster_state, "\""));
   }
+  server::AnswerBudgetOptions answer_budget;
+  answer_budget.node_bytes = FLAGS_answer_budget_bytes;
+  answer_budget.stream_bytes = FLAGS_stream_answer_budget_bytes;
+  if (absl::Status s = answer_budget.Validate(); !s.ok()) Die(std::string(s.message()));
+  server::GrpcLimits grpc_limits;
+  grpc_limits.max_concurrent_streams = FLAGS_max_concurrent_streams;
+  grpc_limits.memory_bytes = FLAGS_grpc_memory_bytes;
+  grpc_limits.max_threads = FLAGS_grpc_max_threads;
+  if (absl::Status s = grpc_limits.Validate(); !s.ok()) Die(std::string(s.message()));
   const bool joining = !FLAGS_join.empty();
   if (joining && !FLAGS_cluster.empty()) Die("give either --cluster or --join, not both");
   absl::StatusOr<server::ClusterSpec> spec = server::ClusterSpec();
@@ -736,7 +766,9 @@ int main(int argc, char** argv) {
   svc.alarms = &alarms;
   svc.state_hashes = [&hash_checker] { return hash_checker.Hashes(); };
   svc.corruption = &corruption;
+  svc.answer_budget = answer_budget;
   server::KvService kv(svc, node->get(), sm->get());
+  server::MemoryTrimmer trimmer(server::MemoryTrimOptions(), kv.answer_budget());
   server::AdminService admin(svc, node->get(), sm->get());
   server::PeerService peer(
       FLAGS_id, cluster_id, [&node_ptr](raftpb::Message m) { node_ptr->Receive(std::move(m)); },
@@ -760,6 +792,7 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(svc.max_request_bytes));
   server::AcceptPeerKeepalives(&builder);
+  server::ApplyGrpcLimits(grpc_limits, &builder);
   builder.RegisterService(&kv);
   builder.RegisterService(&admin);
   builder.RegisterService(&peer);
