@@ -371,7 +371,7 @@ TEST_F(CorruptionTest, ApplyMeetingCorruptionStopsTheMember) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(c_.LogTail(corrupt_),
               HasSubstr(absl::StrCat("node ", corrupt_,
-                                     " stops: it cannot apply committed entries: applying entry")));
+                                     " stops: applying committed entries: applying entry")));
   EXPECT_THAT(c_.LogTail(corrupt_), HasSubstr("Corruption"));
 }
 
