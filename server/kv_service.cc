@@ -103,11 +103,12 @@ absl::Status ValidateAddress(const std::string& address) {
 }
 
 template <typename Resp>
-void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, Resp* resp) {
+void FillHeader(Node* node, KvStateMachine* sm, uint64_t id, bool serializable, Resp* resp,
+                uint64_t applied = 0) {
   kvpb::ResponseHeader* h = resp->mutable_header();
   h->set_node_id(id);
   h->set_term(node->term());
-  h->set_applied_index(sm->applied_index());
+  h->set_applied_index(applied != 0 ? applied : sm->applied_index());
   h->set_serializable(serializable);
 }
 
@@ -281,14 +282,15 @@ void KvService::DoGet(const kvpb::GetRequest* req, kvpb::GetResponse* resp, absl
     if (absl::Status refused = Admit(OpKind::kRead, absl::OkStatus()); !refused.ok()) {
       return finish(refused);
     }
-    auto kv = sm_->Get(req->key());
+    uint64_t applied = 0;  // of the state read: sm_->applied_index() may lag the value
+    auto kv = sm_->Get(req->key(), &applied);
     if (kv.ok()) {
       resp->set_found(true);
       *resp->mutable_kv() = std::move(*kv);
     } else if (kv.status().code() != absl::StatusCode::kNotFound) {
       return finish(CheckRead(kv.status()));
     }
-    FillHeader(node_, sm_, options_.node_id, serializable, resp);
+    FillHeader(node_, sm_, options_.node_id, serializable, resp, applied);
     finish(absl::OkStatus());
   };
   if (serializable) return read(finish);
@@ -311,7 +313,7 @@ void KvService::DoScan(const kvpb::ScanRequest* req, kvpb::ScanResponse* resp,
     if (!r.ok()) return finish(CheckRead(r.status()));
     for (auto& kv : r->kvs) *resp->add_kvs() = std::move(kv);
     resp->set_more(r->more);
-    FillHeader(node_, sm_, options_.node_id, serializable, resp);
+    FillHeader(node_, sm_, options_.node_id, serializable, resp, r->applied_index);
     finish(absl::OkStatus());
   };
   if (serializable) return read(finish);

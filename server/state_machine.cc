@@ -442,8 +442,9 @@ void KvStateMachine::MaybeEvictSession(Overlay* overlay) {
   }
 }
 
-absl::StatusOr<kvpb::KeyValue> KvStateMachine::Get(const std::string& key) const {
-  auto raw = store_->Get(DataKey(key));
+absl::StatusOr<kvpb::KeyValue> KvStateMachine::Get(const std::string& key,
+                                                  uint64_t* applied) const {
+  auto raw = store_->Get(DataKey(key), applied);
   if (!raw.ok()) return raw.status();
   kvpb::KeyValue kv;
   kv.set_key(key);
@@ -484,7 +485,7 @@ absl::StatusOr<ScanResult> KvStateMachine::Scan(const std::string& prefix,
     kv.set_version(version);
     out.kvs.push_back(std::move(kv));
     return true;
-  });
+  }, &out.applied_index);
   if (!s.ok()) return s;
   if (!decode.ok()) return decode;
   return out;

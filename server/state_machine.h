@@ -58,6 +58,7 @@ struct ApplyResult {
 struct ScanResult {
   std::vector<kvpb::KeyValue> kvs;
   bool more = false;
+  uint64_t applied_index = 0;  // of the state the page was read from
 };
 
 class KvStateMachine {
@@ -79,8 +80,10 @@ class KvStateMachine {
   // snapshot (LogStore::InstallStaged).
   absl::Status Reload();
 
-  // NotFound if the key is absent.
-  absl::StatusOr<kvpb::KeyValue> Get(const std::string& key) const;
+  // NotFound if the key is absent. With `applied`: set to the applied index
+  // of the state read (at least the key's version; applied_index() read
+  // after the value may still lag it).
+  absl::StatusOr<kvpb::KeyValue> Get(const std::string& key, uint64_t* applied = nullptr) const;
   // At most `limit` keys and, past the first key, about `max_bytes` of keys
   // and values (so a page always fits in one gRPC message); `more` says a
   // later page holds the rest. A storage error (DataLoss for corruption)

@@ -2,8 +2,11 @@
 // log_store_open.cc.
 #include "storage/log_store.h"
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -408,6 +411,8 @@ absl::Status LogStore::ApplySnapshot(const raftpb::SnapshotMetadata& meta,
     AddDataChanges(&batch, *data, generation_.load());
     batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(meta.index()));
   }
+  std::optional<DataChange> change;
+  if (data != nullptr) change.emplace(this);
   if (absl::Status s = Write(&batch, "ApplySnapshot"); !s.ok()) return s;
 
   if (keep_suffix) {
@@ -429,6 +434,23 @@ raftpb::HardState LogStore::hard_state() const {
   return hard_state_;
 }
 
+template <typename F>
+uint64_t LogStore::ReadConsistent(F read) const {
+  for (int tries = 0; tries < 3; ++tries) {
+    const uint64_t seq = data_seq_.load();
+    if (seq % 2 == 0) {
+      const uint64_t index = applied_index_.load();
+      read();
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (data_seq_.load() == seq) return index;
+    }
+    std::this_thread::yield();
+  }
+  absl::MutexLock lock(&apply_mu_);  // no change starts meanwhile
+  read();
+  return applied_index_.load();
+}
+
 absl::Status LogStore::ApplyBatch(const DataBatch& changes,
                                   uint64_t applied_index,
                                   const raftpb::ConfState* conf) {
@@ -442,6 +464,7 @@ absl::Status LogStore::ApplyBatch(const DataBatch& changes,
   rocksdb::WriteBatch batch;
   AddDataChanges(&batch, changes, generation_.load());
   batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(applied_index));
+  DataChange change(this);
   if (conf != nullptr) batch.Put(meta_cf_, kAppliedConfKey, conf->SerializeAsString());
   if (absl::Status s =
           Write(&batch, "ApplyBatch", options_.sync && options_.sync_data);
@@ -453,22 +476,38 @@ absl::Status LogStore::ApplyBatch(const DataBatch& changes,
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> LogStore::Get(absl::string_view key) const {
+absl::StatusOr<std::string> LogStore::Get(absl::string_view key, uint64_t* applied) const {
   std::string value;
-  rocksdb::Status s =
-      db_->Get(ReadOpts(), data_cf_, DataKey(key), &value);
+  rocksdb::Status s;
+  auto read = [&] {
+    value.clear();
+    s = db_->Get(ReadOpts(), data_cf_, DataKey(key), &value);
+  };
+  if (applied != nullptr) {
+    *applied = ReadConsistent(read);
+  } else {
+    read();
+  }
   if (s.IsNotFound()) return absl::NotFoundError("key not found");
   if (!s.ok()) return Annotate(FromRocks(s, "Get"));
   return value;
 }
 
-absl::Status LogStore::ScanData(
-    absl::string_view start,
-    absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const {
+absl::Status LogStore::ScanData(absl::string_view start,
+                                absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn,
+                                uint64_t* applied) const {
   // An iterator reads from an implicit snapshot taken at its creation.
-  std::unique_ptr<rocksdb::Iterator> it(
-      db_->NewIterator(ReadOpts(), data_cf_));
-  const char g = generation_.load();
+  std::unique_ptr<rocksdb::Iterator> it;
+  char g = 0;
+  auto open = [&] {
+    it.reset(db_->NewIterator(ReadOpts(), data_cf_));
+    g = generation_.load();
+  };
+  if (applied != nullptr) {
+    *applied = ReadConsistent(open);
+  } else {
+    open();
+  }
   for (it->Seek(DataKey(start)); it->Valid(); it->Next()) {
     if (it->key().size() == 0 || it->key()[0] != g) break;
     if (!fn(absl::string_view(it->key().data() + 1, it->key().size() - 1),

@@ -297,15 +297,19 @@ class LogStore final : public raft::LogReader {
   // Index of the last entry whose changes `data` reflects.
   uint64_t applied_index() const { return applied_index_.load(); }
 
-  // The value of `key` in `data`; NotFound if absent.
-  absl::StatusOr<std::string> Get(absl::string_view key) const;
+  // The value of `key` in `data`; NotFound if absent. With `applied`: set
+  // to the applied index of the state the value was read from (never below
+  // the entry that wrote it: applied_index() alone may lag a read that
+  // races an ApplyBatch).
+  absl::StatusOr<std::string> Get(absl::string_view key, uint64_t* applied = nullptr) const;
 
   // Calls fn(key, value) for the keys of `data` from `start` (inclusive) in
   // order, on one consistent point-in-time view, until fn returns false or
-  // the keys run out. Safe alongside ApplyBatch on another thread.
-  absl::Status ScanData(
-      absl::string_view start,
-      absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const;
+  // the keys run out. Safe alongside ApplyBatch on another thread. With
+  // `applied`: set to that view's applied index, as for Get.
+  absl::Status ScanData(absl::string_view start,
+                        absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn,
+                        uint64_t* applied = nullptr) const;
 
   // ---- raft::LogReader --------------------------------------------------
 
@@ -437,6 +441,26 @@ class LogStore final : public raft::LogReader {
   EntryCache cache_ ABSL_GUARDED_BY(mu_);
   // Written under apply_mu_; read anywhere.
   std::atomic<uint64_t> applied_index_{0};
+  // A sequence lock over `data`, applied_index_ and generation_: odd while
+  // a change to them is being written (DataChange, under apply_mu_), so a
+  // reader knows whether the applied index it loaded matches what it read
+  // (ReadConsistent).
+  std::atomic<uint64_t> data_seq_{0};
+  // Marks a change in progress for its lifetime. REQUIRES: apply_mu_ held.
+  class DataChange {
+   public:
+    explicit DataChange(LogStore* store) : store_(store) { store_->data_seq_.fetch_add(1); }
+    ~DataChange() { store_->data_seq_.fetch_add(1); }
+    DataChange(const DataChange&) = delete;
+    DataChange& operator=(const DataChange&) = delete;
+
+   private:
+    LogStore* const store_;
+  };
+  // Runs `read` (the start of a read of `data`) and returns the applied
+  // index of the state it read; takes apply_mu_ if changes keep racing it.
+  template <typename F>
+  uint64_t ReadConsistent(F read) const;
   std::atomic<char> generation_{'a'};  // the live generation of `data`
   std::optional<raftpb::ConfState> applied_conf_ ABSL_GUARDED_BY(apply_mu_);
 

@@ -124,6 +124,7 @@ absl::Status LogStore::InstallStaged(const raftpb::SnapshotMetadata& meta) {
   batch.Put(meta_cf_, kAppliedIndexKey, EncodeFixed64BE(meta.index()));
   batch.Put(meta_cf_, kAppliedConfKey, meta.conf_state().SerializeAsString());
   batch.Put(meta_cf_, kDataGenerationKey, std::string(1, new_gen));
+  DataChange change(this);
   if (absl::Status s = Write(&batch, "InstallStaged", /*sync=*/true); !s.ok()) return s;
 
   if (keep_suffix) {
