@@ -28,6 +28,8 @@ const char* FaultKindName(FaultKind k) {
     case FaultKind::kTransferLeader: return "transfer-leader";
     case FaultKind::kReplace: return "replace";
     case FaultKind::kCutSnapshot: return "cut-snapshot";
+    case FaultKind::kFillDisk: return "fill-disk";
+    case FaultKind::kCorruptBlock: return "corrupt-block";
   }
   return "?";
 }
@@ -36,7 +38,16 @@ std::vector<FaultKind> AllFaultKinds() {
   return {FaultKind::kKill,  FaultKind::kKillLeader,    FaultKind::kPause,
           FaultKind::kPauseLeader, FaultKind::kIsolateLeader, FaultKind::kSplit,
           FaultKind::kBridge, FaultKind::kDrop,          FaultKind::kDelay,
-          FaultKind::kTransferLeader, FaultKind::kReplace, FaultKind::kCutSnapshot};
+          FaultKind::kTransferLeader, FaultKind::kReplace, FaultKind::kCutSnapshot,
+          FaultKind::kFillDisk, FaultKind::kCorruptBlock};
+}
+
+std::vector<FaultKind> DefaultFaultKinds() {
+  std::vector<FaultKind> out;
+  for (FaultKind k : AllFaultKinds()) {
+    if (k != FaultKind::kFillDisk && k != FaultKind::kCorruptBlock) out.push_back(k);
+  }
+  return out;
 }
 
 absl::Status ParseFaultKinds(const std::string& list, std::vector<FaultKind>* out) {
@@ -51,7 +62,7 @@ absl::Status ParseFaultKinds(const std::string& list, std::vector<FaultKind>* ou
     }
     if (!found) return absl::InvalidArgumentError(absl::StrCat("unknown fault kind '", name, "'"));
   }
-  if (out->empty()) *out = AllFaultKinds();
+  if (out->empty()) *out = DefaultFaultKinds();
   return absl::OkStatus();
 }
 
@@ -81,6 +92,8 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
     // Elections take 10-20 ticks of 20 ms: every hold outlasts one.
     f.hold = f.kind == FaultKind::kTransferLeader ? absl::ZeroDuration() : ms(800, 3000);
     if (f.kind == FaultKind::kReplace) f.hold = ms(300, 1000);
+    // Long enough for the clients to read through the damaged member.
+    if (f.kind == FaultKind::kCorruptBlock) f.hold = ms(1500, 3000);
     f.pick = rng();
     if (f.kind == FaultKind::kDrop) f.drop = 0.1 * static_cast<double>(1 + rng() % 5);
     if (f.kind == FaultKind::kDelay) {
@@ -89,13 +102,15 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
     }
     // Pairs at most: a fault joined to the previous one is not joined on.
     bool joined = !out.empty() && out.back().with_next;
-    // cut-snapshot cuts and heals links itself: never held with another.
-    if (joined && f.kind == FaultKind::kCutSnapshot) {
+    // cut-snapshot cuts and heals links itself, corrupt-block stops and
+    // restarts a node itself: never held with another.
+    const bool alone = f.kind == FaultKind::kCutSnapshot || f.kind == FaultKind::kCorruptBlock;
+    if (joined && alone) {
       out.back().with_next = false;
       joined = false;
     }
     f.with_next = !joined && f.kind != FaultKind::kTransferLeader &&
-                  f.kind != FaultKind::kCutSnapshot && rng() % 4 == 0;
+                  !alone && rng() % 4 == 0;
     total += joined ? std::max(absl::ZeroDuration(), f.hold - out.back().hold) : f.wait + f.hold;
     out.push_back(f);
   }
@@ -326,6 +341,12 @@ std::string Nemesis::Apply(const Fault& f) {
     case FaultKind::kCutSnapshot:
       what = CutSnapshot(f);
       break;
+    case FaultKind::kFillDisk:
+      what = FillDisk(f);
+      break;
+    case FaultKind::kCorruptBlock:
+      what = CorruptBlock(f);
+      break;
   }
   Log(what);
   return what;
@@ -379,6 +400,7 @@ absl::Status Nemesis::Heal(absl::Duration timeout) {
     if (it != pids_.end()) kill(it->second, SIGCONT);
   }
   paused_.clear();
+  if (absl::Status s = FreeDisks(); !s.ok()) return s;
   for (int id : killed_) {
     if (absl::Status s = cluster_->Start(id); !s.ok()) return s;
   }
@@ -390,6 +412,7 @@ absl::Status Nemesis::Heal(absl::Duration timeout) {
       return absl::InternalError(absl::StrCat("heal: ", s.message()));
     }
   }
+  if (absl::Status s = SettleDisks(timeout); !s.ok()) return s;
   absl::Status last;
   std::set<int> left = members_;
   const bool ok = testing::Cluster::WaitFor(

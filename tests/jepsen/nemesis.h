@@ -27,6 +27,24 @@
 //                           cutting the link again (the seed picks). Needs
 //                           a data set and a rate cap that make a transfer
 //                           last long enough to be caught (runner.cc).
+//   fill-disk               a ballast file fills one node's private tmpfs
+//                           (disks.h) below its --min_free_bytes; the node
+//                           must raise NOSPACE (or exit 74 if it truly ran
+//                           out of space: then restarted once space is
+//                           back); healed by removing the ballast, after
+//                           which the alarm must clear
+//   corrupt-block           a follower stopped (SIGTERM), bytes flipped in
+//                           the middle of one of its data SST files, then
+//                           restarted with the scrub at once: it must raise
+//                           CORRUPT (or exit 1 if applying or a compaction
+//                           met the damage first); healed by removing it
+//                           from the membership and joining a spare in its
+//                           place, as docs/INTEGRITY.md tells operators (a
+//                           corrupt member is never restarted as healthy)
+// fill-disk and corrupt-block are not among the default kinds: fill-disk
+// needs root (a private mount namespace, disks.h), corrupt-block a spare.
+// A fill that raises nothing, or damage never flagged, is a violation
+// (disk_violations()), not a silent no-op.
 // About one fault in four comes together with the next one (say a
 // partition and a SIGKILL), both held and then healed together.
 // Partitions use the servers' fault layer (Admin.SetFaults; the nodes must
@@ -69,11 +87,16 @@ enum class FaultKind {
   kTransferLeader,
   kReplace,
   kCutSnapshot,
+  kFillDisk,
+  kCorruptBlock,
 };
 const char* FaultKindName(FaultKind k);
 // Every kind, in declaration order.
 std::vector<FaultKind> AllFaultKinds();
-// "kill,split,..." -> kinds; INVALID_ARGUMENT naming an unknown one.
+// Every kind but the disk faults (fill-disk, corrupt-block): a run's default.
+std::vector<FaultKind> DefaultFaultKinds();
+// "kill,split,..." -> kinds ("": the default ones); INVALID_ARGUMENT naming
+// an unknown one.
 absl::Status ParseFaultKinds(const std::string& list, std::vector<FaultKind>* out);
 
 struct Fault {
@@ -92,6 +115,23 @@ std::vector<Fault> MakeSchedule(uint64_t seed, int nodes, absl::Duration length,
                                 const std::vector<FaultKind>& kinds);
 
 // Cuts links between nodes outside the servers (netns.h).
+class NodeDisk;
+
+// What the disk faults did in a run.
+struct DiskFaultStats {
+  int fills = 0;             // fill-disk applied to a node
+  int nospace_raised = 0;    // ... whose node was seen with NOSPACE
+  int nospace_exits = 0;     // ... whose node exited 74 (restarted after the heal)
+  int nospace_cleared = 0;   // ... whose node was seen again without NOSPACE
+  int corruptions = 0;       // corrupt-block: a data SST of a stopped follower damaged
+  int corrupt_alarms = 0;    // ... whose node was seen with CORRUPT
+  int corrupt_exits = 0;     // ... whose node exited 1 (the damage met by apply/compaction)
+  int corrupt_replaced = 0;  // corrupt nodes removed and replaced by a spare
+  // Per damaged node: when it was restarted on the damage, and when it was
+  // first seen flagged (CORRUPT raised, or its exit 1), MonotonicNanos.
+  std::map<int, int64_t> damaged_ns, flagged_ns;
+};
+
 class LinkCutter {
  public:
   virtual ~LinkCutter() = default;
@@ -112,8 +152,20 @@ class Nemesis {
   // Waits out nothing: the caller holds the fault, then calls Heal().
   std::string Apply(const Fault& f);
 
+  // Sleeps `hold`, meanwhile watching nodes under disk faults (their
+  // alarms, their exits).
+  void Hold(absl::Duration hold);
+
+  // fill-disk's disks (not owned; nodes without one are never filled) and
+  // the --min_free_bytes the nodes run with. Call before the first Apply.
+  void SetDisks(std::map<int, NodeDisk*> disks, uint64_t min_free_bytes) {
+    disks_ = std::move(disks);
+    min_free_bytes_ = min_free_bytes;
+  }
+
   // Undoes every fault: SIGCONT paused nodes, restarts killed ones, clears
-  // every node's fault table. An error if some node did not take it
+  // every node's fault table, removes ballast files (and restarts a node
+  // that exited 74) and replaces a corrupt member by a spare. An error if some node did not take it
   // within `timeout`.
   absl::Status Heal(absl::Duration timeout = absl::Seconds(30));
 
@@ -130,6 +182,11 @@ class Nemesis {
   // The nodes that are members now (founders, less replaced ones, plus
   // spares that joined).
   const std::set<int>& members() const { return members_; }
+  // For the driving thread, after the run.
+  const DiskFaultStats& disk_stats() const { return disk_; }
+  // Disk faults that did not do what they must (no NOSPACE, damage never
+  // flagged, a node ending otherwise than by exit 74 / 1).
+  const std::vector<std::string>& disk_violations() const { return disk_violations_; }
 
  private:
   void Log(const std::string& line) { log_(line); }
@@ -143,6 +200,17 @@ class Nemesis {
   int PickNode(uint64_t pick, int avoid = 0) const;
   std::string Replace(const Fault& f);
   std::string CutSnapshot(const Fault& f);  // in snapshot_cut.cc
+  // In disk_faults.cc.
+  std::string FillDisk(const Fault& f);
+  std::string CorruptBlock(const Fault& f);
+  // Looks at the nodes under disk faults once: alarms raised, exits.
+  void WatchDisks();
+  // Heal, first part: ballast removed, nodes that exited 74 restarted.
+  absl::Status FreeDisks();
+  // Heal, last part: NOSPACE cleared on every node filled; a corrupt node
+  // flagged, then removed and replaced by a spare.
+  absl::Status SettleDisks(absl::Duration timeout);
+  void DiskViolation(const std::string& what);
   // Node `id`'s role, log indexes, peers' progress and transfers, for logs.
   std::string Describe(int id);
 
@@ -163,6 +231,17 @@ class Nemesis {
   std::set<int> killed_;
   std::atomic<int> faults_{0};
   std::atomic<int> snapshot_cuts_{0};
+
+  std::map<int, NodeDisk*> disks_;
+  uint64_t min_free_bytes_ = 0;
+  struct Full {
+    bool raised = false;  // NOSPACE seen
+    bool exited = false;  // exit 74 seen
+  };
+  std::map<int, Full> full_;  // nodes whose disk is filled now
+  int corrupt_ = 0;           // the damaged node not yet replaced, 0 if none
+  DiskFaultStats disk_;
+  std::vector<std::string> disk_violations_;
 };
 
 }  // namespace raftkv::jepsen

@@ -1,14 +1,17 @@
 #include "tests/jepsen/runner.h"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -16,6 +19,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/kv.grpc.pb.h"
 #include "tests/cluster_harness.h"
+#include "tests/jepsen/disks.h"
 #include "tests/jepsen/history.h"
 #include "tests/jepsen/netns.h"
 
@@ -231,13 +235,21 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, 
 constexpr int kPadKeys = 256;
 constexpr size_t kPadValueBytes = 16 << 10;
 constexpr int kSnapshotRate = 4000000;
+// corrupt-block runs: 6 MB, more than a data memtable (4 MiB), so every
+// node has flushed data SST files to damage.
+constexpr int kCorruptPadKeys = 384;
+// fill-disk runs: each founding node's tmpfs and reserve. The ballast
+// leaves half the reserve free: room for what a node still writes while it
+// refuses entries (a new WAL preallocates ~35 MiB).
+constexpr uint64_t kFillDiskBytes = 320 << 20;
+constexpr uint64_t kFillDiskReserve = 96 << 20;
 
 bool Has(const RunOptions& o, FaultKind k) {
   return std::find(o.kinds.begin(), o.kinds.end(), k) != o.kinds.end();
 }
 
 // Filler keys "pad/fill-N" (never read by the clients or the checker).
-absl::Status PadData(testing::Cluster* cluster) {
+absl::Status PadData(testing::Cluster* cluster, int keys) {
   std::atomic<int> next{0};
   absl::Mutex mu;
   absl::Status first;
@@ -246,7 +258,7 @@ absl::Status PadData(testing::Cluster* cluster) {
     threads.emplace_back([&] {
       testing::TestClient c(cluster);
       const std::string value(kPadValueBytes, 'p');
-      for (int i; (i = next.fetch_add(1)) < kPadKeys;) {
+      for (int i; (i = next.fetch_add(1)) < keys;) {
         absl::Status s = c.Put(absl::StrCat("pad/fill-", i), value).status();
         absl::MutexLock l(&mu);
         if (!s.ok() && first.ok()) first = s;
@@ -278,7 +290,7 @@ std::string ReplayCommand(const RunOptions& o) {
   std::string cmd = absl::StrCat(
       "tools/torture --nodes=", o.nodes, " --seed=", o.seed, " --runs=1 --run_seconds=",
       absl::ToInt64Seconds(o.length), " --clients=", o.clients, " --keys=", o.keys);
-  if (o.kinds.size() != AllFaultKinds().size()) {
+  if (o.kinds != DefaultFaultKinds()) {
     absl::StrAppend(&cmd, " --faults=", absl::StrJoin(kinds, ","));
   }
   if (o.planted_stale_reads) absl::StrAppend(&cmd, " --planted_stale_reads");
@@ -292,7 +304,20 @@ std::string ReplayCommand(const RunOptions& o) {
 std::string RunResult::Summary() const {
   return absl::StrCat(status.ok() ? "PASS" : "FAIL", ": ", ops, " ops (", ok, " ok, ", unknown,
                       " unknown, ", failed, " failed), ", faults, " faults (", snapshot_cuts,
-                      " snapshot transfers cut mid-way), recovery ",
+                      " snapshot transfers cut mid-way), ",
+                      disk.fills == 0 ? ""
+                                      : absl::StrCat("fill-disk ", disk.fills, " (NOSPACE raised ",
+                                                     disk.nospace_raised, ", cleared ",
+                                                     disk.nospace_cleared, ", exits 74 ",
+                                                     disk.nospace_exits, "), "),
+                      disk.corruptions == 0
+                          ? ""
+                          : absl::StrCat("corrupt-block ", disk.corruptions, " (CORRUPT raised ",
+                                         disk.corrupt_alarms, ", exits 1 ", disk.corrupt_exits,
+                                         ", replaced ", disk.corrupt_replaced, "; reads by it ",
+                                         corrupt_served, " served before flagged, ",
+                                         corrupt_refused, " refused), "),
+                      "recovery ",
                       absl::FormatDuration(recovery), ", ", check.Summary(), ", in ",
                       absl::FormatDuration(elapsed));
 }
@@ -325,6 +350,8 @@ RunResult RunOnce(const RunOptions& o) {
   if (std::find(o.kinds.begin(), o.kinds.end(), FaultKind::kReplace) != o.kinds.end()) {
     co.spares = 2;
   }
+  // And for corrupt members (each is replaced by one).
+  if (Has(o, FaultKind::kCorruptBlock)) co.spares += 2;
   // Small snapshot thresholds, so restarted nodes also catch up by snapshot.
   co.extra_flags = {"--enable_fault_injection", "--snapshot_entries=2000",
                     "--snapshot_keep_entries=200"};
@@ -335,6 +362,9 @@ RunResult RunOnce(const RunOptions& o) {
                           {"--snapshot_entries=500", "--snapshot_keep_entries=100",
                            "--snapshot_chunk_bytes=65536",
                            absl::StrCat("--snapshot_max_bytes_per_sec=", kSnapshotRate)});
+  }
+  if (Has(o, FaultKind::kFillDisk)) {
+    co.extra_flags.push_back(absl::StrCat("--min_free_bytes=", kFillDiskReserve));
   }
   co.extra_flags.insert(co.extra_flags.end(), o.server_flags.begin(), o.server_flags.end());
   // Declared before the cluster: the namespaces outlive the nodes in them.
@@ -354,6 +384,32 @@ RunResult RunOnce(const RunOptions& o) {
   }
   auto cluster = std::make_unique<testing::Cluster>(co);
   Nemesis nemesis(cluster.get(), log, net.get());
+  // fill-disk: a tmpfs per founding node, unmounted after the nodes stop.
+  std::map<int, std::unique_ptr<NodeDisk>> disks;
+  if (Has(o, FaultKind::kFillDisk)) {
+    std::map<int, NodeDisk*> targets;
+    absl::Status ready = MountNamespaceReady();
+    for (int id = 1; ready.ok() && id <= o.nodes; ++id) {
+      const std::string cluster_dir =
+          std::filesystem::path(cluster->data_dir(id)).parent_path().string();
+      auto d = NodeDisk::Mount(absl::StrCat(cluster_dir, "/disk-n", id), cluster->data_dir(id),
+                               kFillDiskBytes);
+      if (!d.ok()) {
+        ready = d.status();
+        break;
+      }
+      targets[id] = d->get();
+      disks[id] = std::move(*d);
+    }
+    if (!ready.ok()) {
+      result.status = ready;
+      result.failures.push_back(absl::StrCat("fill-disk cannot run: ", ready.ToString()));
+      cluster.reset();
+      disks.clear();
+      return result;
+    }
+    nemesis.SetDisks(std::move(targets), kFillDiskReserve);
+  }
   Shared shared;
   std::vector<std::thread> clients;
 
@@ -367,9 +423,11 @@ RunResult RunOnce(const RunOptions& o) {
   absl::Status s = cluster->StartAll();
   absl::StatusOr<int> leader = s.ok() ? cluster->WaitForLeader(absl::Seconds(20)) : s;
   if (leader.ok()) s = nemesis.Heal(absl::Seconds(20));  // learns every pid
-  if (leader.ok() && s.ok() && Has(o, FaultKind::kCutSnapshot)) {
-    s = PadData(cluster.get());
-    log(absl::StrCat("padded with ", kPadKeys, " keys of ", kPadValueBytes, " bytes: ",
+  if (leader.ok() && s.ok() &&
+      (Has(o, FaultKind::kCutSnapshot) || Has(o, FaultKind::kCorruptBlock))) {
+    const int keys = Has(o, FaultKind::kCorruptBlock) ? kCorruptPadKeys : kPadKeys;
+    s = PadData(cluster.get(), keys);
+    log(absl::StrCat("padded with ", keys, " keys of ", kPadValueBytes, " bytes: ",
                      s.ToString()));
   }
   if (!leader.ok() || !s.ok()) {
@@ -389,7 +447,7 @@ RunResult RunOnce(const RunOptions& o) {
         absl::StrAppend(&what, " + ", nemesis.Apply(schedule[i]));
         hold = std::max(hold, schedule[i].hold);
       }
-      absl::SleepFor(hold);
+      nemesis.Hold(hold);
       if (absl::Status h = nemesis.Heal(); !h.ok()) {
         fail(h.ToString());
         break;
@@ -443,6 +501,30 @@ RunResult RunOnce(const RunOptions& o) {
   }
   result.faults = nemesis.faults();
   result.snapshot_cuts = nemesis.snapshot_cuts();
+  // (5) the disk faults did what they must, and a flagged member served
+  // no read invoked after it was seen flagged.
+  result.disk = nemesis.disk_stats();
+  for (const std::string& v : nemesis.disk_violations()) fail(v);
+  for (const auto& [node, damaged] : result.disk.damaged_ns) {
+    auto flagged = result.disk.flagged_ns.find(node);
+    const int64_t since =
+        flagged == result.disk.flagged_ns.end() ? INT64_MAX : flagged->second;
+    for (const Op& op : history) {
+      if (op.invoke_ns < damaged) continue;
+      if (op.outcome == Outcome::kOk && op.member == static_cast<uint64_t>(node)) {
+        if (op.invoke_ns > since) {
+          fail(absl::StrCat("corrupt node ", node, " served a read after it was flagged: ",
+                            DescribeOp(op)));
+        } else {
+          ++result.corrupt_served;
+        }
+      }
+      if (op.outcome != Outcome::kOk && absl::StrContains(op.error, "DATA_LOSS") &&
+          absl::StrContains(op.error, absl::StrCat("node ", node))) {
+        ++result.corrupt_refused;
+      }
+    }
+  }
   result.check = CheckHistory(history);
   result.linearizable = result.check.ok();
   if (!result.check.ok()) fail(result.check.Report());
@@ -473,6 +555,7 @@ RunResult RunOnce(const RunOptions& o) {
     result.artifacts = dir;
   }
   cluster.reset();  // kills the nodes
+  disks.clear();    // then unmounts their disks
   if (result.failures.empty()) {
     std::error_code ec;
     std::filesystem::remove_all(cluster_dir, ec);

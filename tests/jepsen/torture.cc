@@ -8,6 +8,7 @@
 //   torture --check_history=DIR/history.txt          re-checks a saved history
 //   torture --netns --minutes=10                     partitions by routes between
 //                                                    network namespaces (root)
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -17,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "gflags/gflags.h"
 #include "tests/jepsen/checker.h"
+#include "tests/jepsen/disks.h"
 #include "tests/jepsen/history.h"
 #include "tests/jepsen/netns.h"
 #include "tests/jepsen/runner.h"
@@ -30,7 +32,8 @@ DEFINE_int32(clients, 5, "Concurrent clients.");
 DEFINE_int32(keys, 4, "Keys the clients contend on.");
 DEFINE_string(faults, "", "Fault kinds, comma-separated (default: all): kill, kill-leader, "
               "pause, pause-leader, isolate-leader, split, bridge, drop, delay, transfer-leader, "
-              "replace, cut-snapshot.");
+              "replace, cut-snapshot; and, never by default: fill-disk (root: a tmpfs per "
+              "node), corrupt-block.");
 DEFINE_bool(netns, false,
             "Partitions by blackhole routes between network namespaces (one per node) instead "
             "of the servers' fault layer. Needs root and iproute2's `ip`; the host's own "
@@ -61,6 +64,18 @@ int main(int argc, char** argv) {
     std::cout << r.Report() << std::endl;
     return r.ok() ? 0 : 1;
   }
+  std::vector<FaultKind> kinds;
+  if (absl::Status s = ParseFaultKinds(FLAGS_faults, &kinds); !s.ok()) {
+    std::cerr << "--faults: " << s << "\n";
+    return 2;
+  }
+  if (std::find(kinds.begin(), kinds.end(), FaultKind::kFillDisk) != kinds.end()) {
+    // Before any thread exists (disks.h).
+    if (absl::Status s = EnterPrivateMountNamespace(); !s.ok()) {
+      std::cerr << "--faults=fill-disk: " << s.message() << "\n";
+      return 2;
+    }
+  }
   if (FLAGS_netns) {
     // Before any thread exists (netns.h).
     if (absl::Status s = EnterPrivateNetns(); !s.ok()) {
@@ -84,10 +99,7 @@ int main(int argc, char** argv) {
   for (absl::string_view f : absl::StrSplit(FLAGS_server_flags, ' ', absl::SkipWhitespace())) {
     base.server_flags.emplace_back(f);
   }
-  if (absl::Status s = ParseFaultKinds(FLAGS_faults, &base.kinds); !s.ok()) {
-    std::cerr << "--faults: " << s << "\n";
-    return 2;
-  }
+  base.kinds = kinds;
   base.progress = [](const std::string& line) { std::cout << line << std::endl; };
 
   const absl::Time start = absl::Now();
