@@ -173,7 +173,8 @@ void HashChecker::Conclude(const OpenCheck& check, const std::vector<uint64_t>& 
     alarms_->Raise(AlarmType::kCorrupt,
                    absl::StrCat("no majority of the voters agrees on the state at index ", index,
                                 " (node:hash ", absl::StrJoin(parts, " "),
-                                "): which data are right cannot be told; an operator must act"));
+                                "): which data are right cannot be told, so the cluster "
+                                "takes no writes until an operator acts (docs/INTEGRITY.md)"));
     return;
   }
   LOG(WARNING) << "hash check at index " << index << ": only " << hash_of.size() << " of "

@@ -12,7 +12,9 @@
 //     leadership over, server/corruption_guard.h) and logs why;
 //   * a member that agrees with the majority names each one that differs;
 //   * if every voter answered and no majority agrees, it raises CORRUPT
-//     too: nobody can tell which state is right; an operator must act.
+//     too: nobody can tell which state is right. Every voter then being
+//     corrupt, the leader refuses all writes (server/node.h) until an
+//     operator acts.
 //
 // Thread safety: public methods may be called from any thread. Start()
 // starts the thread; Stop() (or the destructor) joins it.
