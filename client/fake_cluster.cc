@@ -91,6 +91,7 @@ class FakeCluster::Node {
   grpc::Status fail_status;         // ABSL_GUARDED_BY(cluster_->mu_)
   int lose_count = 0;               // ABSL_GUARDED_BY(cluster_->mu_)
   bool hung = false;                // ABSL_GUARDED_BY(cluster_->mu_)
+  adminpb::StatusResponse status_extra;  // ABSL_GUARDED_BY(cluster_->mu_)
 
  private:
   // Each handler serves a unary call or a Batch op (DoPut, ...); the unary
@@ -300,6 +301,7 @@ class FakeCluster::Node {
         pm->set_voter(m.second);
         (m.second ? resp->add_voters(id) : resp->add_learners(id));
       }
+      resp->MergeFrom(node_->status_extra);
       return grpc::Status::OK;
     }
 
@@ -445,6 +447,11 @@ void FakeCluster::Stop(int node) { nodes_[node]->Shutdown(); }
 void FakeCluster::SetDelay(int node, absl::Duration delay) {
   absl::MutexLock lock(&mu_);
   nodes_[node]->delay = delay;
+}
+
+void FakeCluster::SetStatusExtra(int node, const adminpb::StatusResponse& extra) {
+  absl::MutexLock lock(&mu_);
+  nodes_[node]->status_extra = extra;
 }
 
 void FakeCluster::FailNext(int node, grpc::Status status, int count) {

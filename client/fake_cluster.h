@@ -44,6 +44,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/support/sync_stream.h"
+#include "proto/admin.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "proto/kv.pb.h"
 
@@ -94,6 +95,9 @@ class FakeCluster {
   // none, as an older server). The nodes' real gRPC receive limit stays
   // gRPC's default, 4 MiB, whatever they report.
   void SetLimits(uint64_t max_value_bytes, uint64_t max_request_bytes);
+  // Fields merged (protobuf MergeFrom) into every Admin.Status answer of
+  // `node`, e.g. alarms.
+  void SetStatusExtra(int node, const adminpb::StatusResponse& extra);
   // Shuts `node`'s server down; its port refuses connections.
   void Stop(int node);
   // Sleeps this long before answering each request on `node`.

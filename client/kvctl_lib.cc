@@ -77,8 +77,11 @@ Commands:
                       KEY's current version and value on stderr, exit 4.
   status              A table of every endpoint: node id, address, role,
                       term, commit index, applied index, leader id, last log
-                      index and whether it answered. Fails (exit 1) only if no
-                      endpoint answered.
+                      index and whether it answered; then a line per
+                      snapshot transfer, per alarm ("node N alarm CORRUPT:
+                      <reason>") and, if any, the peer messages a node
+                      dropped as malformed or contradicting its state.
+                      Fails (exit 1) only if no endpoint answered.
   member list         The membership as the leader sees it: one line per
                       member, "ID<TAB>ADDRESS<TAB>voter|learner<TAB>MATCH"
                       (MATCH: the leader's replication progress, "-" if
@@ -426,7 +429,12 @@ class Kvctl {
         out_ << "node " << e.status.node_id() << " snapshot transfer " << t << "\n";
       }
       for (const auto& a : e.status.alarms()) {
-        out_ << "node " << e.status.node_id() << " alarm " << a << "\n";
+        out_ << "node " << e.status.node_id() << " alarm " << OneLine(a) << "\n";
+      }
+      if (e.status.rejected_peer_messages() > 0) {
+        out_ << "node " << e.status.node_id() << " rejected_peer_messages "
+             << e.status.rejected_peer_messages()
+             << " (malformed or contradicting its state; dropped, see its log)\n";
       }
     }
     if (FLAGS_verbose) {

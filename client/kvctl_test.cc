@@ -20,6 +20,7 @@
 namespace raftkv::kvctl {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
@@ -357,6 +358,46 @@ TEST_F(KvctlTest, Status) {
 
   r = Run({"status", "--verbose"});
   EXPECT_THAT(r.err, HasSubstr(cluster_.address(2)));
+}
+
+// Alarms (the hash check's no-majority CORRUPT among them) and dropped peer
+// messages get a line each, after the table.
+TEST_F(KvctlTest, StatusShowsAlarmsAndRejectedPeerMessages) {
+  cluster_.SetLeader(0);
+  const std::string no_majority =
+      "CORRUPT: no majority of the voters agrees on the state at index 42 (node:hash 1:7 2:8 "
+      "3:9): which data are right cannot be told, so the cluster takes no writes until an "
+      "operator acts (docs/INTEGRITY.md)";
+  for (int node = 0; node < 3; ++node) {
+    adminpb::StatusResponse extra;
+    extra.add_alarms(no_majority);
+    if (node == 1) extra.set_rejected_peer_messages(17);
+    cluster_.SetStatusExtra(node, extra);
+  }
+  Result r = Run({"status"});
+  EXPECT_EQ(r.code, kExitOk) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u + 3 + 1) << r.out;
+  for (int id = 1; id <= 3; ++id) {
+    EXPECT_THAT(lines, Contains(absl::StrCat("node ", id, " alarm ", no_majority))) << r.out;
+  }
+  EXPECT_THAT(lines, Contains("node 2 rejected_peer_messages 17 (malformed or contradicting "
+                              "its state; dropped, see its log)"))
+      << r.out;
+  EXPECT_THAT(r.out, Not(HasSubstr("node 1 rejected"))) << "a zero count is not shown";
+}
+
+// A write every voter refuses (all CORRUPT) is not retried: one line, exit 1.
+TEST_F(KvctlTest, AWriteRefusedAsCorruptIsNotRetried) {
+  cluster_.SetLeader(0);
+  cluster_.FailNext(0, grpc::Status(grpc::StatusCode::DATA_LOSS,
+                                    "writes refused, the write was not applied: node 1 (the "
+                                    "leader) has alarm CORRUPT, and so has every other voter"));
+  Result r = Run({"put", "k", "v"});
+  EXPECT_EQ(r.code, kExitError);
+  ExpectOneErrorLine(r);
+  EXPECT_THAT(r.err, HasSubstr("kvctl: put \"k\": writes refused, the write was not applied"));
+  EXPECT_EQ(cluster_.calls("Put").size(), 1u) << "retried";
 }
 
 TEST(KvctlErrorTest, UnreachableClusterExitsOneWithOneLine) {

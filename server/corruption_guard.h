@@ -3,8 +3,10 @@
 // undecodable record): it raises the CORRUPT alarm with the first such
 // error as the reason (logged once, loudly), and from then on refuses every
 // KV read, which it can no longer vouch for, with DATA_LOSS; the client
-// library then reads from another member. Writes, Raft membership and
-// Admin.Status are unaffected (see docs/INTEGRITY.md for the whole policy).
+// library then reads from another member. As leader the node refuses
+// writes and hands leadership over (NodeOptions::data_corrupt); Raft
+// membership and Admin.Status are unaffected (see docs/INTEGRITY.md for the
+// whole policy).
 //
 // Not persisted: after a restart the alarm is raised again only when a read
 // or the scrub (which runs shortly after start) meets the corruption again.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "server/byte_pacer.h"
 #include "server/state_machine.h"
 
 namespace raftkv::server {
@@ -20,6 +21,10 @@ absl::Status HashCheckerOptions::Validate() const {
   if (interval < absl::ZeroDuration() || first_delay < absl::ZeroDuration() ||
       answer_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("HashCheckerOptions: negative duration");
+  }
+  if (bytes_per_sec != 0 && bytes_per_sec < (64 << 10)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "HashCheckerOptions.bytes_per_sec is ", bytes_per_sec, "; 0 or at least 65536"));
   }
   return absl::OkStatus();
 }
@@ -76,7 +81,15 @@ void HashChecker::Loop() {
     }
     MaybePropose();
     if (view != nullptr) {
-      absl::StatusOr<uint64_t> h = KvStateMachine::StateHash(*view, &stop_requested_);
+      PacerClock clock;
+      clock.sleep = [this](absl::Duration d) {  // false once Stop() is called
+        absl::MutexLock l(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stop_), d);
+        return !stop_;
+      };
+      BytePacer pacer(options_.bytes_per_sec, std::move(clock));
+      absl::StatusOr<uint64_t> h = KvStateMachine::StateHash(
+          *view, &stop_requested_, [&pacer](size_t bytes) { return pacer.Account(bytes); });
       view.reset();
       if (h.ok()) {
         {
@@ -173,7 +186,8 @@ void HashChecker::Conclude(const OpenCheck& check, const std::vector<uint64_t>& 
     alarms_->Raise(AlarmType::kCorrupt,
                    absl::StrCat("no majority of the voters agrees on the state at index ", index,
                                 " (node:hash ", absl::StrJoin(parts, " "),
-                                "): which data are right cannot be told; an operator must act"));
+                                "): which data are right cannot be told, so the cluster "
+                                "takes no writes until an operator acts (docs/INTEGRITY.md)"));
     return;
   }
   LOG(WARNING) << "hash check at index " << index << ": only " << hash_of.size() << " of "

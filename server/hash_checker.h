@@ -12,7 +12,9 @@
 //     leadership over, server/corruption_guard.h) and logs why;
 //   * a member that agrees with the majority names each one that differs;
 //   * if every voter answered and no majority agrees, it raises CORRUPT
-//     too: nobody can tell which state is right; an operator must act.
+//     too: nobody can tell which state is right. Every voter then being
+//     corrupt, the leader refuses all writes (server/node.h) until an
+//     operator acts.
 //
 // Thread safety: public methods may be called from any thread. Start()
 // starts the thread; Stop() (or the destructor) joins it.
@@ -52,6 +54,10 @@ struct HashCheckerOptions {
   absl::Duration first_delay = absl::Seconds(5);
   // How long a member waits for the others to reach the checked index.
   absl::Duration answer_timeout = absl::Seconds(60);
+  // Read rate of the hash's scan of the state (a BytePacer), so a check of
+  // a large state does not take the disk from the workload; 0: unthrottled,
+  // else at least 64 KiB/s.
+  uint64_t bytes_per_sec = 64 << 20;
   // A voter's hash at `index`: nullopt if it has none (yet), an error if
   // it cannot be asked. Required.
   std::function<absl::StatusOr<std::optional<uint64_t>>(uint64_t peer, uint64_t index)> ask;

@@ -9,6 +9,19 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
+TEST(HashCheckerOptionsTest, ScanRateIsZeroOrAtLeast64KiB) {
+  HashCheckerOptions o;
+  o.self_id = 1;
+  o.ask = [](uint64_t, uint64_t) { return std::optional<uint64_t>(); };
+  EXPECT_TRUE(o.Validate().ok());
+  EXPECT_EQ(o.bytes_per_sec, 64u << 20);
+  o.bytes_per_sec = 0;  // unthrottled
+  EXPECT_TRUE(o.Validate().ok());
+  o.bytes_per_sec = 1000;
+  EXPECT_THAT(std::string(o.Validate().message()),
+              ::testing::HasSubstr("bytes_per_sec is 1000; 0 or at least 65536"));
+}
+
 TEST(HashCheckerDecideTest, AMajorityNamesTheMemberThatDiffers) {
   auto v = HashChecker::Decide({1, 2, 3}, {{1, 7}, {2, 7}, {3, 9}});
   EXPECT_EQ(v.majority, 7u);

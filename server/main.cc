@@ -132,6 +132,9 @@ DEFINE_string(corrupt_check_interval, "10m",
               "and compare (also a few seconds after each leader change); a member that "
               "differs from the majority raises CORRUPT and stops serving. 0: only at leader "
               "changes. As etcd's --experimental-corrupt-check-time.");
+DEFINE_uint64(corrupt_check_bytes_per_sec, raftkv::server::HashCheckerOptions().bytes_per_sec,
+              "Read rate of a hash check's scan of the state, bytes per second (0: "
+              "unthrottled; else at least 65536).");
 DEFINE_uint64(min_free_bytes, 256 << 20,
               "Free-space reserve on the filesystem of --data_dir, in bytes: below it the "
               "node raises the NOSPACE alarm and stores no new entries (a leader refuses "
@@ -490,6 +493,10 @@ int main(int argc, char** argv) {
   if (absl::Status s = scrub.Validate(); !s.ok()) {
     Die(absl::StrCat("--scrub_bytes_per_sec=", FLAGS_scrub_bytes_per_sec, ": at least 65536"));
   }
+  if (FLAGS_corrupt_check_bytes_per_sec != 0 && FLAGS_corrupt_check_bytes_per_sec < (64 << 10)) {
+    Die(absl::StrCat("--corrupt_check_bytes_per_sec=", FLAGS_corrupt_check_bytes_per_sec,
+                     ": 0 (unthrottled) or at least 65536"));
+  }
 
   // Refused before anything is created in the directory.
   std::error_code ec;
@@ -728,6 +735,7 @@ int main(int argc, char** argv) {
   server::HashCheckerOptions hco;
   hco.self_id = FLAGS_id;
   hco.interval = corrupt_check_interval;
+  hco.bytes_per_sec = FLAGS_corrupt_check_bytes_per_sec;
   hco.ask = [&book](uint64_t peer,
                     uint64_t index) -> absl::StatusOr<std::optional<uint64_t>> {
     auto st = StatusOf(book.AddressOf(peer), absl::Seconds(1));

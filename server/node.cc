@@ -285,6 +285,7 @@ void Node::Run() {
 void Node::StepMessage(const raftpb::Message& m) {
   if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kStepped, Stage::kAckStepped);
   if (m.from() != 0 && m.from() != options_.id) peer_low_on_space_[m.from()] = m.no_space();
+  if (m.from() != 0 && m.from() != options_.id) peer_corrupt_[m.from()] = m.data_corrupt();
   if (DropForSpace(m)) return;
   // A refused message changes nothing and never stops the node: the core
   // logs it (rate-limited) and counts it (Admin.Status rejected_peer_messages).
@@ -371,6 +372,7 @@ absl::Status Node::NotLeaderError() const {
 }
 
 absl::Status Node::ProposalRefusal() const {
+  if (Corrupt()) return CorruptRefusal();
   if (LowOnSpace()) {
     if (const uint64_t target = HandOffTarget(); target != 0) {
       // Retriable: the client finds the next leader.
@@ -394,6 +396,45 @@ absl::Status Node::ProposalRefusal() const {
       "writes refused: voters ", absl::StrJoin(low, ", "), " of ", absl::StrJoin(voters, ", "),
       " are below their free-space reserve (--min_free_bytes) and store no new entries, so no "
       "write can commit; free space on them (their `kvctl status` shows NOSPACE)"));
+}
+
+absl::Status Node::CorruptRefusal() const {
+  if (const uint64_t target = HandOffTarget(); target != 0) {
+    // Retriable: the client finds the next leader.
+    return absl::UnavailableError(absl::StrCat(
+        "node ", options_.id, " (the leader) has alarm CORRUPT (its data differ or are "
+        "damaged) and takes no writes: it hands leadership to node ", target, "; retry"));
+  }
+  std::vector<uint64_t> others;  // the other voters, and those known corrupt
+  std::vector<uint64_t> corrupt;
+  for (uint64_t v : core_->conf_state().voters()) {
+    if (v == options_.id) continue;
+    others.push_back(v);
+    auto it = peer_corrupt_.find(v);
+    if (it != peer_corrupt_.end() && it->second) corrupt.push_back(v);
+  }
+  if (corrupt.size() < others.size()) {
+    // A voter not known corrupt may take over once it is heard from.
+    return absl::UnavailableError(absl::StrCat(
+        "node ", options_.id, " (the leader) has alarm CORRUPT (its data differ or are "
+        "damaged) and takes no writes; no voter without CORRUPT is reachable to hand "
+        "leadership to yet; retry"));
+  }
+  // Not retriable: nothing changes until an operator acts. DATA_LOSS, as
+  // etcd's "corrupt cluster".
+  return absl::DataLossError(absl::StrCat(
+      "writes refused, the write was not applied: node ", options_.id, " (the leader) has "
+      "alarm CORRUPT",
+      others.empty() ? " and is the only voter"
+                     : absl::StrCat(", and so has every other voter (", absl::StrJoin(others, ", "),
+                                    ")"),
+      ": no member's data can be trusted, so no write is taken until an operator acts "
+      "(`kvctl status` shows each alarm; docs/INTEGRITY.md)"));
+}
+
+void Node::MarkCorrupt(std::vector<raftpb::Message>* msgs) const {
+  if (!Corrupt()) return;
+  for (raftpb::Message& m : *msgs) m.set_data_corrupt(true);
 }
 
 void Node::MarkSpace(std::vector<raftpb::Message>* msgs) const {
@@ -552,6 +593,8 @@ uint64_t Node::HandOffTarget() const {
     if (p.id == options_.id || !p.voter || !p.recent_active) continue;
     auto low = peer_low_on_space_.find(p.id);
     if (low == peer_low_on_space_.end() || low->second) continue;  // unknown or low
+    auto corrupt = peer_corrupt_.find(p.id);
+    if (corrupt != peer_corrupt_.end() && corrupt->second) continue;
     if (target == 0 || p.match > match) target = p.id, match = p.match;
   }
   return target;
@@ -572,12 +615,20 @@ void Node::MaybeHandOffForSpace() {
 }
 
 void Node::MaybeStepAside() {
-  if (!options_.data_corrupt || core_->role() != raft::Role::kLeader) return;
-  if (!options_.data_corrupt() || core_->GetStatus().lead_transferee != 0) return;
-  absl::Status s = core_->TransferLeadership(0);
+  if (!Corrupt() || core_->role() != raft::Role::kLeader) return;
+  if (core_->GetStatus().lead_transferee != 0) return;
+  // Only to a voter known not corrupt: among corrupt members leadership
+  // would move round for nothing. None: it stays and refuses writes.
+  const uint64_t target = HandOffTarget();
+  if (target == 0) {
+    LOG_EVERY_N(WARNING, 1000) << "node " << options_.id << " has corrupt data and refuses "
+                               << "writes; no voter without CORRUPT to hand leadership to";
+    return;
+  }
+  absl::Status s = core_->TransferLeadership(target);
   if (s.ok()) {
     LOG(WARNING) << "node " << options_.id << " has corrupt data: handing leadership to node "
-                 << core_->GetStatus().lead_transferee;
+                 << target;
   } else {
     LOG_EVERY_N(WARNING, 100) << "node " << options_.id
                               << " has corrupt data but cannot hand leadership over: " << s;
@@ -604,6 +655,7 @@ void Node::HandleReadies() {
     // snapshots go to the snapshot sender.
     SendSnapshots(&rd.messages);
     MarkSpace(&rd.messages);
+    MarkCorrupt(&rd.messages);
     transport_->Send(std::move(rd.messages));
     if (options_.stage_trace != nullptr && !rd.entries.empty() &&
         core_->role() == raft::Role::kLeader) {
@@ -685,6 +737,7 @@ void Node::Persist(raft::Ready* rd, bool here) {
       absl::MutexLock l(&mu_);
       ++entry_writes_in_flight_;
     }
+    MarkCorrupt(&rd->persisted_messages);
     // A copy: Advance() reads the Ready's entries.
     writer_->Queue(rd->entries, hs, std::move(rd->persisted_messages));
     return;
@@ -699,6 +752,7 @@ void Node::Persist(raft::Ready* rd, bool here) {
     TraceEntries(Stage::kSynced, rd->entries);
   }
   MarkSpace(&rd->persisted_messages);
+  MarkCorrupt(&rd->persisted_messages);
   transport_->Send(std::move(rd->persisted_messages));
   TraceEntries(Stage::kAcked, rd->entries);
 }

@@ -31,6 +31,11 @@
 // voters, itself included, is low, because then no entry can commit. A
 // leader that is low hands leadership to a caught-up voter that is not, so
 // one low node never stops writes the others could take.
+//
+// Corrupt data (options.data_corrupt): a leader whose data is corrupt takes
+// no writes and hands leadership to a voter that is not; when every voter
+// is corrupt (e.g. the hash check found no majority), the leader keeps
+// office and refuses every write with DATA_LOSS until an operator acts.
 #ifndef RAFTKV_SERVER_NODE_H_
 #define RAFTKV_SERVER_NODE_H_
 
@@ -106,10 +111,14 @@ struct NodeOptions {
   // the node. Null: no reserve.
   const DiskSpace* disk_space = nullptr;
   // True while this node's data is known to be corrupt (CORRUPT raised): as
-  // leader it hands leadership to the most up-to-date voter (checked every
-  // tick). Its log is checksummed apart from the data, so it stays a voting
-  // member and keeps appending and applying. Any thread; must not block.
-  // Empty: never.
+  // leader it refuses every proposal (its answers, CAS outcomes and
+  // versions, would come from data it cannot vouch for) and hands leadership
+  // to the most up-to-date voter not known corrupt (checked every tick);
+  // with none, it stays leader, refusing. Every message it sends says so
+  // (Message.data_corrupt). Membership changes and leadership transfers are
+  // still taken, so an operator can replace members. Its log is checksummed
+  // apart from the data, so it stays a voting member and keeps appending and
+  // applying. Any thread; must not block. Empty: never.
   std::function<bool()> data_corrupt;
 
   absl::Status Validate() const;
@@ -255,10 +264,12 @@ class Node {
   // A leader below its free-space reserve transfers leadership to the most
   // up-to-date active voter that is not (none: it stays, refusing writes).
   void MaybeHandOffForSpace();
-  // The voter MaybeHandOffForSpace would pick, the one it is transferring
-  // to, or 0.
+  // The voter MaybeHandOffForSpace and MaybeStepAside would pick (heard
+  // from, recently active, not low on space, not corrupt), the one it is
+  // transferring to, or 0.
   uint64_t HandOffTarget() const;
-  // A leader whose data is corrupt hands leadership over (data_corrupt).
+  // A leader whose data is corrupt hands leadership to HandOffTarget()
+  // (data_corrupt).
   void MaybeStepAside();
   // A store write or apply `what` failed with `s`: exits (see above).
   [[noreturn]] void StoreFailed(absl::string_view what, const absl::Status& s);
@@ -283,11 +294,21 @@ class Node {
   absl::Status NotLeaderError() const;
   // Free-space reserve (see the header comment).
   bool LowOnSpace() const { return options_.disk_space != nullptr && options_.disk_space->low(); }
-  // OK, or why a leader refuses proposals now: this node, or a majority of
-  // voters, is below its reserve.
+  // OK, or why a leader refuses proposals now: its data is corrupt
+  // (CorruptRefusal), or this node, or a majority of voters, is below its
+  // reserve.
   absl::Status ProposalRefusal() const;
   // Sets Message.no_space on `msgs` while LowOnSpace().
   void MarkSpace(std::vector<raftpb::Message>* msgs) const;
+  // options_.data_corrupt(), false if unset.
+  bool Corrupt() const { return options_.data_corrupt && options_.data_corrupt(); }
+  // Why a corrupt leader refuses proposals: UNAVAILABLE (retriable) while it
+  // hands leadership over or may once a healthy voter is heard from;
+  // DATA_LOSS (final until an operator acts) when every voter, itself
+  // included, is known corrupt.
+  absl::Status CorruptRefusal() const;
+  // Sets Message.data_corrupt on `msgs` while Corrupt().
+  void MarkCorrupt(std::vector<raftpb::Message>* msgs) const;
   // True if `m` must not be stepped: it would make this node store entries
   // or a snapshot while it is low on space.
   bool DropForSpace(const raftpb::Message& m);
@@ -314,6 +335,8 @@ class Node {
   // Loop-thread state.
   // Peers whose last message said they are below their free-space reserve.
   std::map<uint64_t, bool> peer_low_on_space_;
+  // Peers whose last message said their data is corrupt.
+  std::map<uint64_t, bool> peer_corrupt_;
   uint64_t dropped_for_space_ = 0;  // appends and snapshots dropped
   std::map<uint64_t, Waiter> waiters_;                  // by log index
   std::map<uint64_t, ConfWaiter> conf_waiters_;         // by log index

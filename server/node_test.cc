@@ -2,6 +2,7 @@
 // client callbacks, with real RocksDB stores.
 #include "server/node.h"
 
+#include <atomic>
 #include <fstream>
 #include <future>
 #include <map>
@@ -9,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -95,6 +97,7 @@ class NodeTest : public ::testing::Test {
     no.id = id;
     no.tick = tick_;
     no.async_log_writes = async_log_writes_;
+    no.data_corrupt = [this, id] { return corrupt_[id].load(); };
     if (trace_) {
       auto trace = StageTrace::Open(TracePath(id), 1);
       ASSERT_TRUE(trace.ok()) << trace.status();
@@ -237,6 +240,18 @@ class NodeTest : public ::testing::Test {
     }
   }
 
+  // Proposes a put of `k` on node `id` once, without retrying.
+  absl::StatusOr<kvpb::WriteResult> ProposeOnce(uint64_t id, const std::string& k) {
+    kvpb::Command cmd;
+    cmd.mutable_put()->set_key(k);
+    cmd.mutable_put()->set_value("v");
+    std::promise<absl::StatusOr<kvpb::WriteResult>> p;
+    nodes_[id].node->Propose(cmd.SerializeAsString(), absl::Now() + absl::Seconds(5),
+                             [&p](absl::StatusOr<kvpb::WriteResult> r) { p.set_value(r); });
+    return p.get_future().get();
+  }
+
+  std::atomic<bool> corrupt_[4] = {};             // data_corrupt of node 1..3
   absl::Duration tick_ = absl::Milliseconds(5);  // set before SetUp
   bool async_log_writes_ = true;                  // set before SetUp
   bool trace_ = false;                            // set before SetUp
@@ -450,6 +465,93 @@ TEST_F(NodeTest, LeaderThatStepsDownFailsItsPendingWritesPromptly) {
   EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("leadership was lost"));
   EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "held until the deadline";
   EXPECT_FALSE(nodes_[leader].node->is_leader());
+}
+
+// A leader whose data is corrupt takes no write (its answers would come
+// from data it cannot vouch for) and hands leadership to a healthy voter,
+// which takes them.
+TEST_F(NodeTest, ACorruptLeaderRefusesWritesAndAHealthyOneTakesThem) {
+  const uint64_t bad = WaitForLeader();
+  ASSERT_NE(bad, 0u);
+  ASSERT_TRUE(Put(bad, "before", "v").ok());
+  corrupt_[bad] = true;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  absl::StatusOr<kvpb::WriteResult> r;
+  uint64_t at = bad;
+  while (absl::Now() < deadline) {
+    r = ProposeOnce(at, "k");
+    if (r.ok()) break;
+    // Refused as retriable by the corrupt leader, or "not leader" once it
+    // handed over.
+    if (at == bad && absl::IsUnavailable(r.status())) {
+      EXPECT_THAT(std::string(r.status().message()),
+                  ::testing::HasSubstr(absl::StrCat("node ", bad, " (the leader) has alarm "
+                                                    "CORRUPT")));
+    } else {
+      EXPECT_TRUE(absl::IsFailedPrecondition(r.status()) || absl::IsUnavailable(r.status()))
+          << r.status();
+    }
+    if (const uint64_t l = WaitForLeader(); l != 0) at = l;
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE(at, bad) << "the corrupt leader took a write";
+  EXPECT_FALSE(nodes_[bad].node->is_leader());
+}
+
+// When every voter is corrupt (the hash check found no majority), no
+// member's answer can be trusted: the leader keeps office (leadership does
+// not go round among corrupt members) and refuses every write, for good,
+// until an operator acts; membership changes are still taken, so the
+// operator can replace members.
+TEST_F(NodeTest, WhenEveryVoterIsCorruptNoWriteIsTaken) {
+  const uint64_t leader = WaitForLeader();
+  ASSERT_NE(leader, 0u);
+  ASSERT_TRUE(Put(leader, "before", "v").ok());
+  for (uint64_t id = 1; id <= 3; ++id) corrupt_[id] = true;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  absl::StatusOr<kvpb::WriteResult> r;
+  uint64_t at = leader;
+  while (absl::Now() < deadline) {
+    r = ProposeOnce(at, "k");
+    ASSERT_FALSE(r.ok()) << "node " << at << " took a write while every voter is corrupt";
+    if (absl::IsDataLoss(r.status())) break;
+    // Until it has heard from every peer that they are corrupt too.
+    EXPECT_TRUE(absl::IsFailedPrecondition(r.status()) || absl::IsUnavailable(r.status()))
+        << r.status();
+    if (const uint64_t l = WaitForLeader(); l != 0) at = l;
+  }
+  ASSERT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  const std::string why(r.status().message());
+  EXPECT_THAT(why, ::testing::HasSubstr(absl::StrCat("node ", at, " (the leader) has alarm "
+                                                     "CORRUPT, and so has every other voter")));
+  EXPECT_THAT(why, ::testing::HasSubstr("the write was not applied"));
+  EXPECT_THAT(why, ::testing::HasSubstr("until an operator acts"));
+  // Final: asked again, the same leader gives the same answer.
+  r = ProposeOnce(at, "k");
+  EXPECT_TRUE(absl::IsDataLoss(r.status())) << r.status();
+  EXPECT_TRUE(nodes_[at].node->is_leader());
+  for (uint64_t id = 1; id <= 3; ++id) {
+    EXPECT_TRUE(absl::IsNotFound(nodes_[id].sm->Get("k").status())) << "applied on " << id;
+  }
+
+  // The operator removes a member: taken.
+  const uint64_t gone = at % 3 + 1;
+  raftpb::ConfChange cc;
+  cc.set_type(raftpb::CONF_REMOVE_NODE);
+  cc.set_node_id(gone);
+  std::promise<absl::StatusOr<raftpb::ConfState>> conf;
+  nodes_[at].node->ProposeConfChange(
+      cc, absl::Now() + absl::Seconds(10),
+      [&conf](absl::StatusOr<raftpb::ConfState> s) { conf.set_value(s); });
+  auto cs = conf.get_future().get();
+  ASSERT_TRUE(cs.ok()) << cs.status();
+  EXPECT_EQ(cs->voters_size(), 2);
+
+  // Once the alarms are gone (a restart clears them), writes go on.
+  for (uint64_t id = 1; id <= 3; ++id) corrupt_[id] = false;
+  const uint64_t l = WaitForLeader();
+  ASSERT_NE(l, 0u);
+  EXPECT_TRUE(Put(l, "after", "v").ok());
 }
 
 // Requests made once the node is stopping are refused at once: nothing

@@ -163,7 +163,8 @@ std::string KvStateMachine::HashCheckCommand() {
 }
 
 absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& view,
-                                                   const std::atomic<bool>* cancel) {
+                                                   const std::atomic<bool>* cancel,
+                                                   const std::function<bool(size_t)>& pace) {
   uint64_t h = 14695981039346656037ull;  // FNV-1a, 64-bit
   auto mix = [&h](absl::string_view bytes) {
     for (unsigned char c : bytes) {
@@ -179,7 +180,8 @@ absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& 
   absl::Status s = view.Scan("", [&](absl::string_view k, absl::string_view v) {
     mix_len(k);
     mix_len(v);
-    cancelled = cancel != nullptr && cancel->load(std::memory_order_relaxed);
+    cancelled = (cancel != nullptr && cancel->load(std::memory_order_relaxed)) ||
+                (pace && !pace(k.size() + v.size()));
     return !cancelled;
   });
   if (!s.ok()) return s;

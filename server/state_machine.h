@@ -125,9 +125,12 @@ class KvStateMachine {
   // A hash of everything the state machine holds in `view` (keys, values
   // and versions, sessions, member addresses and incarnations): equal on
   // members with equal state at the same index.
-  // Cancelled once `*cancel` (if given) becomes true.
+  // Cancelled once `*cancel` (if given) becomes true, or `pace` (if given;
+  // called with each record's bytes, e.g. a BytePacer's Account, to keep
+  // the scan under a rate) returns false.
   static absl::StatusOr<uint64_t> StateHash(const storage::DataSnapshot& view,
-                                            const std::atomic<bool>* cancel = nullptr);
+                                            const std::atomic<bool>* cancel = nullptr,
+                                            const std::function<bool(size_t bytes)>& pace = {});
 
   size_t session_count() const { return sessions_.size(); }
 

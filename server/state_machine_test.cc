@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/byte_pacer.h"
 #include "storage/log_store.h"
 #include "storage/sst_corruption.h"
 
@@ -433,6 +434,50 @@ TEST_F(StateMachineTest, AHashCheckSeesTheStateAsOfItsEntry) {
   });
   ASSERT_TRUE(sm_->Apply({Cmd(Put("a", "x")), Cmd(check)}).ok());
   EXPECT_NE(third_hash, seen_hash);
+}
+
+// The hash check's scan goes at its pacer's rate, over every byte of the
+// state, and its hash does not depend on the pacing.
+TEST_F(StateMachineTest, AHashScanIsPacedAndHashesTheSame) {
+  std::unique_ptr<storage::DataSnapshot> view;
+  sm_->set_checkpoint_hook(
+      [&](uint64_t, std::unique_ptr<storage::DataSnapshot> v) { view = std::move(v); });
+  std::vector<raftpb::Entry> entries;
+  for (int i = 0; i < 100; ++i) {
+    entries.push_back(Cmd(Put("k" + std::to_string(i), std::string(1000, 'v'))));
+  }
+  kvpb::Command check;
+  check.mutable_hash_check();
+  entries.push_back(Cmd(check));
+  ASSERT_TRUE(sm_->Apply(entries).ok());
+  ASSERT_NE(view, nullptr);
+  auto unpaced = KvStateMachine::StateHash(*view);
+  ASSERT_TRUE(unpaced.ok()) << unpaced.status();
+
+  absl::Time now = absl::UnixEpoch();  // moves only when the pacer waits
+  PacerClock clock;
+  clock.now = [&now] { return now; };
+  clock.sleep = [&now](absl::Duration d) {
+    now += d;
+    return true;
+  };
+  BytePacer pacer(64 << 10, clock);
+  uint64_t bytes = 0;
+  auto paced = KvStateMachine::StateHash(*view, nullptr, [&](size_t n) {
+    bytes += n;
+    return pacer.Account(n);
+  });
+  ASSERT_TRUE(paced.ok()) << paced.status();
+  EXPECT_EQ(*paced, *unpaced);
+  EXPECT_GT(bytes, 100u * 1000);
+  // At 64 KiB/s: the bytes' time, but for the first chunk and the last
+  // (partial) one.
+  EXPECT_GE(now - absl::UnixEpoch(),
+            absl::Seconds(static_cast<double>(bytes - 2 * pacer.chunk()) / (64 << 10)));
+
+  // A pacer that says stop cancels the hash.
+  auto stopped = KvStateMachine::StateHash(*view, nullptr, [](size_t) { return false; });
+  EXPECT_TRUE(absl::IsCancelled(stopped.status())) << stopped.status();
 }
 
 }  // namespace

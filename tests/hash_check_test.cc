@@ -1,7 +1,8 @@
 // Members compare a hash of their state at the same index: a member whose
 // data silently differ (damage no checksum sees: here a value rewritten
 // with a valid checksum while it was stopped) is named CORRUPT, on itself
-// only; the others go on.
+// only; the others go on. When no majority agrees, every member is named
+// and no write is taken.
 #include <set>
 #include <string>
 #include <vector>
@@ -19,8 +20,9 @@ namespace {
 using ::testing::HasSubstr;
 
 // Rewrites the value of the first user key in the stopped node's data with
-// RocksDB's own API, so every checksum stays valid. Returns the key.
-std::string TamperWithAValue(const std::string& dir) {
+// RocksDB's own API, so every checksum stays valid: flips the bits `flip`
+// of its last byte. Returns the key.
+std::string TamperWithAValue(const std::string& dir, char flip = 0x01) {
   std::vector<std::string> names;
   rocksdb::Options options;
   EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
@@ -43,7 +45,7 @@ std::string TamperWithAValue(const std::string& dir) {
       if (it->key().size() > 2 && it->key()[1] == 'k') {
         key = it->key().ToString();
         std::string v = it->value().ToString();
-        v.back() ^= 0x01;
+        v.back() ^= flip;
         EXPECT_TRUE(db->Put(rocksdb::WriteOptions(), data, key, v).ok());
         break;
       }
@@ -54,6 +56,34 @@ std::string TamperWithAValue(const std::string& dir) {
   EXPECT_TRUE(db->Close().ok());
   delete db;
   return key.substr(2);
+}
+
+// True if any key or value of any column family of the stopped node's
+// store contains `marker`: a write whose value it is was appended to the
+// log (log column family) or applied (data).
+bool StoreHolds(const std::string& dir, const std::string& marker) {
+  std::vector<std::string> names;
+  rocksdb::Options options;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(options, dir, cfs, &handles, &db);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return false;
+  bool found = false;
+  for (auto* h : handles) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), h));
+    for (it->SeekToFirst(); it->Valid() && !found; it->Next()) {
+      found = it->key().ToString().find(marker) != std::string::npos ||
+              it->value().ToString().find(marker) != std::string::npos;
+    }
+    EXPECT_TRUE(it->status().ok()) << it->status().ToString();
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  delete db;
+  return found;
 }
 
 bool HasCorruptAlarm(const adminpb::StatusResponse& s) {
@@ -125,6 +155,65 @@ TEST(HashCheckTest, AMemberWhoseStateDiffersIsNamedCorruptAndTheOthersGoOn) {
       absl::Seconds(20)))
       << "no healthy member named node " << f;
   EXPECT_TRUE(client.Put("after", "x").ok()) << "the healthy majority stopped taking writes";
+}
+
+// Two followers damaged differently: no two members agree, so no one can
+// tell which data are right. Every member raises CORRUPT, and the cluster
+// takes no write, through any member, until an operator acts.
+TEST(HashCheckTest, WhenNoMajorityAgreesEveryMemberIsCorruptAndNoWriteIsTaken) {
+  ClusterOptions o;
+  o.extra_flags = {"--corrupt_check_interval=1s"};
+  Cluster c(o);
+  ASSERT_TRUE(c.StartAll().ok());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  TestClient client(&c);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.Put(absl::StrCat("k", i), "value").ok());
+  ASSERT_TRUE(c.WaitForConvergence().ok());
+
+  const int f1 = *leader % c.size() + 1;
+  const int f2 = f1 % c.size() + 1;
+  for (int f : {f1, f2}) ASSERT_TRUE(c.Stop(f).exited);
+  ASSERT_FALSE(TamperWithAValue(c.data_dir(f1), 0x01).empty());
+  ASSERT_FALSE(TamperWithAValue(c.data_dir(f2), 0x02).empty());
+  for (int f : {f1, f2}) ASSERT_TRUE(c.Start(f).ok());
+
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        for (int id = 1; id <= c.size(); ++id) {
+          auto s = c.Status(id);
+          if (!s.ok() || !HasCorruptAlarm(*s)) return false;
+        }
+        return true;
+      },
+      absl::Seconds(40)))
+      << "not every member raised CORRUPT";
+  for (int id = 1; id <= c.size(); ++id) {
+    auto s = c.Status(id);
+    ASSERT_TRUE(s.ok());
+    const std::string why = absl::StrJoin(s->alarms(), "; ");
+    EXPECT_THAT(why, HasSubstr("no majority of the voters agrees on the state at index"))
+        << "node " << id;
+    EXPECT_THAT(why, HasSubstr("the cluster takes no writes until an operator acts"));
+  }
+
+  // Through each member: refused for good (DATA_LOSS, not retried), once
+  // the leader has heard that every voter is corrupt.
+  const std::string marker = "written-while-every-member-is-corrupt";
+  for (int id = 1; id <= c.size(); ++id) {
+    client.set_preferred(id);
+    auto put = client.Put(absl::StrCat("after", id), marker);
+    ASSERT_FALSE(put.ok()) << "a write through node " << id << " was taken";
+    EXPECT_TRUE(absl::IsDataLoss(put.status())) << put.status();
+    EXPECT_THAT(std::string(put.status().message()),
+                HasSubstr("has alarm CORRUPT, and so has every other voter"));
+    EXPECT_THAT(std::string(put.status().message()), HasSubstr("until an operator acts"));
+  }
+  // Nothing of those writes reached any member's log or data.
+  for (int id = 1; id <= c.size(); ++id) ASSERT_TRUE(c.Stop(id).exited);
+  for (int id = 1; id <= c.size(); ++id) {
+    EXPECT_FALSE(StoreHolds(c.data_dir(id), marker)) << "node " << id << " stored a write";
+  }
 }
 
 // A node that joins gets the log from the start (no snapshot yet), where the
