@@ -4,6 +4,11 @@
 // (the node's data cannot be vouched for: reads it cannot verify refused).
 // Each alarm carries a one-line reason for logs and `kvctl status`.
 //
+// NOSPACE clears by itself. CORRUPT does not, and with PersistCorrupt it
+// survives restarts: a node whose data were found corrupt stays so until an
+// operator replaces its data dir or clears the alarm explicitly
+// (ClearPersistedCorrupt, server --clear_corrupt_alarm).
+//
 // Thread safety: every method may be called from any thread.
 #ifndef RAFTKV_SERVER_ALARMS_H_
 #define RAFTKV_SERVER_ALARMS_H_
@@ -15,6 +20,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 
 namespace raftkv::server {
@@ -47,14 +53,26 @@ class Alarms {
   // "NOSPACE: reason" per active alarm, for status.
   std::vector<std::string> Describe() const;
 
+  // From now on, raising CORRUPT also writes its reason to the file `path`
+  // (atomically and synced; a failure is logged, the alarm stays raised in
+  // memory). If `path` exists, CORRUPT is raised at once with its reason
+  // ("raised before a restart: ..."). Call once, before serving.
+  absl::Status PersistCorrupt(const std::string& path) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   static uint32_t Bit(AlarmType type) { return 1u << static_cast<int>(type); }
 
   mutable absl::Mutex mu_;
   std::map<AlarmType, std::string> active_ ABSL_GUARDED_BY(mu_);
+  std::string corrupt_file_ ABSL_GUARDED_BY(mu_);  // empty: CORRUPT not persisted
   // The keys of active_, one bit each; written under mu_.
   std::atomic<uint32_t> active_bits_{0};
 };
+
+// Removes a CORRUPT alarm persisted at `path`, setting `*reason` to its
+// reason ("" and OK if there was none). For an operator who decided this
+// node's data are the ones to keep.
+absl::Status ClearPersistedCorrupt(const std::string& path, std::string* reason);
 
 }  // namespace raftkv::server
 

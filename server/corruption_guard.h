@@ -8,8 +8,8 @@
 // membership and Admin.Status are unaffected (see docs/INTEGRITY.md for the
 // whole policy).
 //
-// Not persisted: after a restart the alarm is raised again only when a read
-// or the scrub (which runs shortly after start) meets the corruption again.
+// The alarm survives restarts when Alarms::PersistCorrupt is on (the server
+// stores it in the data dir): a restarted corrupt node refuses reads at once.
 //
 // Thread safety: every method may be called from any thread.
 #ifndef RAFTKV_SERVER_CORRUPTION_GUARD_H_

@@ -127,6 +127,10 @@ DEFINE_bool(join_add_self, true,
 DEFINE_bool(enable_fault_injection, false,
             "Test only: accept Admin.SetFaults, which drops, delays or blocks this "
             "node's outgoing peer messages. Never in production.");
+DEFINE_bool(clear_corrupt_alarm, false,
+            "Forget a CORRUPT alarm this node raised before (it is stored in the data dir "
+            "and raised again at every start until then): for an operator who decided this "
+            "node's data are the ones to keep (docs/INTEGRITY.md).");
 DEFINE_string(corrupt_check_interval, "10m",
               "How often the leader has every member hash its whole state at one log index "
               "and compare (also a few seconds after each leader change); a member that "
@@ -521,8 +525,21 @@ int main(int argc, char** argv) {
   }
   if (!opened.ok()) Die(std::string(opened.status().message()));
   std::unique_ptr<storage::LogStore> store = std::move(*opened);
-  // Checked once now: a node starting below its reserve serves reads only.
   server::Alarms alarms;
+  // CORRUPT survives restarts (server/alarms.h) unless the operator clears it.
+  const std::string corrupt_alarm_file = dir + "/RAFTKV_CORRUPT_ALARM";
+  if (FLAGS_clear_corrupt_alarm) {
+    std::string reason;
+    if (absl::Status s = server::ClearPersistedCorrupt(corrupt_alarm_file, &reason); !s.ok()) {
+      Die(absl::StrCat("--clear_corrupt_alarm: ", s.message()));
+    }
+    LOG_IF(WARNING, !reason.empty()) << "--clear_corrupt_alarm: forgot alarm CORRUPT (" << reason
+                                     << "): this node's data are trusted again";
+  }
+  if (absl::Status s = alarms.PersistCorrupt(corrupt_alarm_file); !s.ok()) {
+    Die(absl::StrCat("alarm file: ", s.message()));
+  }
+  // Checked once now: a node starting below its reserve serves reads only.
   server::DiskSpaceOptions dso;
   dso.dir = dir;
   dso.min_free_bytes = FLAGS_min_free_bytes;

@@ -155,6 +155,25 @@ TEST(HashCheckTest, AMemberWhoseStateDiffersIsNamedCorruptAndTheOthersGoOn) {
       absl::Seconds(20)))
       << "no healthy member named node " << f;
   EXPECT_TRUE(client.Put("after", "x").ok()) << "the healthy majority stopped taking writes";
+
+  // The alarm is stored: restarted (with no check or scrub to find the
+  // damage again), the member is corrupt from its first answer on...
+  ASSERT_TRUE(c.Stop(f).exited);
+  const std::vector<std::string> quiet = {"--corrupt_check_interval=0", "--scrub_interval=0"};
+  ASSERT_TRUE(c.Start(f, quiet).ok());
+  absl::StatusOr<adminpb::StatusResponse> first;
+  ASSERT_TRUE(Cluster::WaitFor([&] { return (first = c.Status(f)).ok(); }, absl::Seconds(10)));
+  EXPECT_TRUE(HasCorruptAlarm(*first)) << "a restart made the corrupt member look healthy";
+  EXPECT_THAT(absl::StrJoin(first->alarms(), "; "),
+              HasSubstr("raised before a restart: the state at index"));
+  // ...until an operator clears it.
+  ASSERT_TRUE(c.Stop(f).exited);
+  std::vector<std::string> clear = quiet;
+  clear.push_back("--clear_corrupt_alarm");
+  ASSERT_TRUE(c.Start(f, clear).ok());
+  ASSERT_TRUE(Cluster::WaitFor([&] { return (first = c.Status(f)).ok(); }, absl::Seconds(10)));
+  EXPECT_FALSE(HasCorruptAlarm(*first)) << absl::StrJoin(first->alarms(), "; ");
+  EXPECT_THAT(c.LogTail(f), HasSubstr("--clear_corrupt_alarm: forgot alarm CORRUPT"));
 }
 
 // Two followers damaged differently: no two members agree, so no one can
