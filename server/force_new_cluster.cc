@@ -17,8 +17,9 @@ std::string DescribeForcedLog(const raft::ForcedLog& forced, uint64_t self) {
   return absl::StrCat(
       "--force_new_cluster: node ", self, " is now the only member of its cluster (was ",
       raft::ConfStateString(forced.old_conf), "), in term ", forced.hard_state.term(),
-      ". Kept its log through its commit index ", forced.commit, "; dropped the ",
-      forced.dropped, " entries past it (never known committed here). Writes this node had "
+      ". Kept its log through its commit index ", forced.commit, "; dropped ", forced.dropped,
+      forced.dropped == 1 ? " entry" : " entries",
+      " past it (never known committed here). Writes this node had "
       "not received, or not seen committed, are gone. Add members back with --join (or kvctl "
       "member add), and start this node without the flag from now on");
 }
