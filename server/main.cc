@@ -47,6 +47,7 @@
 #include "server/cluster_spec.h"
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
+#include "server/force_new_cluster.h"
 #include "server/grpc_limits.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
@@ -77,6 +78,14 @@ DEFINE_string(initial_cluster_state, "existing",
               "refused, since a member that lost its data must not take part again (remove "
               "it and add a fresh node with --join). Ignored once the data dir holds a store, "
               "and with --join.");
+DEFINE_bool(force_new_cluster, false,
+            "Disaster recovery after a lost majority: start this surviving member, with its "
+            "data dir, as the only member of its cluster (etcd's --force-new-cluster). Its "
+            "log through its commit index is kept; entries past it, and every write it had "
+            "not received, are lost. The new membership is written to its log: give the "
+            "flag once, then grow the cluster back with --join and restart without it. "
+            "Refused with an empty data dir, --join or --initial_cluster_state=new. "
+            "docs/DISASTER_RECOVERY.md.");
 DEFINE_string(listen, "",
               "Address to bind, if not this node's address from --cluster (e.g. "
               "0.0.0.0:7001).");
@@ -462,6 +471,13 @@ int main(int argc, char** argv) {
   grpc_limits.max_threads = FLAGS_grpc_max_threads;
   if (absl::Status s = grpc_limits.Validate(); !s.ok()) Die(std::string(s.message()));
   const bool joining = !FLAGS_join.empty();
+  if (FLAGS_force_new_cluster && joining) {
+    Die("--force_new_cluster restarts a surviving member from its own data dir: not with --join");
+  }
+  if (FLAGS_force_new_cluster && FLAGS_initial_cluster_state == "new") {
+    Die("--force_new_cluster restarts a surviving member from its own data dir: not with "
+        "--initial_cluster_state=new");
+  }
   if (joining && !FLAGS_cluster.empty()) Die("give either --cluster or --join, not both");
   absl::StatusOr<server::ClusterSpec> spec = server::ClusterSpec();
   if (!joining) spec = server::ParseClusterSpec(FLAGS_cluster);
@@ -505,6 +521,10 @@ int main(int argc, char** argv) {
   // Refused before anything is created in the directory.
   std::error_code ec;
   const bool has_store = std::filesystem::exists(dir + "/CURRENT", ec);
+  if (!has_store && FLAGS_force_new_cluster) {
+    Die(absl::StrCat("--force_new_cluster: data dir ", dir, " holds no store; give the data dir "
+                     "of the surviving member whose data is to be kept"));
+  }
   if (!has_store && !joining && FLAGS_initial_cluster_state != "new") {
     Die(absl::StrCat(
         "data dir ", dir, " holds no store and --initial_cluster_state=existing: node ",
@@ -616,6 +636,12 @@ int main(int argc, char** argv) {
               << " in " << dir;
   }
 
+  if (FLAGS_force_new_cluster) {
+    // Before the state machine and the core read the store.
+    auto forced = server::ForceNewCluster(store.get(), FLAGS_id);
+    if (!forced.ok()) Die(absl::StrCat("--force_new_cluster: ", forced.status().message()));
+    LOG(WARNING) << server::DescribeForcedLog(*forced, FLAGS_id);
+  }
   const uint64_t incarnation = store->identity()->incarnation();
   auto sm = server::KvStateMachine::Open(store.get());
   if (!sm.ok()) {
