@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -26,6 +27,7 @@
 #include "storage/log_store.h"
 #include "storage/rocks_status.h"
 #include "storage/wal_file_system.h"
+#include "storage/wal_repair.h"
 
 namespace raftkv::storage {
 namespace {
@@ -179,6 +181,20 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status s =
       rocksdb::DB::Open(db_options, dir, descriptors, &handles, &db);
+  if (s.IsCorruption() && exists) {
+    // A crash mid-write leaves a torn record before the WAL's preallocated
+    // zeros, which RocksDB refuses (wal_repair.h): cut it and open again.
+    absl::StatusOr<std::optional<TornWalTail>> torn = RepairTornWalTail(dir);
+    if (!torn.ok()) {
+      LOG(ERROR) << "storage dir " << dir << ": " << torn.status();
+    } else if (torn->has_value()) {
+      LOG(WARNING) << "storage dir " << dir << ": the WAL " << (*torn)->wal
+                   << " ended in a torn record (a crash mid-write; never synced, so never "
+                   << "acknowledged): cut at byte " << (*torn)->cut_at << ", dropping "
+                   << (*torn)->dropped << " bytes of it";
+      s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &db);
+    }
+  }
   if (!s.ok()) {
     return FromRocks(s, absl::StrCat("storage dir ", dir, ": opening RocksDB"));
   }
