@@ -20,7 +20,12 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
+#include "absl/strings/str_format.h"
 #include "client/client.h"
+#include "client/kvctl_snapshot.h"
+#include "server/backup_file.h"
+#include "server/backup_restore.h"
+#include "server/cluster_spec.h"
 #include "gflags/gflags.h"
 
 DEFINE_string(endpoints, "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003",
@@ -44,6 +49,16 @@ DEFINE_int64(expect_version, -1,
              "key must not exist; -1: not given).");
 DEFINE_bool(expect_absent, false,
             "cas: the key must not exist (same as --expect_version=0).");
+DEFINE_string(write_out, "simple",
+              "snapshot status: output format, simple or json (-w is short for it).");
+DEFINE_uint64(snapshot_bytes_per_sec, 0,
+              "snapshot save: the member's read rate, bytes per second (0: its "
+              "default, 64 MiB/s; else at least 65536).");
+DEFINE_string(data_dir, "", "snapshot restore: the data dir to write (absent or empty).");
+DEFINE_uint64(id, 0, "snapshot restore: this member's id, one of --cluster.");
+DEFINE_string(cluster, "",
+              "snapshot restore: the new cluster's members, ID=HOST:PORT,... (as the "
+              "server's --cluster).");
 
 namespace raftkv::kvctl {
 namespace {
@@ -93,6 +108,27 @@ Commands:
   member remove ID    Remove node ID (the leader too: it steps down).
                       Membership changes print "OK voters=[..] learners=[..]";
                       one at a time (exit 1 while another is in progress).
+  snapshot save FILE  Stream a consistent backup of the whole state machine
+                      (data, client sessions) as of one log index from the
+                      leader (or from the one member --endpoints names) to
+                      FILE: written as FILE.part, synced, verified, then
+                      renamed. Prints one line: index, term, keys, bytes,
+                      seconds. Writes go on meanwhile (the member reads a
+                      RocksDB snapshot at --snapshot_bytes_per_sec).
+                      --timeout bounds reaching the member only.
+  snapshot status FILE
+                      Verify FILE's checksum and print its header: cluster,
+                      member, index, term, creation time, membership, keys,
+                      bytes (-w json: one JSON object). A truncated or
+                      corrupt file: one line saying what is wrong, exit 1.
+  snapshot restore FILE --data_dir=DIR --id=N --cluster=ID=HOST:PORT,...
+                      Offline: write DIR (absent or empty) so that
+                      `server --id=N --cluster=...` starts as member N of a
+                      NEW cluster with that membership and FILE's state. Run
+                      it once per member, with the same FILE and --cluster:
+                      they get the same new cluster id (derived from both),
+                      so no member of the old cluster can join them. Refuses
+                      a non-empty DIR and a file that does not verify.
   transfer-leader [ID]
                       Move leadership to voter ID (default: the most
                       up-to-date voter). Prints "OK <new leader id>".
@@ -144,6 +180,7 @@ class Kvctl {
     const std::string cmd = positional[0];
     positional.erase(positional.begin());
     if (cmd == "help") return Help();
+    if (cmd == "snapshot") return Snapshot(positional);
 
     using Handler = int (Kvctl::*)(const std::vector<std::string>&);
     static const std::pair<const char*, Handler> kCommands[] = {
@@ -184,6 +221,7 @@ class Kvctl {
         value = body.substr(eq + 1);
         body.resize(eq);
       }
+      if (body == "w") body = "write_out";  // etcdctl's -w
       const std::string& name = body;
       if (name == "help" || name == "h" || name == "helpfull") {
         return Help();
@@ -538,6 +576,68 @@ class Kvctl {
     if (!leader.ok()) return Error(leader.status());
     out_ << "OK " << *leader << "\n";
     return Flush();
+  }
+
+  int Snapshot(const std::vector<std::string>& args) {
+    const char* kUsageSnapshot =
+        "usage: snapshot save FILE | status FILE | restore FILE --data_dir=DIR --id=N "
+        "--cluster=ID=HOST:PORT,...";
+    if (args.size() != 2) return Usage(kUsageSnapshot);
+    const std::string& sub = args[0];
+    const std::string& file = args[1];
+    if (sub == "save") {
+      if (int code = Connect(); code != kExitOk) return code;
+      std::string endpoint = options_.endpoints[0];
+      if (options_.endpoints.size() > 1) {
+        endpoint.clear();
+        for (const client::EndpointStatus& e : client().ClusterStatus()) {
+          if (e.reachable && e.status.role() == "leader") endpoint = e.endpoint;
+        }
+        if (endpoint.empty()) {
+          return Error(absl::StrCat("no leader answered among ", FLAGS_endpoints,
+                                    "; name one member with --endpoints to save from it"));
+        }
+      }
+      auto saved = SaveBackup(endpoint, file, FLAGS_snapshot_bytes_per_sec,
+                              options_.total_timeout);
+      if (!saved.ok()) return Error(saved.status());
+      out_ << "saved " << file << " from " << endpoint << ": index "
+           << saved->info.header.applied_index() << ", term " << saved->info.header.term()
+           << ", " << saved->info.keys << " keys, " << saved->info.bytes << " bytes, "
+           << absl::StrFormat("%.2f", absl::ToDoubleSeconds(saved->elapsed)) << " s\n";
+      return Flush();
+    }
+    if (sub == "status") {
+      if (FLAGS_write_out != "simple" && FLAGS_write_out != "json") {
+        return FlagError("write_out", absl::StrCat("must be simple or json, got ",
+                                                   Quote(FLAGS_write_out)));
+      }
+      auto info = server::VerifyBackup(file);
+      if (!info.ok()) return Error(info.status());
+      out_ << DescribeBackup(*info, FLAGS_write_out == "json");
+      return Flush();
+    }
+    if (sub == "restore") {
+      server::RestoreOptions ro;
+      ro.backup_path = file;
+      ro.data_dir = FLAGS_data_dir;
+      ro.node_id = FLAGS_id;
+      if (FLAGS_data_dir.empty()) return FlagError("data_dir", "is required");
+      if (FLAGS_id == 0) return FlagError("id", "is required (a node id from --cluster)");
+      auto spec = server::ParseClusterSpec(FLAGS_cluster);
+      if (!spec.ok()) return FlagError("cluster", spec.status().message());
+      ro.cluster = *spec;
+      if (absl::Status s = ro.Validate(); !s.ok()) return Usage(s.message());
+      auto r = server::RestoreBackup(ro);
+      if (!r.ok()) return Error(r.status());
+      out_ << "restored " << file << " (index " << r->backup.header.applied_index()
+           << ", term " << r->backup.header.term() << ", " << r->records << " records) into "
+           << FLAGS_data_dir << ": node " << FLAGS_id << " of new cluster " << r->cluster_id
+           << "; start it with --id=" << FLAGS_id
+           << " --cluster=" << server::FormatClusterSpec(*spec) << "\n";
+      return Flush();
+    }
+    return Usage(kUsageSnapshot);
   }
 
   // All of stdin, in blocks (a byte at a time took seconds for 64 MiB),

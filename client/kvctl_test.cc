@@ -101,6 +101,14 @@ TEST(KvctlUsageTest, UsageErrorsExitTwo) {
       {"--endpoints=nohostport", "get", "k"},
       {"--timeout=soon", "get", "k"},
       {"get", "-5"},  // looks like a flag: needs "--"
+      {"snapshot"},
+      {"snapshot", "save"},
+      {"snapshot", "frob", "f"},
+      {"snapshot", "status", "f", "-w", "yaml"},
+      {"snapshot", "restore", "f", "--id=1", "--cluster=1=h:1"},
+      {"snapshot", "restore", "f", "--data_dir=d", "--cluster=1=h:1"},
+      {"snapshot", "restore", "f", "--data_dir=d", "--id=2", "--cluster=1=h:1"},
+      {"snapshot", "restore", "f", "--data_dir=d", "--id=1", "--cluster=1=nohostport"},
   };
   for (const auto& args : cases) {
     Result r = RunRaw(args);
@@ -132,6 +140,10 @@ TEST(KvctlUsageTest, FlagErrorsNameTheFlag) {
       {{"get", "k", "--serializable=maybe"}, "kvctl: --serializable: not a bool: \"maybe\"\n"},
       {{"cas", "k", "new", "--expect_version=-2"},
        "kvctl: --expect_version: must be 0 or more, got -2\n"},
+      {{"snapshot", "status", "f", "-w", "yaml"},
+       "kvctl: --write_out: must be simple or json, got \"yaml\"\n"},
+      {{"snapshot", "restore", "f", "--id=1", "--cluster=1=h:1"},
+       "kvctl: --data_dir: is required\n"},
   };
   for (const auto& [args, want] : cases) {
     Result r = RunRaw(args);

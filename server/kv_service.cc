@@ -13,6 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "glog/logging.h"
 #include "raft/membership.h"
+#include "server/backup_source.h"
 #include "server/raw_message.h"
 
 namespace raftkv::server {
@@ -557,6 +558,49 @@ AdminService::AdminService(ServiceOptions options, Node* node, KvStateMachine* s
   MarkRaw("RemoveMember", &AdminService::RemoveMember);
   MarkRaw("TransferLeader", &AdminService::TransferLeader);
   MarkRaw("SetFaults", &AdminService::SetFaults);
+  MarkRawSnapshot();
+}
+
+void AdminService::MarkRawSnapshot() {
+  const google::protobuf::MethodDescriptor* m =
+      adminpb::StatusRequest::descriptor()->file()->FindServiceByName("Admin")->FindMethodByName(
+          "Snapshot");
+  CHECK(m != nullptr) << "no method Admin.Snapshot";
+  using Streamer = grpc::ServerSplitStreamer<grpc::ByteBuffer, grpc::ByteBuffer>;
+  MarkMethodStreamed(
+      m->index(),
+      new grpc::internal::SplitServerStreamingHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this](grpc::ServerContext* ctx, Streamer* stream) {
+            grpc::ByteBuffer in;
+            adminpb::SnapshotRequest req;
+            absl::Status parsed = stream->Read(&in)
+                                      ? ParseRequest(in, &req)
+                                      : absl::InvalidArgumentError("request has no body");
+            if (!parsed.ok()) return Answer(ctx, std::move(parsed));
+            BackupSourceOptions bo;
+            bo.cluster_id = options_.cluster_id;
+            bo.member_id = options_.node_id;
+            if (req.bytes_per_sec() != 0) bo.bytes_per_sec = req.bytes_per_sec();
+            if (absl::Status valid = bo.Validate(); !valid.ok()) return Answer(ctx, valid);
+            const absl::Time start = absl::Now();
+            LOG(INFO) << "backup to " << ctx->peer() << " starting";
+            auto sent = StreamBackup(*sm_, bo, [&](std::string bytes) {
+              if (ctx->IsCancelled()) return false;
+              adminpb::SnapshotChunk chunk;
+              *chunk.mutable_data() = std::move(bytes);
+              grpc::ByteBuffer out;
+              return SerializeResponse(chunk, &out).ok() && stream->Write(out);
+            });
+            if (!sent.ok()) {
+              LOG(WARNING) << "backup to " << ctx->peer() << ": " << sent.status();
+              return ToGrpc(options_.corruption != nullptr ? options_.corruption->Check(sent.status())
+                                                           : sent.status());
+            }
+            LOG(INFO) << "backup to " << ctx->peer() << " at index " << sent->applied_index
+                      << ": " << sent->keys << " keys, " << sent->bytes << " bytes in "
+                      << absl::Now() - start;
+            return grpc::Status::OK;
+          }));
 }
 
 grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,

@@ -185,6 +185,10 @@ class AdminService final : public adminpb::Admin::Service {
   template <typename Req, typename Resp>
   void MarkRaw(const char* method,
                grpc::Status (AdminService::*handler)(grpc::ServerContext*, const Req*, Resp*));
+  // Serves Admin.Snapshot (server-streaming) as raw bytes: parses its
+  // request, then streams a backup of this member (server/backup_source.h)
+  // on the sync thread that took the call.
+  void MarkRawSnapshot();
   absl::Time DeadlineOf(grpc::ServerContext* ctx) const;
   absl::StatusOr<raftpb::ConfState> ChangeMembership(grpc::ServerContext* ctx,
                                                      raftpb::ConfChange cc);

@@ -593,6 +593,12 @@ int main(int argc, char** argv) {
     }
     if (have.has_value()) cluster_id = have->cluster_id();
   }
+  // A store restored from a backup (kvctl snapshot restore) founds a new
+  // cluster of its own id with the --cluster it was restored with.
+  if (auto have = store->identity();
+      !joining && have.has_value() && have->restored_spec_id() == cluster_id) {
+    cluster_id = have->cluster_id();
+  }
   storagepb::NodeIdentity identity;
   identity.set_cluster_id(cluster_id);
   identity.set_node_id(FLAGS_id);

@@ -199,6 +199,13 @@ void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r, uint64_
   records_version_.fetch_add(1);
 }
 
+bool KvStateMachine::IsUserKey(absl::string_view k) { return !k.empty() && k[0] == kKeyPrefix; }
+
+bool KvStateMachine::KeptOnRestore(absl::string_view k) {
+  if (k.empty()) return false;
+  return (k[0] != kMemberPrefix && k[0] != kIncarnationPrefix && k != kConfIndexKey);
+}
+
 absl::StatusOr<std::map<uint64_t, std::string>> KvStateMachine::MemberAddresses() const {
   std::map<uint64_t, std::string> out;
   absl::Status s = store_->ScanData(std::string(1, kMemberPrefix),

@@ -134,6 +134,18 @@ class KvStateMachine {
 
   size_t session_count() const { return sessions_.size(); }
 
+  // The store the state machine lives in (for backups: a view of it, and
+  // the term of its applied index).
+  storage::LogStore* store() const { return store_; }
+
+  // Backups (server/backup_file.h) carry the raw pairs of `data`. Whether
+  // raw key `k` is a user key (counted as a backup's keys), and whether a
+  // restore into a new cluster keeps the pair: it drops the old cluster's
+  // membership records (member addresses, incarnations, the membership
+  // index), which the new cluster founds afresh from its --cluster.
+  static bool IsUserKey(absl::string_view k);
+  static bool KeptOnRestore(absl::string_view k);
+
  private:
   explicit KvStateMachine(storage::LogStore* store) : store_(store) {}
 

@@ -263,7 +263,7 @@ TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
       }
     }
   }
-  EXPECT_EQ(methods, 2 * 12);
+  EXPECT_EQ(methods, 2 * 13);
 
   // A Batch stream answers the ops it read before a malformed message, then
   // ends INVALID_ARGUMENT.

@@ -1,0 +1,35 @@
+// kvctl snapshot save / status: the client's side of a backup (the file
+// format is server/backup_file.h; restore is server/backup_restore.h).
+#ifndef RAFTKV_CLIENT_KVCTL_SNAPSHOT_H_
+#define RAFTKV_CLIENT_KVCTL_SNAPSHOT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/backup_file.h"
+
+namespace raftkv::kvctl {
+
+struct SavedBackup {
+  server::BackupInfo info;  // as verified on disk
+  absl::Duration elapsed;
+};
+
+// Streams a backup from the member at `endpoint` (Admin.Snapshot, read at
+// `bytes_per_sec`, 0: the member's default) into "<path>.part", syncs it,
+// verifies it (VerifyBackup) and renames it to `path` (replacing an older
+// file only then), syncing the directory. On any error the partial file is
+// removed and `path` is left as it was. `connect_timeout` bounds reaching
+// the member; the stream itself runs until done.
+absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint, const std::string& path,
+                                       uint64_t bytes_per_sec, absl::Duration connect_timeout);
+
+// The header and trailer of a verified backup: "name: value" lines, or one
+// JSON object (`json`), each ending in a newline.
+std::string DescribeBackup(const server::BackupInfo& info, bool json);
+
+}  // namespace raftkv::kvctl
+
+#endif  // RAFTKV_CLIENT_KVCTL_SNAPSHOT_H_
