@@ -8,9 +8,11 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/admin.grpc.pb.h"
@@ -44,9 +46,11 @@ absl::Status SyncDir(const std::string& path) {
   return absl::OkStatus();
 }
 
-// Streams into the open `fd`.
+// Streams into the open `fd`; cancels the call once no chunk came for
+// `stall_timeout`.
 absl::Status Stream(const std::string& endpoint, uint64_t bytes_per_sec,
-                    absl::Duration connect_timeout, int fd, const std::string& tmp) {
+                    absl::Duration connect_timeout, absl::Duration stall_timeout, int fd,
+                    const std::string& tmp) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // a chunk holds at least one whole record
   auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
@@ -58,17 +62,47 @@ absl::Status Stream(const std::string& endpoint, uint64_t bytes_per_sec,
   adminpb::SnapshotRequest req;
   req.set_bytes_per_sec(bytes_per_sec);
   std::unique_ptr<grpc::ClientReader<adminpb::SnapshotChunk>> reader = stub->Snapshot(&ctx, req);
+  // The watchdog: progress is the time of the last chunk.
+  absl::Mutex mu;
+  absl::Time last_chunk = absl::Now();
+  bool done = false, stalled = false;
+  std::thread watchdog([&] {
+    absl::MutexLock l(&mu);
+    while (!done) {
+      const absl::Time due = last_chunk + stall_timeout;
+      if (absl::Now() >= due) {
+        stalled = true;
+        ctx.TryCancel();
+        return;
+      }
+      mu.AwaitWithDeadline(absl::Condition(&done), due);
+    }
+  });
   adminpb::SnapshotChunk chunk;
   absl::Status written;
   while (reader->Read(&chunk)) {
+    {
+      absl::MutexLock l(&mu);
+      last_chunk = absl::Now();
+    }
     written = WriteAll(fd, chunk.data(), tmp);
     if (!written.ok()) {
       ctx.TryCancel();
       break;
     }
   }
+  {
+    absl::MutexLock l(&mu);
+    done = true;
+  }
+  watchdog.join();
   grpc::Status st = reader->Finish();
   if (!written.ok()) return written;
+  if (stalled) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(endpoint, ": the backup stream sent nothing for ",
+                     absl::FormatDuration(stall_timeout), " (--timeout); nothing was saved"));
+  }
   if (!st.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
                         absl::StrCat(endpoint, ": ", st.error_message()));
@@ -79,12 +113,12 @@ absl::Status Stream(const std::string& endpoint, uint64_t bytes_per_sec,
 }  // namespace
 
 absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint, const std::string& path,
-                                       uint64_t bytes_per_sec, absl::Duration connect_timeout) {
+                                       uint64_t bytes_per_sec, absl::Duration timeout) {
   const absl::Time start = absl::Now();
   const std::string tmp = path + ".part";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Errno(absl::StrCat("creating ", tmp));
-  absl::Status s = Stream(endpoint, bytes_per_sec, connect_timeout, fd, tmp);
+  absl::Status s = Stream(endpoint, bytes_per_sec, timeout, timeout, fd, tmp);
   if (s.ok() && fsync(fd) != 0) s = Errno(absl::StrCat("syncing ", tmp));
   if (close(fd) != 0 && s.ok()) s = Errno(absl::StrCat("closing ", tmp));
   absl::StatusOr<server::BackupInfo> info =

@@ -21,10 +21,12 @@ struct SavedBackup {
 // `bytes_per_sec`, 0: the member's default) into "<path>.part", syncs it,
 // verifies it (VerifyBackup) and renames it to `path` (replacing an older
 // file only then), syncing the directory. On any error the partial file is
-// removed and `path` is left as it was. `connect_timeout` bounds reaching
-// the member; the stream itself runs until done.
+// removed and `path` is left as it was. `timeout` bounds reaching the
+// member and every wait for the stream's next chunk: a member that sends
+// nothing for that long fails the save (DEADLINE_EXCEEDED), so a hung
+// member never hangs the caller; a slow but moving stream runs until done.
 absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint, const std::string& path,
-                                       uint64_t bytes_per_sec, absl::Duration connect_timeout);
+                                       uint64_t bytes_per_sec, absl::Duration timeout);
 
 // The header and trailer of a verified backup: "name: value" lines, or one
 // JSON object (`json`), each ending in a newline.

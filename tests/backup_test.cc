@@ -1,5 +1,7 @@
 // Backups on real processes: kvctl snapshot save under a write load,
 // snapshot status, and snapshot restore into a new cluster (issue 27).
+#include <signal.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/kvctl_lib.h"
@@ -233,6 +236,49 @@ TEST(BackupTest, DamagedFilesAreRefused) {
   Kvctl failed = RunKvctl({Endpoints(c), "--timeout=1s", "snapshot", "save", file});
   EXPECT_EQ(failed.code, 1);
   EXPECT_EQ(ReadAll(file), bytes);
+  EXPECT_FALSE(fs::exists(file + ".part"));
+}
+
+// A member that stops sending mid-save (here SIGSTOPped) fails the save
+// after --timeout without a chunk, instead of hanging kvctl.
+TEST(BackupTest, AStalledSaveFailsAfterTheTimeout) {
+  ClusterOptions o;
+  o.size = 1;
+  Cluster c(o);
+  ASSERT_TRUE(c.StartAll().ok());
+  ASSERT_TRUE(c.WaitForLeader().ok());
+  TestClient client(&c);
+  for (int i = 0; i < 320; ++i) {
+    ASSERT_TRUE(client.Put(absl::StrCat("k", i), std::string(16 << 10, 'v')).ok());
+  }
+  const std::string file = std::string(getenv("TEST_TMPDIR")) + "/stalled.rkv";
+  Kvctl save;
+  absl::Notification saved;
+  // 5 MiB in 1 MiB chunks at 1 MiB/s: a chunk a second, about 5 s in all.
+  std::thread saver([&] {
+    save = RunKvctl({Endpoints(c), "--timeout=2s", "--snapshot_bytes_per_sec=1048576", "snapshot",
+                     "save", file});
+    saved.Notify();
+  });
+  const bool started = Cluster::WaitFor(
+      [&] {
+        std::error_code ec;
+        return fs::file_size(file + ".part", ec) > 0 && !ec;
+      },
+      absl::Seconds(10));
+  if (!started) saver.join();
+  ASSERT_TRUE(started) << "the save never started: " << save.err;
+  ASSERT_EQ(kill(c.pid(1), SIGSTOP), 0);
+  const absl::Time stopped = absl::Now();
+  const bool ended = saved.WaitForNotificationWithTimeout(absl::Seconds(15));
+  const absl::Duration took = absl::Now() - stopped;
+  kill(c.pid(1), SIGCONT);
+  saver.join();
+  ASSERT_TRUE(ended) << "kvctl hung on a member that sends nothing";
+  EXPECT_LT(took, absl::Seconds(8));
+  EXPECT_EQ(save.code, 1);
+  EXPECT_THAT(save.err, HasSubstr("sent nothing for 2s"));
+  EXPECT_FALSE(fs::exists(file));
   EXPECT_FALSE(fs::exists(file + ".part"));
 }
 
