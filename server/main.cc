@@ -84,7 +84,8 @@ DEFINE_bool(force_new_cluster, false,
             "log through its commit index is kept; entries past it, and every write it had "
             "not received, are lost. The new membership is written to its log: give the "
             "flag once, then grow the cluster back with --join and restart without it. "
-            "Refused with an empty data dir, --join or --initial_cluster_state=new. "
+            "Refused with an empty data dir or --initial_cluster_state=new; with --join (a "
+            "member that joined) the old members are not asked. "
             "docs/DISASTER_RECOVERY.md.");
 DEFINE_string(listen, "",
               "Address to bind, if not this node's address from --cluster (e.g. "
@@ -471,9 +472,6 @@ int main(int argc, char** argv) {
   grpc_limits.max_threads = FLAGS_grpc_max_threads;
   if (absl::Status s = grpc_limits.Validate(); !s.ok()) Die(std::string(s.message()));
   const bool joining = !FLAGS_join.empty();
-  if (FLAGS_force_new_cluster && joining) {
-    Die("--force_new_cluster restarts a surviving member from its own data dir: not with --join");
-  }
   if (FLAGS_force_new_cluster && FLAGS_initial_cluster_state == "new") {
     Die("--force_new_cluster restarts a surviving member from its own data dir: not with "
         "--initial_cluster_state=new");
@@ -573,7 +571,15 @@ int main(int argc, char** argv) {
   // id) from a member's Admin.Status.
   std::map<uint64_t, std::string> joined_members;
   uint64_t joined_known_incarnation = 0;  // the cluster's record of this id
-  if (joining) {
+  if (FLAGS_force_new_cluster && !store->identity().has_value()) {
+    Die(absl::StrCat("--force_new_cluster: data dir ", dir, " holds a store without an identity "
+                     "(a first start that stopped half-way), not a surviving member's"));
+  }
+  // A survivor that once joined (--join) is forced from its own identity:
+  // the old members are not asked.
+  if (joining && FLAGS_force_new_cluster) {
+    cluster_id = store->identity()->cluster_id();
+  } else if (joining) {
     auto have = store->identity();
     auto st = AskStatus(seeds, have.has_value() ? absl::Seconds(2) : absl::Seconds(60));
     if (st.ok()) {

@@ -97,9 +97,9 @@ TEST(ForceNewClusterTest, SurvivorServesAloneThenGrowsBackToThree) {
   ExpectQuickFailure(c.RunServer(flags, "force-new.log"),
                      {"not with --initial_cluster_state=new"});
   ExpectQuickFailure(c.RunServer({"--id=1", "--join=" + c.address(2), "--listen=" + c.address(1),
-                                  "--data_dir=" + c.data_dir(1), "--force_new_cluster"},
+                                  "--data_dir=" + empty, "--force_new_cluster"},
                                  "force-join.log"),
-                     {"not with --join"});
+                     {"--force_new_cluster: data dir", "holds no store"});
 
   // The survivor alone: leader of {1}, every applied key, the unacked write gone.
   auto check_alone = [&](const std::string& what) {
@@ -174,6 +174,27 @@ TEST(ForceNewClusterTest, SurvivorServesAloneThenGrowsBackToThree) {
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->size(), 32u);
   EXPECT_EQ(after->at("k0").value(), "v0-again");
+
+  // Again, now with a survivor that joined: node 4, restarted with its usual
+  // --join flags plus --force_new_cluster, after 1 and 2 are gone for good.
+  ASSERT_TRUE(client.Put("before-second-loss", "x").ok());
+  ASSERT_TRUE(c.WaitForConvergence().ok());
+  for (int id : {1, 2}) {
+    c.Stop(id);
+    std::filesystem::remove_all(c.data_dir(id));
+  }
+  c.Stop(4);
+  ASSERT_TRUE(c.Start(4, {"--force_new_cluster"}).ok());
+  auto leader = c.WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  EXPECT_EQ(*leader, 4);
+  auto s4 = c.Status(4);
+  ASSERT_TRUE(s4.ok());
+  EXPECT_THAT(Voters(*s4), ElementsAre(4u));
+  auto kept = c.ScanAll(4, /*serializable=*/false);
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->size(), 33u);
+  EXPECT_EQ(kept->at("before-second-loss").value(), "x");
 }
 
 }  // namespace
