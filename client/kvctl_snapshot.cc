@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -16,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/admin.grpc.pb.h"
+#include "storage/synced_file.h"
 
 namespace raftkv::kvctl {
 namespace {
@@ -32,17 +32,6 @@ absl::Status WriteAll(int fd, const std::string& data, const std::string& path) 
     if (n < 0) return Errno(absl::StrCat("writing ", path));
     done += static_cast<size_t>(n);
   }
-  return absl::OkStatus();
-}
-
-absl::Status SyncDir(const std::string& path) {
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return Errno(absl::StrCat("opening ", dir));
-  const int r = fsync(fd);
-  close(fd);
-  if (r != 0) return Errno(absl::StrCat("syncing ", dir));
   return absl::OkStatus();
 }
 
@@ -127,7 +116,7 @@ absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint, const std::s
     info = Errno(absl::StrCat("renaming ", tmp, " to ", path));
   }
   if (info.ok()) {
-    if (absl::Status d = SyncDir(path); !d.ok()) return d;
+    if (absl::Status d = storage::SyncParentDir(path); !d.ok()) return d;
     return SavedBackup{*info, absl::Now() - start};
   }
   unlink(tmp.c_str());

@@ -1,6 +1,5 @@
 #include "server/alarms.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "storage/synced_file.h"
 
 namespace raftkv::server {
 namespace {
@@ -19,34 +19,6 @@ constexpr char kPersistedPrefix[] = "raised before a restart: ";
 
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
-}
-
-absl::Status SyncPath(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return Errno(absl::StrCat("opening ", path));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno(absl::StrCat("fsync ", path));
-  return absl::OkStatus();
-}
-
-std::string DirOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
-}
-
-// Writes `text` to `path` through a synced temporary file and a rename.
-absl::Status WriteFileSynced(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) return Errno(absl::StrCat("writing ", tmp));
-  }
-  if (absl::Status s = SyncPath(tmp, O_RDONLY); !s.ok()) return s;
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno(absl::StrCat("renaming ", tmp));
-  return SyncPath(DirOf(path), O_RDONLY | O_DIRECTORY);
 }
 
 // The reason stored at `path`; NotFound if there is none.
@@ -81,7 +53,7 @@ bool Alarms::Raise(AlarmType type, std::string reason) {
   const bool fresh = active_.find(type) == active_.end();
   if (fresh) LOG(ERROR) << "alarm " << AlarmName(type) << " raised: " << reason;
   if (fresh && type == AlarmType::kCorrupt && !corrupt_file_.empty()) {
-    if (absl::Status s = WriteFileSynced(corrupt_file_, reason + "\n"); !s.ok()) {
+    if (absl::Status s = storage::WriteFileAtomically(corrupt_file_, reason + "\n"); !s.ok()) {
       LOG(ERROR) << "alarm CORRUPT is not stored across a restart: " << s;
     }
   }
@@ -122,7 +94,7 @@ absl::Status ClearPersistedCorrupt(const std::string& path, std::string* reason)
   if (absl::IsNotFound(stored.status())) return absl::OkStatus();
   if (!stored.ok()) return stored.status();
   if (::unlink(path.c_str()) != 0) return Errno(absl::StrCat("removing ", path));
-  if (absl::Status s = SyncPath(DirOf(path), O_RDONLY | O_DIRECTORY); !s.ok()) return s;
+  if (absl::Status s = storage::SyncParentDir(path); !s.ok()) return s;
   *reason = *stored;
   return absl::OkStatus();
 }

@@ -1,8 +1,5 @@
 #include "storage/durable_mark.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "storage/synced_file.h"
 
 namespace raftkv::storage {
 namespace {
@@ -25,15 +23,6 @@ absl::Status Errno(const std::string& what) {
   // A full disk is reported as the store reports it (rocks_status.h).
   if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(msg);
   return absl::InternalError(msg);
-}
-
-absl::Status SyncPath(const std::string& path, int flags) {
-  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return Errno(absl::StrCat("opening ", path));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return Errno(absl::StrCat("fsync ", path));
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -72,30 +61,9 @@ absl::StatusOr<std::optional<DurableMark>> ReadDurableMark(const std::string& di
 
 absl::Status WriteDurableMark(const std::string& dir, const DurableMark& m) {
   const std::string path = DurableMarkPath(dir);
-  const std::string tmp = path + ".tmp";
   const std::string text = absl::StrCat(kHeader, "\nterm ", m.term, "\nlast_index ", m.last_index,
                                         "\nlast_term ", m.last_term, "\ncommit ", m.commit, "\n");
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno(absl::StrCat("creating ", tmp));
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      absl::Status s = Errno(absl::StrCat("writing ", tmp));
-      ::close(fd);
-      return s;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fdatasync(fd) != 0) {
-    absl::Status s = Errno(absl::StrCat("fdatasync ", tmp));
-    ::close(fd);
-    return s;
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno(absl::StrCat("renaming ", tmp));
-  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
+  return WriteFileAtomically(path, text);
 }
 
 }  // namespace raftkv::storage
