@@ -284,8 +284,9 @@ void Node::Run() {
 
 void Node::StepMessage(const raftpb::Message& m) {
   if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kStepped, Stage::kAckStepped);
-  if (m.from() != 0 && m.from() != options_.id) peer_low_on_space_[m.from()] = m.no_space();
-  if (m.from() != 0 && m.from() != options_.id) peer_corrupt_[m.from()] = m.data_corrupt();
+  if (m.from() != 0 && m.from() != options_.id) {
+    peer_flags_[m.from()] = PeerFlags{m.no_space(), m.data_corrupt()};
+  }
   if (DropForSpace(m)) return;
   // A refused message changes nothing and never stops the node: the core
   // logs it (rate-limited) and counts it (Admin.Status rejected_peer_messages).
@@ -387,8 +388,8 @@ absl::Status Node::ProposalRefusal() const {
   const auto& voters = core_->conf_state().voters();
   std::vector<uint64_t> low;
   for (uint64_t v : voters) {
-    auto it = peer_low_on_space_.find(v);
-    if (v != options_.id && it != peer_low_on_space_.end() && it->second) low.push_back(v);
+    auto it = peer_flags_.find(v);
+    if (v != options_.id && it != peer_flags_.end() && it->second.low_on_space) low.push_back(v);
   }
   const size_t quorum = voters.size() / 2 + 1;
   if (voters.size() - low.size() >= quorum) return absl::OkStatus();
@@ -410,8 +411,8 @@ absl::Status Node::CorruptRefusal() const {
   for (uint64_t v : core_->conf_state().voters()) {
     if (v == options_.id) continue;
     others.push_back(v);
-    auto it = peer_corrupt_.find(v);
-    if (it != peer_corrupt_.end() && it->second) corrupt.push_back(v);
+    auto it = peer_flags_.find(v);
+    if (it != peer_flags_.end() && it->second.corrupt) corrupt.push_back(v);
   }
   if (corrupt.size() < others.size()) {
     // A voter not known corrupt may take over once it is heard from.
@@ -591,10 +592,9 @@ uint64_t Node::HandOffTarget() const {
   uint64_t target = 0, match = 0;
   for (const raft::PeerStatus& p : st.progress) {
     if (p.id == options_.id || !p.voter || !p.recent_active) continue;
-    auto low = peer_low_on_space_.find(p.id);
-    if (low == peer_low_on_space_.end() || low->second) continue;  // unknown or low
-    auto corrupt = peer_corrupt_.find(p.id);
-    if (corrupt != peer_corrupt_.end() && corrupt->second) continue;
+    auto flags = peer_flags_.find(p.id);
+    if (flags == peer_flags_.end()) continue;  // not heard from yet
+    if (flags->second.low_on_space || flags->second.corrupt) continue;
     if (target == 0 || p.match > match) target = p.id, match = p.match;
   }
   return target;

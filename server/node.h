@@ -333,10 +333,13 @@ class Node {
   int entry_writes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Loop-thread state.
-  // Peers whose last message said they are below their free-space reserve.
-  std::map<uint64_t, bool> peer_low_on_space_;
-  // Peers whose last message said their data is corrupt.
-  std::map<uint64_t, bool> peer_corrupt_;
+  // What each peer's last message said of it (Message.no_space,
+  // Message.data_corrupt); a peer not heard from yet has no entry.
+  struct PeerFlags {
+    bool low_on_space = false;
+    bool corrupt = false;
+  };
+  std::map<uint64_t, PeerFlags> peer_flags_;
   uint64_t dropped_for_space_ = 0;  // appends and snapshots dropped
   std::map<uint64_t, Waiter> waiters_;                  // by log index
   std::map<uint64_t, ConfWaiter> conf_waiters_;         // by log index
