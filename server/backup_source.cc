@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/backup_file.h"
-#include "server/byte_pacer.h"
+#include "storage/byte_pacer.h"
 
 namespace raftkv::server {
 
@@ -56,7 +56,7 @@ absl::StatusOr<BackupSummary> StreamBackup(const KvStateMachine& sm,
 
   std::string buf;
   BackupWriter writer(header, &buf);
-  BytePacer pacer(options.bytes_per_sec);
+  storage::BytePacer pacer(options.bytes_per_sec);
   uint64_t keys = 0;
   bool gone = false;
   absl::Status scan = view->Scan("", [&](absl::string_view k, absl::string_view v) {

@@ -19,7 +19,7 @@ namespace raftkv::server {
 struct BackupSourceOptions {
   uint64_t cluster_id = 0;
   uint64_t member_id = 0;
-  // Read rate of the scan (server/byte_pacer.h); 0: unthrottled.
+  // Read rate of the scan (storage/byte_pacer.h); 0: unthrottled.
   uint64_t bytes_per_sec = 64 << 20;
   // Bytes per chunk handed to the sink (the last one may be shorter).
   size_t chunk_bytes = 1 << 20;

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
-#include "server/byte_pacer.h"
+#include "storage/byte_pacer.h"
 #include "server/state_machine.h"
 
 namespace raftkv::server {
@@ -81,13 +81,13 @@ void HashChecker::Loop() {
     }
     MaybePropose();
     if (view != nullptr) {
-      PacerClock clock;
+      storage::PacerClock clock;
       clock.sleep = [this](absl::Duration d) {  // false once Stop() is called
         absl::MutexLock l(&mu_);
         mu_.AwaitWithTimeout(absl::Condition(&stop_), d);
         return !stop_;
       };
-      BytePacer pacer(options_.bytes_per_sec, std::move(clock));
+      storage::BytePacer pacer(options_.bytes_per_sec, std::move(clock));
       absl::StatusOr<uint64_t> h = KvStateMachine::StateHash(
           *view, &stop_requested_, [&pacer](size_t bytes) { return pacer.Account(bytes); });
       view.reset();

@@ -5,7 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/byte_pacer.h"
+#include "storage/byte_pacer.h"
 #include "storage/log_store.h"
 #include "storage/sst_corruption.h"
 
@@ -455,13 +455,13 @@ TEST_F(StateMachineTest, AHashScanIsPacedAndHashesTheSame) {
   ASSERT_TRUE(unpaced.ok()) << unpaced.status();
 
   absl::Time now = absl::UnixEpoch();  // moves only when the pacer waits
-  PacerClock clock;
+  storage::PacerClock clock;
   clock.now = [&now] { return now; };
   clock.sleep = [&now](absl::Duration d) {
     now += d;
     return true;
   };
-  BytePacer pacer(64 << 10, clock);
+  storage::BytePacer pacer(64 << 10, clock);
   uint64_t bytes = 0;
   auto paced = KvStateMachine::StateHash(*view, nullptr, [&](size_t n) {
     bytes += n;

@@ -14,6 +14,7 @@
 #include "rocksdb/file_system.h"
 #include "rocksdb/options.h"
 #include "rocksdb/sst_file_reader.h"
+#include "storage/byte_pacer.h"
 
 namespace raftkv::storage {
 
@@ -34,33 +35,28 @@ absl::Status ScrubOptions::Validate() const {
   return absl::OkStatus();
 }
 
-// Spaces reads so that each starts no sooner than the bytes before it allow
-// at the rate: the average over any stretch of reads stays under the rate,
-// and idle time does not bank a burst.
+// The scrub's reads under its rate (byte_pacer.h). RocksDB may read from
+// more than one thread: they take turns.
 class Scrubber::Pacer {
  public:
   Pacer(uint64_t bytes_per_sec, const absl::Notification* stop)
-      : bytes_per_sec_(bytes_per_sec), stop_(stop) {}
+      : pacer_(bytes_per_sec,
+               PacerClock{[] { return absl::Now(); },
+                          [stop](absl::Duration d) {
+                            return !stop->WaitForNotificationWithTimeout(d);
+                          }}),
+        stop_(stop) {}
 
   // Waits for `bytes`' turn; false if Stop() came first.
   bool Take(uint64_t bytes) const {
-    absl::Duration wait;
-    {
-      absl::MutexLock l(&mu_);
-      const absl::Time now = absl::Now();
-      next_ = std::max(next_, now);
-      wait = next_ - now;
-      next_ += absl::Seconds(static_cast<double>(bytes) / bytes_per_sec_);
-    }
-    if (wait > absl::ZeroDuration()) return !stop_->WaitForNotificationWithTimeout(wait);
-    return !stop_->HasBeenNotified();
+    absl::MutexLock l(&mu_);
+    return pacer_.Account(bytes) && !stop_->HasBeenNotified();
   }
 
  private:
-  const uint64_t bytes_per_sec_;
-  const absl::Notification* const stop_;
   mutable absl::Mutex mu_;
-  mutable absl::Time next_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  mutable BytePacer pacer_ ABSL_GUARDED_BY(mu_);
+  const absl::Notification* const stop_;
 };
 
 // The default file system, except that every read of a file opened for

@@ -2,12 +2,12 @@
 // loop reports each piece it handled with Account(); once a chunk has
 // gathered, Account() waits until the bytes before it are due at the rate,
 // so over any stretch the average stays under the rate and idle time does
-// not bank a burst (as the scrub's pacer, storage/scrubber.cc). The first
+// not bank a burst (the scrub, the hash check and backups use it). The first
 // chunk goes at once: N bytes take at least (N - chunk) / rate.
 //
 // Thread-compatible: one loop uses it.
-#ifndef RAFTKV_SERVER_BYTE_PACER_H_
-#define RAFTKV_SERVER_BYTE_PACER_H_
+#ifndef RAFTKV_STORAGE_BYTE_PACER_H_
+#define RAFTKV_STORAGE_BYTE_PACER_H_
 
 #include <cstdint>
 #include <functional>
@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-namespace raftkv::server {
+namespace raftkv::storage {
 
 struct PacerClock {
   std::function<absl::Time()> now = [] { return absl::Now(); };
@@ -47,6 +47,6 @@ class BytePacer {
   absl::Time next_ = absl::InfinitePast();  // when the next chunk may start
 };
 
-}  // namespace raftkv::server
+}  // namespace raftkv::storage
 
-#endif  // RAFTKV_SERVER_BYTE_PACER_H_
+#endif  // RAFTKV_STORAGE_BYTE_PACER_H_

@@ -1,9 +1,9 @@
-#include "server/byte_pacer.h"
+#include "storage/byte_pacer.h"
 
 #include <algorithm>
 #include <utility>
 
-namespace raftkv::server {
+namespace raftkv::storage {
 
 BytePacer::BytePacer(uint64_t bytes_per_sec, PacerClock clock)
     : bytes_per_sec_(bytes_per_sec),
@@ -22,4 +22,4 @@ bool BytePacer::Account(uint64_t bytes) {
   return wait <= absl::ZeroDuration() || clock_.sleep(wait);
 }
 
-}  // namespace raftkv::server
+}  // namespace raftkv::storage

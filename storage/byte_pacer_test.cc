@@ -1,8 +1,8 @@
-#include "server/byte_pacer.h"
+#include "storage/byte_pacer.h"
 
 #include "gtest/gtest.h"
 
-namespace raftkv::server {
+namespace raftkv::storage {
 namespace {
 
 // A clock that only moves when the pacer sleeps.
@@ -73,4 +73,4 @@ TEST(BytePacerTest, AStopEndsTheWait) {
 }
 
 }  // namespace
-}  // namespace raftkv::server
+}  // namespace raftkv::storage
