@@ -52,6 +52,7 @@
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/memory_trimmer.h"
+#include "server/node_tls.h"
 #include "server/node.h"
 #include "server/hash_checker.h"
 #include "server/incarnation_recorder.h"
@@ -137,6 +138,25 @@ DEFINE_bool(join_add_self, true,
 DEFINE_bool(enable_fault_injection, false,
             "Test only: accept Admin.SetFaults, which drops, delays or blocks this "
             "node's outgoing peer messages. Never in production.");
+DEFINE_string(cert_file, "",
+              "TLS for clients: this node's certificate (PEM chain). With it, the listener "
+              "takes TLS only (peers too: give the --peer_* flags as well). Files are re-read "
+              "when they change; a bad new set is refused and the current one kept.");
+DEFINE_string(key_file, "", "TLS for clients: the key of --cert_file (PEM).");
+DEFINE_string(trusted_ca_file, "",
+              "TLS for clients: the CA(s) client certificates are verified against (PEM).");
+DEFINE_bool(client_cert_auth, false,
+            "TLS for clients: every connection must present a certificate signed by "
+            "--trusted_ca_file (admin calls included).");
+DEFINE_string(peer_cert_file, "",
+              "TLS between members: this node's peer certificate (PEM chain), presented when "
+              "it connects to another member.");
+DEFINE_string(peer_key_file, "", "TLS between members: the key of --peer_cert_file (PEM).");
+DEFINE_string(peer_trusted_ca_file, "",
+              "TLS between members: the CA(s) members' certificates are verified against.");
+DEFINE_bool(peer_client_cert_auth, false,
+            "TLS between members: a peer stream (Raft messages, snapshots) must come with a "
+            "certificate signed by --peer_trusted_ca_file.");
 DEFINE_bool(clear_corrupt_alarm, false,
             "Forget a CORRUPT alarm this node raised before (it is stored in the data dir "
             "and raised again at every start until then): for an operator who decided this "
@@ -284,11 +304,16 @@ class AddressBook {
   std::map<uint64_t, std::string> book_ ABSL_GUARDED_BY(mu_);
 };
 
+// Credentials of every channel this node opens to another member: plaintext
+// or the peer TLS identity (server/node_tls.h). Set once in main before any
+// thread starts; read-only after.
+std::shared_ptr<grpc::ChannelCredentials> peer_credentials = grpc::InsecureChannelCredentials();
+
 // Admin.Status of the node at `address`, one attempt.
 absl::StatusOr<raftkv::adminpb::StatusResponse> StatusOf(const std::string& address,
                                                         absl::Duration timeout) {
   auto stub = raftkv::adminpb::Admin::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+      grpc::CreateChannel(address, peer_credentials));
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   raftkv::adminpb::StatusRequest req;
@@ -333,7 +358,7 @@ void AddSelf(uint64_t id, const std::string& address, std::vector<std::string> s
       }
     }
     auto stub = adminpb::Admin::NewStub(
-        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+        grpc::CreateChannel(target, peer_credentials));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     adminpb::AddMemberRequest req;
@@ -376,7 +401,7 @@ void WatchForRemoval(uint64_t id, const AddressBook* book, raftkv::server::Node*
       std::unique_ptr<adminpb::Admin::Stub>& stub = stubs[a];
       if (stub == nullptr) {
         stub = adminpb::Admin::NewStub(
-            grpc::CreateCustomChannel(a, grpc::InsecureChannelCredentials(), args));
+            grpc::CreateCustomChannel(a, peer_credentials, args));
       }
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
@@ -530,6 +555,25 @@ int main(int argc, char** argv) {
         "(kvctl member remove ", FLAGS_id, ") and add a fresh node with --join; to found "
         "a new cluster, start each founding member with --initial_cluster_state=new"));
   }
+  server::NodeTlsOptions tls_options;
+  tls_options.cert_file = FLAGS_cert_file;
+  tls_options.key_file = FLAGS_key_file;
+  tls_options.trusted_ca_file = FLAGS_trusted_ca_file;
+  tls_options.client_cert_auth = FLAGS_client_cert_auth;
+  tls_options.peer_cert_file = FLAGS_peer_cert_file;
+  tls_options.peer_key_file = FLAGS_peer_key_file;
+  tls_options.peer_trusted_ca_file = FLAGS_peer_trusted_ca_file;
+  tls_options.peer_client_cert_auth = FLAGS_peer_client_cert_auth;
+  tls_options.stage_dir = dir + "/tls";
+  if (tls_options.enabled()) {
+    // The staged copies live in the data dir (a store is its CURRENT file).
+    std::filesystem::create_directories(dir, ec);
+    if (ec) Die(absl::StrCat("creating data dir ", dir, ": ", ec.message()));
+  }
+  absl::StatusOr<std::unique_ptr<server::NodeTls>> node_tls = server::NodeTls::Start(tls_options);
+  if (!node_tls.ok()) Die(std::string(node_tls.status().message()));
+  peer_credentials = (*node_tls)->PeerChannelCredentials();
+
   if (!has_store && !joining) CheckNotAlreadyFounded(FLAGS_id, *spec, dir);
 
   storage::Options so;
@@ -684,6 +728,7 @@ int main(int argc, char** argv) {
   to.self_id = FLAGS_id;
   to.cluster_id = cluster_id;
   to.incarnation = incarnation;
+  to.credentials = peer_credentials;
   std::unique_ptr<server::FaultInjector> faults;
   if (FLAGS_enable_fault_injection) {
     faults = std::make_unique<server::FaultInjector>();
@@ -719,6 +764,7 @@ int main(int argc, char** argv) {
   server::SnapshotOptions snap_opts;
   snap_opts.cluster_id = cluster_id;
   snap_opts.incarnation = incarnation;
+  snap_opts.credentials = peer_credentials;
   snap_opts.chunk_bytes = FLAGS_snapshot_chunk_bytes;
   snap_opts.max_bytes_per_sec = FLAGS_snapshot_max_bytes_per_sec;
   snap_opts.max_concurrent = FLAGS_max_concurrent_snapshots;
@@ -846,13 +892,16 @@ int main(int argc, char** argv) {
       [sm_ptr, &peer_incarnations] {
         return sm_ptr->records_version() + peer_incarnations.version();
       });
+  peer.set_authorize([tls = node_tls->get()](const grpc::ServerContextBase& context) {
+    return tls->AuthorizePeer(context);
+  });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string listen = FLAGS_listen.empty() ? address : FLAGS_listen;
   int bound_port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &bound_port);
+  builder.AddListeningPort(listen, (*node_tls)->ListenerCredentials(), &bound_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(svc.max_request_bytes));
   server::AcceptPeerKeepalives(&builder);
   server::ApplyGrpcLimits(grpc_limits, &builder);
@@ -868,7 +917,12 @@ int main(int argc, char** argv) {
   incarnation_recorder.Start();
   hash_checker.Start();
   disk_space.Start();
-  LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ")";
+  LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ", "
+            << ((*node_tls)->enabled()
+                    ? absl::StrCat("TLS", FLAGS_client_cert_auth ? ", client certificates required" : "",
+                                   FLAGS_peer_client_cert_auth ? ", peer certificates required" : "")
+                    : "plaintext")
+            << ")";
   storage::Scrubber scrubber(scrub, store.get(), [&corruption](const absl::Status& s) {
     (void)corruption.Check(s);
   });

@@ -89,7 +89,9 @@ void SnapshotSender::Run(uint64_t peer, std::string address, raftpb::Message msg
 
 bool SnapshotSender::Stream(const std::string& address, const raftpb::Message& msg,
                             const storage::DataSnapshot& image, Transfer* t) {
-  auto stub = peerpb::Peer::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = peerpb::Peer::NewStub(grpc::CreateChannel(
+      address, options_.credentials != nullptr ? options_.credentials
+                                               : grpc::InsecureChannelCredentials()));
   t->context->AddMetadata(kClusterIdHeader, absl::StrCat(options_.cluster_id));
   t->context->AddMetadata(kSenderHeader, FormatSender(msg.from(), options_.incarnation));
   peerpb::SnapshotAck ack;

@@ -29,6 +29,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/security/credentials.h"
 #include "proto/peer.grpc.pb.h"
 #include "server/peer_headers.h"
 #include "storage/log_store.h"
@@ -36,6 +37,8 @@
 namespace raftkv::server {
 
 struct SnapshotOptions {
+  // For the connections to peers (server/node_tls.h). Null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   uint64_t cluster_id = 0;
   uint64_t incarnation = 0;  // this node's (server/peer_headers.h)
   size_t chunk_bytes = 1 << 20;

@@ -175,7 +175,11 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
                 absl::ToInt64Milliseconds(options.keepalive_timeout));
     args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // keep pinging an idle stream
     stub_ = peerpb::Peer::NewStub(
-        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+        grpc::CreateCustomChannel(address_,
+                                  options.credentials != nullptr
+                                      ? options.credentials
+                                      : grpc::InsecureChannelCredentials(),
+                                  args));
   }
 
   const std::string& address() const { return address_; }
@@ -438,6 +442,13 @@ void PeerTransport::Send(std::vector<raftpb::Message> msgs) {
 
 grpc::Status PeerService::CheckStream(const grpc::ServerContextBase* context,
                                       uint64_t* sender, uint64_t* incarnation) const {
+  if (authorize_) {
+    if (grpc::Status s = authorize_(*context); !s.ok()) {
+      LOG_EVERY_N(WARNING, 100) << "refusing a peer stream from " << context->peer() << ": "
+                                << s.error_message();
+      return s;
+    }
+  }
   if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
   *sender = 0;
   *incarnation = 0;

@@ -38,6 +38,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/server_builder.h"
 #include "proto/peer.grpc.pb.h"
 #include "proto/raft.pb.h"
@@ -106,6 +107,8 @@ struct TransportOptions {
   // Test-only fault layer (not owned; must outlive the transport). Null:
   // no faults.
   FaultInjector* faults = nullptr;
+  // For the connections to peers (server/node_tls.h). Null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 class PeerTransport final : public MessageSender {
@@ -173,6 +176,13 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
                                grpc::ServerReader<peerpb::SnapshotChunk>* reader,
                                peerpb::SnapshotAck* ack) override;
 
+  // Judges each stream's caller before anything else (NodeTls::AuthorizePeer:
+  // its certificate); a refusal ends the stream with its status. Set before
+  // the server starts.
+  void set_authorize(std::function<grpc::Status(const grpc::ServerContextBase&)> authorize) {
+    authorize_ = std::move(authorize);
+  }
+
  private:
   class BatchReader;
   grpc::Status CheckCluster(const grpc::ServerContextBase* context) const;
@@ -188,6 +198,7 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
   FaultInjector* const faults_;
   const std::function<absl::Status(uint64_t, uint64_t)> admit_;
   const std::function<uint64_t()> admission_version_;
+  std::function<grpc::Status(const grpc::ServerContextBase&)> authorize_;
 };
 
 // Configures a server that hosts a PeerService to accept the senders'
