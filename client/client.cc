@@ -73,6 +73,9 @@ bool Retriable(grpc::StatusCode code) {
          code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::CANCELLED;
 }
 
+// Time a TLS diagnosis (DiagnoseTls) of a failed connection may take.
+constexpr absl::Duration kTlsDiagnosisTime = absl::Seconds(2);
+
 bool IsNotLeader(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
          absl::StartsWithIgnoreCase(s.error_message(), "not leader");
@@ -249,13 +252,16 @@ struct Client::Endpoint {
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   absl::Status s = options.Validate();
   if (!s.ok()) return s;
-  return std::unique_ptr<Client>(new Client(std::move(options)));
+  auto credentials = ChannelCredentialsFor(options.tls);
+  if (!credentials.ok()) return credentials.status();
+  return std::unique_ptr<Client>(new Client(std::move(options), std::move(*credentials)));
 }
 
-Client::Client(ClientOptions options)
+Client::Client(ClientOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials)
     : options_(std::move(options)),
       client_id_(options_.client_id != 0 ? options_.client_id
-                                         : RandomClientId()) {
+                                         : RandomClientId()),
+      credentials_(std::move(credentials)) {
   absl::MutexLock lock(&mu_);
   for (const std::string& ep : options_.endpoints) {
     endpoints_.push_back(std::make_unique<Endpoint>(ep));
@@ -295,8 +301,7 @@ Client::Endpoint& Client::Connect(size_t index) {
     // A Batch answer message carries whatever answers were ready together
     // (several scans of up to ~2 MiB each, say): no 4 MiB default limit.
     args.SetMaxReceiveMessageSize(-1);
-    ep.channel = grpc::CreateCustomChannel(
-        ep.address, grpc::InsecureChannelCredentials(), args);
+    ep.channel = grpc::CreateCustomChannel(ep.address, credentials_, args);
     ep.kv = kvpb::KV::NewStub(ep.channel);
     ep.admin = adminpb::Admin::NewStub(ep.channel);
     ep.batch = std::make_unique<BatchStream>(ep.kv.get(), ep.address);
@@ -347,6 +352,8 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind, absl::Time deadli
   std::string last_endpoint;
   bool maybe_applied = false;
   std::set<size_t> refused;  // endpoints that refused a read: corrupt data
+  std::set<size_t> tls_diagnosed;  // endpoints whose failure was looked into
+  std::set<size_t> tls_refused;    // ... and found a TLS problem with
 
   while (true) {
     const absl::Time now = absl::Now();
@@ -404,6 +411,24 @@ absl::Status Client::Invoke(absl::string_view what, Kind kind, absl::Time deadli
         if (leader_ == index) leader_ = (cursor + 1) % n;
       }
       cursor = index = (cursor + 1) % n;
+      sleep = false;
+    } else if (std::string tls_problem =
+                   s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                           MayBeTlsFailure(s.error_message()) && tls_diagnosed.insert(index).second
+                       ? DiagnoseTls(ep.address, options_.tls,
+                                     std::min(kTlsDiagnosisTime, deadline - absl::Now()))
+                       : "";
+               !tls_problem.empty()) {
+      // The connection failed before anything was sent, and no retry of
+      // this endpoint can help.
+      tls_refused.insert(index);
+      last_code = grpc::StatusCode::UNAUTHENTICATED;
+      last_error = tls_problem;
+      if (tls_refused.size() >= n) {
+        return absl::UnauthenticatedError(absl::StrCat(what, ": ", tls_problem));
+      }
+      cursor = index = (cursor + 1) % n;
+      while (tls_refused.count(index) > 0) cursor = index = (cursor + 1) % n;
       sleep = false;
     } else if (Retriable(s.error_code())) {
       if (kind == Kind::kWrite) maybe_applied = true;

@@ -104,6 +104,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/tls_credentials.h"
 #include "proto/admin.pb.h"
 
 namespace grpc {
@@ -148,6 +149,14 @@ struct ClientOptions {
 
   // The exactly-once session id. 0 (the default): a random non-zero id.
   uint64_t client_id = 0;
+
+  // TLS (etcdctl's --cacert, --cert, --key; client/tls_credentials.h). No
+  // file: plaintext. The files are read by Create. A connection that fails
+  // for a TLS reason no retry fixes (unknown CA, wrong host name, expired
+  // certificate, plaintext at a TLS node or the reverse, a missing or
+  // refused client certificate) moves on to the next endpoint at once; when
+  // every endpoint failed so, the call ends UNAUTHENTICATED with the reason.
+  TlsClientFiles tls;
 
   // OK, or INVALID_ARGUMENT naming what is wrong.
   absl::Status Validate() const;
@@ -224,8 +233,9 @@ struct Membership {
 
 class Client {
  public:
-  // Validates `options` (INVALID_ARGUMENT if bad) and makes a Client. No
-  // connection is made until the first call.
+  // Validates `options` (INVALID_ARGUMENT if bad; TLS files that cannot be
+  // read or do not match: their error) and makes a Client. No connection is
+  // made until the first call.
   static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
 
   ~Client();
@@ -294,7 +304,7 @@ class Client {
   using Attempt = absl::FunctionRef<grpc::Status(Endpoint&, absl::Time deadline,
                                                  std::string* leader_hint)>;
 
-  explicit Client(ClientOptions options);
+  Client(ClientOptions options, std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   // The deadline of a call that begins now: total_timeout from now, capped
   // at options_.deadline.
@@ -340,6 +350,8 @@ class Client {
 
   const ClientOptions options_;
   const uint64_t client_id_;
+  // Every channel's credentials (from options_.tls).
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
 
   mutable absl::Mutex mu_;
   // Index into endpoints_ of the endpoint to try first.
