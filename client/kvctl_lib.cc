@@ -35,6 +35,11 @@ DEFINE_string(timeout, "15s",
               "(a duration: 500ms, 15s, 1m).");
 DEFINE_string(attempt_timeout, "2s",
               "Deadline of one RPC to one node (a duration).");
+DEFINE_string(cacert, "",
+              "TLS: verify the nodes' certificates with this CA bundle (PEM). Any of "
+              "--cacert, --cert, --key turns TLS on (no --cacert: the system's CAs).");
+DEFINE_string(cert, "", "TLS: this client's certificate (PEM), for nodes that require one.");
+DEFINE_string(key, "", "TLS: the key of --cert (PEM).");
 DEFINE_bool(serializable, false,
             "get, scan: read the first node's own state, without a leader "
             "check (faster; may be stale).");
@@ -270,6 +275,10 @@ class Kvctl {
     if (absl::Status s = options_.Validate(); !s.ok()) {
       return FlagError("endpoints", s.message());
     }
+    options_.tls = {FLAGS_cacert, FLAGS_cert, FLAGS_key};
+    auto credentials = client::ChannelCredentialsFor(options_.tls);
+    if (!credentials.ok()) return Error(absl::StrCat("TLS: ", credentials.status().message()));
+    credentials_ = std::move(*credentials);
     return kExitOk;
   }
 
@@ -598,7 +607,7 @@ class Kvctl {
                                     "; name one member with --endpoints to save from it"));
         }
       }
-      auto saved = SaveBackup(endpoint, file, FLAGS_snapshot_bytes_per_sec,
+      auto saved = SaveBackup(endpoint, credentials_, file, FLAGS_snapshot_bytes_per_sec,
                               options_.total_timeout);
       if (!saved.ok()) return Error(saved.status());
       out_ << "saved " << file << " from " << endpoint << ": index "
@@ -703,6 +712,7 @@ class Kvctl {
   std::ostream& err_;
   const bool out_is_tty_;
   client::ClientOptions options_;  // from the flags, by Connect()
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;  // from options_.tls, by Connect()
   std::unique_ptr<Client> client_;
 };
 

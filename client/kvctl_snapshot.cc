@@ -37,12 +37,14 @@ absl::Status WriteAll(int fd, const std::string& data, const std::string& path) 
 
 // Streams into the open `fd`; cancels the call once no chunk came for
 // `stall_timeout`.
-absl::Status Stream(const std::string& endpoint, uint64_t bytes_per_sec,
+absl::Status Stream(const std::string& endpoint,
+                    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                    uint64_t bytes_per_sec,
                     absl::Duration connect_timeout, absl::Duration stall_timeout, int fd,
                     const std::string& tmp) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // a chunk holds at least one whole record
-  auto channel = grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(endpoint, credentials, args);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(endpoint, ": not reachable"));
   }
@@ -101,13 +103,15 @@ absl::Status Stream(const std::string& endpoint, uint64_t bytes_per_sec,
 
 }  // namespace
 
-absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint, const std::string& path,
-                                       uint64_t bytes_per_sec, absl::Duration timeout) {
+absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint,
+                                       std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                       const std::string& path, uint64_t bytes_per_sec,
+                                       absl::Duration timeout) {
   const absl::Time start = absl::Now();
   const std::string tmp = path + ".part";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Errno(absl::StrCat("creating ", tmp));
-  absl::Status s = Stream(endpoint, bytes_per_sec, timeout, timeout, fd, tmp);
+  absl::Status s = Stream(endpoint, credentials, bytes_per_sec, timeout, timeout, fd, tmp);
   if (s.ok() && fsync(fd) != 0) s = Errno(absl::StrCat("syncing ", tmp));
   if (close(fd) != 0 && s.ok()) s = Errno(absl::StrCat("closing ", tmp));
   absl::StatusOr<server::BackupInfo> info =

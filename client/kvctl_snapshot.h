@@ -4,10 +4,12 @@
 #define RAFTKV_CLIENT_KVCTL_SNAPSHOT_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpcpp/security/credentials.h"
 #include "server/backup_file.h"
 
 namespace raftkv::kvctl {
@@ -25,8 +27,11 @@ struct SavedBackup {
 // member and every wait for the stream's next chunk: a member that sends
 // nothing for that long fails the save (DEADLINE_EXCEEDED), so a hung
 // member never hangs the caller; a slow but moving stream runs until done.
-absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint, const std::string& path,
-                                       uint64_t bytes_per_sec, absl::Duration timeout);
+// `credentials`: the channel's (client/tls_credentials.h).
+absl::StatusOr<SavedBackup> SaveBackup(const std::string& endpoint,
+                                       std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                       const std::string& path, uint64_t bytes_per_sec,
+                                       absl::Duration timeout);
 
 // The header and trailer of a verified backup: "name: value" lines, or one
 // JSON object (`json`), each ending in a newline.
