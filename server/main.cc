@@ -306,8 +306,9 @@ class AddressBook {
 
 // Credentials of every channel this node opens to another member: plaintext
 // or the peer TLS identity (server/node_tls.h). Set once in main before any
-// thread starts; read-only after.
-std::shared_ptr<grpc::ChannelCredentials> peer_credentials = grpc::InsecureChannelCredentials();
+// thread starts; read-only after. (Not made here: that would start gRPC's
+// threads before main blocks the stop signals.)
+std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
 
 // Admin.Status of the node at `address`, one attempt.
 absl::StatusOr<raftkv::adminpb::StatusResponse> StatusOf(const std::string& address,

@@ -115,7 +115,8 @@ int PickFreePort() {
   return 0;
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                          std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   // Reconnect soon after a node restarts (the default backoff grows to 2 min).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
@@ -124,7 +125,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   // Separate channels per Cluster/client, never shared subchannels.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 20);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      address, credentials != nullptr ? credentials : grpc::InsecureChannelCredentials(), args);
 }
 
 uint64_t RandomId() {
@@ -163,7 +165,7 @@ Cluster::Cluster(ClusterOptions options) : options_(std::move(options)) {
     n.netns = net.netns;
     n.data_dir = absl::StrCat(dir_, "/n", id);
     n.log_path = absl::StrCat(dir_, "/n", id, ".log");
-    n.channel = MakeChannel(n.address);
+    n.channel = MakeChannel(n.address, options_.credentials);
     n.kv = kvpb::KV::NewStub(n.channel);
     n.admin = adminpb::Admin::NewStub(n.channel);
   }

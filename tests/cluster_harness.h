@@ -50,8 +50,10 @@ std::string ServerBinary();
 // one process).
 int PickFreePort();
 
-// A channel to `address` that reconnects quickly after the peer restarts.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
+// A channel to `address` that reconnects quickly after the peer restarts;
+// plaintext unless `credentials` are given.
+std::shared_ptr<grpc::Channel> MakeChannel(
+    const std::string& address, std::shared_ptr<grpc::ChannelCredentials> credentials = nullptr);
 
 struct ClusterOptions {
   int size = 3;
@@ -63,6 +65,9 @@ struct ClusterOptions {
   int election_ticks = 10;
   // Extra flags for every node (e.g. "--max_value_bytes=1024").
   std::vector<std::string> extra_flags;
+  // The harness's own channels (kv(), admin(), Status()): plaintext if null;
+  // a TLS cluster's client credentials otherwise.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   // Directory name under $TEST_TMPDIR; default: the running test's name.
   std::string name;
   // Where node `id` runs (netns tests, tests/jepsen/netns.h): the host it
