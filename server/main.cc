@@ -49,6 +49,7 @@
 #include "server/disk_space.h"
 #include "server/force_new_cluster.h"
 #include "server/grpc_limits.h"
+#include "server/grpc_log.h"
 #include "server/grpc_stream_window_fix.h"
 #include "server/kv_service.h"
 #include "server/memory_trimmer.h"
@@ -475,6 +476,7 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = false;
   FLAGS_alsologtostderr = true;
   google::InitGoogleLogging(argv[0]);
+  raftkv::server::RouteGrpcLogsToGlog();
 #ifdef NDEBUG
   // Debian's absl checks lock order on every Mutex acquisition (about 3% of
   // a loaded leader's CPU); optimized builds skip it, tests keep it.
