@@ -71,7 +71,13 @@ std::optional<uint64_t> FindTornTail(absl::string_view wal) {
     const char* h = wal.data() + pos;
     const uint64_t length = static_cast<uint8_t>(h[4]) | (static_cast<uint64_t>(static_cast<uint8_t>(h[5])) << 8);
     const uint8_t type = static_cast<uint8_t>(h[6]);
-    if (type == kZeroType && length == 0) return std::nullopt;  // preallocated space: no damage
+    if (type == kZeroType && length == 0) {
+      // Preallocated space: no damage, unless a record begun in fragments
+      // stops here (its last fragments never reached the disk), which
+      // RocksDB refuses as "error in middle of record".
+      if (in_fragments && AllZero(wal.substr(pos))) return logical_start;
+      return std::nullopt;
+    }
     bool bad = kHeaderSize + length > left || pos + kHeaderSize + length > size ||
                type < kFullType || type > kLastType;
     if (!bad) {

@@ -13,7 +13,8 @@
 // with Corruption. If its records are all intact up to one whose checksum or
 // framing fails, and nothing but zeros follows that record, the record is a
 // torn write: the file is cut where the logical record began (synced), and
-// the caller opens again. Damage anywhere else (an intact record, or any
+// the caller opens again. So is a record written in fragments whose last
+// fragments are missing (zeros where they should be). Damage anywhere else (an intact record, or any
 // non-zero byte, after the bad one) is left alone: the open keeps failing.
 //
 // Not thread-safe; call only on a closed store.
