@@ -1,8 +1,9 @@
 // Metadata every peer stream (Peer.Send, Peer.InstallSnapshot) carries:
-// the cluster it belongs to and who sends it, as node id and incarnation
-// (server/peer_incarnations.h). The receiver refuses a stream whose
-// cluster or sender it does not accept, and drops messages whose `from`
-// is not the stream's sender.
+// the cluster it belongs to, who sends it, as node id and incarnation
+// (server/peer_incarnations.h), and the node id it is for. The receiver
+// refuses a stream whose cluster, sender or recipient it does not accept,
+// and drops messages whose `from` is not the stream's sender or whose `to`
+// is not itself (server/peer_refusals.h counts each).
 #ifndef RAFTKV_SERVER_PEER_HEADERS_H_
 #define RAFTKV_SERVER_PEER_HEADERS_H_
 
@@ -20,6 +21,10 @@ namespace raftkv::server {
 inline constexpr char kClusterIdHeader[] = "raftkv-cluster-id";
 // "ID/INCARNATION", both decimal.
 inline constexpr char kSenderHeader[] = "raftkv-sender";
+// The node id the sender means to reach, decimal. A stream for another id
+// is refused (a wrong address in --cluster or a member list); one without
+// it (an older sender) is taken, each message's `to` checked instead.
+inline constexpr char kRecipientHeader[] = "raftkv-recipient";
 
 inline std::string FormatSender(uint64_t id, uint64_t incarnation) {
   return absl::StrCat(id, "/", incarnation);

@@ -94,6 +94,7 @@ bool SnapshotSender::Stream(const std::string& address, const raftpb::Message& m
                                                : grpc::InsecureChannelCredentials()));
   t->context->AddMetadata(kClusterIdHeader, absl::StrCat(options_.cluster_id));
   t->context->AddMetadata(kSenderHeader, FormatSender(msg.from(), options_.incarnation));
+  t->context->AddMetadata(kRecipientHeader, absl::StrCat(msg.to()));
   peerpb::SnapshotAck ack;
   std::unique_ptr<grpc::ClientWriter<peerpb::SnapshotChunk>> writer =
       stub->InstallSnapshot(t->context.get(), &ack);

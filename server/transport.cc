@@ -246,6 +246,7 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
     void Start(peerpb::Peer::Stub* stub, const TransportOptions& options) {
       context.AddMetadata(kClusterIdHeader, absl::StrCat(options.cluster_id));
       context.AddMetadata(kSenderHeader, FormatSender(options.self_id, options.incarnation));
+      context.AddMetadata(kRecipientHeader, absl::StrCat(owner->peer_));
       stub->async()->Send(&context, &ack, this);
       AddHold();
       StartCall();
@@ -452,19 +453,38 @@ grpc::Status PeerService::CheckStream(const grpc::ServerContextBase* context,
   if (grpc::Status s = CheckCluster(context); !s.ok()) return s;
   *sender = 0;
   *incarnation = 0;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find(kRecipientHeader); it != metadata.end()) {
+    const absl::string_view to(it->second.data(), it->second.size());
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(to, &id) || id != self_id_) {
+      refusals_.Count(PeerRefusal::kWrongRecipient, [&] {
+        return absl::StrCat("a stream from ", context->peer(), " for node ", to,
+                            " reached node ", self_id_);
+      });
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("this is node ", self_id_, ", not node ", to,
+                                       ": check the address this cluster has for node ", to));
+    }
+  }
   if (!admit_) return grpc::Status::OK;
-  auto it = context->client_metadata().find(kSenderHeader);
+  auto it = metadata.find(kSenderHeader);
   std::optional<std::pair<uint64_t, uint64_t>> who;
-  if (it != context->client_metadata().end()) {
+  if (it != metadata.end()) {
     who = ParseSender(absl::string_view(it->second.data(), it->second.size()));
   }
   if (!who.has_value()) {
-    LOG_EVERY_N(WARNING, 100) << "refusing a peer stream from " << context->peer()
-                              << ": no sender identity";
+    refusals_.Count(PeerRefusal::kNoSender, [&] {
+      return absl::StrCat("a stream from ", context->peer(), " without a valid ", kSenderHeader);
+    });
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         "a peer stream must say who sends it (raftkv-sender)");
   }
   if (absl::Status s = admit_(who->first, who->second); !s.ok()) {
+    refusals_.Count(PeerRefusal::kWrongIncarnation, [&] {
+      return absl::StrCat("a stream of node ", who->first, " from ", context->peer(), ": ",
+                          s.message());
+    });
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
   }
   *sender = who->first;
@@ -478,8 +498,11 @@ grpc::Status PeerService::CheckCluster(const grpc::ServerContextBase* context) c
   if (it == context->client_metadata().end() ||
       !absl::SimpleAtoi(absl::string_view(it->second.data(), it->second.size()), &cluster) ||
       cluster != cluster_id_) {
-    LOG_EVERY_N(WARNING, 100) << "refusing a peer stream from " << context->peer()
-                              << ": not of cluster " << cluster_id_;
+    refusals_.Count(PeerRefusal::kOtherCluster, [&] {
+      return absl::StrCat("a stream from ", context->peer(), " of cluster ",
+                          cluster != 0 ? absl::StrCat(cluster) : "(none)",
+                          ", but this node belongs to cluster ", cluster_id_);
+    });
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("this node belongs to cluster ", cluster_id_));
   }
@@ -510,21 +533,32 @@ class PeerService::BatchReader : public grpc::ServerReadReactor<peerpb::MessageB
       if (const uint64_t v = service_->admission_version_(); v != version_) {
         version_ = v;
         if (absl::Status s = service_->admit_(sender_, incarnation_); !s.ok()) {
+          service_->refusals_.Count(PeerRefusal::kWrongIncarnation, [&] {
+            return absl::StrCat("node ", sender_, "'s open stream: ", s.message());
+          });
           Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message())));
           return;
         }
       }
     }
+    PeerRefusals& refusals = service_->refusals_;
     for (raftpb::Message& m : *batch_.mutable_messages()) {
       if (m.to() != service_->self_id_) {
-        LOG_EVERY_N(WARNING, 100) << "dropping a message for node " << m.to()
-                                  << " sent to node " << service_->self_id_;
+        refusals.Count(PeerRefusal::kWrongRecipient, [&] {
+          return absl::StrCat("a message for node ", m.to(), " from node ", m.from(),
+                              " reached node ", service_->self_id_);
+        });
       } else if (sender_ != 0 && m.from() != sender_) {
-        LOG_EVERY_N(WARNING, 100) << "dropping a message from node " << m.from()
-                                  << " on node " << sender_ << "'s stream";
+        refusals.Count(PeerRefusal::kWrongSender, [&] {
+          return absl::StrCat("a message from node ", m.from(), " on node ", sender_,
+                              "'s stream");
+        });
       } else if (m.type() == raftpb::MSG_SNAPSHOT) {
         // Snapshots arrive only through InstallSnapshot, with their image.
-        LOG_EVERY_N(WARNING, 100) << "dropping a bare snapshot message from " << m.from();
+        refusals.Count(PeerRefusal::kBareSnapshot, [&] {
+          return absl::StrCat("a snapshot message from node ", m.from(),
+                              " outside InstallSnapshot");
+        });
       } else {
         service_->deliver_(std::move(m));
       }
@@ -569,6 +603,12 @@ grpc::Status PeerService::InstallSnapshot(grpc::ServerContext* context,
   }
   if (m->to() != self_id_ || (sender != 0 && m->from() != sender)) {
     receiver_->Release();
+    const PeerRefusal why =
+        m->to() != self_id_ ? PeerRefusal::kWrongRecipient : PeerRefusal::kWrongSender;
+    refusals_.Count(why, [&] {
+      return absl::StrCat("a snapshot from node ", m->from(), " for node ", m->to(),
+                          " on a stream of node ", sender);
+    });
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("snapshot from node ", m->from(), " for node ", m->to(),
                                      " on a stream of node ", sender, " to node ", self_id_));

@@ -13,8 +13,11 @@
 // peer that vanished without closing its connection (a partition).
 //
 // PeerService is the receiving side: it accepts streams from peers of the
-// same cluster (checked by the `raftkv-cluster-id` metadata) and hands each
-// message to a callback on gRPC's callback thread (no thread hop).
+// same cluster, sent by a node it admits and meant for this node (the
+// metadata of server/peer_headers.h), and hands each message addressed to
+// it by the stream's sender to a callback on gRPC's callback thread (no
+// thread hop). What it refuses is counted per reason and logged
+// rate-limited (server/peer_refusals.h).
 //
 // FaultInjector is a test-only fault layer (server --enable_fault_injection,
 // driven by Admin.SetFaults): per destination peer, outgoing Raft messages
@@ -42,6 +45,7 @@
 #include "grpcpp/server_builder.h"
 #include "proto/peer.grpc.pb.h"
 #include "proto/raft.pb.h"
+#include "server/peer_refusals.h"
 #include "server/snapshot_transfer.h"
 
 namespace raftkv::server {
@@ -183,11 +187,16 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
     authorize_ = std::move(authorize);
   }
 
+  // What this service refused so far; the node counts its own drops here
+  // too (non_member). Thread-safe; lives as long as the service.
+  PeerRefusals* refusals() const { return &refusals_; }
+
  private:
   class BatchReader;
   grpc::Status CheckCluster(const grpc::ServerContextBase* context) const;
-  // CheckCluster, then the sender (with admit_); *sender is its id (0 if
-  // not checked) and *incarnation its incarnation.
+  // CheckCluster, then the recipient (if named), then the sender (with
+  // admit_); *sender is its id (0 if not checked) and *incarnation its
+  // incarnation.
   grpc::Status CheckStream(const grpc::ServerContextBase* context, uint64_t* sender,
                            uint64_t* incarnation) const;
 
@@ -199,6 +208,7 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
   const std::function<absl::Status(uint64_t, uint64_t)> admit_;
   const std::function<uint64_t()> admission_version_;
   std::function<grpc::Status(const grpc::ServerContextBase&)> authorize_;
+  mutable PeerRefusals refusals_;
 };
 
 // Configures a server that hosts a PeerService to accept the senders'

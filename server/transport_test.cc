@@ -1,10 +1,13 @@
 // The peer transport's fault layer: the injector's decisions, and messages
 // over a real stream to a PeerService on 127.0.0.1 being dropped, delayed
-// and blocked per destination.
+// and blocked per destination. The PeerService's identity checks: streams
+// of another cluster, for another node or from a sender it does not admit
+// are refused, misaddressed messages dropped, each counted by reason.
 #include "server/transport.h"
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "server/peer_headers.h"
 
 namespace raftkv::server {
 namespace {
@@ -231,6 +235,188 @@ TEST(PeerTransportTest, ReconnectsToARestartedPeer) {
     arrived = rx->WaitFor(1, absl::Milliseconds(20)).size();
   }
   ASSERT_GT(arrived, 0u) << "no message reached the restarted peer";
+}
+
+// A PeerService for node 2 of cluster 99 that admits node 1 as incarnation
+// 7 (and nothing else), on 127.0.0.1; streams opened by hand.
+class CheckedReceiver {
+ public:
+  CheckedReceiver()
+      : service_(
+            2, 99,
+            [this](raftpb::Message m) {
+              absl::MutexLock l(&mu_);
+              got_.push_back(std::move(m));
+            },
+            nullptr, nullptr,
+            [](uint64_t id, uint64_t incarnation) {
+              return id == 1 && incarnation == 7
+                         ? absl::OkStatus()
+                         : absl::FailedPreconditionError("not the incarnation known");
+            }) {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(&service_);
+    server_ = b.BuildAndStart();
+    stub_ = peerpb::Peer::NewStub(
+        grpc::CreateChannel(address(), grpc::InsecureChannelCredentials()));
+  }
+  ~CheckedReceiver() { server_->Shutdown(std::chrono::system_clock::now()); }
+
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  PeerRefusals* refusals() { return service_.refusals(); }
+  size_t delivered() {
+    absl::MutexLock l(&mu_);
+    return got_.size();
+  }
+
+  // A stream with `metadata` carrying `msgs` in one batch; its status once
+  // the service has read (and judged) everything.
+  grpc::Status Stream(const std::vector<std::pair<std::string, std::string>>& metadata,
+                      std::vector<raftpb::Message> msgs = {To2(1)}) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    for (const auto& [k, v] : metadata) ctx.AddMetadata(k, v);
+    peerpb::SendAck ack;
+    auto w = stub_->Send(&ctx, &ack);
+    peerpb::MessageBatch batch;
+    for (auto& m : msgs) *batch.add_messages() = std::move(m);
+    if (w->Write(batch)) w->WritesDone();
+    return w->Finish();
+  }
+
+  // Metadata of node 1 (incarnation 7) of cluster 99 to node 2.
+  static std::vector<std::pair<std::string, std::string>> Good() {
+    return {{kClusterIdHeader, "99"}, {kSenderHeader, "1/7"}, {kRecipientHeader, "2"}};
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<raftpb::Message> got_ ABSL_GUARDED_BY(mu_);
+  PeerService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<peerpb::Peer::Stub> stub_;
+};
+
+// The metadata `base` with `key` set to `value` ("" removes it).
+std::vector<std::pair<std::string, std::string>> With(
+    std::vector<std::pair<std::string, std::string>> base, const std::string& key,
+    const std::string& value) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& [k, v] : base) {
+    if (k != key) out.emplace_back(k, v);
+  }
+  if (!value.empty()) out.emplace_back(key, value);
+  return out;
+}
+
+TEST(PeerServiceChecksTest, RefusesStreamsOfAnotherClusterOrOfNone) {
+  CheckedReceiver rx;
+  const auto good = CheckedReceiver::Good();
+  for (const std::string cluster : {"98", "", "ninety-nine"}) {
+    grpc::Status s = rx.Stream(With(good, kClusterIdHeader, cluster));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << cluster;
+    EXPECT_EQ(s.error_message(), "this node belongs to cluster 99");
+  }
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kOtherCluster), 3u);
+  EXPECT_EQ(rx.delivered(), 0u);
+  EXPECT_TRUE(rx.Stream(good).ok());
+  EXPECT_EQ(rx.delivered(), 1u);
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kOtherCluster), 3u);
+}
+
+TEST(PeerServiceChecksTest, RefusesAStreamForAnotherNodeAndTakesOneNamingNone) {
+  CheckedReceiver rx;
+  const auto good = CheckedReceiver::Good();
+  grpc::Status s = rx.Stream(With(good, kRecipientHeader, "3"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(),
+            "this is node 2, not node 3: check the address this cluster has for node 3");
+  s = rx.Stream(With(good, kRecipientHeader, "two"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kWrongRecipient), 2u);
+  EXPECT_EQ(rx.delivered(), 0u);
+  // An older sender names no recipient: each message's `to` is checked.
+  EXPECT_TRUE(rx.Stream(With(good, kRecipientHeader, "")).ok());
+  EXPECT_EQ(rx.delivered(), 1u);
+}
+
+TEST(PeerServiceChecksTest, RefusesSendersItDoesNotAdmit) {
+  CheckedReceiver rx;
+  const auto good = CheckedReceiver::Good();
+  for (const std::string sender : {"", "1", "x/7", "0/7"}) {
+    grpc::Status s = rx.Stream(With(good, kSenderHeader, sender));
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << sender;
+  }
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kNoSender), 4u);
+  grpc::Status s = rx.Stream(With(good, kSenderHeader, "1/8"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(s.error_message(), "not the incarnation known");
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kWrongIncarnation), 1u);
+  EXPECT_EQ(rx.delivered(), 0u);
+}
+
+TEST(PeerServiceChecksTest, DropsMisaddressedMessagesOnAnAcceptedStream) {
+  CheckedReceiver rx;
+  raftpb::Message to3 = To2(1);
+  to3.set_to(3);
+  raftpb::Message from5 = To2(2);
+  from5.set_from(5);
+  raftpb::Message bare_snapshot = To2(3);
+  bare_snapshot.set_type(raftpb::MSG_SNAPSHOT);
+  EXPECT_TRUE(rx.Stream(CheckedReceiver::Good(), {to3, from5, bare_snapshot, To2(4)}).ok());
+  EXPECT_EQ(rx.delivered(), 1u);
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kWrongRecipient), 1u);
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kWrongSender), 1u);
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kBareSnapshot), 1u);
+}
+
+// Sends `m` through `t` every few milliseconds until `done()` or 10 s.
+bool SendUntil(PeerTransport& t, const raftpb::Message& m, const std::function<bool()>& done) {
+  for (absl::Time end = absl::Now() + absl::Seconds(10); absl::Now() < end;) {
+    if (done()) return true;
+    t.Send({m});
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return done();
+}
+
+// The transport's own streams say which cluster, sender and recipient they
+// are for: a node of another cluster, or one told a wrong address for a
+// peer, has its stream refused (the peer is reported unreachable), reaches
+// nothing and is counted.
+TEST(PeerServiceChecksTest, TransportStreamsNameClusterSenderAndRecipient) {
+  CheckedReceiver rx;
+  TransportOptions o = Node1Options();
+  o.incarnation = 7;
+  o.min_backoff = absl::Milliseconds(10);
+  o.max_backoff = absl::Milliseconds(50);
+  {
+    PeerTransport t(o, [](uint64_t) {});
+    t.SetPeer(2, rx.address());
+    ASSERT_TRUE(SendUntil(t, To2(1), [&] { return rx.delivered() > 0; }));
+  }
+  const size_t delivered = rx.delivered();
+  {
+    std::atomic<int> unreachable{0};
+    PeerTransport t(o, [&unreachable](uint64_t) { unreachable.fetch_add(1); });
+    t.SetPeer(3, rx.address());  // node 2's address
+    raftpb::Message to3 = To2(2);
+    to3.set_to(3);
+    EXPECT_TRUE(SendUntil(t, to3, [&] {
+      return rx.refusals()->count(PeerRefusal::kWrongRecipient) > 0 && unreachable.load() > 0;
+    })) << "refused " << rx.refusals()->count(PeerRefusal::kWrongRecipient)
+        << ", unreachable " << unreachable.load();
+  }
+  {
+    o.cluster_id = 98;
+    PeerTransport t(o, [](uint64_t) {});
+    t.SetPeer(2, rx.address());
+    EXPECT_TRUE(SendUntil(
+        t, To2(3), [&] { return rx.refusals()->count(PeerRefusal::kOtherCluster) > 0; }));
+  }
+  EXPECT_EQ(rx.delivered(), delivered);
 }
 
 }  // namespace
