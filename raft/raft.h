@@ -300,6 +300,8 @@ class Raft {
   uint64_t leader() const { return leader_; }
   Role role() const { return role_; }
   const raftpb::ConfState& conf_state() const { return config_log_.Latest(); }
+  // The latest configuration known to be committed.
+  const raftpb::ConfState& committed_conf_state() const { return config_log_.base(); }
   Status GetStatus() const;
   const RaftLog& log() const { return log_; }
 

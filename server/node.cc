@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "glog/logging.h"
+#include "raft/membership.h"
 #include "server/corruption_guard.h"
 #include "server/flush_scope.h"
 #include "server/storage_failure.h"
@@ -282,7 +283,31 @@ void Node::Run() {
   FailEverything(absl::UnavailableError("node is shutting down"));
 }
 
+// A leader drops the messages of a node in neither its latest nor its
+// committed configuration: its log holds every committed entry (Leader
+// Completeness), so that node is in no configuration that can take effect
+// while it leads -- a removed member still running (its votes, answers and
+// higher term must change nothing) or a stranger. Until the removal
+// commits, the removed node still counts (it may campaign, §4.2.2). Other
+// roles take every message: their log may lag the cluster's, and a node
+// they do not know yet may be a member added since (a learner being caught
+// up, a new voter campaigning or leading) that they must hear to catch up.
+// A node still joining is a follower without a configuration, so it hears
+// the leader; a learner's answers reach a leader that appended its addition.
+bool Node::TakesFrom(uint64_t from) const {
+  return core_->role() != raft::Role::kLeader || raft::IsMember(core_->conf_state(), from) ||
+         raft::IsMember(core_->committed_conf_state(), from);
+}
+
 void Node::StepMessage(const raftpb::Message& m) {
+  if (!TakesFrom(m.from())) {
+    // A snapshot was staged for it; no one else will release it.
+    if (m.type() == raftpb::MSG_SNAPSHOT && hooks_.receiver != nullptr) {
+      hooks_.receiver->Release();
+    }
+    if (options_.on_non_member) options_.on_non_member(m);
+    return;
+  }
   if (options_.stage_trace != nullptr) TraceMessage(m, Stage::kStepped, Stage::kAckStepped);
   if (m.from() != 0 && m.from() != options_.id) {
     peer_flags_[m.from()] = PeerFlags{m.no_space(), m.data_corrupt()};

@@ -107,6 +107,10 @@ struct NodeOptions {
   std::function<void(const raftpb::ConfChange&, bool applied)> on_conf_change;
   // Called on the loop thread after a snapshot replaced the data.
   std::function<void()> on_snapshot_installed;
+  // Called on the loop thread for each peer message dropped because this
+  // node leads and the sender is in none of its configurations (see
+  // Node::TakesFrom). Must not block.
+  std::function<void(const raftpb::Message&)> on_non_member;
   // The data dir's free-space reserve (see above). Not owned; must outlive
   // the node. Null: no reserve.
   const DiskSpace* disk_space = nullptr;
@@ -277,6 +281,8 @@ class Node {
   // Step 2 of the driver contract: queued to the writer, or done here.
   void Persist(raft::Ready* rd, bool here);
   void StepMessage(const raftpb::Message& m);
+  // Whether the core may see a peer message from `from` (see node.cc).
+  bool TakesFrom(uint64_t from) const;
   // Stage trace records (options_.stage_trace); any thread.
   void TraceEntries(Stage stage, const std::vector<raftpb::Entry>& entries);
   // REQUIRES: options_.stage_trace != nullptr.

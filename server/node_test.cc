@@ -98,6 +98,7 @@ class NodeTest : public ::testing::Test {
     no.tick = tick_;
     no.async_log_writes = async_log_writes_;
     no.data_corrupt = [this, id] { return corrupt_[id].load(); };
+    no.on_non_member = [this, id](const raftpb::Message&) { non_member_[id].fetch_add(1); };
     if (trace_) {
       auto trace = StageTrace::Open(TracePath(id), 1);
       ASSERT_TRUE(trace.ok()) << trace.status();
@@ -252,6 +253,7 @@ class NodeTest : public ::testing::Test {
   }
 
   std::atomic<bool> corrupt_[4] = {};             // data_corrupt of node 1..3
+  std::atomic<int> non_member_[4] = {};           // on_non_member calls on node 1..3
   absl::Duration tick_ = absl::Milliseconds(5);  // set before SetUp
   bool async_log_writes_ = true;                  // set before SetUp
   bool trace_ = false;                            // set before SetUp
@@ -442,6 +444,38 @@ TEST_F(NodeTest, WritesSurviveLosingAMinority) {
   auto r = Put(leader, "k", "still");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(nodes_[leader].sm->Get("k")->value(), "still");
+}
+
+// The leader drops what a node in none of its configurations sends (a
+// removed member still running, say): an answer of a higher term from it
+// would otherwise depose the leader.
+TEST_F(NodeTest, LeaderDropsMessagesFromNonMembers) {
+  uint64_t leader = 0;
+  raft::Status before;
+  for (int attempt = 0; attempt < 10 && before.role != raft::Role::kLeader; ++attempt) {
+    leader = WaitForLeader();
+    ASSERT_NE(leader, 0u);
+    before = nodes_[leader].node->FreshRaftStatus(absl::Seconds(1));
+  }
+  ASSERT_EQ(before.role, raft::Role::kLeader);
+  Node* n = nodes_[leader].node.get();
+  raftpb::Message m;
+  m.set_type(raftpb::MSG_APPEND_RESP);
+  m.set_from(9);
+  m.set_to(leader);
+  m.set_term(before.term + 5);
+  m.set_index(before.last_index);
+  n->Receive(m);
+  for (int i = 0; i < 2000 && non_member_[leader].load() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(non_member_[leader].load(), 1);
+  // Elections of its own (a loaded run) raise the term by one or two, never
+  // to the stranger's.
+  EXPECT_LT(n->FreshRaftStatus(absl::Seconds(1)).term, before.term + 5);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    if (id != leader) EXPECT_EQ(non_member_[id].load(), 0) << "node " << id;
+  }
 }
 
 // A leader cut off from its quorum steps down (CheckQuorum) and fails the
