@@ -483,6 +483,16 @@ class Kvctl {
              << e.status.rejected_peer_messages()
              << " (malformed or contradicting its state; dropped, see its log)\n";
       }
+      std::vector<std::string> refused;
+      for (const auto& [reason, n] : e.status.peer_refusals()) {
+        if (n > 0) refused.push_back(absl::StrCat(reason, "=", n));
+      }
+      if (!refused.empty()) {
+        std::sort(refused.begin(), refused.end());
+        out_ << "node " << e.status.node_id() << " peer_refusals " << absl::StrJoin(refused, " ")
+             << " (peer traffic refused: another cluster, a wrong id or incarnation, a removed "
+                "member; see its log)\n";
+      }
     }
     if (FLAGS_verbose) {
       for (const client::EndpointStatus& e : all) {

@@ -372,8 +372,8 @@ TEST_F(KvctlTest, Status) {
   EXPECT_THAT(r.err, HasSubstr(cluster_.address(2)));
 }
 
-// Alarms (the hash check's no-majority CORRUPT among them) and dropped peer
-// messages get a line each, after the table.
+// Alarms (the hash check's no-majority CORRUPT among them), dropped peer
+// messages and refused peer traffic get a line each, after the table.
 TEST_F(KvctlTest, StatusShowsAlarmsAndRejectedPeerMessages) {
   cluster_.SetLeader(0);
   const std::string no_majority =
@@ -384,19 +384,29 @@ TEST_F(KvctlTest, StatusShowsAlarmsAndRejectedPeerMessages) {
     adminpb::StatusResponse extra;
     extra.add_alarms(no_majority);
     if (node == 1) extra.set_rejected_peer_messages(17);
+    if (node == 2) {
+      (*extra.mutable_peer_refusals())["other_cluster"] = 4;
+      (*extra.mutable_peer_refusals())["non_member"] = 2;
+      (*extra.mutable_peer_refusals())["wrong_sender"] = 0;
+    }
     cluster_.SetStatusExtra(node, extra);
   }
   Result r = Run({"status"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
   std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), 4u + 3 + 1) << r.out;
+  ASSERT_EQ(lines.size(), 4u + 3 + 2) << r.out;
   for (int id = 1; id <= 3; ++id) {
     EXPECT_THAT(lines, Contains(absl::StrCat("node ", id, " alarm ", no_majority))) << r.out;
   }
   EXPECT_THAT(lines, Contains("node 2 rejected_peer_messages 17 (malformed or contradicting "
                               "its state; dropped, see its log)"))
       << r.out;
+  EXPECT_THAT(lines, Contains("node 3 peer_refusals non_member=2 other_cluster=4 (peer traffic "
+                              "refused: another cluster, a wrong id or incarnation, a removed "
+                              "member; see its log)"))
+      << r.out;
   EXPECT_THAT(r.out, Not(HasSubstr("node 1 rejected"))) << "a zero count is not shown";
+  EXPECT_THAT(r.out, Not(HasSubstr("node 1 peer_refusals")));
 }
 
 // A write every voter refuses (all CORRUPT) is not retried: one line, exit 1.

@@ -641,6 +641,11 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
   resp->set_snapshot_index(st.snapshot_index);
   resp->set_snapshot_term(st.snapshot_term);
   resp->set_rejected_peer_messages(st.rejected_messages);
+  if (options_.peer_refusals) {
+    for (const auto& [reason, n] : options_.peer_refusals()) {
+      (*resp->mutable_peer_refusals())[reason] = n;
+    }
+  }
   for (uint64_t v : st.conf_state.voters()) resp->add_voters(v);
   for (uint64_t l : st.conf_state.learners()) resp->add_learners(l);
   for (const auto& p : st.progress) {

@@ -56,6 +56,8 @@ struct ServiceOptions {
   // the replicated state. May be empty.
   std::function<std::map<uint64_t, uint64_t>()> peer_incarnations;
   std::function<std::map<uint64_t, uint64_t>()> recorded_incarnations;
+  // Peer traffic refused, by reason (server/peer_refusals.h). May be empty.
+  std::function<std::map<std::string, uint64_t>()> peer_refusals;
   // This member's latest state hashes, (index, hash). May be empty.
   std::function<std::vector<std::pair<uint64_t, uint64_t>>()> state_hashes;
   // The node's alarms (not owned; outlives the services). Null: none.

@@ -727,6 +727,9 @@ int main(int argc, char** argv) {
   reconcile();
 
   server::Node* node_ptr = nullptr;
+  // Set once the peer service exists (below), before any peer message can
+  // arrive; the node counts its own drops (non_member) there too.
+  server::PeerService* peer_service = nullptr;
   server::TransportOptions to;
   to.self_id = FLAGS_id;
   to.cluster_id = cluster_id;
@@ -815,6 +818,13 @@ int main(int argc, char** argv) {
     // A removed id may be added again, as a fresh node with a new incarnation.
     if (applied) reconcile();
   };
+  no.on_non_member = [&peer_service](const raftpb::Message& m) {
+    peer_service->refusals()->Count(server::PeerRefusal::kNonMember, [&m] {
+      return absl::StrCat(raftpb::MessageType_Name(m.type()), " of term ", m.term(),
+                          " from node ", m.from(), ", in none of this leader's "
+                          "configurations: if it was removed, stop it");
+    });
+  };
   server::KvStateMachine* sm_ptr = sm->get();
   no.on_snapshot_installed = [&book, &corruption, sm_ptr, &reconcile] {
     if (auto members = sm_ptr->MemberAddresses(); members.ok()) {
@@ -874,6 +884,7 @@ int main(int argc, char** argv) {
   };
   std::atomic<bool> removed{false};
   svc.removed = [&removed] { return removed.load(); };
+  svc.peer_refusals = [&peer_service] { return peer_service->refusals()->Counts(); };
   svc.faults = faults.get();
   svc.alarms = &alarms;
   svc.state_hashes = [&hash_checker] { return hash_checker.Hashes(); };
@@ -898,6 +909,7 @@ int main(int argc, char** argv) {
   peer.set_authorize([tls = node_tls->get()](const grpc::ServerContextBase& context) {
     return tls->AuthorizePeer(context);
   });
+  peer_service = &peer;
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
