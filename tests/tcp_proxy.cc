@@ -83,6 +83,12 @@ TcpProxy::~TcpProxy() {
   conns_.clear();
 }
 
+void TcpProxy::Redirect(int backend_port) {
+  backend_port_.store(backend_port);
+  absl::MutexLock l(&mu_);
+  for (auto& c : conns_) c->ShutdownBoth();
+}
+
 void TcpProxy::CorruptOnce(char fill, size_t run) {
   absl::MutexLock l(&mu_);
   armed_ = true;
@@ -100,7 +106,8 @@ void TcpProxy::AcceptLoop() {
     auto conn = std::make_shared<Conn>();
     conn->client = client;
     conn->backend = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a = Loopback(backend_port_);
+    const int backend_port = backend_port_.load();
+    sockaddr_in a = Loopback(backend_port);
     if (conn->backend < 0 ||
         connect(conn->backend, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
       continue;  // backend down: the Conn closes the client
@@ -109,6 +116,8 @@ void TcpProxy::AcceptLoop() {
     setsockopt(conn->client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(conn->backend, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     absl::MutexLock l(&mu_);
+    // Redirected meanwhile: Redirect may have missed it.
+    if (backend_port_.load() != backend_port) conn->ShutdownBoth();
     conns_.push_back(conn);
     pumps_.emplace_back([this, conn] { Pump(conn, /*to_backend=*/true); });
     pumps_.emplace_back([this, conn] { Pump(conn, /*to_backend=*/false); });

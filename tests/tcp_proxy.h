@@ -9,7 +9,8 @@
 //
 // When the backend is down a connection is accepted and closed at once
 // (clients see it as unavailable). A backend that dies closes its proxied
-// connections too.
+// connections too. Redirect points the proxy at another backend (a wrong
+// address in a cluster's configuration, made mid-run).
 //
 // Thread safety: all methods may be called from any thread.
 #ifndef RAFTKV_TESTS_TCP_PROXY_H_
@@ -37,6 +38,9 @@ class TcpProxy {
 
   absl::Status Start();
 
+  // New connections go to 127.0.0.1:backend_port; the open ones are closed
+  // (their clients reconnect, to the new backend).
+  void Redirect(int backend_port);
   // Arms the one-shot corruption (see above).
   void CorruptOnce(char fill, size_t run);
   // Bytes corrupted so far (0 or 1 per CorruptOnce).
@@ -50,7 +54,7 @@ class TcpProxy {
   void Pump(std::shared_ptr<Conn> conn, bool to_backend);
 
   const int listen_port_;
-  const int backend_port_;
+  std::atomic<int> backend_port_;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::atomic<int> corruptions_{0};
