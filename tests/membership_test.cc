@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <random>
 #include <thread>
 #include <string>
@@ -276,6 +277,81 @@ TEST(MembershipTest, NodeAddedWhileAMemberIsDownStillCommits) {
   EXPECT_TRUE(Cluster::WaitFor([&] { return load.MinAckedSince(promoted) >= 5; }, kWait))
       << "no commits with 3 of 4 voters up";
   ASSERT_TRUE(c.Start(down).ok());
+  load.Stop();
+  CheckData(c, load);
+}
+
+uint64_t Refused(Cluster& c, int id, const std::string& reason) {
+  auto s = c.Status(id);
+  if (!s.ok()) return 0;
+  auto it = s->peer_refusals().find(reason);
+  return it == s->peer_refusals().end() ? 0 : it->second;
+}
+
+// A member removed while it was down never hears that it was: restarted
+// (twice), it campaigns with the old membership. Its requests change
+// nothing -- same leader, same term, writes go on -- and the leader drops
+// them, counted as non_member.
+TEST(MembershipTest, RemovedMemberThatKeepsCampaigningChangesNothing) {
+  ClusterOptions o = Options(3, 0);
+  // One-second elections: a loaded machine does not start one by itself.
+  o.tick_ms = 50;
+  o.election_ticks = 20;
+  Cluster c(o);
+  ASSERT_TRUE(c.StartAll().ok());
+  auto first = c.WaitForLeader();
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int leader = *first;
+  const int victim = leader % 3 + 1;
+  std::vector<int> rest;
+  for (int id = 1; id <= 3; ++id) {
+    if (id != victim) rest.push_back(id);
+  }
+  c.Kill(victim);
+  ASSERT_TRUE(Remove(c, rest, victim).ok());
+  ASSERT_TRUE(Cluster::WaitFor(
+      [&] {
+        auto s = c.Status(leader);
+        return s.ok() && s->voters_size() == 2;
+      },
+      kWait));
+  WriteLoad load(&c, 2);
+  load.Start();
+  std::map<int, std::pair<uint64_t, uint64_t>> before;  // leader and term
+  for (int id : rest) {
+    auto s = c.Status(id);
+    ASSERT_TRUE(s.ok());
+    before[id] = {s->leader_id(), s->term()};
+  }
+
+  for (int round = 0; round < 2; ++round) {
+    const uint64_t dropped = Refused(c, leader, "non_member");
+    if (round == 0) {
+      ASSERT_TRUE(c.Start(victim).ok());
+    } else {
+      ASSERT_TRUE(c.Restart(victim).ok());
+    }
+    EXPECT_TRUE(
+        Cluster::WaitFor([&] { return Refused(c, leader, "non_member") >= dropped + 2; }, kWait))
+        << "round " << round << ": the leader dropped "
+        << Refused(c, leader, "non_member") - dropped << " messages of the removed node";
+    for (int id : rest) {
+      auto s = c.Status(id);
+      ASSERT_TRUE(s.ok());
+      EXPECT_EQ(std::make_pair(s->leader_id(), s->term()), before[id])
+          << "round " << round << ", node " << id;
+    }
+    for (int id : rest) {
+      if (id != leader) EXPECT_EQ(Refused(c, id, "non_member"), 0u) << "a follower drops too";
+    }
+  }
+  auto s = c.Status(victim);
+  ASSERT_TRUE(s.ok());
+  EXPECT_NE(s->role(), "leader");
+  const absl::Time now = absl::Now();
+  EXPECT_TRUE(Cluster::WaitFor([&] { return load.MinAckedSince(now) >= 5; }, kWait))
+      << "writes stalled while the removed node campaigned";
+  c.Stop(victim);
   load.Stop();
   CheckData(c, load);
 }
