@@ -10,6 +10,8 @@ namespace raftkv::server {
 
 const char* PeerRefusalName(PeerRefusal r) {
   switch (r) {
+    case PeerRefusal::kPeerCertificate:
+      return "peer_certificate";
     case PeerRefusal::kOtherCluster:
       return "other_cluster";
     case PeerRefusal::kNoSender:

@@ -4,6 +4,8 @@
 // went unlogged), so a misconfigured or hostile peer cannot flood the log.
 //
 // What is refused (server/transport.h PeerService, server/node.h):
+//   peer_certificate   a stream without a certificate the peer CA signed
+//                      (--peer_client_cert_auth)
 //   other_cluster      a stream without this node's cluster id
 //   no_sender          a stream that does not say who sends it
 //   wrong_incarnation  a sender whose incarnation this cluster does not
@@ -33,6 +35,7 @@
 namespace raftkv::server {
 
 enum class PeerRefusal {
+  kPeerCertificate,
   kOtherCluster,
   kNoSender,
   kWrongIncarnation,
@@ -41,7 +44,7 @@ enum class PeerRefusal {
   kBareSnapshot,
   kNonMember,
 };
-inline constexpr int kNumPeerRefusals = 7;
+inline constexpr int kNumPeerRefusals = 8;
 
 // The reason's name as Admin.Status and kvctl show it ("other_cluster").
 const char* PeerRefusalName(PeerRefusal r);

@@ -24,7 +24,8 @@ TEST(PeerRefusalsTest, CountsEachReasonApartAndListsZeros) {
   EXPECT_EQ(r.count(PeerRefusal::kNonMember), 1u);
   EXPECT_EQ(r.count(PeerRefusal::kWrongSender), 0u);
   EXPECT_THAT(r.Counts(),
-              UnorderedElementsAre(Pair("other_cluster", 2), Pair("no_sender", 0),
+              UnorderedElementsAre(Pair("peer_certificate", 0), Pair("other_cluster", 2),
+                                   Pair("no_sender", 0),
                                    Pair("wrong_incarnation", 0), Pair("wrong_recipient", 0),
                                    Pair("wrong_sender", 0), Pair("bare_snapshot", 0),
                                    Pair("non_member", 1)));

@@ -445,8 +445,9 @@ grpc::Status PeerService::CheckStream(const grpc::ServerContextBase* context,
                                       uint64_t* sender, uint64_t* incarnation) const {
   if (authorize_) {
     if (grpc::Status s = authorize_(*context); !s.ok()) {
-      LOG_EVERY_N(WARNING, 100) << "refusing a peer stream from " << context->peer() << ": "
-                                << s.error_message();
+      refusals_.Count(PeerRefusal::kPeerCertificate, [&] {
+        return absl::StrCat("a stream from ", context->peer(), ": ", s.error_message());
+      });
       return s;
     }
   }

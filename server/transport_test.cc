@@ -238,10 +238,12 @@ TEST(PeerTransportTest, ReconnectsToARestartedPeer) {
 }
 
 // A PeerService for node 2 of cluster 99 that admits node 1 as incarnation
-// 7 (and nothing else), on 127.0.0.1; streams opened by hand.
+// 7 (and nothing else), on 127.0.0.1; streams opened by hand. `authorize`
+// (if set) judges each stream's caller first.
 class CheckedReceiver {
  public:
-  CheckedReceiver()
+  explicit CheckedReceiver(
+      std::function<grpc::Status(const grpc::ServerContextBase&)> authorize = nullptr)
       : service_(
             2, 99,
             [this](raftpb::Message m) {
@@ -254,6 +256,7 @@ class CheckedReceiver {
                          ? absl::OkStatus()
                          : absl::FailedPreconditionError("not the incarnation known");
             }) {
+    if (authorize) service_.set_authorize(std::move(authorize));
     grpc::ServerBuilder b;
     b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     b.RegisterService(&service_);
@@ -324,6 +327,16 @@ TEST(PeerServiceChecksTest, RefusesStreamsOfAnotherClusterOrOfNone) {
   EXPECT_TRUE(rx.Stream(good).ok());
   EXPECT_EQ(rx.delivered(), 1u);
   EXPECT_EQ(rx.refusals()->count(PeerRefusal::kOtherCluster), 3u);
+}
+
+TEST(PeerServiceChecksTest, RefusesCallersTheAuthorizerRefuses) {
+  CheckedReceiver rx([](const grpc::ServerContextBase&) {
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "no peer certificate");
+  });
+  grpc::Status s = rx.Stream(CheckedReceiver::Good());
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(rx.refusals()->count(PeerRefusal::kPeerCertificate), 1u);
+  EXPECT_EQ(rx.delivered(), 0u);
 }
 
 TEST(PeerServiceChecksTest, RefusesAStreamForAnotherNodeAndTakesOneNamingNone) {
