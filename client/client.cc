@@ -791,6 +791,11 @@ std::vector<EndpointStatus> Client::ClusterStatus() {
       if (!s.ok()) {
         st.status.Clear();
         st.error = FromGrpc(s);
+        if (s.error_code() == grpc::StatusCode::UNAVAILABLE && MayBeTlsFailure(s.error_message())) {
+          std::string tls_problem = DiagnoseTls(
+              ep.address, options_.tls, std::min(kTlsDiagnosisTime, deadline - absl::Now()));
+          if (!tls_problem.empty()) st.error = absl::UnauthenticatedError(tls_problem);
+        }
       }
     });
   }

@@ -514,11 +514,19 @@ class Kvctl {
       }
     }
     if (int code = Flush(); code != kExitOk) return code;
-    if (!any) {
-      return Error(absl::StrCat("no endpoint answered among ",
-                                FLAGS_endpoints));
-    }
+    if (!any) return NoneAnswered(all, "no endpoint answered among ");
     return kExitOk;
+  }
+
+  // The error when no endpoint of `all` answered as needed: a TLS problem
+  // (the same at every endpoint, as a rule) in its own words, else `what`
+  // and the endpoints.
+  int NoneAnswered(const std::vector<client::EndpointStatus>& all, absl::string_view what,
+                   absl::string_view hint = "") {
+    for (const client::EndpointStatus& e : all) {
+      if (absl::IsUnauthenticated(e.error)) return Error(e.error);
+    }
+    return Error(absl::StrCat(what, FLAGS_endpoints, hint));
   }
 
   static bool ParseId(const std::string& s, uint64_t* id) {
@@ -568,9 +576,7 @@ class Kvctl {
       }
       if (best == nullptr && !e.status.removed()) best = &e.status;
     }
-    if (best == nullptr) {
-      return Error(absl::StrCat("no endpoint answered among ", FLAGS_endpoints));
-    }
+    if (best == nullptr) return NoneAnswered(all, "no endpoint answered among ");
     if (best->role() != "leader") {
       err_ << "kvctl: no leader answered; membership as node " << best->node_id()
            << " sees it\n";
@@ -609,12 +615,13 @@ class Kvctl {
       std::string endpoint = options_.endpoints[0];
       if (options_.endpoints.size() > 1) {
         endpoint.clear();
-        for (const client::EndpointStatus& e : client().ClusterStatus()) {
+        std::vector<client::EndpointStatus> all = client().ClusterStatus();
+        for (const client::EndpointStatus& e : all) {
           if (e.reachable && e.status.role() == "leader") endpoint = e.endpoint;
         }
         if (endpoint.empty()) {
-          return Error(absl::StrCat("no leader answered among ", FLAGS_endpoints,
-                                    "; name one member with --endpoints to save from it"));
+          return NoneAnswered(all, "no leader answered among ",
+                              "; name one member with --endpoints to save from it");
         }
       }
       auto saved = SaveBackup(endpoint, credentials_, file, FLAGS_snapshot_bytes_per_sec,

@@ -168,7 +168,9 @@ TEST_F(TlsTest, RefusesWrongClientsFastInOneLine) {
          std::vector<std::vector<std::string>>{{"get", "k"},
                                                {"put", "k", "v"},
                                                {"member", "remove", "3"},
-                                               {"transfer-leader"}}) {
+                                               {"transfer-leader"},
+                                               {"status"},
+                                               {"member", "list"}}) {
       Kvctl r = RunKvctl(With(With({Endpoints(*c)}, k.flags), cmd));
       EXPECT_NE(r.code, 0) << absl::StrJoin(cmd, " ");
       EXPECT_THAT(r.err, HasSubstr(k.says)) << absl::StrJoin(cmd, " ");
