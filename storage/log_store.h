@@ -131,6 +131,11 @@ struct Options {
   // read that misses it costs a pread and a decompression. 0: no cache.
   size_t data_block_cache_bytes = 64 << 20;
 
+  // Table files RocksDB keeps open at most (RocksDB's max_open_files; -1:
+  // all of them, as many as the store has). The server bounds it so that
+  // the store fits in its share of the descriptor limit (server/fd_limit.h).
+  int max_open_files = -1;
+
   // How often a changed durable mark (storage/durable_mark.h) is written;
   // with sync, a store records there how far its log was durable, and Open
   // refuses a store whose log fell behind its mark (a disk that lost synced

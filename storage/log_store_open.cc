@@ -63,6 +63,7 @@ rocksdb::DBOptions MakeDBOptions(const Options& options, rocksdb::Env* env) {
   // `meta` sees few writes; cap the WAL so its memtable gets flushed and old
   // WAL files can be dropped.
   db.max_total_wal_size = 128 << 20;
+  db.max_open_files = options.max_open_files;
   return db;
 }
 
@@ -106,6 +107,10 @@ absl::Status Options::Validate() const {
   if (data_memtable_bytes < (64 << 10)) {
     return absl::InvalidArgumentError(
         absl::StrCat("Options.data_memtable_bytes is ", data_memtable_bytes, "; at least 65536"));
+  }
+  if (max_open_files != -1 && max_open_files < 20) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.max_open_files is ", max_open_files, "; -1 or at least 20"));
   }
   if (expected_identity.has_value() &&
       (expected_identity->cluster_id() == 0 ||

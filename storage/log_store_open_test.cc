@@ -1,6 +1,7 @@
 // LogStore::Open: identity checks, locking, foreign and damaged stores.
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,64 @@ TEST_F(LogStoreTest, DataReadsFromTableFilesWithAndWithoutABlockCache) {
     }
     EXPECT_EQ(store.Get("key-2000").status().code(), absl::StatusCode::kNotFound);
   }
+}
+
+// Table files of `dir` this process has open.
+int OpenTableFiles(const std::string& dir) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.rfind(dir, 0) == 0 && target.size() > 4 &&
+        target.compare(target.size() - 4, 4, ".sst") == 0) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+// With max_open_files, RocksDB keeps at most that many table files open
+// however many the store has (the server bounds it: server/fd_limit.h).
+TEST_F(LogStoreTest, MaxOpenFilesBoundsTheTableFilesKeptOpen) {
+  for (int max_open : {-1, 20}) {
+    Options o;
+    o.dir = absl::StrCat(options_.dir, "/open-", max_open);
+    o.data_memtable_bytes = 64 << 10;
+    o.max_open_files = max_open;
+    auto opened = LogStore::Open(o);
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    LogStore& store = **opened;
+    ASSERT_TRUE(store.Bootstrap(MakeIdentity(7, 1), Voters({1})).ok());
+    std::mt19937 rng(1);
+    for (int b = 0; b < 60; ++b) {
+      DataBatch batch;
+      for (int i = 0; i < 100; ++i) {
+        std::string value(1000, ' ');  // incompressible: one file holds ~64 values
+        for (char& c : value) c = static_cast<char>(rng());
+        batch.Put(absl::StrCat("key-", b * 100 + i), value);
+      }
+      ASSERT_TRUE(store.ApplyBatch(batch, b + 1).ok());
+    }
+    for (int k = 0; k < 6000; k += 13) {
+      auto got = store.Get(absl::StrCat("key-", k));
+      ASSERT_TRUE(got.ok()) << k << ": " << got.status();
+    }
+    int files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(o.dir)) {
+      files += e.path().extension() == ".sst";
+    }
+    // RocksDB's table cache has 64 shards of at least one file each: with
+    // max_open_files 20 it keeps at most 64 open.
+    ASSERT_GT(files, 74) << "the test needs more table files than that";
+    if (max_open == -1) {
+      EXPECT_GE(OpenTableFiles(o.dir), files - 5) << files << " table files";
+    } else {
+      EXPECT_LE(OpenTableFiles(o.dir), 64) << files << " table files";
+    }
+  }
+  Options bad = options_;
+  bad.max_open_files = 5;
+  EXPECT_THAT(bad.Validate().message(), HasSubstr("max_open_files"));
 }
 
 TEST_F(LogStoreTest, CorruptDirRefused) {
