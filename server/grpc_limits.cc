@@ -24,6 +24,15 @@ absl::Status GrpcLimits::Validate() const {
     return absl::InvalidArgumentError(
         absl::StrCat("--grpc_max_threads=", max_threads, " is below the minimum of 8"));
   }
+  if (handshake_timeout_ms < 100) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--handshake_timeout_ms=", handshake_timeout_ms, " is below the minimum of 100"));
+  }
+  if (max_connection_idle_ms != 0 && max_connection_idle_ms < 1000) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_connection_idle_ms=",
+                                                   max_connection_idle_ms,
+                                                   " is below the minimum of 1000 (0: never)"));
+  }
   return absl::OkStatus();
 }
 
@@ -31,6 +40,10 @@ void ApplyGrpcLimits(const GrpcLimits& limits, grpc::ServerBuilder* builder) {
   builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                               static_cast<int>(std::min<uint32_t>(
                                   limits.max_concurrent_streams, INT32_MAX)));
+  builder->AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, limits.handshake_timeout_ms);
+  if (limits.max_connection_idle_ms != 0) {
+    builder->AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, limits.max_connection_idle_ms);
+  }
   grpc::ResourceQuota quota("raftkv-server");
   if (limits.memory_bytes != 0) quota.Resize(limits.memory_bytes);
   quota.SetMaxThreads(limits.max_threads);

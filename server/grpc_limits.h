@@ -31,6 +31,17 @@ struct GrpcLimits {
   // a call past it fails RESOURCE_EXHAUSTED. Callback calls (KV, peers'
   // messages) do not use them.
   int max_threads = 64;
+  // A connection that has not finished its handshake by then is closed (a
+  // TLS handshake, or a plaintext client's HTTP/2 preface and SETTINGS).
+  // gRPC's default is 120 s, so a client that connects and sends nothing
+  // pinned a descriptor and ~20 KB (~70 KB with TLS) for two minutes. Real
+  // clients finish in a few round trips.
+  int handshake_timeout_ms = 10000;
+  // A connection with no call for this long is sent GOAWAY and closed
+  // (0: never). Clients reconnect on their next call; peers' message streams
+  // and the client library's Batch streams stay open, so their connections
+  // are never idle.
+  int max_connection_idle_ms = 5 * 60 * 1000;
 
   absl::Status Validate() const;
 };

@@ -25,6 +25,14 @@ TEST(GrpcLimitsTest, ValidateNamesTheFlag) {
   EXPECT_TRUE(l.Validate().ok());
   l.max_threads = 1;
   EXPECT_NE(l.Validate().message().find("--grpc_max_threads"), std::string::npos);
+  l = GrpcLimits();
+  l.handshake_timeout_ms = 10;
+  EXPECT_NE(l.Validate().message().find("--handshake_timeout_ms"), std::string::npos);
+  l = GrpcLimits();
+  l.max_connection_idle_ms = 10;
+  EXPECT_NE(l.Validate().message().find("--max_connection_idle_ms"), std::string::npos);
+  l.max_connection_idle_ms = 0;  // never
+  EXPECT_TRUE(l.Validate().ok());
 }
 
 // A server with the limits applied: a connection gets at most
