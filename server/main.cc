@@ -45,8 +45,10 @@
 #include "server/alarms.h"
 #include "server/answer_budget.h"
 #include "server/cluster_spec.h"
+#include "server/connection_listener.h"
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
+#include "server/fd_limit.h"
 #include "server/force_new_cluster.h"
 #include "server/grpc_limits.h"
 #include "server/grpc_log.h"
@@ -203,6 +205,17 @@ DEFINE_uint64(grpc_memory_bytes, raftkv::server::GrpcLimits().memory_bytes,
 DEFINE_int32(grpc_max_threads, raftkv::server::GrpcLimits().max_threads,
              "Threads gRPC may run for synchronous calls (Admin, snapshot transfers); more "
              "calls at once fail RESOURCE_EXHAUSTED.");
+DEFINE_int32(handshake_timeout_ms, raftkv::server::GrpcLimits().handshake_timeout_ms,
+             "A connection that has not finished its TLS handshake (or, plaintext, sent its "
+             "HTTP/2 preface) within this many milliseconds is closed.");
+DEFINE_int32(max_connection_idle_ms, raftkv::server::GrpcLimits().max_connection_idle_ms,
+             "A connection with no call in progress for this many milliseconds is closed "
+             "(GOAWAY; clients reconnect on their next call). 0: never.");
+DEFINE_int32(max_connections, raftkv::server::ListenerOptions().max_connections,
+             "Connections (clients' and peers') the node keeps open at once; one more is "
+             "reset at once, as is one that would take a descriptor kept for the store and "
+             "the node's own files (a quarter of the descriptor limit plus 256; at start the "
+             "node raises its soft limit, ulimit -n, to the hard one).");
 DEFINE_uint64(auto_promote_gap, 50,
               "The leader promotes a learner once its log is within this many entries "
               "of its own (0: only by `kvctl member promote`).");
@@ -498,7 +511,14 @@ int main(int argc, char** argv) {
   grpc_limits.max_concurrent_streams = FLAGS_max_concurrent_streams;
   grpc_limits.memory_bytes = FLAGS_grpc_memory_bytes;
   grpc_limits.max_threads = FLAGS_grpc_max_threads;
+  grpc_limits.handshake_timeout_ms = FLAGS_handshake_timeout_ms;
+  grpc_limits.max_connection_idle_ms = FLAGS_max_connection_idle_ms;
   if (absl::Status s = grpc_limits.Validate(); !s.ok()) Die(std::string(s.message()));
+  // Descriptors: the limit raised, a share kept for the store.
+  absl::StatusOr<server::FdLimit> fd_limit = server::RaiseFdLimit();
+  if (!fd_limit.ok()) Die(std::string(fd_limit.status().message()));
+  absl::StatusOr<server::FdBudget> fd_budget = server::BudgetFds(fd_limit->soft);
+  if (!fd_budget.ok()) Die(std::string(fd_budget.status().message()));
   const bool joining = !FLAGS_join.empty();
   if (FLAGS_force_new_cluster && FLAGS_initial_cluster_state == "new") {
     Die("--force_new_cluster restarts a surviving member from its own data dir: not with "
@@ -584,6 +604,7 @@ int main(int argc, char** argv) {
   // A failed write stops the node here, before RocksDB sees the error
   // (server/storage_failure.h), from Open on.
   so.on_write_failure = [dir](const absl::Status& s) { server::ExitOnWriteFailure(dir, s); };
+  so.max_open_files = fd_budget->store_files;
   auto opened = storage::LogStore::Open(so);
   if (absl::IsResourceExhausted(opened.status())) {
     server::ExitOnWriteFailure(dir, opened.status());  // a full disk not seen as a failed write
@@ -915,8 +936,19 @@ int main(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string listen = FLAGS_listen.empty() ? address : FLAGS_listen;
-  int bound_port = 0;
-  builder.AddListeningPort(listen, (*node_tls)->ListenerCredentials(), &bound_port);
+  // Connections are accepted by the node's own listener, which caps them
+  // (server/connection_listener.h), and handed to gRPC.
+  server::ListenerOptions lo;
+  lo.address = listen;
+  lo.max_connections = FLAGS_max_connections;
+  lo.fd_limit = fd_limit->soft;
+  lo.reserved_fds = fd_budget->reserved;
+  if (absl::Status s = lo.Validate(); !s.ok()) Die(std::string(s.message()));
+  auto listener = server::ConnectionListener::Bind(lo);
+  if (!listener.ok()) Die(std::string(listener.status().message()));
+  auto acceptor = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+      (*node_tls)->ListenerCredentials());
   builder.SetMaxReceiveMessageSize(static_cast<int>(svc.max_request_bytes));
   server::AcceptPeerKeepalives(&builder);
   server::ApplyGrpcLimits(grpc_limits, &builder);
@@ -924,7 +956,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&admin);
   builder.RegisterService(&peer);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || bound_port == 0) Die(absl::StrCat("cannot listen on ", listen));
+  if (!server) Die(absl::StrCat("cannot start the gRPC server for ", listen));
+  (*listener)->Start(std::move(acceptor));
 
   (*node)->Start();
   server::IncarnationRecorder incarnation_recorder(FLAGS_id, incarnation, node->get(), sm->get(),
@@ -932,6 +965,12 @@ int main(int argc, char** argv) {
   incarnation_recorder.Start();
   hash_checker.Start();
   disk_space.Start();
+  LOG(INFO) << "file descriptors: limit " << fd_limit->soft
+            << (fd_limit->soft > fd_limit->before ? absl::StrCat(" (raised from ", fd_limit->before, ")")
+                                                   : std::string())
+            << "; the store keeps at most " << fd_budget->store_files
+            << " table files open; at most " << FLAGS_max_connections
+            << " connections, none taking one of the last " << fd_budget->reserved;
   LOG(INFO) << "node " << FLAGS_id << " serving on " << listen << " (data " << dir << ", "
             << ((*node_tls)->enabled()
                     ? absl::StrCat("TLS", FLAGS_client_cert_auth ? ", client certificates required" : "",
@@ -977,6 +1016,7 @@ int main(int argc, char** argv) {
     absl::SleepFor(kGrace);
     (*node)->Stop();
   });
+  (*listener)->Stop();  // before the server: gRPC would leak a connection handed to it after
   server->Shutdown(absl::ToChronoTime(absl::Now() + kGrace));
   node_stopper.join();
   snapshot_sender.reset();  // joins transfers; they report into the node (refused now)
