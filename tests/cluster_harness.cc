@@ -266,8 +266,14 @@ absl::Status Cluster::Start(int id, const std::vector<std::string>& extra) {
 
 absl::StatusOr<pid_t> Cluster::Spawn(const std::vector<std::string>& args,
                                      const std::string& log_path, const std::string& netns) {
-  const std::string binary = ServerBinary();
+  std::string binary = ServerBinary();
   std::vector<std::string> argv_s = {binary};
+  if (options_.fd_limit > 0) {
+    // The shell sets the limit and becomes the server (same pid).
+    argv_s = {"/bin/sh", "-c", absl::StrCat("ulimit -n ", options_.fd_limit, " && exec \"$0\" \"$@\""),
+              binary};
+    binary = "/bin/sh";
+  }
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());

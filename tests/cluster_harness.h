@@ -79,6 +79,9 @@ struct ClusterOptions {
     std::string netns;
   };
   std::function<NodeNetwork(int id)> network;
+  // The file descriptor limit (soft and hard) nodes run with; 0: this
+  // process's.
+  int fd_limit = 0;
 };
 
 // The result of running the server binary to completion.
