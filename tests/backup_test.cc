@@ -154,7 +154,11 @@ TEST(BackupTest, SaveUnderLoadThenRestoreIntoANewCluster) {
   const bool refused = Cluster::WaitFor(
       [&] {
         for (int id = 2; id <= 3; ++id) {
-          if (absl::StrContains(c.LogTail(id), "refusing a peer stream")) return true;
+          auto st = c.Status(id);
+          if (st.ok() && st->peer_refusals().count("other_cluster") > 0 &&
+              st->peer_refusals().at("other_cluster") > 0) {
+            return true;
+          }
         }
         return false;
       },
