@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gmock/gmock.h"
@@ -573,11 +574,21 @@ TEST_F(NodeTest, WhenEveryVoterIsCorruptNoWriteIsTaken) {
   raftpb::ConfChange cc;
   cc.set_type(raftpb::CONF_REMOVE_NODE);
   cc.set_node_id(gone);
-  std::promise<absl::StatusOr<raftpb::ConfState>> conf;
-  nodes_[at].node->ProposeConfChange(
-      cc, absl::Now() + absl::Seconds(10),
-      [&conf](absl::StatusOr<raftpb::ConfState> s) { conf.set_value(s); });
-  auto cs = conf.get_future().get();
+  // A leader elected just now refuses changes until it commits an entry of
+  // its term ("retry"): asked again until then.
+  absl::StatusOr<raftpb::ConfState> cs;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::promise<absl::StatusOr<raftpb::ConfState>> conf;
+    nodes_[at].node->ProposeConfChange(
+        cc, absl::Now() + absl::Seconds(10),
+        [&conf](absl::StatusOr<raftpb::ConfState> s) { conf.set_value(s); });
+    cs = conf.get_future().get();
+    if (!absl::IsFailedPrecondition(cs.status()) ||
+        !absl::StrContains(cs.status().message(), "retry")) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
   ASSERT_TRUE(cs.ok()) << cs.status();
   EXPECT_EQ(cs->voters_size(), 2);
 
