@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "client/client.h"
+#include "client/tls_credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/kv.grpc.pb.h"
 #include "tests/cluster_harness.h"
@@ -26,10 +27,26 @@
 namespace raftkv::jepsen {
 namespace {
 
-std::unique_ptr<client::Client> MakeClient(std::vector<std::string> endpoints,
+// The client certificate of a TLS run (RunOptions::tls_dir); none (plaintext)
+// otherwise.
+client::TlsClientFiles ClientTls(const RunOptions& o) {
+  if (o.tls_dir.empty()) return {};
+  return {o.tls_dir + "/ca.pem", o.tls_dir + "/client.pem", o.tls_dir + "/client-key.pem"};
+}
+
+// Client and peer mutual TLS with the node certificate of RunOptions::tls_dir.
+std::vector<std::string> TlsServerFlags(const std::string& dir) {
+  return {"--cert_file=" + dir + "/node.pem",      "--key_file=" + dir + "/node-key.pem",
+          "--trusted_ca_file=" + dir + "/ca.pem",  "--client_cert_auth",
+          "--peer_cert_file=" + dir + "/node.pem", "--peer_key_file=" + dir + "/node-key.pem",
+          "--peer_trusted_ca_file=" + dir + "/ca.pem", "--peer_client_cert_auth"};
+}
+
+std::unique_ptr<client::Client> MakeClient(const RunOptions& o, std::vector<std::string> endpoints,
                                            absl::Duration total) {
   client::ClientOptions co;
   co.endpoints = std::move(endpoints);
+  co.tls = ClientTls(o);
   co.attempt_timeout = std::min(absl::Seconds(1), total / 2);
   co.total_timeout = total;
   co.backoff_initial = absl::Milliseconds(10);
@@ -149,18 +166,18 @@ struct Shared {
 };
 
 // One client: operations one after another on random keys until stopped.
-void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses, int c,
+void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses,
+                const std::shared_ptr<grpc::ChannelCredentials>& credentials, int c,
                 Shared* shared) {
   std::vector<std::string> endpoints = addresses;
   std::rotate(endpoints.begin(), endpoints.begin() + c % endpoints.size(), endpoints.end());
   // Odd clients give up sooner: more operations end unknown (and may
   // still take effect later), which the checker must place.
-  auto cl = MakeClient(endpoints, c % 2 == 1 ? o.op_timeout / 6 : o.op_timeout);
+  auto cl = MakeClient(o, endpoints, c % 2 == 1 ? o.op_timeout / 6 : o.op_timeout);
   // One stub per node, for reads sent to one member.
   std::vector<std::unique_ptr<kvpb::KV::Stub>> members;
   for (const auto& a : addresses) {
-    members.push_back(
-        kvpb::KV::NewStub(grpc::CreateChannel(a, grpc::InsecureChannelCredentials())));
+    members.push_back(kvpb::KV::NewStub(grpc::CreateChannel(a, credentials)));
   }
   const absl::Duration member_timeout = std::min(absl::Seconds(1), o.op_timeout);
   std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(c));
@@ -277,7 +294,7 @@ std::string ArtifactBase(const RunOptions& o) {
 
 std::string RunName(const RunOptions& o) {
   return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed, o.planted_stale_reads ? "-planted" : "",
-                      o.netns ? "-netns" : "", o.server_flags.empty() ? "" : "-flags");
+                      o.netns ? "-netns" : "", o.tls_dir.empty() ? "" : "-tls", o.server_flags.empty() ? "" : "-flags");
 }
 
 double Secs(int64_t ns) { return static_cast<double>(ns) / 1e9; }
@@ -295,6 +312,7 @@ std::string ReplayCommand(const RunOptions& o) {
   }
   if (o.planted_stale_reads) absl::StrAppend(&cmd, " --planted_stale_reads");
   if (o.netns) absl::StrAppend(&cmd, " --netns");
+  if (!o.tls_dir.empty()) absl::StrAppend(&cmd, " --tls");
   if (!o.server_flags.empty()) {
     absl::StrAppend(&cmd, " --server_flags='", absl::StrJoin(o.server_flags, " "), "'");
   }
@@ -366,6 +384,23 @@ RunResult RunOnce(const RunOptions& o) {
   if (Has(o, FaultKind::kFillDisk)) {
     co.extra_flags.push_back(absl::StrCat("--min_free_bytes=", kFillDiskReserve));
   }
+  // TLS: the nodes' flags, and credentials for every client of the run.
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!o.tls_dir.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> c =
+        o.netns ? absl::InvalidArgumentError("TLS runs cannot use netns: the certificates "
+                                             "name 127.0.0.1 only")
+                : client::ChannelCredentialsFor(ClientTls(o));
+    if (!c.ok()) {
+      result.status = c.status();
+      result.failures.push_back(absl::StrCat("tls: ", c.status().ToString()));
+      return result;
+    }
+    credentials = *c;
+    co.credentials = credentials;
+    const std::vector<std::string> tls = TlsServerFlags(o.tls_dir);
+    co.extra_flags.insert(co.extra_flags.end(), tls.begin(), tls.end());
+  }
   co.extra_flags.insert(co.extra_flags.end(), o.server_flags.begin(), o.server_flags.end());
   // Declared before the cluster: the namespaces outlive the nodes in them.
   std::unique_ptr<NetnsNodes> net;
@@ -434,7 +469,8 @@ RunResult RunOnce(const RunOptions& o) {
     fail(absl::StrCat("cluster did not start: ", (leader.ok() ? s : leader.status()).ToString()));
   } else {
     for (int c = 0; c < o.clients; ++c) {
-      clients.emplace_back(ClientLoop, std::cref(o), cluster->addresses(), c, &shared);
+      clients.emplace_back(ClientLoop, std::cref(o), cluster->addresses(), credentials, c,
+                           &shared);
     }
     const absl::Time end = absl::Now() + o.length;
     for (size_t i = 0; i < schedule.size() && absl::Now() < end; ++i) {
@@ -464,7 +500,7 @@ RunResult RunOnce(const RunOptions& o) {
 
   if (result.failures.empty()) {
     // (4) serving again within the bound: a write and a read.
-    auto probe = MakeClient(cluster->addresses(), o.recovery_bound);
+    auto probe = MakeClient(o, cluster->addresses(), o.recovery_bound);
     absl::Status ps = probe->Put("jepsen-probe", "x").status();
     if (ps.ok()) ps = probe->Get("jepsen-probe").status();
     result.recovery = absl::Now() - healed;
@@ -474,7 +510,7 @@ RunResult RunOnce(const RunOptions& o) {
     }
     log(absl::StrCat("serving again after ", absl::FormatDuration(result.recovery)));
     // (2) a final linearizable read of every key, part of the history.
-    auto reader = MakeClient(cluster->addresses(), absl::Seconds(20));
+    auto reader = MakeClient(o, cluster->addresses(), absl::Seconds(20));
     for (int k = 0; k < o.keys && result.failures.empty(); ++k) {
       Op op;
       op.client = o.clients;

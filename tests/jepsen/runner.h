@@ -81,6 +81,14 @@ struct RunOptions {
   // the servers' fault layer; needs EnterPrivateNetns() at the start of
   // main(). Loss and delay still use the fault layer.
   bool netns = false;
+  // Client and peer mutual TLS: every node runs with the eight TLS flags
+  // (--cert_file ... --peer_client_cert_auth) and every client of the run
+  // (the client library, the per-member stubs, the harness's channels the
+  // nemesis uses) presents a client certificate. The directory holds what
+  // `tools/make_certs DIR node client` makes: ca.pem, node.pem,
+  // node-key.pem, client.pem, client-key.pem. "" = plaintext. Not with
+  // netns (the certificates name 127.0.0.1 only).
+  std::string tls_dir;
   // Planted bug, for checking the checker end to end: reads (gets and
   // scans) are sent to a random node as serializable (local, possibly
   // stale) reads but recorded as linearizable ones. Such runs should be

@@ -8,6 +8,9 @@
 //   torture --check_history=DIR/history.txt          re-checks a saved history
 //   torture --netns --minutes=10                     partitions by routes between
 //                                                    network namespaces (root)
+//   torture --tls_dir=DIR                            client and peer mutual TLS with
+//                                                    `tools/make_certs DIR node client`
+//                                                    (tools/torture --tls makes them)
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -38,6 +41,10 @@ DEFINE_bool(netns, false,
             "Partitions by blackhole routes between network namespaces (one per node) instead "
             "of the servers' fault layer. Needs root and iproute2's `ip`; the host's own "
             "namespaces are not touched.");
+DEFINE_string(tls_dir, "",
+              "Client and peer mutual TLS on every node and client, with the certificates "
+              "`tools/make_certs DIR node client` made in this directory (tools/torture --tls "
+              "makes a fresh set).");
 DEFINE_string(out_dir, "/tmp/raftkv-torture", "Where failing runs keep their artifacts.");
 DEFINE_bool(keep_artifacts, false, "Keep artifacts of passing runs too.");
 DEFINE_bool(planted_stale_reads, false,
@@ -96,6 +103,11 @@ int main(int argc, char** argv) {
   base.keep_artifacts = FLAGS_keep_artifacts;
   base.planted_stale_reads = FLAGS_planted_stale_reads;
   base.netns = FLAGS_netns;
+  base.tls_dir = FLAGS_tls_dir;
+  if (!base.tls_dir.empty() && base.netns) {
+    std::cerr << "--tls_dir cannot go with --netns: the certificates name 127.0.0.1 only\n";
+    return 2;
+  }
   for (absl::string_view f : absl::StrSplit(FLAGS_server_flags, ' ', absl::SkipWhitespace())) {
     base.server_flags.emplace_back(f);
   }
