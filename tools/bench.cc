@@ -26,6 +26,9 @@
 //
 // The generator is one process with --threads completion-queue threads
 // (default 1) driving async gRPC calls, so it stays cheap on a small machine.
+//
+// TLS: --cacert, --cert, --key (etcdctl's names, as kvctl) make every
+// channel, to raftkv or etcd, a TLS one presenting that client certificate.
 #include <sys/types.h>
 
 #include <algorithm>
@@ -48,6 +51,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "client/tls_credentials.h"
 #include "gflags/gflags.h"
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
@@ -84,6 +88,9 @@ DEFINE_bool(header, true, "Print the table header before the first row.");
 DEFINE_string(api, "batch",
               "raftkv: batch (KV.Batch streams, one per connection, as the client library "
               "sends) | unary (one gRPC call per op).");
+DEFINE_string(cacert, "", "TLS: the CA that signed the servers' certificates (PEM).");
+DEFINE_string(cert, "", "TLS: the client certificate to present (PEM).");
+DEFINE_string(key, "", "TLS: its private key (PEM).");
 
 namespace {
 
@@ -103,6 +110,9 @@ struct Stubs {
 // Channels by (address, index): index i of an address is its own TCP connection.
 class Pool {
  public:
+  explicit Pool(std::shared_ptr<grpc::ChannelCredentials> credentials)
+      : credentials_(std::move(credentials)) {}
+
   Stubs* Get(const std::string& addr, int index) {
     absl::MutexLock l(&mu_);
     auto& s = stubs_[{addr, index}];
@@ -111,7 +121,7 @@ class Pool {
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetInt("grpc.channel_id", index);  // distinct args: never shared
       s = std::make_unique<Stubs>();
-      s->channel = grpc::CreateCustomChannel(addr, grpc::InsecureChannelCredentials(), args);
+      s->channel = grpc::CreateCustomChannel(addr, credentials_, args);
       s->raftkv = kvpb::KV::NewStub(s->channel);
       s->etcd = etcdserverpb::KV::NewStub(s->channel);
     }
@@ -127,6 +137,7 @@ class Pool {
   }
 
  private:
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   absl::Mutex mu_;
   std::map<std::pair<std::string, int>, std::unique_ptr<Stubs>> stubs_ ABSL_GUARDED_BY(mu_);
 };
@@ -160,6 +171,9 @@ struct RunConfig {
   std::string value_pool;  // values are slices of this
   absl::Duration timeout;
   bool batch = false;  // raftkv: ops over KV.Batch streams, not unary calls
+  // Every channel's: plaintext, or TLS from --cacert/--cert/--key.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  bool tls = false;
 };
 
 // One request in flight.
@@ -538,7 +552,7 @@ double LoadAverage() {
 
 // Runs one configuration; for preload, until every key is written.
 Result RunOnce(RunConfig cfg, const std::vector<pid_t>& pids) {
-  Pool pool;
+  Pool pool(cfg.credentials);
   const int n = static_cast<int>(cfg.endpoints.size());
   std::vector<std::unique_ptr<Worker>> workers;
   std::mt19937_64 seed(std::random_device{}());
@@ -602,9 +616,10 @@ Result RunOnce(RunConfig cfg, const std::vector<pid_t>& pids) {
 }
 
 // The leader's client address, as listed in the endpoints when possible.
-std::string FindLeader(Target target, const std::vector<std::string>& endpoints) {
+std::string FindLeader(Target target, const std::vector<std::string>& endpoints,
+                       const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   for (const std::string& ep : endpoints) {
-    auto ch = grpc::CreateChannel(ep, grpc::InsecureChannelCredentials());
+    auto ch = grpc::CreateChannel(ep, credentials);
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
     if (target == Target::kRaftkv) {
@@ -674,14 +689,14 @@ void Report(const RunConfig& cfg, const Result& r, const std::vector<pid_t>& pid
       "\"mean_ms\":%.3f,\"errors\":%d,\"redirects\":%d,\"not_found\":%d,\"error_kinds\":{%s},"
       "\"server_pids\":[%s],\"server_cpu_s\":[%s],\"server_cpu_total_s\":%.3f,"
       "\"server_cpu_us_per_op\":%.1f,\"bench_cpu_s\":%.3f,\"bench_cpu_us_per_op\":%.1f,"
-      "\"loadavg1\":%.2f,\"leader\":\"%s\"}\n",
+      "\"loadavg1\":%.2f,\"leader\":\"%s\",\"tls\":%s}\n",
       FLAGS_label, FLAGS_target, cfg.batch ? "batch" : "unary", OpName(cfg.op), cfg.workers, cfg.connections, FLAGS_key_bytes,
       FLAGS_value_bytes, FLAGS_keys, cfg.op == Op::kMix ? FLAGS_read_fraction : 0.0, r.seconds,
       s.ops, s.reads, s.writes, ops_s, Ms(h.Percentile(50)), Ms(h.Percentile(90)),
       Ms(h.Percentile(99)), Ms(h.Percentile(99.9)), Ms(h.max()), h.mean() / 1e6, s.errors,
       s.redirects, s.not_found, absl::StrJoin(kinds, ","), absl::StrJoin(pids, ","),
       absl::StrJoin(cpus, ","), server_total, us_per_op, r.bench_cpu, bench_us_per_op,
-      r.loadavg1, cfg.leader);
+      r.loadavg1, cfg.leader, cfg.tls ? "true" : "false");
   for (const auto& e : s.first_errors) std::fprintf(stderr, "  error: %s\n", e.c_str());
   std::fflush(stdout);
 }
@@ -738,6 +753,12 @@ int main(int argc, char** argv) {
   }
   if (counts.empty() || cfg.endpoints.empty()) return Fail("no --workers or --endpoints");
 
+  const raftkv::client::TlsClientFiles tls{FLAGS_cacert, FLAGS_cert, FLAGS_key};
+  auto credentials = raftkv::client::ChannelCredentialsFor(tls);
+  if (!credentials.ok()) return Fail(std::string(credentials.status().message()));
+  cfg.credentials = *credentials;
+  cfg.tls = tls.enabled();
+
   std::mt19937_64 rng(1);
   cfg.value_pool.resize(FLAGS_value_bytes + 4096);
   for (char& ch : cfg.value_pool) ch = static_cast<char>('!' + rng() % 94);
@@ -745,7 +766,7 @@ int main(int argc, char** argv) {
   absl::Duration wait;
   if (!absl::ParseDuration(FLAGS_wait_for_leader, &wait)) return Fail("bad --wait_for_leader");
   const absl::Time give_up = absl::Now() + wait;
-  while ((cfg.leader = FindLeader(cfg.target, cfg.endpoints)).empty() && absl::Now() < give_up) {
+  while ((cfg.leader = FindLeader(cfg.target, cfg.endpoints, cfg.credentials)).empty() && absl::Now() < give_up) {
     absl::SleepFor(absl::Milliseconds(200));
   }
   if (cfg.leader.empty()) return Fail("no leader found at " + FLAGS_endpoints);
