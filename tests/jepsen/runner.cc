@@ -534,6 +534,7 @@ RunResult RunOnce(const RunOptions& o) {
     if (op.outcome == Outcome::kOk) ++result.ok;
     if (op.outcome == Outcome::kUnknown) ++result.unknown;
     if (op.outcome == Outcome::kFailed) ++result.failed;
+    if (op.outcome == Outcome::kOk && op.member != 0) ++result.member_reads;
   }
   result.faults = nemesis.faults();
   result.snapshot_cuts = nemesis.snapshot_cuts();

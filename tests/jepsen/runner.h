@@ -103,6 +103,7 @@ struct RunResult {
   absl::Status status;
   std::vector<std::string> failures;  // every failed check
   size_t ops = 0, ok = 0, unknown = 0, failed = 0;
+  size_t member_reads = 0;  // ok reads answered by the member they were sent to
   int faults = 0;
   int snapshot_cuts = 0;  // transfers cut mid-way (Nemesis::snapshot_cuts)
   DiskFaultStats disk;
