@@ -59,6 +59,7 @@ rocksdb::DBOptions MakeDBOptions(const Options& options, rocksdb::Env* env) {
   // durable mark (storage/durable_mark.h).
   db.track_and_verify_wals_in_manifest = true;
   db.max_background_jobs = 2;
+  db.max_file_opening_threads = options.table_open_threads;
   db.keep_log_file_num = 4;  // unused with info_log (InfoLog keeps as many)
   // `meta` sees few writes; cap the WAL so its memtable gets flushed and old
   // WAL files can be dropped.
@@ -111,6 +112,10 @@ absl::Status Options::Validate() const {
   if (max_open_files != -1 && max_open_files < 20) {
     return absl::InvalidArgumentError(
         absl::StrCat("Options.max_open_files is ", max_open_files, "; -1 or at least 20"));
+  }
+  if (table_open_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Options.table_open_threads is ", table_open_threads, "; at least 1"));
   }
   if (expected_identity.has_value() &&
       (expected_identity->cluster_id() == 0 ||

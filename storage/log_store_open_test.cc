@@ -86,6 +86,20 @@ TEST_F(LogStoreTest, TinyDataMemtableIsInvalid) {
   EXPECT_FALSE(std::filesystem::exists(o.dir)) << "nothing is created for bad options";
 }
 
+TEST_F(LogStoreTest, TableOpenThreads) {
+  Options o;
+  o.dir = options_.dir + "/threads";
+  o.table_open_threads = 0;
+  auto s = LogStore::Open(o);
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.status().message(), HasSubstr("table_open_threads"));
+  o.table_open_threads = 1;
+  ASSERT_TRUE(LogStore::Open(o).ok()) << "one thread opens a store";
+  auto again = LogStore::Open(o);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->LastIndex(), 0u);
+}
+
 // Reads that go to table files work with the data block cache on (the
 // default) and off; small memtables push the data into files.
 TEST_F(LogStoreTest, DataReadsFromTableFilesWithAndWithoutABlockCache) {

@@ -380,6 +380,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.data_memtable_bytes = 64 << 10;
   o.data_block_cache_bytes = 0;
   o.env = raftkv::fuzz::ScratchEnv();
+  o.table_open_threads = 1;
   absl::StatusOr<std::unique_ptr<LogStore>> store = LogStore::Open(o);
   if (store.ok()) CheckOpened(**store, (flags & 2) != 0);
   return 0;
