@@ -75,6 +75,27 @@ Seeds MakeSeeds() {
   p["lossy"] = Script(0x08).Ticks(8).Deliver(5).Op(kDrop, {3}).Op(kDuplicate, {1}).Deliver(30, 7)
                    .Ticks(6).Deliver(40, 3).Propose(3).Op(kDrop, {0}).Deliver(40, 5).Ticks(6)
                    .Deliver(60).str();
+  // Figure 8 of the Raft paper: an entry of an old term (x, term 1, only on
+  // node 1) is replicated to a majority by a later leader (node 1, term 3)
+  // which fails before committing an entry of its own term; node 3, whose
+  // log has another entry there (term 2), may then be elected and replace
+  // it. Safe only because a leader never commits an old term's entry by
+  // counting replicas: with RAFTKV_FUZZ_PLANTED_BUG=1 this input fails.
+  p["figure8"] = Script(0x48)  // no pre-vote; one entry per append
+                     .Elect().Deliver(60)
+                     .Op(kCrash, {1}).Op(kCrash, {2})           // 2 and 3 down
+                     .Propose(1).Deliver(10)                    // x: on node 1 only
+                     .Op(kCrash, {0}).Op(kCrash, {1}).Op(kCrash, {2})  // 1 down; 2, 3 up
+                     .Ticks(6, 3).Deliver(3)                    // 3 elected in term 2
+                     .Op(kCrash, {1}).Deliver(20)               // 2 down: 3's appends lost
+                     .Op(kCrash, {2})                           // 3 down
+                     .Op(kCrash, {0}).Op(kCrash, {1})           // 1 and 2 up
+                     .Ticks(6, 1).Deliver(3)                    // 1 loses term 2 (2 voted 3)
+                     .Ticks(6, 1).Deliver(8)                    // 1 elected in term 3; x to 2
+                     .Op(kCrash, {0}).Op(kCrash, {1}).Deliver(20)  // 1 and 2 down
+                     .Op(kCrash, {1}).Op(kCrash, {2})           // 2 and 3 up
+                     .Ticks(6, 3).Deliver(80).Ticks(3).Deliver(80)  // 3 elected in term 4
+                     .str();
   return s;
 }
 

@@ -71,6 +71,12 @@ struct ReadRecord {
   uint64_t min_index;
 };
 
+// Debugging switches: set and not empty.
+bool EnvSet(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0';
+}
+
 std::string StateOf(const Raft& r) {
   const Status s = r.GetStatus();
   return absl::StrCat("term=", s.term, " vote=", s.vote, " leader=", s.leader,
@@ -91,6 +97,10 @@ class Cluster {
     if (base_.check_quorum && (f & 0x20)) base_.read_mode = ReadMode::kLeaseBased;
     base_.max_msg_bytes = (f & 0x40) ? 1 : 1 << 20;
     base_.commit_notices = (f & 0x80) == 0;
+    // RAFTKV_FUZZ_PLANTED_BUG=1: the core's deliberately broken commit rule
+    // (Config::unsafe_commit_old_terms), to show the checks catch it (the
+    // figure8 seed does).
+    base_.unsafe_commit_old_terms = EnvSet("RAFTKV_FUZZ_PLANTED_BUG");
     raftpb::ConfState voters;
     for (uint64_t id = 1; id <= 3; ++id) voters.add_voters(id);
     for (uint64_t id = 1; id <= kNodes; ++id) {
@@ -107,6 +117,7 @@ class Cluster {
   bool Step() {
     if (in_.exhausted() || !checker_.ok()) return false;
     const uint8_t op = in_.U8();
+    if (trace_) std::cerr << "op " << op % 20 << "\n";
     switch (op % 20) {
       case 0: case 1: case 2: case 3: case 4: case 5:
         Deliver(in_.U8(), /*keep=*/false);
@@ -164,7 +175,7 @@ class Cluster {
 
   const sim::SafetyChecker& checker() const { return checker_; }
 
-  // For a look at what an input does (RAFTKV_FUZZ_SUMMARY=1).
+  // For a look at what an input did (RAFTKV_FUZZ_SUMMARY=1).
   std::string Summary() const {
     std::string out = absl::StrCat("terms with a leader: ", checker_.leaders(),
                                    ", max commit: ", checker_.max_commit(),
@@ -344,6 +355,7 @@ class Cluster {
     const size_t i = k % pending_.size();
     const Message m = pending_[i];
     if (!keep) pending_.erase(pending_.begin() + i);
+    if (trace_) std::cerr << "  deliver " << m.ShortDebugString() << "\n";
     auto it = nodes_.find(m.to());
     if (it == nodes_.end() || !it->second.raft) {
       // The transport tells the sender it could not deliver.
@@ -387,6 +399,7 @@ class Cluster {
 
   void CrashOrRestart(uint64_t id) {
     Node& n = nodes_[id];
+    if (trace_) std::cerr << "  node " << id << (n.raft ? " crashes" : " restarts") << "\n";
     if (n.raft) {
       n.raft.reset();
       n.waiting_reads.clear();
@@ -536,6 +549,8 @@ class Cluster {
   std::map<std::string, ReadRecord> reads_;
   uint64_t put_seq_ = 0, read_seq_ = 0;
   bool forged_ = false;  // a forged message was taken: cross-node checks are off
+  // RAFTKV_FUZZ_TRACE=1: print every operation and delivered message.
+  const bool trace_ = EnvSet("RAFTKV_FUZZ_TRACE");
 };
 
 }  // namespace
@@ -553,6 +568,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   c.Finish();
   CHECK(c.checker().ok()) << c.checker().violation();
-  if (std::getenv("RAFTKV_FUZZ_SUMMARY") != nullptr) std::cerr << c.Summary() << "\n";
+  if (raftkv::raft::EnvSet("RAFTKV_FUZZ_SUMMARY")) std::cerr << c.Summary() << "\n";
   return 0;
 }
