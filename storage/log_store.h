@@ -28,7 +28,7 @@
 // Invariants, checked by Open (a store violating them refuses to open):
 //   * the log holds exactly the indexes snapshot.index+1 .. LastIndex(), no
 //     holes, each value an Entry whose index matches its key;
-//   * hard_state.commit <= LastIndex();
+//   * hard_state.commit <= LastIndex() < 2^64-1 (so no index wraps);
 //   * applied_index >= snapshot.index.
 // The applied index is not checked here against LastIndex() (the Raft core
 // refuses one past it on start, raft/raft_log.h), nor against the commit

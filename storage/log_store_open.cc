@@ -491,6 +491,12 @@ absl::Status LogStore::Recover() {
   if (absl::Status s = ScanLog(); !s.ok()) return s;
   if (absl::Status s = LoadPeerIncarnations(); !s.ok()) return s;
 
+  // No index follows 2^64-1: FirstIndex() and LastIndex() + 1 would wrap.
+  if (last_index_ == UINT64_MAX) {
+    return Annotate(absl::DataLossError(absl::StrCat(
+        "inconsistent store: the log reaches index ", last_index_, " (snapshot index ",
+        snapshot_.index(), "), which no log can")));
+  }
   if (hard_state_.commit() > last_index_) {
     return Annotate(absl::DataLossError(absl::StrCat(
         "inconsistent store: hard state commit ", hard_state_.commit(),
