@@ -86,11 +86,30 @@ absl::Status Raft::Restore() {
   // The configuration in effect is the latest one in the log (§4.1): start
   // from the snapshot's and replay the conf changes in the retained log.
   config_log_.Reset(st->snapshot.index(), st->snapshot.conf_state());
+  // The log as this node wrote it: terms never decrease along it (from the
+  // snapshot's), and none is past the stored term, which a node raises before
+  // it appends an entry of a term. A log that says otherwise was damaged (a
+  // record rewritten, a hard state rolled back) and is refused, not used:
+  // a node back in an older term could vote twice in a term.
+  uint64_t log_term = st->snapshot.term();
   for (uint64_t lo = log_.FirstIndex(); lo <= log_.LastIndex();) {
     auto ents = log_.Slice(lo, log_.LastIndex() + 1, 4 << 20);
     if (!ents.ok()) return ents.status();
+    for (const raftpb::Entry& e : *ents) {
+      if (e.term() < log_term) {
+        return absl::DataLossError(absl::StrCat("the stored log's terms decrease at index ",
+                                                e.index(), " (term ", e.term(), " after ",
+                                                log_term, "): the raft log's state is corrupt"));
+      }
+      log_term = e.term();
+    }
     ApplyConfigFromLog(*ents);
     lo = ents->back().index() + 1;
+  }
+  if (log_term > hs.term()) {
+    return absl::DataLossError(absl::StrCat("the stored log holds an entry of term ", log_term,
+                                            ", past the hard state's term ", hs.term(),
+                                            ": the raft log's state is corrupt"));
   }
   config_log_.CompactTo(log_.committed());
   BecomeFollower(term_, 0);

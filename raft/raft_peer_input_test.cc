@@ -255,6 +255,50 @@ TEST(PeerInputTest, AStoredTermPastTheHighestIsRefusedAtStart) {
       << r.status();
 }
 
+// A stored log whose terms decrease, or run past the stored term (a hard
+// state rolled back: the node could vote again in a term it voted in), was
+// not written by a core: refused at start, never used. Found by the log
+// records fuzz target (storage/fuzz).
+TEST(PeerInputTest, AStoredLogOfImpossibleTermsIsRefusedAtStart) {
+  raftpb::ConfState cs;
+  cs.add_voters(1);
+  Config cfg;
+  cfg.id = 1;
+  auto entry = [](uint64_t index, uint64_t term) {
+    raftpb::Entry e;
+    e.set_index(index);
+    e.set_term(term);
+    return e;
+  };
+  raftpb::HardState hs;
+  hs.set_term(3);
+  {
+    MemoryLog log(cs);
+    ASSERT_TRUE(log.Append({entry(1, 1), entry(2, 3), entry(3, 2)}).ok());
+    log.SetHardState(hs);
+    auto r = Raft::Create(cfg, &log);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(r.status().message().find("decrease at index 3"), std::string::npos) << r.status();
+  }
+  {
+    MemoryLog log(cs);
+    ASSERT_TRUE(log.Append({entry(1, 1), entry(2, 4)}).ok());
+    log.SetHardState(hs);
+    auto r = Raft::Create(cfg, &log);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(r.status().message().find("term 4, past the hard state's term 3"),
+              std::string::npos)
+        << r.status();
+  }
+  MemoryLog log(cs);  // the same log in term 4 is fine
+  ASSERT_TRUE(log.Append({entry(1, 1), entry(2, 4)}).ok());
+  hs.set_term(4);
+  log.SetHardState(hs);
+  EXPECT_TRUE(Raft::Create(cfg, &log).ok());
+}
+
 // A heartbeat's commit index is min(match, commit) (raft/replication.cc):
 // at most what this node acknowledged, so never past its log. One that is
 // was forged, or this node lost entries it had acknowledged (a wiped disk,

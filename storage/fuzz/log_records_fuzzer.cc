@@ -301,9 +301,11 @@ void CheckOpened(LogStore& store, bool tick) {
 
   // Every entry reads back with its own index, or the read fails.
   bool readable = true;
+  std::vector<raftpb::Entry> entries;
   if (last - snap.index() <= 4096) {
     absl::StatusOr<std::vector<raftpb::Entry>> ents = store.Entries(first, last + 1, UINT64_MAX);
     if (ents.ok()) {
+      entries = *ents;
       CHECK_EQ(ents->size(), last - snap.index()) << "a short read of the log";
       for (uint64_t k = 0; k < ents->size(); ++k) {
         const raftpb::Entry& e = (*ents)[k];
@@ -329,6 +331,14 @@ void CheckOpened(LogStore& store, bool tick) {
   CHECK(readable) << "the core took a log whose entries do not read";
   raft::Raft& r = **core;
   CHECK(r.CheckInvariants().ok()) << r.CheckInvariants();
+  // A log a node wrote: terms never decrease along it (from the snapshot's),
+  // and none is past the node's own term (it appends only in its term).
+  uint64_t prev = snap.term();
+  for (const raftpb::Entry& e : entries) {
+    CHECK_GE(e.term(), prev) << "the core took a log whose terms decrease at " << e.index();
+    prev = e.term();
+  }
+  CHECK_LE(prev, r.term()) << "the core took a log with terms past its own term";
   if (!tick) return;
   // A lone voter elects itself and appends: run the driver loop briefly.
   for (int t = 0; t < 8; ++t) {
