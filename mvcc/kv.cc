@@ -1,0 +1,19 @@
+#include "mvcc/kv.h"
+
+namespace raftkv::mvcc {
+namespace {
+// etcd's texts (mvcc.ErrCompacted, mvcc.ErrFutureRev).
+constexpr absl::string_view kCompacted = "mvcc: required revision has been compacted";
+constexpr absl::string_view kFuture = "mvcc: required revision is a future revision";
+}  // namespace
+
+absl::Status CompactedError() { return absl::OutOfRangeError(kCompacted); }
+absl::Status FutureRevisionError() { return absl::OutOfRangeError(kFuture); }
+bool IsCompacted(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kOutOfRange && s.message() == kCompacted;
+}
+bool IsFutureRevision(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kOutOfRange && s.message() == kFuture;
+}
+
+}  // namespace raftkv::mvcc
