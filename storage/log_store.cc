@@ -519,6 +519,64 @@ absl::Status LogStore::ScanData(absl::string_view start,
   return absl::OkStatus();
 }
 
+std::unique_ptr<DataCursor> LogStore::OpenDataCursor() const {
+  rocksdb::Iterator* it = nullptr;
+  char g = 0;
+  const uint64_t applied = ReadConsistent([&] {
+    delete it;
+    it = db_->NewIterator(ReadOpts(), data_cf_);
+    g = generation_.load();
+  });
+  return std::unique_ptr<DataCursor>(new DataCursor(this, it, g, applied));
+}
+
+absl::Status LogStore::RemoveUnreachable(const std::vector<std::string>& keys,
+                                         const DataCursor& read_from) {
+  if (keys.empty()) return absl::OkStatus();
+  // apply_mu_ keeps a snapshot install from switching generations between
+  // the check and the write.
+  absl::MutexLock lock(&apply_mu_);
+  if (generation_.load() != read_from.generation_) return absl::OkStatus();
+  rocksdb::WriteBatch batch;
+  for (const std::string& k : keys) {
+    std::string key(1, read_from.generation_);
+    key += k;
+    batch.Delete(data_cf_, key);
+  }
+  return Write(&batch, "RemoveUnreachable", /*sync=*/false);
+}
+
+DataCursor::~DataCursor() { delete static_cast<rocksdb::Iterator*>(it_); }
+
+void DataCursor::Seek(absl::string_view key) {
+  std::string k(1, generation_);
+  k.append(key.data(), key.size());
+  static_cast<rocksdb::Iterator*>(it_)->Seek(k);
+}
+
+void DataCursor::Next() { static_cast<rocksdb::Iterator*>(it_)->Next(); }
+
+bool DataCursor::Valid() const {
+  auto* it = static_cast<rocksdb::Iterator*>(it_);
+  return it->Valid() && it->key().size() > 0 && it->key()[0] == generation_;
+}
+
+absl::string_view DataCursor::key() const {
+  rocksdb::Slice k = static_cast<rocksdb::Iterator*>(it_)->key();
+  return absl::string_view(k.data() + 1, k.size() - 1);
+}
+
+absl::string_view DataCursor::value() const {
+  rocksdb::Slice v = static_cast<rocksdb::Iterator*>(it_)->value();
+  return absl::string_view(v.data(), v.size());
+}
+
+absl::Status DataCursor::status() const {
+  rocksdb::Status s = static_cast<rocksdb::Iterator*>(it_)->status();
+  if (s.ok()) return absl::OkStatus();
+  return store_->Annotate(FromRocks(s, "reading data"));
+}
+
 // ---- raft::LogReader ----------------------------------------------------------
 
 absl::StatusOr<raft::InitialState> LogStore::GetInitialState() const {

@@ -95,6 +95,7 @@ class WriteBatch;
 namespace raftkv::storage {
 
 class DataSnapshot;
+class DataCursor;
 
 struct Options {
   // The RocksDB directory. Required.
@@ -322,6 +323,19 @@ class LogStore final : public raft::LogReader {
                         absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn,
                         uint64_t* applied = nullptr) const;
 
+  // A seekable cursor over one consistent point-in-time view of `data`, and
+  // the applied index of that view (as ScanData's). Must not outlive the
+  // store. Safe alongside ApplyBatch on another thread.
+  std::unique_ptr<DataCursor> OpenDataCursor() const;
+
+  // Removes `keys` from `data` as the cursor `read_from` saw it, unsynced,
+  // without touching the applied index: for records no read can reach any
+  // more (mvcc's compacted history), whose loss in a crash is harmless. A
+  // no-op if a snapshot install replaced the data since the cursor opened.
+  // Any thread.
+  absl::Status RemoveUnreachable(const std::vector<std::string>& keys,
+                                 const DataCursor& read_from);
+
   // ---- raft::LogReader --------------------------------------------------
 
   absl::StatusOr<raft::InitialState> GetInitialState() const override;
@@ -499,6 +513,7 @@ class LogStore final : public raft::LogReader {
   absl::Status write_failure_ ABSL_GUARDED_BY(failure_mu_);
 
   friend class DataSnapshot;
+  friend class DataCursor;
   friend class LogStoreTestPeer;  // durable_mark_test: the marker's steps, one by one
 };
 
@@ -519,6 +534,8 @@ class DataSnapshot {
   // first), in order, until fn returns false.
   absl::Status Scan(absl::string_view start_after,
                     absl::FunctionRef<bool(absl::string_view, absl::string_view)> fn) const;
+  // A cursor over this view (must not outlive it).
+  std::unique_ptr<DataCursor> OpenCursor() const;
 
  private:
   friend class LogStore;
@@ -532,6 +549,37 @@ class DataSnapshot {
   char generation_;
   uint64_t applied_index_;
   std::optional<raftpb::ConfState> conf_;
+};
+
+// A cursor over one view of `data` (LogStore::OpenDataCursor,
+// DataSnapshot::OpenCursor). Thread-compatible. Not valid before the first
+// Seek; key() and value() stay valid until the next Seek or Next. A storage
+// error (DataLoss for a corrupt block) makes it invalid with status() set:
+// check status() whenever Valid() turns false.
+class DataCursor {
+ public:
+  ~DataCursor();
+  DataCursor(const DataCursor&) = delete;
+  DataCursor& operator=(const DataCursor&) = delete;
+
+  uint64_t applied_index() const { return applied_index_; }
+  void Seek(absl::string_view key);  // to the first key >= key
+  void Next();                       // REQUIRES: Valid()
+  bool Valid() const;
+  absl::string_view key() const;    // REQUIRES: Valid()
+  absl::string_view value() const;  // REQUIRES: Valid()
+  absl::Status status() const;
+
+ private:
+  friend class LogStore;
+  friend class DataSnapshot;
+  DataCursor(const LogStore* store, void* iterator, char generation, uint64_t applied_index)
+      : store_(store), it_(iterator), generation_(generation), applied_index_(applied_index) {}
+
+  const LogStore* store_;
+  void* it_;  // an owned rocksdb::Iterator*
+  char generation_;
+  uint64_t applied_index_;
 };
 
 }  // namespace raftkv::storage

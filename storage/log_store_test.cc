@@ -307,6 +307,61 @@ TEST_F(LogStoreTest, ScanDataVisitsKeysInOrderFromStart) {
   EXPECT_THAT(seen, ::testing::ElementsAre("b1=vb1", "b2=vb2"));
 }
 
+TEST_F(LogStoreTest, DataCursorSeeksWithinOneView) {
+  DataBatch b;
+  for (const char* k : {"b2", "a1", "c3", "b1"}) b.Put(k, std::string("v") + k);
+  ASSERT_TRUE(store_->ApplyBatch(b, 1).ok());
+  std::unique_ptr<DataCursor> c = store_->OpenDataCursor();
+  EXPECT_EQ(c->applied_index(), 1u);
+  DataBatch later;
+  later.Put("b15", "new");
+  later.Delete("c3");
+  ASSERT_TRUE(store_->ApplyBatch(later, 2).ok());
+
+  // The cursor keeps its view: neither the new key nor the delete shows.
+  std::vector<std::string> seen;
+  for (c->Seek("b"); c->Valid(); c->Next()) {
+    seen.push_back(std::string(c->key()) + "=" + std::string(c->value()));
+  }
+  ASSERT_TRUE(c->status().ok());
+  EXPECT_THAT(seen, ::testing::ElementsAre("b1=vb1", "b2=vb2", "c3=vc3"));
+  c->Seek("a");
+  ASSERT_TRUE(c->Valid());
+  EXPECT_EQ(c->key(), "a1");
+  c->Seek("d");
+  EXPECT_FALSE(c->Valid());
+  EXPECT_TRUE(c->status().ok());
+
+  std::unique_ptr<DataCursor> now = store_->OpenDataCursor();
+  EXPECT_EQ(now->applied_index(), 2u);
+  now->Seek("b15");
+  ASSERT_TRUE(now->Valid());
+  EXPECT_EQ(now->value(), "new");
+}
+
+TEST_F(LogStoreTest, RemoveUnreachableDeletesOnlyInTheCursorsGeneration) {
+  DataBatch b;
+  b.Put("old1", "x");
+  b.Put("old2", "y");
+  ASSERT_TRUE(store_->ApplyBatch(b, 1).ok());
+  std::unique_ptr<DataCursor> c = store_->OpenDataCursor();
+  ASSERT_TRUE(store_->RemoveUnreachable({"old1"}, *c).ok());
+  EXPECT_EQ(store_->Get("old1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->applied_index(), 1u);
+
+  // After a snapshot replaced the data, the old cursor's removals are moot.
+  DataBatch image;
+  image.Put("old2", "from the snapshot");
+  raftpb::SnapshotMetadata meta;
+  meta.set_index(5);
+  meta.set_term(1);
+  ASSERT_TRUE(store_->BeginStaging().ok());
+  ASSERT_TRUE(store_->StageData(image).ok());
+  ASSERT_TRUE(store_->InstallStaged(meta).ok());
+  ASSERT_TRUE(store_->RemoveUnreachable({"old2"}, *c).ok());
+  EXPECT_EQ(*store_->Get("old2"), "from the snapshot");
+}
+
 TEST_F(LogStoreTest, ApplySnapshotPastLastIndexDiscardsLog) {
   raftpb::HardState hs = MakeHardState(1, 1, 2);
   ASSERT_TRUE(store_->Append(MakeEntries(1, 6, 1), &hs).ok());
