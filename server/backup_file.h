@@ -30,7 +30,9 @@
 namespace raftkv::server {
 
 inline constexpr char kBackupMagic[] = "RAFTKVBK";  // 8 bytes, without the NUL
-inline constexpr uint32_t kBackupFormatVersion = 1;
+// 2: keys as the MVCC store keeps them (mvcc/encoding.h); 1 (raftkv before
+// revisions) is not read.
+inline constexpr uint32_t kBackupFormatVersion = 2;
 
 // Produces a backup's bytes, appended to a caller-drained buffer.
 // Thread-compatible.

@@ -158,9 +158,9 @@ TEST(BackupFileTest, NamesWhatIsWrong) {
   EXPECT_THAT(refused(""), HasSubstr("truncated: the file is empty"));
   EXPECT_THAT(refused("hello world, this is not a backup"),
               HasSubstr("not a raftkv backup (it does not start with RAFTKVBK)"));
-  std::string v2 = bytes;
-  v2[8] = 2;
-  EXPECT_THAT(refused(v2), HasSubstr("backup format version 2; this build reads version 1"));
+  std::string v1 = bytes;
+  v1[8] = 1;  // a backup of raftkv before revisions
+  EXPECT_THAT(refused(v1), HasSubstr("backup format version 1; this build reads version 2"));
   EXPECT_THAT(refused(bytes + "x"), HasSubstr("1 unexpected bytes after the trailer"));
   std::string flipped = bytes;
   flipped[bytes.size() - 100] ^= 0x20;  // inside the 300-byte value

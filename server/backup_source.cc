@@ -57,11 +57,11 @@ absl::StatusOr<BackupSummary> StreamBackup(const KvStateMachine& sm,
   std::string buf;
   BackupWriter writer(header, &buf);
   storage::BytePacer pacer(options.bytes_per_sec);
-  uint64_t keys = 0;
+  KvStateMachine::KeyCounter keys;
   bool gone = false;
   absl::Status scan = view->Scan("", [&](absl::string_view k, absl::string_view v) {
     writer.Add(k, v);
-    if (KvStateMachine::IsUserKey(k)) ++keys;
+    keys.Add(k, v);
     if (buf.size() >= options.chunk_bytes) {
       gone = !sink(std::move(buf));
       buf.clear();
@@ -70,13 +70,13 @@ absl::StatusOr<BackupSummary> StreamBackup(const KvStateMachine& sm,
   });
   if (!scan.ok()) return scan;
   if (gone) return absl::CancelledError("the backup's receiver went away");
-  writer.Finish(keys);
+  writer.Finish(keys.count());
   if (!sink(std::move(buf))) return absl::CancelledError("the backup's receiver went away");
   BackupSummary out;
   out.applied_index = view->applied_index();
   out.term = *term;
   out.records = writer.records();
-  out.keys = keys;
+  out.keys = keys.count();
   out.bytes = writer.bytes();
   return out;
 }

@@ -116,7 +116,9 @@ TEST_F(BackupSourceTest, StreamsTheStateAsOfOneIndex) {
   EXPECT_EQ(sum->applied_index, index_);
   EXPECT_EQ(sum->term, 3u);
   EXPECT_EQ(sum->keys, 300u);
-  EXPECT_EQ(sum->records, 301u);  // and client 7's session
+  // Each key's record and its revision index entry, the revision counter
+  // and client 7's session.
+  EXPECT_EQ(sum->records, 2 * 300u + 1 + 1);
   auto info = VerifyBackup(path);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->header.applied_index(), index_);
@@ -159,7 +161,9 @@ TEST_F(BackupSourceTest, RestoreFoundsANewClusterWithTheData) {
     ro.cluster = *spec;
     auto r = RestoreBackup(ro);
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->records, 50u + 1 + 1);  // keys and the session; not the records of node 4
+    // The keys' records with their revision index entries, the revision
+    // counter and the session; not the records of node 4.
+    EXPECT_EQ(r->records, 2 * (50u + 1) + 1 + 1);
     EXPECT_NE(r->cluster_id, kOldCluster);
     EXPECT_NE(r->cluster_id, ClusterIdOf(*spec));
     if (first_cluster == 0) first_cluster = r->cluster_id;

@@ -10,7 +10,8 @@
 namespace raftkv::server {
 namespace {
 
-constexpr char kKeyPrefix = 'k';
+// Where an older raftkv kept its keys, without revisions.
+constexpr char kFormat1KeyPrefix = 'k';
 constexpr char kSessionPrefix = 's';
 constexpr char kMemberPrefix = 'm';
 constexpr char kIncarnationPrefix = 'i';
@@ -29,8 +30,6 @@ uint64_t DecodeId(absl::string_view k) {  // k: prefix + 8 bytes
   for (int i = 1; i < 9; ++i) id = (id << 8) | static_cast<unsigned char>(k[i]);
   return id;
 }
-
-std::string DataKey(const std::string& key) { return std::string(1, kKeyPrefix) + key; }
 
 std::string SessionKey(uint64_t client_id) {
   std::string k(9, kSessionPrefix);
@@ -73,11 +72,29 @@ absl::Status ValidateKey(const std::string& key) {
 absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
     storage::LogStore* store) {
   std::unique_ptr<KvStateMachine> sm(new KvStateMachine(store));
+  bool format1 = false;
+  absl::Status scan =
+      store->ScanData(std::string(1, kFormat1KeyPrefix), [&](absl::string_view k, absl::string_view) {
+        format1 = !k.empty() && k[0] == kFormat1KeyPrefix;
+        return false;
+      });
+  if (!scan.ok()) return scan;
+  if (format1) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the data in ", store->dir(),
+        " was written by an older raftkv (keys without revisions): start that version, take a "
+        "backup with `kvctl snapshot save`, and restore it into a cluster of that version; this "
+        "version does not read it"));
+  }
+  absl::StatusOr<std::unique_ptr<mvcc::Store>> keys = mvcc::Store::Open(store);
+  if (!keys.ok()) return keys.status();
+  sm->mvcc_ = *std::move(keys);
   if (absl::Status s = sm->Reload(); !s.ok()) return s;
   return sm;
 }
 
 absl::Status KvStateMachine::Reload() {
+  if (absl::Status s = mvcc_->Reload(); !s.ok()) return s;
   sessions_.clear();
   by_last_index_.clear();
   absl::Status parse = absl::OkStatus();
@@ -176,8 +193,12 @@ absl::StatusOr<uint64_t> KvStateMachine::StateHash(const storage::DataSnapshot& 
     mix(EncodeValue(bytes.size(), ""));  // 8 bytes, big-endian
     mix(bytes);
   };
+  absl::StatusOr<int64_t> compact = mvcc::Store::CompactRevisionOf(view);
+  if (!compact.ok()) return compact.status();
+  mvcc::Store::HashFilter keep(*compact);
   bool cancelled = false;
   absl::Status s = view.Scan("", [&](absl::string_view k, absl::string_view v) {
+    if (!keep.Include(k, v)) return true;
     mix_len(k);
     mix_len(v);
     cancelled = (cancel != nullptr && cancel->load(std::memory_order_relaxed)) ||
@@ -198,8 +219,6 @@ void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r, uint64_
   incarnations_[r.node_id()] = r.incarnation();
   records_version_.fetch_add(1);
 }
-
-bool KvStateMachine::IsUserKey(absl::string_view k) { return !k.empty() && k[0] == kKeyPrefix; }
 
 bool KvStateMachine::KeptOnRestore(absl::string_view k) {
   if (k.empty()) return false;
@@ -269,8 +288,7 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
       if (checkpoint_hook_) {
         // Everything up to this entry is written first, so the view is the
         // state exactly as of it on every member, however they batch.
-        if (absl::Status s = store_->ApplyBatch(overlay.batch, e.index(), conf ? &*conf : nullptr);
-            !s.ok()) {
+        if (absl::Status s = Flush(&overlay, e.index(), conf ? &*conf : nullptr); !s.ok()) {
           return s;
         }
         overlay = Overlay();
@@ -294,12 +312,29 @@ absl::StatusOr<std::vector<ApplyResult>> KvStateMachine::Apply(
   }
   const uint64_t last = entries.back().index();
   if (last > applied_index()) {
-    if (absl::Status s = store_->ApplyBatch(overlay.batch, last, conf ? &*conf : nullptr);
-        !s.ok()) {
-      return s;
-    }
+    if (absl::Status s = Flush(&overlay, last, conf ? &*conf : nullptr); !s.ok()) return s;
   }
   return results;
+}
+
+absl::Status KvStateMachine::Flush(Overlay* overlay, uint64_t index,
+                                   const raftpb::ConfState* conf) {
+  if (overlay->keys != nullptr) overlay->keys->Finish(&overlay->batch);
+  absl::Status s = store_->ApplyBatch(overlay->batch, index, conf);
+  // A failed write is fatal to the node: the MVCC store's counters, which
+  // Finish advanced, are never used again.
+  overlay->keys.reset();
+  return s;
+}
+
+std::unique_ptr<mvcc::Store::Txn> KvStateMachine::BeginTxn(uint64_t index, Overlay* overlay) {
+  if (overlay->keys == nullptr) overlay->keys = mvcc_->BeginBatch();
+  return overlay->keys->Begin(index);
+}
+
+absl::Status KvStateMachine::StorageError(const absl::Status& s, Overlay* overlay) const {
+  overlay->storage_error = s;
+  return s;
 }
 
 absl::StatusOr<kvpb::WriteResult> KvStateMachine::ApplyCommand(const kvpb::Command& cmd,
@@ -358,43 +393,51 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     case kvpb::Command::kPut: {
       const auto& put = cmd.put();
       if (absl::Status s = ValidateKey(put.key()); !s.ok()) return s;
-      Write(put.key(), Stored{put.value(), index}, overlay);
+      std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
+      if (auto prev = txn->Put(put.key(), put.value(), 0); !prev.ok()) {
+        return StorageError(prev.status(), overlay);
+      }
+      txn->Commit();
       out.mutable_put()->set_version(index);
       return out;
     }
     case kvpb::Command::kDelete: {
       const auto& del = cmd.delete_();
       if (absl::Status s = ValidateKey(del.key()); !s.ok()) return s;
-      absl::StatusOr<std::optional<Stored>> cur = Read(del.key(), overlay);
-      if (!cur.ok()) return cur.status();
-      const bool existed = cur->has_value();
-      if (existed) Write(del.key(), std::nullopt, overlay);
-      out.mutable_delete_()->set_deleted(existed);
+      std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
+      absl::StatusOr<std::vector<mvcc::KeyValue>> gone = txn->DeleteRange(del.key(), "");
+      if (!gone.ok()) return StorageError(gone.status(), overlay);
+      txn->Commit();
+      out.mutable_delete_()->set_deleted(!gone->empty());
       return out;
     }
     case kvpb::Command::kCas: {
       const auto& cas = cmd.cas();
       if (absl::Status s = ValidateKey(cas.key()); !s.ok()) return s;
-      absl::StatusOr<std::optional<Stored>> read = Read(cas.key(), overlay);
-      if (!read.ok()) return read.status();
-      const std::optional<Stored>& cur = *read;
+      std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
+      absl::StatusOr<mvcc::RangeResult> read = txn->Range(cas.key(), "", mvcc::RangeOptions());
+      if (!read.ok()) return StorageError(read.status(), overlay);
+      const mvcc::KeyValue* cur = read->kvs.empty() ? nullptr : &read->kvs[0];
       bool match = false;
       if (cas.expected_case() == kvpb::CasRequest::kExpectedValue) {
-        match = cur.has_value() && cur->value == cas.expected_value();
+        match = cur != nullptr && cur->value == cas.expected_value();
       } else {
         const uint64_t want = cas.expected_version();
-        match = want == 0 ? !cur.has_value() : (cur.has_value() && cur->version == want);
+        match = want == 0 ? cur == nullptr : (cur != nullptr && cur->index == want);
       }
       kvpb::CasResponse* r = out.mutable_cas();
       r->set_succeeded(match);
       if (match) {
-        Write(cas.key(), Stored{cas.new_value(), index}, overlay);
+        if (auto prev = txn->Put(cas.key(), cas.new_value(), 0); !prev.ok()) {
+          return StorageError(prev.status(), overlay);
+        }
+        txn->Commit();
         r->set_version(index);
-      } else if (cur.has_value()) {
+      } else if (cur != nullptr) {
         r->set_found(true);
         r->mutable_current()->set_key(cas.key());
         r->mutable_current()->set_value(cur->value);
-        r->mutable_current()->set_version(cur->version);
+        r->mutable_current()->set_version(cur->index);
       }
       return out;
     }
@@ -404,37 +447,6 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       break;
   }
   return absl::InvalidArgumentError("command without an operation");
-}
-
-absl::StatusOr<std::optional<KvStateMachine::Stored>> KvStateMachine::Read(
-    const std::string& key, Overlay* overlay) const {
-  auto it = overlay->writes.find(key);
-  if (it != overlay->writes.end()) return it->second;
-  auto raw = store_->Get(DataKey(key));
-  if (!raw.ok()) {
-    if (absl::IsNotFound(raw.status())) return std::nullopt;
-    overlay->storage_error = absl::Status(
-        raw.status().code(),
-        absl::StrCat("reading key \"", absl::CEscape(key), "\": ", raw.status().message()));
-    return overlay->storage_error;
-  }
-  Stored s;
-  if (!DecodeValue(*raw, &s.value, &s.version)) {
-    overlay->storage_error = absl::DataLossError(
-        absl::StrCat("undecodable value for key \"", absl::CEscape(key), "\" in ", store_->dir()));
-    return overlay->storage_error;
-  }
-  return s;
-}
-
-void KvStateMachine::Write(const std::string& key, std::optional<Stored> v,
-                           Overlay* overlay) {
-  if (v) {
-    overlay->batch.Put(DataKey(key), EncodeValue(v->version, v->value));
-  } else {
-    overlay->batch.Delete(DataKey(key));
-  }
-  overlay->writes[key] = std::move(v);
 }
 
 void KvStateMachine::SaveSession(const statepb::SessionRecord& s, Overlay* overlay) {
@@ -451,52 +463,58 @@ void KvStateMachine::MaybeEvictSession(Overlay* overlay) {
   }
 }
 
+namespace {
+
+kvpb::KeyValue ToNative(const mvcc::KeyValue& kv) {
+  kvpb::KeyValue out;
+  out.set_key(kv.key);
+  out.set_value(kv.value);
+  out.set_version(kv.index);
+  return out;
+}
+
+// etcd's end of the range of keys with `prefix`: "\0" (every key) if none.
+std::string PrefixEnd(const std::string& prefix) {
+  std::string end = prefix;
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (end.empty()) return std::string(1, '\0');
+  end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  return end;
+}
+
+}  // namespace
+
 absl::StatusOr<kvpb::KeyValue> KvStateMachine::Get(const std::string& key,
                                                   uint64_t* applied) const {
-  auto raw = store_->Get(DataKey(key), applied);
-  if (!raw.ok()) return raw.status();
-  kvpb::KeyValue kv;
-  kv.set_key(key);
-  uint64_t version = 0;
-  if (!DecodeValue(*raw, kv.mutable_value(), &version)) {
-    return absl::DataLossError(absl::StrCat("undecodable value for key \"", absl::CEscape(key),
-                                            "\" in ", store_->dir()));
-  }
-  kv.set_version(version);
-  return kv;
+  std::unique_ptr<mvcc::View> view = mvcc_->Read();
+  if (applied != nullptr) *applied = view->applied_index();
+  absl::StatusOr<mvcc::RangeResult> r = view->Range(key, "", mvcc::RangeOptions());
+  if (!r.ok()) return r.status();
+  if (r->kvs.empty()) return absl::NotFoundError("key not found");
+  return ToNative(r->kvs[0]);
 }
 
 absl::StatusOr<ScanResult> KvStateMachine::Scan(const std::string& prefix,
                                                 const std::string& start_after, size_t limit,
                                                 size_t max_bytes) const {
   ScanResult out;
-  absl::Status decode;
   size_t bytes = 0;
-  const std::string lo = DataKey(std::max(prefix, start_after));
-  const std::string want = DataKey(prefix);
-  const std::string skip = start_after.empty() ? "" : DataKey(start_after);
-  absl::Status s = store_->ScanData(lo, [&](absl::string_view k, absl::string_view v) {
-    if (k.substr(0, want.size()) != want) return false;
-    if (!skip.empty() && k == skip) return true;
-    if (out.kvs.size() == limit || (!out.kvs.empty() && bytes + k.size() + v.size() > max_bytes)) {
+  std::string from = prefix;
+  if (!start_after.empty() && start_after >= prefix) from = start_after + std::string(1, '\0');
+  std::unique_ptr<mvcc::View> view = mvcc_->Read();
+  out.applied_index = view->applied_index();
+  absl::Status s = view->ForEachLatest(from, PrefixEnd(prefix), [&](const mvcc::KeyValue& kv) {
+    if (kv.key.compare(0, prefix.size(), prefix) != 0) return false;
+    const size_t size = kv.key.size() + kv.value.size() + 8;
+    if (out.kvs.size() == limit || (!out.kvs.empty() && bytes + size > max_bytes)) {
       out.more = true;
       return false;
     }
-    kvpb::KeyValue kv;
-    kv.set_key(std::string(k.substr(1)));
-    uint64_t version = 0;
-    if (!DecodeValue(v, kv.mutable_value(), &version)) {
-      decode = absl::DataLossError(absl::StrCat("undecodable value for key \"",
-                                                absl::CEscape(kv.key()), "\" in ", store_->dir()));
-      return false;
-    }
-    bytes += k.size() + v.size();
-    kv.set_version(version);
-    out.kvs.push_back(std::move(kv));
+    bytes += size;
+    out.kvs.push_back(ToNative(kv));
     return true;
-  }, &out.applied_index);
+  });
   if (!s.ok()) return s;
-  if (!decode.ok()) return decode;
   return out;
 }
 
@@ -510,14 +528,14 @@ absl::StatusOr<std::pair<uint64_t, uint64_t>> KvStateMachine::Digest() const {
     h ^= 0xff;  // separator
     h *= 1099511628211ull;
   };
-  absl::Status s = store_->ScanData(std::string(1, kKeyPrefix),
-                                    [&](absl::string_view k, absl::string_view v) {
-                                      if (k.empty() || k[0] != kKeyPrefix) return false;
-                                      mix(k);
-                                      mix(v);
-                                      ++count;
-                                      return true;
-                                    });
+  std::unique_ptr<mvcc::View> view = mvcc_->Read();
+  absl::Status s = view->ForEachLatest("", std::string(1, '\0'), [&](const mvcc::KeyValue& kv) {
+    mix(kv.key);
+    mix(kv.value);
+    mix(EncodeValue(kv.index, ""));
+    ++count;
+    return true;
+  });
   if (!s.ok()) return s;
   return std::make_pair(h, count);
 }

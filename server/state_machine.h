@@ -3,7 +3,11 @@
 // (Raft dissertation §6.3).
 //
 // Layout of `data` (encodings private to state_machine.cc):
-//   "k" + user key   -> 8-byte big-endian version + value
+//   the keys and their history: the MVCC store's (mvcc/store.h, keys
+//                       starting 'h', 'v', 'r', 'x'); a native write is one
+//                       write transaction, and the native API's version of a
+//                       key is the log index of its last write (kept in each
+//                       revision), not its etcd mod_revision
 //   "s" + client id  -> statepb::SessionRecord
 //   "m" + node id    -> the member's address (from conf-change contexts)
 //   "i" + node id    -> the member's incarnation (fixed64): the first one
@@ -31,6 +35,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "mvcc/store.h"
 #include "proto/kv.pb.h"
 #include "proto/raft.pb.h"
 #include "proto/state.pb.h"
@@ -64,6 +69,8 @@ struct ScanResult {
 class KvStateMachine {
  public:
   // Loads the session table. `store` is not owned and must outlive this.
+  // FailedPrecondition for a store whose data an older raftkv wrote (keys
+  // without revisions).
   static absl::StatusOr<std::unique_ptr<KvStateMachine>> Open(storage::LogStore* store);
 
   // Applies committed entries in order, as one ApplyBatch; returns a result
@@ -138,24 +145,34 @@ class KvStateMachine {
   // the term of its applied index).
   storage::LogStore* store() const { return store_; }
 
-  // Backups (server/backup_file.h) carry the raw pairs of `data`. Whether
-  // raw key `k` is a user key (counted as a backup's keys), and whether a
-  // restore into a new cluster keeps the pair: it drops the old cluster's
-  // membership records (member addresses, incarnations, the membership
-  // index), which the new cluster founds afresh from its --cluster.
-  static bool IsUserKey(absl::string_view k);
+  // The multi-version store the keys live in (reads: any thread).
+  mvcc::Store* mvcc() const { return mvcc_.get(); }
+
+  // Backups (server/backup_file.h) carry the raw pairs of `data`. A
+  // KeyCounter counts the live keys among pairs given in key order (a
+  // backup's key count); KeptOnRestore says whether a restore into a new
+  // cluster keeps the pair: it drops the old cluster's membership records
+  // (member addresses, incarnations, the membership index), which the new
+  // cluster founds afresh from its --cluster.
+  class KeyCounter {
+   public:
+    void Add(absl::string_view k, absl::string_view v) {
+      if (mvcc::Store::IsLatestLive(k, v, &last_)) ++count_;
+    }
+    uint64_t count() const { return count_; }
+
+   private:
+    std::string last_;
+    uint64_t count_ = 0;
+  };
   static bool KeptOnRestore(absl::string_view k);
 
  private:
   explicit KvStateMachine(storage::LogStore* store) : store_(store) {}
 
-  struct Stored {
-    std::string value;
-    uint64_t version = 0;
-  };
   // The batch being built: later commands in a batch see earlier writes.
   struct Overlay {
-    std::map<std::string, std::optional<Stored>> writes;
+    std::unique_ptr<mvcc::Store::Batch> keys;  // opened by the first write
     storage::DataBatch batch;
     // A read of the store failed: the batch must not be written.
     absl::Status storage_error;
@@ -165,10 +182,13 @@ class KvStateMachine {
                                                  Overlay* overlay);
   absl::StatusOr<kvpb::WriteResult> Execute(const kvpb::Command& cmd, uint64_t index,
                                             Overlay* overlay);
-  // The key's current value; on a storage error, records it in
-  // overlay->storage_error and returns it.
-  absl::StatusOr<std::optional<Stored>> Read(const std::string& key, Overlay* overlay) const;
-  void Write(const std::string& key, std::optional<Stored> v, Overlay* overlay);
+  // A write transaction of `overlay`'s MVCC batch for entry `index`.
+  std::unique_ptr<mvcc::Store::Txn> BeginTxn(uint64_t index, Overlay* overlay);
+  // Writes `overlay` (its MVCC batch included) with applied index `index`.
+  absl::Status Flush(Overlay* overlay, uint64_t index, const raftpb::ConfState* conf);
+  // A storage error met by a transaction: recorded in overlay->storage_error
+  // (the batch must not be written) and returned.
+  absl::Status StorageError(const absl::Status& s, Overlay* overlay) const;
   void SaveSession(const statepb::SessionRecord& s, Overlay* overlay);
   void MaybeEvictSession(Overlay* overlay);
 
@@ -178,6 +198,7 @@ class KvStateMachine {
                          Overlay* overlay);
 
   storage::LogStore* const store_;
+  std::unique_ptr<mvcc::Store> mvcc_;
   CheckpointHook checkpoint_hook_;
   mutable absl::Mutex incarnations_mu_;
   std::map<uint64_t, uint64_t> incarnations_ ABSL_GUARDED_BY(incarnations_mu_);

@@ -235,7 +235,18 @@ class CorruptStateMachineTest : public StateMachineTest {
     auto files = storage::testing::SstFilesOf(dir_, "data");
     ASSERT_TRUE(files.ok()) << files.status();
     ASSERT_FALSE(files->empty());
-    for (const auto& f : *files) ASSERT_TRUE(storage::testing::CorruptDataBlocks(f).ok());
+    // Only files of keys' records ('h' in the live generation 'a'): the
+    // sessions and counters the state machine reads when it opens stay
+    // readable, as they would in a node whose damage is in its user data.
+    int corrupted = 0;
+    for (const auto& f : *files) {
+      auto range = storage::testing::SstKeyRange(f);
+      ASSERT_TRUE(range.ok()) << range.status();
+      if (range->first.rfind("ah", 0) != 0 || range->second.rfind("ah", 0) != 0) continue;
+      ASSERT_TRUE(storage::testing::CorruptDataBlocks(f).ok());
+      ++corrupted;
+    }
+    ASSERT_GT(corrupted, 0);
     Open();
   }
 

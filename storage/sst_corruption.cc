@@ -40,6 +40,21 @@ absl::StatusOr<std::vector<std::string>> SstFilesOf(const std::string& dir, cons
   return out;
 }
 
+absl::StatusOr<std::pair<std::string, std::string>> SstKeyRange(const std::string& path) {
+  rocksdb::Options options;
+  rocksdb::SstFileReader reader(options);
+  rocksdb::Status s = reader.Open(path);
+  if (!s.ok()) return absl::InternalError(absl::StrCat(path, ": ", s.ToString()));
+  std::unique_ptr<rocksdb::Iterator> it(reader.NewIterator(rocksdb::ReadOptions()));
+  std::pair<std::string, std::string> out;
+  it->SeekToFirst();
+  if (it->Valid()) out.first = it->key().ToString();
+  it->SeekToLast();
+  if (it->Valid()) out.second = it->key().ToString();
+  if (!it->status().ok()) return absl::InternalError(absl::StrCat(path, ": ", it->status().ToString()));
+  return out;
+}
+
 absl::StatusOr<uint64_t> CorruptDataBlocks(const std::string& path, double from, double to,
                                            uint64_t stride) {
   auto props = PropertiesOf(path);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -15,6 +16,10 @@ namespace raftkv::storage::testing {
 // belong to column family `cf` ("log", "meta", "data"), from each file's
 // own properties.
 absl::StatusOr<std::vector<std::string>> SstFilesOf(const std::string& dir, const std::string& cf);
+
+// The smallest and largest keys of the SST file at `path` (as the column
+// family holds them: a `data` key starts with its generation byte).
+absl::StatusOr<std::pair<std::string, std::string>> SstKeyRange(const std::string& path);
 
 // Flips one byte every `stride` bytes of the SST file at `path` between
 // fractions `from` and `to` of its data-block region (0 and 1: all of it).
