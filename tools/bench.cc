@@ -56,7 +56,7 @@
 #include "grpcpp/alarm.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/admin.grpc.pb.h"
-#include "proto/etcd_kv.grpc.pb.h"
+#include "proto/etcd/rpc.grpc.pb.h"
 #include "proto/kv.grpc.pb.h"
 #include "tools/histogram.h"
 #include "tools/proc_cpu.h"
