@@ -58,6 +58,7 @@
 #include "server/node_tls.h"
 #include "server/node.h"
 #include "server/hash_checker.h"
+#include "server/mvcc_compactor.h"
 #include "server/incarnation_recorder.h"
 #include "server/peer_incarnations.h"
 #include "server/state_machine.h"
@@ -733,6 +734,14 @@ int main(int argc, char** argv) {
                                         "with --join)")
                          : ""));
   }
+  // Removes the history a compaction hid, paced, off the apply loop.
+  server::MvccCompactorOptions mco;
+  mco.on_error = [dir](const absl::Status& s) {
+    // A corrupt block is the scrubber's and the hash check's to report; a
+    // failed write stops the node as every failed write does.
+    if (!absl::IsDataLoss(s)) server::ExitOnWriteFailure(dir, s);
+  };
+  server::MvccCompactor mvcc_compactor((*sm)->mvcc(), mco);
   server::PeerIncarnations::ClusterView cluster_view;
   cluster_view.records = [sm = sm->get()] { return sm->Incarnations(); };
   cluster_view.is_member = [sm = sm->get()](uint64_t id) {

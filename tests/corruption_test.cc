@@ -93,7 +93,7 @@ class CorruptionTest : public ::testing::Test {
     ASSERT_FALSE(files->empty()) << "no data SST files in " << c_.data_dir(corrupt_);
     // The middle half of each file's data blocks: its first and last keys
     // stay readable, as the member's start reads them (the session and
-    // incarnation tables sort before and after the keys).
+    // incarnation and revision records sort after the keys' history).
     for (const std::string& f : *files) {
       auto flipped = storage::testing::CorruptDataBlocks(f, 0.25, 0.75);
       ASSERT_TRUE(flipped.ok()) << flipped.status();
@@ -375,14 +375,16 @@ TEST_F(CorruptionTest, ApplyMeetingCorruptionStopsTheMember) {
   EXPECT_THAT(c_.LogTail(corrupt_), HasSubstr("Corruption"));
 }
 
-// Every data block damaged, the first included: the member cannot read its
-// session table at start, so it refuses to start (it could not apply as the
-// others do), with one line and exit status 1.
+// Every data block damaged, the first and last included: the member cannot
+// read its session table and revision counters at start, so it refuses to
+// start (it could not apply as the others do), with one line and exit
+// status 1.
 TEST_F(CorruptionTest, AMemberThatCannotReadItsSessionsRefusesToStart) {
   auto files = storage::testing::SstFilesOf(c_.data_dir(corrupt_), "data");
   ASSERT_TRUE(files.ok()) << files.status();
   for (const std::string& f : *files) {
     ASSERT_TRUE(storage::testing::CorruptDataBlocks(f, 0.0, 0.25).ok());
+    ASSERT_TRUE(storage::testing::CorruptDataBlocks(f, 0.75, 1.0).ok());
   }
   std::vector<std::string> flags = c_.NodeFlags(corrupt_);
   flags.push_back("--scrub_interval=0");

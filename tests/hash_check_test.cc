@@ -21,7 +21,7 @@ using ::testing::HasSubstr;
 
 // Rewrites the value of the first user key in the stopped node's data with
 // RocksDB's own API, so every checksum stays valid: flips the bits `flip`
-// of its last byte. Returns the key.
+// of its last byte. Returns the record's key (as mvcc/encoding.h lays it out).
 std::string TamperWithAValue(const std::string& dir, char flip = 0x01) {
   std::vector<std::string> names;
   rocksdb::Options options;
@@ -41,8 +41,8 @@ std::string TamperWithAValue(const std::string& dir, char flip = 0x01) {
   {
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), data));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      // Generation byte, then 'k' + the user key.
-      if (it->key().size() > 2 && it->key()[1] == 'k') {
+      // Generation byte, then 'h' + the escaped user key + the revision.
+      if (it->key().size() > 2 && it->key()[1] == 'h') {
         key = it->key().ToString();
         std::string v = it->value().ToString();
         v.back() ^= flip;
@@ -55,7 +55,7 @@ std::string TamperWithAValue(const std::string& dir, char flip = 0x01) {
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   EXPECT_TRUE(db->Close().ok());
   delete db;
-  return key.substr(2);
+  return key.empty() ? key : key.substr(1);
 }
 
 // True if any key or value of any column family of the stopped node's
