@@ -1,0 +1,69 @@
+// etcd's gRPC errors (etcd's api/v3rpc/rpctypes): the code and the exact
+// message of each, since etcd's clients match on the message text (clientv3
+// turns it back into its error values) and retry by the code. One table, so
+// every etcd service answers with the same words.
+//
+// Thread safety: pure functions.
+#ifndef RAFTKV_SERVER_ETCD_ERRORS_H_
+#define RAFTKV_SERVER_ETCD_ERRORS_H_
+
+#include "absl/status/status.h"
+
+namespace raftkv::server::etcd {
+
+enum class Error {
+  // Request checks (InvalidArgument).
+  kEmptyKey,           // "etcdserver: key is not provided"
+  kKeyNotFound,        // "etcdserver: key not found"
+  kValueProvided,      // "etcdserver: value is provided"
+  kLeaseProvided,      // "etcdserver: lease is provided"
+  kTooManyOps,         // "etcdserver: too many operations in txn request"
+  kDuplicateKey,       // "etcdserver: duplicate key given in txn request"
+  kInvalidSortOption,  // "etcdserver: invalid sort option" (etcd 3.6)
+  kRequestTooLarge,    // "etcdserver: request is too large"
+  // MVCC.
+  kCompacted,        // OutOfRange "etcdserver: mvcc: required revision has been compacted"
+  kFutureRev,        // OutOfRange "etcdserver: mvcc: required revision is a future revision"
+  kNoSpace,          // ResourceExhausted "etcdserver: mvcc: database space exceeded"
+  kTooManyRequests,  // ResourceExhausted "etcdserver: too many requests"
+  // Leases.
+  kLeaseNotFound,     // NotFound "etcdserver: requested lease not found"
+  kLeaseExist,        // FailedPrecondition "etcdserver: lease already exists"
+  kLeaseTTLTooLarge,  // OutOfRange "etcdserver: too large lease TTL"
+  // Membership.
+  kMemberExist,             // FailedPrecondition
+  kPeerURLExist,            // FailedPrecondition
+  kMemberNotEnoughStarted,  // FailedPrecondition
+  kMemberBadURLs,           // InvalidArgument
+  kMemberNotFound,          // NotFound
+  kMemberNotLearner,        // FailedPrecondition
+  kLearnerNotReady,         // FailedPrecondition
+  kTooManyLearners,         // FailedPrecondition
+  // The cluster: Unavailable, except kNotLeader (FailedPrecondition).
+  kNoLeader,
+  kNotLeader,
+  kLeaderChanged,
+  kStopped,
+  kTimeout,
+  kTimeoutDueToLeaderFail,
+  kTimeoutDueToConnectionLost,
+  kUnhealthy,
+  kNotSupportedForLearner,
+  kCorrupt,              // DataLoss "etcdserver: corrupt cluster"
+  kBadLeaderTransferee,  // FailedPrecondition
+};
+
+// The Status etcd's server answers for `e`: its gRPC code and message.
+absl::Status EtcdError(Error e);
+
+// True when `s` is exactly EtcdError(e) (code and message).
+bool IsEtcdError(const absl::Status& s, Error e);
+
+// An error of the mvcc store as etcd's server answers it: mvcc's compacted
+// and future-revision errors become kCompacted and kFutureRev; OK and every
+// other status (storage errors) pass unchanged.
+absl::Status FromMvcc(const absl::Status& s);
+
+}  // namespace raftkv::server::etcd
+
+#endif  // RAFTKV_SERVER_ETCD_ERRORS_H_
