@@ -6,6 +6,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "glog/logging.h"
+#include "server/etcd/errors.h"
+#include "server/etcd/kv_apply.h"
 
 namespace raftkv::server {
 namespace {
@@ -332,6 +334,53 @@ std::unique_ptr<mvcc::Store::Txn> KvStateMachine::BeginTxn(uint64_t index, Overl
   return overlay->keys->Begin(index);
 }
 
+absl::StatusOr<kvpb::WriteResult> KvStateMachine::ExecuteEtcd(const kvpb::EtcdWrite& w,
+                                                              uint64_t index, Overlay* overlay) {
+  kvpb::WriteResult out;
+  kvpb::EtcdWriteResult* r = out.mutable_etcd();
+  if (w.request_case() == kvpb::EtcdWrite::kCompaction) {
+    if (overlay->keys == nullptr) overlay->keys = mvcc_->BeginBatch();
+    absl::Status s = etcd::FromMvcc(overlay->keys->Compact(w.compaction().revision()));
+    if (!s.ok()) return s;
+    r->mutable_compaction()->mutable_header()->set_revision(overlay->keys->revision());
+    return out;
+  }
+  std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
+  // Leases come with etcd's Lease API; until then none exists.
+  const etcd::LeaseExists no_leases;
+  absl::Status s;
+  switch (w.request_case()) {
+    case kvpb::EtcdWrite::kPut: {
+      auto resp = etcd::Put(txn.get(), w.put(), no_leases);
+      if (resp.ok()) *r->mutable_put() = *std::move(resp);
+      s = resp.status();
+      break;
+    }
+    case kvpb::EtcdWrite::kDeleteRange: {
+      auto resp = etcd::DeleteRange(txn.get(), w.delete_range());
+      if (resp.ok()) *r->mutable_delete_range() = *std::move(resp);
+      s = resp.status();
+      break;
+    }
+    case kvpb::EtcdWrite::kTxn: {
+      auto resp = etcd::Txn(txn.get(), w.txn(), no_leases);
+      if (resp.ok()) *r->mutable_txn() = *std::move(resp);
+      s = resp.status();
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError("etcd write without a request");
+  }
+  if (!s.ok()) {
+    // etcd's errors answer the client and change nothing; any other is the
+    // store failing, fatal to the apply.
+    if (etcd::IsEtcdError(s)) return s;
+    return StorageError(s, overlay);
+  }
+  txn->Commit();
+  return out;
+}
+
 absl::Status KvStateMachine::StorageError(const absl::Status& s, Overlay* overlay) const {
   overlay->storage_error = s;
   return s;
@@ -441,6 +490,8 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       }
       return out;
     }
+    case kvpb::Command::kEtcd:
+      return ExecuteEtcd(cmd.etcd(), index, overlay);
     case kvpb::Command::kIncarnation:  // handled by Apply
     case kvpb::Command::kHashCheck:
     case kvpb::Command::OP_NOT_SET:

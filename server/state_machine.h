@@ -182,6 +182,9 @@ class KvStateMachine {
                                                  Overlay* overlay);
   absl::StatusOr<kvpb::WriteResult> Execute(const kvpb::Command& cmd, uint64_t index,
                                             Overlay* overlay);
+  // An etcd write (server/etcd/kv_apply.h): its answer, or etcd's error.
+  absl::StatusOr<kvpb::WriteResult> ExecuteEtcd(const kvpb::EtcdWrite& w, uint64_t index,
+                                                Overlay* overlay);
   // A write transaction of `overlay`'s MVCC batch for entry `index`.
   std::unique_ptr<mvcc::Store::Txn> BeginTxn(uint64_t index, Overlay* overlay);
   // Writes `overlay` (its MVCC batch included) with applied index `index`.

@@ -196,6 +196,62 @@ TEST_F(StateMachineTest, DigestIsEqualForEqualData) {
   EXPECT_EQ(d2->second, 1u);
 }
 
+// etcd's writes go through the log as commands and share the keys with the
+// native API: one revision per write, etcd's errors change nothing.
+TEST_F(StateMachineTest, EtcdWritesShareTheKeysAndRevisions) {
+  kvpb::Command put;
+  put.mutable_etcd()->mutable_put()->set_key("a");
+  put.mutable_etcd()->mutable_put()->set_value("1");
+  put.mutable_etcd()->mutable_put()->set_prev_kv(true);
+  ApplyResult r = ApplyOne(put);
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->etcd().put().header().revision(), 2);
+  EXPECT_FALSE(r.result->etcd().put().has_prev_kv());
+  ASSERT_TRUE(ApplyOne(Put("a", "2")).result.ok());  // native: revision 3
+  auto kv = sm_->Get("a");
+  ASSERT_TRUE(kv.ok());
+  EXPECT_EQ(kv->value(), "2");
+  EXPECT_EQ(kv->version(), index_);  // the native version: the log index
+
+  kvpb::Command txn;
+  auto* t = txn.mutable_etcd()->mutable_txn();
+  auto* cmp = t->add_compare();
+  cmp->set_key("a");
+  cmp->set_target(etcdserverpb::Compare::VALUE);
+  cmp->set_result(etcdserverpb::Compare::EQUAL);
+  cmp->set_value("2");
+  t->add_success()->mutable_request_put()->set_key("b");
+  t->add_success()->mutable_request_delete_range()->set_key("a");
+  r = ApplyOne(txn);
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_TRUE(r.result->etcd().txn().succeeded());
+  EXPECT_EQ(r.result->etcd().txn().header().revision(), 4);  // one revision for both
+  EXPECT_FALSE(sm_->Get("a").ok());
+
+  // An etcd error is the client's answer: nothing changes.
+  kvpb::Command ignore;
+  ignore.mutable_etcd()->mutable_put()->set_key("missing");
+  ignore.mutable_etcd()->mutable_put()->set_ignore_value(true);
+  r = ApplyOne(ignore);
+  EXPECT_EQ(r.result.status().message(), "etcdserver: key not found");
+  EXPECT_EQ(sm_->mvcc()->revision(), 4);
+
+  kvpb::Command compact;
+  compact.mutable_etcd()->mutable_compaction()->set_revision(3);
+  ASSERT_TRUE(ApplyOne(compact).result.ok());
+  EXPECT_EQ(ApplyOne(compact).result.status().message(),
+            "etcdserver: mvcc: required revision has been compacted");
+  mvcc::RangeOptions at2;
+  at2.revision = 2;
+  EXPECT_TRUE(mvcc::IsCompacted(sm_->mvcc()->Read()->Range("a", "", at2).status()));
+  mvcc::RangeOptions at3;
+  at3.revision = 3;
+  auto old = sm_->mvcc()->Read()->Range("a", "", at3);
+  ASSERT_TRUE(old.ok());
+  ASSERT_EQ(old->kvs.size(), 1u);
+  EXPECT_EQ(old->kvs[0].value, "2");
+}
+
 // The state machine over a store whose data SST files were damaged on disk:
 // every read that meets a bad block fails with DataLoss, never answers with
 // keys missing; applying an entry that must read one fails and writes

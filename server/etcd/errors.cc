@@ -1,5 +1,7 @@
 #include "server/etcd/errors.h"
 
+#include "absl/strings/match.h"
+
 #include "absl/strings/string_view.h"
 #include "mvcc/kv.h"
 
@@ -101,6 +103,10 @@ absl::Status EtcdError(Error e) {
 bool IsEtcdError(const absl::Status& s, Error e) {
   Entry entry = Lookup(e);
   return s.code() == entry.code && s.message() == entry.message;
+}
+
+bool IsEtcdError(const absl::Status& s) {
+  return !s.ok() && absl::StartsWith(s.message(), "etcdserver: ");
 }
 
 absl::Status FromMvcc(const absl::Status& s) {

@@ -58,6 +58,9 @@ absl::Status EtcdError(Error e);
 
 // True when `s` is exactly EtcdError(e) (code and message).
 bool IsEtcdError(const absl::Status& s, Error e);
+// True when `s` is one of etcd's errors (an answer for the client), false for
+// OK and for every other status (e.g. a storage failure).
+bool IsEtcdError(const absl::Status& s);
 
 // An error of the mvcc store as etcd's server answers it: mvcc's compacted
 // and future-revision errors become kCompacted and kFutureRev; OK and every
