@@ -48,6 +48,7 @@
 #include "server/connection_listener.h"
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
+#include "server/etcd/context.h"
 #include "server/fd_limit.h"
 #include "server/force_new_cluster.h"
 #include "server/grpc_limits.h"
@@ -920,6 +921,48 @@ int main(int argc, char** argv) {
   svc.state_hashes = [&hash_checker] { return hash_checker.Hashes(); };
   svc.corruption = &corruption;
   svc.answer_budget = answer_budget;
+  // etcd's v3 API (server/etcd/): KV, Cluster, Maintenance on the same port.
+  server::etcd::EtcdContext etcd_ctx;
+  etcd_ctx.cluster_id = cluster_id;
+  etcd_ctx.member_id = FLAGS_id;
+  etcd_ctx.node = node->get();
+  etcd_ctx.sm = sm->get();
+  etcd_ctx.compactor = &mvcc_compactor;
+  etcd_ctx.alarms = &alarms;
+  etcd_ctx.corruption = &corruption;
+  etcd_ctx.propose = [node = node->get()](std::string command, absl::Time deadline,
+                                          server::Node::WriteCallback done) {
+    node->Propose(std::move(command), deadline, std::move(done));
+  };
+  etcd_ctx.change_membership = [node = node->get()](raftkv::raftpb::ConfChange cc,
+                                                    absl::Time deadline) {
+    struct Result {
+      absl::Notification done;
+      absl::StatusOr<raftkv::raftpb::ConfState> conf = absl::UnknownError("no answer");
+    };
+    auto r = std::make_shared<Result>();
+    node->ProposeConfChange(std::move(cc), deadline,
+                            [r](absl::StatusOr<raftkv::raftpb::ConfState> c) {
+                              r->conf = std::move(c);
+                              r->done.Notify();
+                            });
+    // The node fails its callbacks at their deadline (checked every tick).
+    if (!r->done.WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
+      return absl::StatusOr<raftkv::raftpb::ConfState>(absl::DeadlineExceededError(
+          "no answer from the node in time; outcome unknown"));
+    }
+    return r->conf;
+  };
+  etcd_ctx.member_addresses = [sm_ptr, &book] {
+    std::map<uint64_t, std::string> out;
+    const raftkv::raftpb::ConfState conf = sm_ptr->Membership().second;
+    for (uint64_t id : conf.voters()) out[id] = book.AddressOf(id);
+    for (uint64_t id : conf.learners()) out[id] = book.AddressOf(id);
+    return out;
+  };
+  etcd_ctx.client_tls = (*node_tls)->enabled();
+  etcd_ctx.default_deadline = svc.default_deadline;
+  if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
   server::KvService kv(svc, node->get(), sm->get());
   server::MemoryTrimmer trimmer(server::MemoryTrimOptions(), kv.answer_budget());
   server::AdminService admin(svc, node->get(), sm->get());
