@@ -49,6 +49,8 @@
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
 #include "server/etcd/context.h"
+#include "server/etcd/kv_service.h"
+#include "server/forwarding.h"
 #include "server/fd_limit.h"
 #include "server/force_new_cluster.h"
 #include "server/grpc_limits.h"
@@ -101,6 +103,11 @@ DEFINE_int32(election_ticks, 10,
              "Ticks without a leader before a follower campaigns (randomized up to 2x).");
 DEFINE_int32(heartbeat_ticks, 1, "Ticks between leader heartbeats.");
 DEFINE_uint64(max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
+DEFINE_uint64(max_request_bytes, (3 << 20) / 2,
+              "etcd API: largest write request accepted, in bytes (etcd's --max-request-bytes); "
+              "larger ones get \"etcdserver: request is too large\".");
+DEFINE_int64(max_txn_ops, 128,
+             "etcd API: most operations in one Txn (etcd's --max-txn-ops).");
 DEFINE_bool(commit_notices, false,
             "The leader tells followers of each new commit index at once with an empty "
             "append; false: they learn it from the next append or heartbeat (less CPU "
@@ -930,12 +937,19 @@ int main(int argc, char** argv) {
   etcd_ctx.compactor = &mvcc_compactor;
   etcd_ctx.alarms = &alarms;
   etcd_ctx.corruption = &corruption;
-  etcd_ctx.propose = [node = node->get()](std::string command, absl::Time deadline,
-                                          server::Node::WriteCallback done) {
+  // Writes and membership changes from any member reach the leader.
+  server::ForwardingOptions fwd;
+  fwd.self_id = FLAGS_id;
+  fwd.cluster_id = cluster_id;
+  fwd.incarnation = incarnation;
+  fwd.credentials = peer_credentials;
+  fwd.leader = [node = node->get()] { return node->leader(); };
+  fwd.address_of = address_of;
+  fwd.propose_local = [node = node->get()](std::string command, absl::Time deadline,
+                                           server::WriteDone done) {
     node->Propose(std::move(command), deadline, std::move(done));
   };
-  etcd_ctx.change_membership = [node = node->get()](raftkv::raftpb::ConfChange cc,
-                                                    absl::Time deadline) {
+  fwd.change_local = [node = node->get()](raftkv::raftpb::ConfChange cc, absl::Time deadline) {
     struct Result {
       absl::Notification done;
       absl::StatusOr<raftkv::raftpb::ConfState> conf = absl::UnknownError("no answer");
@@ -953,6 +967,16 @@ int main(int argc, char** argv) {
     }
     return r->conf;
   };
+  if (absl::Status s = fwd.Validate(); !s.ok()) Die(std::string(s.message()));
+  server::LeaderProposer leader_proposer(fwd);
+  etcd_ctx.propose = [&leader_proposer](std::string command, absl::Time deadline,
+                                        server::Node::WriteCallback done) {
+    leader_proposer.Propose(std::move(command), deadline, std::move(done));
+  };
+  etcd_ctx.change_membership = [&leader_proposer](raftkv::raftpb::ConfChange cc,
+                                                  absl::Time deadline) {
+    return leader_proposer.ChangeMembership(cc, deadline);
+  };
   etcd_ctx.member_addresses = [sm_ptr, &book] {
     std::map<uint64_t, std::string> out;
     const raftkv::raftpb::ConfState conf = sm_ptr->Membership().second;
@@ -962,6 +986,8 @@ int main(int argc, char** argv) {
   };
   etcd_ctx.client_tls = (*node_tls)->enabled();
   etcd_ctx.default_deadline = svc.default_deadline;
+  etcd_ctx.max_request_bytes = FLAGS_max_request_bytes;
+  etcd_ctx.max_txn_ops = FLAGS_max_txn_ops;
   if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
   server::KvService kv(svc, node->get(), sm->get());
   server::MemoryTrimmer trimmer(server::MemoryTrimOptions(), kv.answer_budget());
@@ -983,6 +1009,10 @@ int main(int argc, char** argv) {
     return tls->AuthorizePeer(context);
   });
   peer_service = &peer;
+  server::ForwardService forward(
+      [&peer](const grpc::ServerContextBase& context) { return peer.AdmitCaller(context); },
+      fwd.propose_local, fwd.change_local);
+  server::etcd::KvService etcd_kv(etcd_ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -1007,6 +1037,8 @@ int main(int argc, char** argv) {
   builder.RegisterService(&kv);
   builder.RegisterService(&admin);
   builder.RegisterService(&peer);
+  builder.RegisterService(&forward);
+  builder.RegisterService(&etcd_kv);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) Die(absl::StrCat("cannot start the gRPC server for ", listen));
   (*listener)->Start(std::move(acceptor));

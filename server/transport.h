@@ -187,6 +187,13 @@ class PeerService final : public peerpb::Peer::WithCallbackMethod_Send<peerpb::P
     authorize_ = std::move(authorize);
   }
 
+  // Judges the caller of another peer-facing service (server/forwarding.h)
+  // as a stream is judged: certificate, cluster, recipient and sender.
+  grpc::Status AdmitCaller(const grpc::ServerContextBase& context) const {
+    uint64_t sender = 0, incarnation = 0;
+    return CheckStream(&context, &sender, &incarnation);
+  }
+
   // What this service refused so far; the node counts its own drops here
   // too (non_member). Thread-safe; lives as long as the service.
   PeerRefusals* refusals() const { return &refusals_; }

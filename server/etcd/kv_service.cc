@@ -1,0 +1,238 @@
+#include "server/etcd/kv_service.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "glog/logging.h"
+#include "google/protobuf/descriptor.h"
+#include "server/etcd/errors.h"
+#include "server/etcd/kv_apply.h"
+#include "server/raw_message.h"
+#include "server/raw_unary.h"
+
+namespace raftkv::server::etcd {
+namespace {
+
+// The request's size as etcd checks it (the marshalled request against
+// --max_request_bytes).
+absl::Status CheckSize(const EtcdContext& c, const grpc::ByteBuffer& in) {
+  if (in.Length() > c.max_request_bytes) return EtcdError(Error::kRequestTooLarge);
+  return absl::OkStatus();
+}
+
+// Parses `in` into *req and runs `check` on it; the first error of the two.
+template <typename Req, typename Check>
+absl::Status ParseAndCheck(const grpc::ByteBuffer& in, Req* req, Check check) {
+  if (absl::Status s = ParseRequest(in, req); !s.ok()) return s;
+  return check(*req);
+}
+
+// Finishes `reactor` with `r`'s message serialized into `out`, or its error.
+template <typename Resp>
+void Answer(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* out,
+            const absl::StatusOr<Resp>& r) {
+  if (!r.ok()) {
+    reactor->Finish(ToGrpc(r.status()));
+    return;
+  }
+  absl::Status s = SerializeResponse(*r, out);
+  reactor->Finish(ToGrpc(s));
+}
+
+}  // namespace
+
+KvService::KvService(EtcdContext context) : c_(std::move(context)) {
+  const absl::Status valid = c_.Validate();
+  CHECK(valid.ok()) << valid;
+  const google::protobuf::MethodDescriptor* m =
+      etcdserverpb::CompactionRequest::descriptor()->file()->FindServiceByName("KV")->FindMethodByName(
+          "Compact");
+  CHECK(m != nullptr) << "no method KV.Compact";
+  MarkMethodStreamed(
+      m->index(),
+      RawUnaryHandler<etcdserverpb::CompactionRequest, etcdserverpb::CompactionResponse>(
+          [this](grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest& req,
+                 etcdserverpb::CompactionResponse* resp) { return Compact(ctx, req, resp); }));
+}
+
+absl::Status KvService::ReadRefusal() const {
+  return c_.corruption != nullptr ? c_.corruption->AdmitRead() : absl::OkStatus();
+}
+
+absl::Status KvService::CheckRead(const absl::Status& s) const {
+  return c_.corruption != nullptr ? c_.corruption->Check(s) : s;
+}
+
+template <typename Resp>
+void KvService::ReadThen(bool serializable, absl::Time deadline,
+                         std::function<absl::StatusOr<Resp>(const mvcc::Reader&)> read,
+                         Done<Resp> done) {
+  if (absl::Status refused = ReadRefusal(); !refused.ok()) {
+    done(refused);
+    return;
+  }
+  // Shared: the read may end in either callback below.
+  auto answer = std::make_shared<Done<Resp>>(std::move(done));
+  auto run = [this, read = std::move(read), answer]() {
+    std::unique_ptr<mvcc::View> view = c_.sm->mvcc()->Read();
+    absl::StatusOr<Resp> r = read(*view);
+    if (!r.ok()) {
+      (*answer)(CheckRead(FromMvcc(r.status())));
+      return;
+    }
+    FillHeader(c_, view->revision(), r->mutable_header());
+    (*answer)(std::move(r));
+  };
+  if (serializable) {
+    run();
+    return;
+  }
+  c_.node->Read(deadline, [run = std::move(run), answer](absl::Status s) {
+    if (!s.ok()) {
+      (*answer)(FromNode(s));
+      return;
+    }
+    run();
+  });
+}
+
+void KvService::Write(kvpb::EtcdWrite w, absl::Time deadline,
+                      std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done) {
+  kvpb::Command cmd;
+  *cmd.mutable_etcd() = std::move(w);
+  c_.propose(cmd.SerializeAsString(), deadline,
+             [done = std::move(done)](absl::StatusOr<kvpb::WriteResult> r) {
+               if (!r.ok()) {
+                 done(FromNode(r.status()));
+               } else if (!r->has_etcd()) {
+                 done(absl::InternalError("an etcd write was applied without an etcd result"));
+               } else {
+                 done(std::move(*r->mutable_etcd()));
+               }
+             });
+}
+
+grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
+                                           const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto req = std::make_shared<etcdserverpb::RangeRequest>();
+  if (absl::Status s = ParseAndCheck(*in, req.get(), CheckRangeRequest); !s.ok()) {
+    reactor->Finish(ToGrpc(s));
+    return reactor;
+  }
+  ReadThen<etcdserverpb::RangeResponse>(
+      req->serializable(), DeadlineOf(c_, ctx->deadline()),
+      [req](const mvcc::Reader& view) { return etcd::Range(view, *req); },
+      [reactor, out](absl::StatusOr<etcdserverpb::RangeResponse> r) { Answer(reactor, out, r); });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
+                                         const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  kvpb::EtcdWrite w;
+  absl::Status s = CheckSize(c_, *in);
+  if (s.ok()) s = ParseAndCheck(*in, w.mutable_put(), CheckPutRequest);
+  if (!s.ok()) {
+    reactor->Finish(ToGrpc(s));
+    return reactor;
+  }
+  Write(std::move(w), DeadlineOf(c_, ctx->deadline()),
+        [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
+          if (!r.ok()) return Answer<etcdserverpb::PutResponse>(reactor, out, r.status());
+          etcdserverpb::PutResponse* resp = r->mutable_put();
+          FillHeader(c_, resp->header().revision(), resp->mutable_header());
+          Answer<etcdserverpb::PutResponse>(reactor, out, *resp);
+        });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ctx,
+                                                 const grpc::ByteBuffer* in,
+                                                 grpc::ByteBuffer* out) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  kvpb::EtcdWrite w;
+  absl::Status s = CheckSize(c_, *in);
+  if (s.ok()) s = ParseAndCheck(*in, w.mutable_delete_range(), CheckDeleteRangeRequest);
+  if (!s.ok()) {
+    reactor->Finish(ToGrpc(s));
+    return reactor;
+  }
+  Write(std::move(w), DeadlineOf(c_, ctx->deadline()),
+        [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
+          if (!r.ok()) return Answer<etcdserverpb::DeleteRangeResponse>(reactor, out, r.status());
+          etcdserverpb::DeleteRangeResponse* resp = r->mutable_delete_range();
+          FillHeader(c_, resp->header().revision(), resp->mutable_header());
+          Answer<etcdserverpb::DeleteRangeResponse>(reactor, out, *resp);
+        });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
+                                         const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  kvpb::EtcdWrite w;
+  etcdserverpb::TxnRequest* req = w.mutable_txn();
+  absl::Status s = CheckSize(c_, *in);
+  if (s.ok()) {
+    s = ParseAndCheck(*in, req, [this](const etcdserverpb::TxnRequest& r) {
+      return CheckTxnRequest(r, c_.max_txn_ops);
+    });
+  }
+  if (!s.ok()) {
+    reactor->Finish(ToGrpc(s));
+    return reactor;
+  }
+  const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
+  if (IsReadOnly(*req)) {
+    auto shared = std::make_shared<etcdserverpb::TxnRequest>(std::move(*req));
+    ReadThen<etcdserverpb::TxnResponse>(
+        IsSerializable(*shared), deadline,
+        [shared](const mvcc::Reader& view) { return ReadOnlyTxn(view, *shared); },
+        [reactor, out](absl::StatusOr<etcdserverpb::TxnResponse> r) { Answer(reactor, out, r); });
+    return reactor;
+  }
+  Write(std::move(w), deadline, [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
+    if (!r.ok()) return Answer<etcdserverpb::TxnResponse>(reactor, out, r.status());
+    etcdserverpb::TxnResponse* resp = r->mutable_txn();
+    FillHeader(c_, resp->header().revision(), resp->mutable_header());
+    Answer<etcdserverpb::TxnResponse>(reactor, out, *resp);
+  });
+  return reactor;
+}
+
+grpc::Status KvService::Compact(grpc::ServerContext* ctx,
+                                const etcdserverpb::CompactionRequest& req,
+                                etcdserverpb::CompactionResponse* resp) {
+  const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
+  kvpb::EtcdWrite w;
+  *w.mutable_compaction() = req;
+  struct Outcome {
+    absl::Notification done;
+    absl::StatusOr<kvpb::EtcdWriteResult> result = absl::UnknownError("no answer");
+  };
+  auto outcome = std::make_shared<Outcome>();
+  Write(std::move(w), deadline, [outcome](absl::StatusOr<kvpb::EtcdWriteResult> r) {
+    outcome->result = std::move(r);
+    outcome->done.Notify();
+  });
+  // The node fails its callbacks at their deadline (checked every tick).
+  if (!outcome->done.WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
+    return ToGrpc(EtcdError(Error::kTimeout));
+  }
+  if (!outcome->result.ok()) return ToGrpc(outcome->result.status());
+  *resp = std::move(*outcome->result->mutable_compaction());
+  if (req.physical()) {
+    // The compaction was applied on the member that answered (the leader);
+    // this member removes the history once it applied it too.
+    absl::Status s = c_.compactor != nullptr
+                         ? c_.compactor->WaitRemoved(req.revision(), deadline)
+                         : absl::OkStatus();
+    if (!s.ok()) return ToGrpc(FromNode(s));
+  }
+  FillHeader(c_, resp->header().revision(), resp->mutable_header());
+  return grpc::Status::OK;
+}
+
+}  // namespace raftkv::server::etcd
