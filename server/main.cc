@@ -48,6 +48,7 @@
 #include "server/connection_listener.h"
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
+#include "server/etcd/auto_compactor.h"
 #include "server/etcd/context.h"
 #include "server/etcd/kv_service.h"
 #include "server/forwarding.h"
@@ -106,6 +107,13 @@ DEFINE_uint64(max_value_bytes, 1 << 20, "Largest value accepted, in bytes.");
 DEFINE_uint64(max_request_bytes, (3 << 20) / 2,
               "etcd API: largest write request accepted, in bytes (etcd's --max-request-bytes); "
               "larger ones get \"etcdserver: request is too large\".");
+DEFINE_string(auto_compaction_mode, "periodic",
+              "etcd API: periodic | revision: how --auto_compaction_retention is read "
+              "(etcd's --auto-compaction-mode).");
+DEFINE_string(auto_compaction_retention, "0",
+              "etcd API: history kept by automatic compaction, run by the leader: with "
+              "periodic a duration (1h, 30m) or a number of hours, with revision a number of "
+              "revisions; 0: off (etcd's --auto-compaction-retention).");
 DEFINE_int64(max_txn_ops, 128,
              "etcd API: most operations in one Txn (etcd's --max-txn-ops).");
 DEFINE_bool(commit_notices, false,
@@ -989,6 +997,35 @@ int main(int argc, char** argv) {
   etcd_ctx.max_request_bytes = FLAGS_max_request_bytes;
   etcd_ctx.max_txn_ops = FLAGS_max_txn_ops;
   if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
+  auto auto_compaction = server::etcd::ParseAutoCompaction(FLAGS_auto_compaction_mode,
+                                                            FLAGS_auto_compaction_retention);
+  if (!auto_compaction.ok()) Die(std::string(auto_compaction.status().message()));
+  std::unique_ptr<server::etcd::AutoCompactor> auto_compactor;
+  if (auto_compaction->has_value()) {
+    server::etcd::AutoCompactor::Hooks hooks;
+    hooks.is_leader = [node = node->get()] { return node->is_leader(); };
+    hooks.revision = [sm_ptr] { return sm_ptr->mvcc()->revision(); };
+    hooks.compact_revision = [sm_ptr] { return sm_ptr->mvcc()->compact_revision(); };
+    hooks.compact = [&leader_proposer](int64_t revision) {
+      raftkv::kvpb::Command cmd;
+      cmd.mutable_etcd()->mutable_compaction()->set_revision(revision);
+      const absl::Time deadline = absl::Now() + absl::Seconds(30);
+      auto done = std::make_shared<absl::Notification>();
+      auto result = std::make_shared<absl::Status>(absl::UnknownError("no answer"));
+      leader_proposer.Propose(cmd.SerializeAsString(), deadline,
+                              [done, result](absl::StatusOr<raftkv::kvpb::WriteResult> r) {
+                                *result = r.status();
+                                done->Notify();
+                              });
+      if (!done->WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
+        return absl::DeadlineExceededError("no answer in time");
+      }
+      return *result;
+    };
+    auto_compactor = std::make_unique<server::etcd::AutoCompactor>(**auto_compaction, hooks);
+    LOG(INFO) << "auto compaction: " << FLAGS_auto_compaction_mode << ", keeping "
+              << FLAGS_auto_compaction_retention;
+  }
   server::KvService kv(svc, node->get(), sm->get());
   server::MemoryTrimmer trimmer(server::MemoryTrimOptions(), kv.answer_budget());
   server::AdminService admin(svc, node->get(), sm->get());
