@@ -52,6 +52,10 @@ struct RangeOptions {
   int64_t limit = 0;
   bool keys_only = false;   // values left empty
   bool count_only = false;  // no kvs, only count
+  // > 0: a range whose kvs would hold more than this many bytes of keys and
+  // values fails with TooLargeError() (a bound on a read's memory, not a
+  // page: the caller asks for fewer keys).
+  int64_t max_bytes = 0;
 };
 
 struct RangeResult {
@@ -68,6 +72,9 @@ absl::Status CompactedError();
 absl::Status FutureRevisionError();
 bool IsCompacted(const absl::Status& s);
 bool IsFutureRevision(const absl::Status& s);
+// RESOURCE_EXHAUSTED: a Range over RangeOptions::max_bytes.
+absl::Status TooLargeError();
+bool IsTooLarge(const absl::Status& s);
 
 // A consistent view of the store. Other errors than the two above are
 // storage errors (DataLoss for corrupt data): the read failed as a whole.

@@ -50,6 +50,7 @@ absl::StatusOr<RangeResult> RangeState(const State& state, int64_t current, absl
   const int64_t rev = options.revision <= 0 ? current : options.revision;
   if (rev < state.compact_revision) return CompactedError();
   RangeResult result;
+  int64_t bytes_held = 0;
   ForEachKey(state, key, end, [&](const std::string&, const std::vector<Record>& records) {
     const KeyValue* kv = LiveAt(records, rev);
     if (kv == nullptr) return;
@@ -61,7 +62,9 @@ absl::StatusOr<RangeResult> RangeState(const State& state, int64_t current, absl
     }
     result.kvs.push_back(*kv);
     if (options.keys_only) result.kvs.back().value.clear();
+    bytes_held += result.kvs.back().key.size() + result.kvs.back().value.size();
   });
+  if (options.max_bytes > 0 && bytes_held > options.max_bytes) return TooLargeError();
   return result;
 }
 

@@ -174,7 +174,8 @@ absl::StatusOr<RangeResult> RangeIn(Source* s, int64_t latest, int64_t compact,
   if (rev <= 0) rev = latest;
   if (rev < compact) return CompactedError();
   RangeResult out;
-  absl::Status decode_error;
+  int64_t bytes_held = 0;
+  absl::Status stop;
   absl::Status s2 = VisitAt(s, key, end, rev,
                             [&](absl::string_view prefix, int64_t revision,
                                 absl::string_view bytes) {
@@ -189,17 +190,23 @@ absl::StatusOr<RangeResult> RangeIn(Source* s, int64_t latest, int64_t compact,
                               absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
                               std::string k;
                               if (!r.ok() || !enc::Unescape(prefix, &k)) {
-                                decode_error =
+                                stop =
                                     r.ok() ? Corrupt("malformed history key") : r.status();
                                 return false;
                               }
                               out.kvs.push_back(
                                   ToKeyValue(std::move(k), revision, *std::move(r),
                                              opts.keys_only));
+                              bytes_held += out.kvs.back().key.size() +
+                                            out.kvs.back().value.size();
+                              if (opts.max_bytes > 0 && bytes_held > opts.max_bytes) {
+                                stop = TooLargeError();
+                                return false;
+                              }
                               return true;
                             });
   if (!s2.ok()) return s2;
-  if (!decode_error.ok()) return decode_error;
+  if (!stop.ok()) return stop;
   return out;
 }
 

@@ -84,6 +84,7 @@ class StoreModelTest : public ::testing::TestWithParam<uint32_t> {
     if (rng_() % 3 == 0) o.limit = rng_() % 3;
     o.keys_only = rng_() % 5 == 0;
     o.count_only = rng_() % 7 == 0;
+    if (rng_() % 6 == 0) o.max_bytes = 1 + rng_() % 64;
     return o;
   }
   void CompareRead(const Reader& got, const Reader& want, const std::string& where) {

@@ -143,6 +143,19 @@ TEST_F(StoreTest, RangesFollowEtcdsRules) {
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->kvs.size(), 1u);
   EXPECT_EQ(r->kvs[0].value, "");
+
+  // max_bytes bounds what a read holds: 18 bytes of keys and values in all.
+  o = RangeOptions();
+  o.max_bytes = 17;
+  EXPECT_TRUE(IsTooLarge(v->Range("a", std::string("\0", 1), o).status()));
+  o.max_bytes = 18;
+  EXPECT_TRUE(v->Range("a", std::string("\0", 1), o).ok());
+  o.max_bytes = 4;
+  o.limit = 2;  // a=a, b=b
+  EXPECT_TRUE(v->Range("a", std::string("\0", 1), o).ok());
+  o.limit = 0;
+  o.count_only = true;  // holds nothing
+  EXPECT_TRUE(v->Range("a", std::string("\0", 1), o).ok());
 }
 
 TEST_F(StoreTest, TxnSeesItsWritesAtOneRevisionAndDroppedTxnLeavesNothing) {

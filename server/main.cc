@@ -114,6 +114,10 @@ DEFINE_string(auto_compaction_retention, "0",
               "etcd API: history kept by automatic compaction, run by the leader: with "
               "periodic a duration (1h, 30m) or a number of hours, with revision a number of "
               "revisions; 0: off (etcd's --auto-compaction-retention).");
+DEFINE_int64(max_range_bytes, int64_t{128} << 20,
+             "etcd API: most bytes of keys and values one Range (or read-only Txn range) may "
+             "gather; a larger one fails with RESOURCE_EXHAUSTED (ask for fewer keys with a "
+             "limit) rather than hold more memory.");
 DEFINE_int64(max_txn_ops, 128,
              "etcd API: most operations in one Txn (etcd's --max-txn-ops).");
 DEFINE_bool(commit_notices, false,
@@ -996,6 +1000,7 @@ int main(int argc, char** argv) {
   etcd_ctx.default_deadline = svc.default_deadline;
   etcd_ctx.max_request_bytes = FLAGS_max_request_bytes;
   etcd_ctx.max_txn_ops = FLAGS_max_txn_ops;
+  etcd_ctx.max_range_bytes = FLAGS_max_range_bytes;
   if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
   auto auto_compaction = server::etcd::ParseAutoCompaction(FLAGS_auto_compaction_mode,
                                                             FLAGS_auto_compaction_retention);
@@ -1049,6 +1054,7 @@ int main(int argc, char** argv) {
   server::ForwardService forward(
       [&peer](const grpc::ServerContextBase& context) { return peer.AdmitCaller(context); },
       fwd.propose_local, fwd.change_local);
+  etcd_ctx.answer_budget = kv.answer_budget();  // one budget for both APIs' answers
   server::etcd::KvService etcd_kv(etcd_ctx);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -16,6 +16,7 @@ absl::Status EtcdContext::Validate() const {
   if (default_deadline <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("default_deadline must be positive");
   }
+  if (max_range_bytes <= 0) return absl::InvalidArgumentError("--max_range_bytes must be positive");
   if (max_txn_ops <= 0) return absl::InvalidArgumentError("--max_txn_ops must be positive");
   if (max_request_bytes == 0) {
     return absl::InvalidArgumentError("--max_request_bytes must be positive");

@@ -20,6 +20,7 @@
 #include "proto/etcd/rpc.pb.h"
 #include "proto/raft.pb.h"
 #include "server/alarms.h"
+#include "server/answer_budget.h"
 #include "server/corruption_guard.h"
 #include "server/mvcc_compactor.h"
 #include "server/node.h"
@@ -36,6 +37,8 @@ struct EtcdContext {
   MvccCompactor* compactor = nullptr;  // Compact's physical flag waits on it
   Alarms* alarms = nullptr;            // may be null
   CorruptionGuard* corruption = nullptr;  // may be null
+  // Read answers are charged to it until sent (may be null: not charged).
+  AnswerBudget* answer_budget = nullptr;
 
   // Proposes `command` (a serialized kvpb::Command) through the log: on this
   // node while it leads, else forwarded to the leader (server/forwarding.h).
@@ -53,6 +56,9 @@ struct EtcdContext {
   absl::Duration default_deadline = absl::Seconds(10);
   int64_t max_txn_ops = 128;                  // --max_txn_ops
   size_t max_request_bytes = (3 << 20) / 2;   // --max_request_bytes (1.5 MiB)
+  // Keys and values one Range may gather (--max_range_bytes): past it the
+  // read fails rather than hold more memory.
+  int64_t max_range_bytes = int64_t{128} << 20;
 
   absl::Status Validate() const;
 };

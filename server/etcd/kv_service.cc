@@ -40,6 +40,56 @@ void Answer(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* out,
   reactor->Finish(ToGrpc(s));
 }
 
+// A view whose Ranges hold at most `max_bytes` of keys and values.
+class BoundedReader final : public mvcc::Reader {
+ public:
+  BoundedReader(const mvcc::Reader& view, int64_t max_bytes) : view_(view), max_(max_bytes) {}
+  int64_t revision() const override { return view_.revision(); }
+  int64_t compact_revision() const override { return view_.compact_revision(); }
+  absl::StatusOr<mvcc::RangeResult> Range(absl::string_view key, absl::string_view end,
+                                          const mvcc::RangeOptions& options) const override {
+    mvcc::RangeOptions o = options;
+    if (o.max_bytes <= 0 || o.max_bytes > max_) o.max_bytes = max_;
+    return view_.Range(key, end, o);
+  }
+
+ private:
+  const mvcc::Reader& view_;
+  const int64_t max_;
+};
+
+// A unary call whose answer is charged to the answer budget until gRPC is
+// done with it. Deletes itself.
+class BudgetedReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit BudgetedReactor(AnswerBudget* budget) : budget_(budget) {}
+  // Charges `bytes` (twice the answer: it and gRPC's copy); false if the
+  // budget has no room (the caller answers an error instead).
+  bool Charge(size_t bytes) {
+    if (budget_ == nullptr || !budget_->TryAcquire(bytes)) return budget_ == nullptr;
+    charged_ = bytes;
+    return true;
+  }
+  void OnDone() override {
+    if (charged_ > 0) budget_->Release(charged_);
+    delete this;
+  }
+
+ private:
+  AnswerBudget* const budget_;
+  size_t charged_ = 0;
+};
+
+// Finishes a read's `reactor` with `r`, charged to the budget.
+template <typename Resp>
+void AnswerRead(BudgetedReactor* reactor, grpc::ByteBuffer* out, const absl::StatusOr<Resp>& r) {
+  if (r.ok() && !reactor->Charge(2 * r->ByteSizeLong())) {
+    reactor->Finish(ToGrpc(EtcdError(Error::kTooManyRequests)));
+    return;
+  }
+  Answer(reactor, out, r);
+}
+
 }  // namespace
 
 KvService::KvService(EtcdContext context) : c_(std::move(context)) {
@@ -76,8 +126,15 @@ void KvService::ReadThen(bool serializable, absl::Time deadline,
   auto answer = std::make_shared<Done<Resp>>(std::move(done));
   auto run = [this, read = std::move(read), answer]() {
     std::unique_ptr<mvcc::View> view = c_.sm->mvcc()->Read();
-    absl::StatusOr<Resp> r = read(*view);
+    absl::StatusOr<Resp> r = read(BoundedReader(*view, c_.max_range_bytes));
     if (!r.ok()) {
+      if (mvcc::IsTooLarge(r.status())) {
+        (*answer)(absl::ResourceExhaustedError(absl::StrCat(
+            "etcdserver: range holds more than ", c_.max_range_bytes,
+            " bytes of keys and values (the server's --max_range_bytes): ask for fewer keys "
+            "with a limit")));
+        return;
+      }
       (*answer)(CheckRead(FromMvcc(r.status())));
       return;
     }
@@ -115,7 +172,7 @@ void KvService::Write(kvpb::EtcdWrite w, absl::Time deadline,
 
 grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
                                            const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto* reactor = new BudgetedReactor(c_.answer_budget);
   auto req = std::make_shared<etcdserverpb::RangeRequest>();
   if (absl::Status s = ParseAndCheck(*in, req.get(), CheckRangeRequest); !s.ok()) {
     reactor->Finish(ToGrpc(s));
@@ -124,7 +181,9 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
   ReadThen<etcdserverpb::RangeResponse>(
       req->serializable(), DeadlineOf(c_, ctx->deadline()),
       [req](const mvcc::Reader& view) { return etcd::Range(view, *req); },
-      [reactor, out](absl::StatusOr<etcdserverpb::RangeResponse> r) { Answer(reactor, out, r); });
+      [reactor, out](absl::StatusOr<etcdserverpb::RangeResponse> r) {
+        AnswerRead(reactor, out, r);
+      });
   return reactor;
 }
 
@@ -171,7 +230,6 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
 
 grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
                                          const grpc::ByteBuffer* in, grpc::ByteBuffer* out) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   kvpb::EtcdWrite w;
   etcdserverpb::TxnRequest* req = w.mutable_txn();
   absl::Status s = CheckSize(c_, *in);
@@ -180,17 +238,21 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
       return CheckTxnRequest(r, c_.max_txn_ops);
     });
   }
-  if (!s.ok()) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  }
   const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
-  if (IsReadOnly(*req)) {
+  if (s.ok() && IsReadOnly(*req)) {
+    auto* reactor = new BudgetedReactor(c_.answer_budget);
     auto shared = std::make_shared<etcdserverpb::TxnRequest>(std::move(*req));
     ReadThen<etcdserverpb::TxnResponse>(
         IsSerializable(*shared), deadline,
         [shared](const mvcc::Reader& view) { return ReadOnlyTxn(view, *shared); },
-        [reactor, out](absl::StatusOr<etcdserverpb::TxnResponse> r) { Answer(reactor, out, r); });
+        [reactor, out](absl::StatusOr<etcdserverpb::TxnResponse> r) {
+          AnswerRead(reactor, out, r);
+        });
+    return reactor;
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!s.ok()) {
+    reactor->Finish(ToGrpc(s));
     return reactor;
   }
   Write(std::move(w), deadline, [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
