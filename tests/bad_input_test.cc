@@ -12,6 +12,7 @@
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "proto/etcd/rpc.grpc.pb.h"
 #include "tests/cluster_harness.h"
 
 namespace raftkv::testing {
@@ -231,12 +232,13 @@ grpc::Status RawStream(const std::string& address, const std::string& method,
   return status;
 }
 
-// Every method of the KV and Admin services (as in the .proto files, so a
+// Every method of the KV and Admin services and of etcd's (as in the .proto files, so a
 // method added later is covered), on the leader and a follower.
 TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
   const google::protobuf::ServiceDescriptor* services[] = {
       kvpb::PutRequest::descriptor()->file()->FindServiceByName("KV"),
       adminpb::StatusRequest::descriptor()->file()->FindServiceByName("Admin"),
+      etcdserverpb::RangeRequest::descriptor()->file()->FindServiceByName("KV"),
   };
   int methods = 0;
   for (int node : {leader_, follower_}) {
@@ -263,7 +265,7 @@ TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
       }
     }
   }
-  EXPECT_EQ(methods, 2 * 13);
+  EXPECT_EQ(methods, 2 * 18);
 
   // A Batch stream answers the ops it read before a malformed message, then
   // ends INVALID_ARGUMENT.
