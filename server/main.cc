@@ -49,6 +49,7 @@
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
 #include "server/etcd/auto_compactor.h"
+#include "server/etcd/cluster_service.h"
 #include "server/etcd/context.h"
 #include "server/etcd/kv_service.h"
 #include "server/forwarding.h"
@@ -1079,6 +1080,8 @@ int main(int argc, char** argv) {
   server::ApplyGrpcLimits(grpc_limits, &builder);
   builder.RegisterService(&kv);
   builder.RegisterService(&admin);
+  server::etcd::ClusterService etcd_cluster(etcd_ctx);
+  builder.RegisterService(&etcd_cluster);
   builder.RegisterService(&peer);
   builder.RegisterService(&forward);
   builder.RegisterService(&etcd_kv);
