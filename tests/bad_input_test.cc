@@ -232,13 +232,15 @@ grpc::Status RawStream(const std::string& address, const std::string& method,
   return status;
 }
 
-// Every method of the KV and Admin services and of etcd's (as in the .proto files, so a
-// method added later is covered), on the leader and a follower.
+// Every method of the KV and Admin services and of etcd's services (as in
+// the .proto files, so a method added later is covered), on the leader and a
+// follower.
 TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
   const google::protobuf::ServiceDescriptor* services[] = {
       kvpb::PutRequest::descriptor()->file()->FindServiceByName("KV"),
       adminpb::StatusRequest::descriptor()->file()->FindServiceByName("Admin"),
       etcdserverpb::RangeRequest::descriptor()->file()->FindServiceByName("KV"),
+      etcdserverpb::MemberListRequest::descriptor()->file()->FindServiceByName("Cluster"),
   };
   int methods = 0;
   for (int node : {leader_, follower_}) {
@@ -265,7 +267,7 @@ TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
       }
     }
   }
-  EXPECT_EQ(methods, 2 * 18);
+  EXPECT_EQ(methods, 2 * (13 + 5 + 5));  // raftkv's KV and Admin, etcd's KV and Cluster
 
   // A Batch stream answers the ops it read before a malformed message, then
   // ends INVALID_ARGUMENT.

@@ -1,5 +1,7 @@
 #include "server/etcd/members.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -96,6 +98,10 @@ std::vector<etcdserverpb::Member> ListMembers(const raftpb::ConfState& conf,
   };
   for (uint64_t id : conf.voters()) add(id, false);
   for (uint64_t id : conf.learners()) add(id, true);
+  std::sort(out.begin(), out.end(),
+            [](const etcdserverpb::Member& a, const etcdserverpb::Member& b) {
+              return a.id() < b.id();
+            });
   return out;
 }
 

@@ -48,8 +48,8 @@ uint64_t NewMemberId(const std::set<uint64_t>& taken, const std::function<uint64
 // "node-<id>".
 std::string MemberName(uint64_t id);
 
-// Every member of `conf` (voters, then learners, each by id) as etcd's
-// Member: addresses from `addresses` (a member missing there gets no URLs),
+// Every member of `conf` (voters and learners) as etcd's Member, by id as
+// etcd lists them: addresses from `addresses` (a member missing there gets no URLs),
 // name and clientURLs only for the ids in `started`.
 std::vector<etcdserverpb::Member> ListMembers(const raftpb::ConfState& conf,
                                               const std::map<uint64_t, std::string>& addresses,

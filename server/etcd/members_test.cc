@@ -78,11 +78,11 @@ TEST(MembersTest, NewIdIsNeitherZeroNorTaken) {
   EXPECT_EQ(NewMemberId({}, draw), 9u);
 }
 
-TEST(MembersTest, ListShowsVotersThenLearnersAndNamesOnlyStartedMembers) {
+TEST(MembersTest, ListIsByIdAndNamesOnlyStartedMembers) {
   raftpb::ConfState conf;
-  conf.add_voters(1);
   conf.add_voters(2);
   conf.add_learners(0xfeedface12345678);
+  conf.add_voters(1);
   const std::map<uint64_t, std::string> addresses = {
       {1, "127.0.0.1:7001"}, {0xfeedface12345678, "127.0.0.1:7004"}, {99, "127.0.0.1:7099"}};
   auto members = ListMembers(conf, addresses, /*started=*/{1, 2}, /*tls=*/false);
