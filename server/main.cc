@@ -52,6 +52,7 @@
 #include "server/etcd/cluster_service.h"
 #include "server/etcd/context.h"
 #include "server/etcd/kv_service.h"
+#include "server/etcd/members.h"
 #include "server/forwarding.h"
 #include "server/fd_limit.h"
 #include "server/force_new_cluster.h"
@@ -980,6 +981,10 @@ int main(int argc, char** argv) {
     }
     return r->conf;
   };
+  // etcd's MemberPromote readiness rule, where the leader proposes.
+  fwd.change_local = server::etcd::CheckingPromotions(
+      std::move(fwd.change_local),
+      [node = node->get()] { return node->FreshRaftStatus(absl::Milliseconds(100)); });
   if (absl::Status s = fwd.Validate(); !s.ok()) Die(std::string(s.message()));
   server::LeaderProposer leader_proposer(fwd);
   etcd_ctx.propose = [&leader_proposer](std::string command, absl::Time deadline,

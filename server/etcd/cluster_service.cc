@@ -231,16 +231,8 @@ grpc::Status ClusterService::Promote(grpc::ServerContext* ctx, const MemberPromo
   if (!raft::IsLearner(applied, req.id())) {
     return Answer(ctx, "MemberPromote", EtcdError(Error::kMemberNotFound));
   }
-  // Only the leader knows how far the learner got; the forwarded path runs
-  // the same check on the leader (CheckPromotable).
-  if (c_.node->is_leader()) {
-    const raft::Status st = c_.node->FreshRaftStatus(absl::Milliseconds(100));
-    if (st.role == raft::Role::kLeader) {
-      if (absl::Status ready = CheckPromotable(st, req.id()); !ready.ok()) {
-        return Answer(ctx, "MemberPromote", ready);
-      }
-    }
-  }
+  // Only the leader knows how far the learner got: change_membership checks
+  // it there (CheckingPromotions, wired in the server's main).
   raftpb::ConfChange cc;
   cc.set_type(raftpb::CONF_ADD_VOTER);
   cc.set_node_id(req.id());

@@ -8,8 +8,9 @@
 //   (--auto_promote_gap). isLearner=false asks for that promotion, it does
 //   not skip the learner stage; the answer reports the member as added
 //   (a learner).
-// - MemberRemove, MemberPromote (etcd's readiness rule, checked here when
-//   this node leads): raft conf changes through the leader.
+// - MemberRemove, MemberPromote: raft conf changes through the leader
+//   (etcd's readiness rule for a promotion is checked there:
+//   CheckingPromotions in server/etcd/members.h).
 // - MemberUpdate: raftkv cannot change a member's address; an update to the
 //   address it has is answered OK, any other is refused (UNIMPLEMENTED).
 //

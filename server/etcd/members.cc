@@ -124,4 +124,17 @@ absl::Status CheckPromotable(const raft::Status& leader, uint64_t id) {
   return absl::OkStatus();
 }
 
+ConfChangeFn CheckingPromotions(ConfChangeFn change, std::function<raft::Status()> status) {
+  return [change = std::move(change), status = std::move(status)](
+             raftpb::ConfChange cc, absl::Time deadline) -> absl::StatusOr<raftpb::ConfState> {
+    if (cc.type() == raftpb::CONF_ADD_VOTER) {
+      const raft::Status st = status();
+      if (st.role == raft::Role::kLeader) {
+        if (absl::Status ready = CheckPromotable(st, cc.node_id()); !ready.ok()) return ready;
+      }
+    }
+    return change(std::move(cc), deadline);
+  };
+}
+
 }  // namespace raftkv::server::etcd

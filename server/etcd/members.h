@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "proto/etcd/rpc.pb.h"
 #include "proto/raft.pb.h"
 #include "raft/raft.h"
@@ -61,6 +62,17 @@ std::vector<etcdserverpb::Member> ListMembers(const raftpb::ConfState& conf,
 // member, kMemberNotLearner if it is a voter, kLearnerNotReady if it lags;
 // FailedPrecondition if `leader` is not a leader's status.
 absl::Status CheckPromotable(const raft::Status& leader, uint64_t id);
+
+// A membership change on this node (blocking until applied or failed).
+using ConfChangeFn =
+    std::function<absl::StatusOr<raftpb::ConfState>(raftpb::ConfChange cc, absl::Time deadline)>;
+
+// `change`, for the leader's side of the etcd services' membership changes
+// (local or forwarded to it): an add-voter is a promotion (MemberAdd adds
+// learners) and runs only if CheckPromotable(status(), id) passes while
+// this node leads; a node that does not lead lets `change` answer "not
+// leader". Other changes go straight to `change`.
+ConfChangeFn CheckingPromotions(ConfChangeFn change, std::function<raft::Status()> status);
 
 }  // namespace raftkv::server::etcd
 

@@ -147,5 +147,47 @@ TEST(MembersTest, PromotableAsEtcdDecides) {
   EXPECT_EQ(CheckPromotable(follower, 4).code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(MembersTest, PromotionsAreCheckedOnTheLeaderOnly) {
+  int proposed = 0;
+  ConfChangeFn change = [&](raftpb::ConfChange cc, absl::Time) -> absl::StatusOr<raftpb::ConfState> {
+    ++proposed;
+    raftpb::ConfState next;
+    next.add_voters(cc.node_id());
+    return next;
+  };
+  raft::Status st = LeaderStatus(100, 10);
+  ConfChangeFn checked = CheckingPromotions(change, [&] { return st; });
+  auto cc = [](raftpb::ConfChangeType t, uint64_t id) {
+    raftpb::ConfChange c;
+    c.set_type(t);
+    c.set_node_id(id);
+    return c;
+  };
+  const absl::Time deadline = absl::InfiniteFuture();
+
+  // A lagging learner, a voter, a stranger: refused, nothing proposed.
+  EXPECT_TRUE(IsEtcdError(checked(cc(raftpb::CONF_ADD_VOTER, 4), deadline).status(),
+                          Error::kLearnerNotReady));
+  EXPECT_TRUE(IsEtcdError(checked(cc(raftpb::CONF_ADD_VOTER, 2), deadline).status(),
+                          Error::kMemberNotLearner));
+  EXPECT_TRUE(IsEtcdError(checked(cc(raftpb::CONF_ADD_VOTER, 9), deadline).status(),
+                          Error::kMemberNotFound));
+  EXPECT_EQ(proposed, 0);
+  // Other changes are not checked.
+  EXPECT_TRUE(checked(cc(raftpb::CONF_ADD_LEARNER, 9), deadline).ok());
+  EXPECT_TRUE(checked(cc(raftpb::CONF_REMOVE_NODE, 4), deadline).ok());
+  EXPECT_EQ(proposed, 2);
+  // Caught up: proposed.
+  st = LeaderStatus(100, 95);
+  auto r = checked(cc(raftpb::CONF_ADD_VOTER, 4), deadline);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(proposed, 3);
+  // Not the leader: the change itself answers (not leader, for forwarding).
+  st = LeaderStatus(100, 0);
+  st.role = raft::Role::kFollower;
+  EXPECT_TRUE(checked(cc(raftpb::CONF_ADD_VOTER, 4), deadline).ok());
+  EXPECT_EQ(proposed, 4);
+}
+
 }  // namespace
 }  // namespace raftkv::server::etcd
