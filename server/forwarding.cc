@@ -24,6 +24,12 @@ bool NotLeader(const absl::Status& s) {
   return absl::IsFailedPrecondition(s) && absl::StartsWith(s.message(), "not leader");
 }
 
+// gRPC could not reach the leader at all (its channel found no connection):
+// the call was never sent, so nothing was proposed.
+bool NeverSent(const absl::Status& s) {
+  return absl::IsUnavailable(s) && absl::StrContains(s.message(), "failed to connect");
+}
+
 absl::Status NoLeader(uint64_t self) {
   return absl::FailedPreconditionError(
       absl::StrCat("not leader; node ", self, " knows no leader to forward to"));
@@ -159,7 +165,7 @@ void LeaderProposer::Attempt(std::shared_ptr<Call> call) {
       &raw->context, &raw->request, &raw->response,
       [this, attempt = std::move(attempt)](grpc::Status status) mutable {
         absl::Status s = FromGrpc(status);
-        if (NotLeader(s)) return Retry(std::move(attempt), s);
+        if (NotLeader(s) || NeverSent(s)) return Retry(std::move(attempt), s);
         if (!s.ok()) return attempt->done(std::move(s));
         kvpb::WriteResult result;
         if (!result.ParseFromString(attempt->response.result())) {
@@ -188,7 +194,7 @@ absl::StatusOr<raftpb::ConfState> LeaderProposer::ChangeMembership(const raftpb:
       raftpb::ConfState conf;
       s = FromGrpc(StubFor(address)->ChangeMembership(&ctx, cc, &conf));
       if (s.ok()) return conf;
-      if (!NotLeader(s)) return s;
+      if (!NotLeader(s) && !NeverSent(s)) return s;
     }
     if (absl::Now() + options_.retry_interval >= deadline) return s;
     absl::SleepFor(options_.retry_interval);

@@ -7,10 +7,12 @@
 //
 // LeaderProposer (the calling member): proposes on this node while it
 // leads, else forwards to the leader it knows. An answer "not leader" (the
-// leader stepped down before proposing: nothing was proposed) or no known
-// leader is retried every `retry_interval` until the deadline; every other
-// outcome, including a lost connection (the write may have been proposed),
-// is the caller's.
+// leader stepped down before proposing: nothing was proposed), a leader that
+// cannot be connected to (the call was never sent: e.g. it just died and no
+// new one is known yet) or no known leader is retried every
+// `retry_interval` until the deadline; every other outcome, including a
+// connection lost mid-call (the write may have been proposed), is the
+// caller's.
 //
 // ForwardService (the leader): proposes what it receives through the local
 // node and answers once it is applied here.

@@ -15,6 +15,7 @@ namespace {
 
 constexpr uint64_t kLeader = 1;
 constexpr uint64_t kFollower = 2;
+constexpr uint64_t kDead = 3;  // a leader whose address takes no connection
 
 // The leader's side: a ForwardService over a scripted local node.
 class FakeLeader {
@@ -82,7 +83,10 @@ struct Follower {
     o.self_id = kFollower;
     o.cluster_id = 7;
     o.leader = [this] { return leader.load(); };
-    o.address_of = [this](uint64_t id) { return id == kLeader ? leader_address : std::string(); };
+    o.address_of = [this](uint64_t id) {
+      if (id == kDead) return std::string("127.0.0.1:1");
+      return id == kLeader ? leader_address : std::string();
+    };
     o.propose_local = [this](std::string command, absl::Time, WriteDone done) {
       ++local_proposals;
       done(FakeLeader::Applied(command + "-local"));
@@ -168,6 +172,27 @@ TEST(ForwardingTest, ALeaderElectedWhileWaitingGetsTheWrite) {
   elect.join();
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(leader.commands().size(), 1u);
+}
+
+// A leader that just died cannot be connected to: the write was never sent,
+// so it waits for the next leader instead of failing.
+TEST(ForwardingTest, AnUnreachableLeaderIsRetriedUntilANewOneTakesOver) {
+  FakeLeader leader;
+  Follower f(leader.address());
+  f.leader = kDead;
+  std::thread elect([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    f.leader = kLeader;
+  });
+  auto r = f.Propose("x");
+  elect.join();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(leader.commands().size(), 1u);
+  // Until the deadline, then the caller hears why.
+  f.leader = kDead;
+  r = f.Propose("y", absl::Milliseconds(300));
+  EXPECT_TRUE(absl::IsUnavailable(r.status()) || absl::IsDeadlineExceeded(r.status()))
+      << r.status();
 }
 
 TEST(ForwardingTest, TheLeaderRefusesCallersItDoesNotAdmit) {
