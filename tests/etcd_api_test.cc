@@ -2,7 +2,8 @@
 // raftkv's side can be seen (etcd-behaviour tests, run against real etcd
 // first, are in etcdctl_test and clientv3_test): every member takes writes
 // (followers forward them to the leader), and a Range's memory is bounded
-// (--max_range_bytes) where etcd's would grow without bound.
+// (--max_range_bytes) where etcd's would grow without bound; and automatic
+// compaction (--auto_compaction_*), which needs server flags per target.
 #include <memory>
 #include <string>
 
@@ -124,6 +125,53 @@ TEST_F(EtcdApiTest, ARangeLargerThanMaxRangeBytesFailsAndALimitServesIt) {
   Deadline(&tctx);
   etcdserverpb::TxnResponse tresp;
   EXPECT_EQ(kv->Txn(&tctx, txn, &tresp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// --auto_compaction_retention (etcd's periodic mode): the leader compacts
+// the history older than the period through the log, on every member.
+TEST_F(EtcdApiTest, PeriodicAutoCompactionDropsHistoryOlderThanThePeriod) {
+  StartCluster({"--auto_compaction_mode=periodic", "--auto_compaction_retention=2s"});
+  auto kv = Kv(leader_);
+  int64_t first = 0;
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    etcdserverpb::PutRequest put;
+    put.set_key("ac");
+    put.set_value(absl::StrCat("v", i));
+    etcdserverpb::PutResponse resp;
+    ASSERT_TRUE(kv->Put(&ctx, put, &resp).ok());
+    if (first == 0) first = resp.header().revision();
+  }
+  auto range_at = [&](int id, int64_t revision) {
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    etcdserverpb::RangeRequest get;
+    get.set_key("ac");
+    get.set_revision(revision);
+    get.set_serializable(true);  // this member's own history
+    etcdserverpb::RangeResponse resp;
+    return Kv(id)->Range(&ctx, get, &resp);
+  };
+  ASSERT_TRUE(range_at(leader_, first).ok());
+  for (int id = 1; id <= 3; ++id) {
+    EXPECT_TRUE(Cluster::WaitFor(
+        [&] {
+          grpc::Status s = range_at(id, first);
+          return s.error_code() == grpc::StatusCode::OUT_OF_RANGE &&
+                 s.error_message() == "etcdserver: mvcc: required revision has been compacted";
+        },
+        absl::Seconds(20)))
+        << "member " << id << " still has revision " << first;
+  }
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  etcdserverpb::RangeRequest get;
+  get.set_key("ac");
+  etcdserverpb::RangeResponse latest;
+  ASSERT_TRUE(kv->Range(&ctx, get, &latest).ok());
+  ASSERT_EQ(latest.kvs_size(), 1);
+  EXPECT_EQ(latest.kvs(0).value(), "v2");
 }
 
 }  // namespace
