@@ -21,6 +21,7 @@
 #include "proto/kv.grpc.pb.h"
 #include "tests/cluster_harness.h"
 #include "tests/jepsen/disks.h"
+#include "tests/jepsen/etcd_client.h"
 #include "tests/jepsen/history.h"
 #include "tests/jepsen/netns.h"
 
@@ -160,6 +161,98 @@ void ReadOnMember(kvpb::KV::Stub* stub, bool serializable, absl::Duration timeou
   op->member = header->node_id();
   op->applied = header->applied_index();
 }
+// ---- The etcd-API mode (runner.h) ----
+
+// Prefix of the error of an answer that lacks what etcd's API promises (a
+// failed CAS without its one Range): the run fails on any.
+constexpr absl::string_view kMalformed = "malformed answer: ";
+
+void GetFromRange(const etcdserverpb::RangeResponse& r, Op* op) {
+  op->found = r.kvs_size() > 0;
+  if (op->found) {
+    op->out_value = r.kvs(0).value();
+    op->version = static_cast<uint64_t>(r.kvs(0).mod_revision());
+  }
+}
+
+// Runs `op` (arguments filled; not a scan) through `c`, each call at most
+// `timeout` (a get: retried on the next member within it); fills its answer.
+void ExecuteEtcd(EtcdClient* c, absl::Duration timeout, Op* op) {
+  switch (op->type) {
+    case OpType::kPut: {
+      auto r = c->Put(op->key, op->value, timeout);
+      if (!r.ok()) return MarkError(r.status(), true, op);
+      op->outcome = Outcome::kOk;
+      op->version = static_cast<uint64_t>(r->header().revision());
+      return;
+    }
+    case OpType::kGet: {
+      auto r = c->RangeRetrying(KeyRange(op->key, op->serializable),
+                                std::min(absl::Seconds(1), timeout / 2), timeout);
+      if (!r.ok()) return MarkError(r.status(), false, op);
+      op->outcome = Outcome::kOk;
+      GetFromRange(*r, op);
+      return;
+    }
+    case OpType::kDelete: {
+      auto r = c->Delete(op->key, timeout);
+      if (!r.ok()) return MarkError(r.status(), true, op);
+      op->outcome = Outcome::kOk;
+      op->found = r->deleted() > 0;
+      return;
+    }
+    case OpType::kCas: {
+      auto r = c->Txn(CasTxn(op->key, op->cas_by_version, op->expected_value,
+                             static_cast<int64_t>(op->expected_version), op->value),
+                      timeout);
+      if (!r.ok()) return MarkError(r.status(), true, op);
+      op->succeeded = r->succeeded();
+      if (r->succeeded()) {
+        op->outcome = Outcome::kOk;
+        op->version = static_cast<uint64_t>(r->header().revision());
+        return;
+      }
+      if (r->responses_size() != 1 || !r->responses(0).has_response_range()) {
+        op->error = absl::StrCat(kMalformed, "a failed CAS answered ", r->responses_size(),
+                                 " responses, not its one Range: ", r->ShortDebugString());
+        return;  // unknown
+      }
+      op->outcome = Outcome::kOk;
+      GetFromRange(r->responses(0).response_range(), op);
+      return;
+    }
+    case OpType::kScan:
+      MarkError(absl::InternalError("scans go to one member (ReadOnMember)"), false, op);
+      return;
+  }
+}
+
+// ReadOnMember through etcd's Range: the member is the header's member_id,
+// the applied index its revision (of the view read).
+void ReadOnMemberEtcd(etcdserverpb::KV::Stub* stub, bool serializable, absl::Duration timeout,
+                      Op* op) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  etcdserverpb::RangeResponse r;
+  const grpc::Status s =
+      stub->Range(&ctx,
+                  op->type == OpType::kGet ? KeyRange(op->key, serializable)
+                                           : PrefixRange(op->key, serializable),
+                  &r);
+  if (!s.ok()) return MarkError(FromGrpc(s), false, op);
+  op->outcome = Outcome::kOk;
+  if (op->type == OpType::kGet) {
+    GetFromRange(r, op);
+  } else {
+    for (const mvccpb::KeyValue& kv : r.kvs()) {
+      op->kvs.push_back(ScanKv{kv.key(), kv.value(), static_cast<uint64_t>(kv.mod_revision())});
+    }
+    op->more = r.more();
+  }
+  op->member = r.header().member_id();
+  op->applied = static_cast<uint64_t>(r.header().revision());
+}
+
 struct Shared {
   Recorder recorder;
   std::atomic<bool> stop{false};
@@ -173,12 +266,22 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses,
   std::rotate(endpoints.begin(), endpoints.begin() + c % endpoints.size(), endpoints.end());
   // Odd clients give up sooner: more operations end unknown (and may
   // still take effect later), which the checker must place.
-  auto cl = MakeClient(o, endpoints, c % 2 == 1 ? o.op_timeout / 6 : o.op_timeout);
+  const absl::Duration timeout = c % 2 == 1 ? o.op_timeout / 6 : o.op_timeout;
+  const bool etcd = o.api == RunOptions::Api::kEtcd;
+  std::unique_ptr<client::Client> cl;
+  std::unique_ptr<EtcdClient> ec;
   // One stub per node, for reads sent to one member.
   std::vector<std::unique_ptr<kvpb::KV::Stub>> members;
-  for (const auto& a : addresses) {
-    members.push_back(kvpb::KV::NewStub(grpc::CreateChannel(a, credentials)));
+  if (etcd) {
+    // Starts on its own member, as `endpoints` does.
+    ec = std::make_unique<EtcdClient>(addresses, credentials, static_cast<size_t>(c));
+  } else {
+    cl = MakeClient(o, endpoints, timeout);
+    for (const auto& a : addresses) {
+      members.push_back(kvpb::KV::NewStub(grpc::CreateChannel(a, credentials)));
+    }
   }
+  const size_t member_count = addresses.size();
   const absl::Duration member_timeout = std::min(absl::Seconds(1), o.op_timeout);
   std::mt19937_64 rng(o.seed * 7919 + static_cast<uint64_t>(c));
   struct Seen {
@@ -199,9 +302,9 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses,
               : roll < 65 ? OpType::kPut
               : roll < 90 ? OpType::kCas
                           : OpType::kDelete;
-    kvpb::KV::Stub* member = nullptr;
+    int member = -1;  // index of the member a read is sent to
     if (roll >= 25 && roll < 40) {
-      member = members[rng() % members.size()].get();
+      member = static_cast<int>(rng() % member_count);
       if (roll >= 36) {
         op.type = OpType::kScan;
         op.key = "k";
@@ -215,7 +318,7 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses,
     const bool planted =
         o.planted_stale_reads && (op.type == OpType::kGet || op.type == OpType::kScan);
     if (planted) {
-      if (member == nullptr) member = members[rng() % members.size()].get();
+      if (member < 0) member = static_cast<int>(rng() % member_count);
       op.serializable = false;
     }
     if (op.type == OpType::kPut || op.type == OpType::kCas) op.value = absl::StrCat("c", c, "-", n);
@@ -226,8 +329,12 @@ void ClientLoop(const RunOptions& o, const std::vector<std::string>& addresses,
       op.expected_value = s.value;
     }
     const int64_t id = shared->recorder.Invoke(op);
-    if (member != nullptr) {
-      ReadOnMember(member, op.serializable || planted, member_timeout, &op);
+    if (member >= 0 && etcd) {
+      ReadOnMemberEtcd(ec->member(member), op.serializable || planted, member_timeout, &op);
+    } else if (member >= 0) {
+      ReadOnMember(members[member].get(), op.serializable || planted, member_timeout, &op);
+    } else if (etcd) {
+      ExecuteEtcd(ec.get(), timeout, &op);
     } else {
       Execute(cl.get(), &op);
     }
@@ -293,7 +400,9 @@ std::string ArtifactBase(const RunOptions& o) {
 }
 
 std::string RunName(const RunOptions& o) {
-  return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed, o.planted_stale_reads ? "-planted" : "",
+  return absl::StrCat("jepsen-n", o.nodes, "-s", o.seed,
+                      o.api == RunOptions::Api::kEtcd ? "-etcd" : "",
+                      o.planted_stale_reads ? "-planted" : "",
                       o.netns ? "-netns" : "", o.tls_dir.empty() ? "" : "-tls", o.server_flags.empty() ? "" : "-flags");
 }
 
@@ -310,6 +419,7 @@ std::string ReplayCommand(const RunOptions& o) {
   if (o.kinds != DefaultFaultKinds()) {
     absl::StrAppend(&cmd, " --faults=", absl::StrJoin(kinds, ","));
   }
+  if (o.api == RunOptions::Api::kEtcd) absl::StrAppend(&cmd, " --api=etcd");
   if (o.planted_stale_reads) absl::StrAppend(&cmd, " --planted_stale_reads");
   if (o.netns) absl::StrAppend(&cmd, " --netns");
   if (!o.tls_dir.empty()) absl::StrAppend(&cmd, " --tls");
@@ -500,9 +610,24 @@ RunResult RunOnce(const RunOptions& o) {
 
   if (result.failures.empty()) {
     // (4) serving again within the bound: a write and a read.
-    auto probe = MakeClient(o, cluster->addresses(), o.recovery_bound);
-    absl::Status ps = probe->Put("jepsen-probe", "x").status();
-    if (ps.ok()) ps = probe->Get("jepsen-probe").status();
+    absl::Status ps;
+    if (o.api == RunOptions::Api::kEtcd) {
+      // Through etcd's API: retried on the next member until the bound.
+      EtcdClient probe(cluster->addresses(), credentials);
+      const absl::Time until = healed + o.recovery_bound;
+      do {
+        ps = probe.Put("jepsen-probe", "x", absl::Seconds(1)).status();
+      } while (EtcdClient::NoAnswer(ps) && absl::Now() < until);
+      if (ps.ok()) {
+        ps = probe.RangeRetrying(KeyRange("jepsen-probe", false), absl::Seconds(1),
+                                 std::max(until - absl::Now(), absl::Milliseconds(1)))
+                 .status();
+      }
+    } else {
+      auto probe = MakeClient(o, cluster->addresses(), o.recovery_bound);
+      ps = probe->Put("jepsen-probe", "x").status();
+      if (ps.ok()) ps = probe->Get("jepsen-probe").status();
+    }
     result.recovery = absl::Now() - healed;
     if (!ps.ok() || result.recovery > o.recovery_bound) {
       fail(absl::StrCat("not serving ", absl::FormatDuration(o.recovery_bound),
@@ -510,14 +635,24 @@ RunResult RunOnce(const RunOptions& o) {
     }
     log(absl::StrCat("serving again after ", absl::FormatDuration(result.recovery)));
     // (2) a final linearizable read of every key, part of the history.
-    auto reader = MakeClient(o, cluster->addresses(), absl::Seconds(20));
+    std::unique_ptr<client::Client> reader;
+    std::unique_ptr<EtcdClient> etcd_reader;
+    if (o.api == RunOptions::Api::kEtcd) {
+      etcd_reader = std::make_unique<EtcdClient>(cluster->addresses(), credentials);
+    } else {
+      reader = MakeClient(o, cluster->addresses(), absl::Seconds(20));
+    }
     for (int k = 0; k < o.keys && result.failures.empty(); ++k) {
       Op op;
       op.client = o.clients;
       op.type = OpType::kGet;
       op.key = absl::StrCat("k", k);
       const int64_t id = shared.recorder.Invoke(op);
-      Execute(reader.get(), &op);
+      if (etcd_reader != nullptr) {
+        ExecuteEtcd(etcd_reader.get(), absl::Seconds(20), &op);
+      } else {
+        Execute(reader.get(), &op);
+      }
       shared.recorder.Complete(id, op);
       if (op.outcome != Outcome::kOk) fail(absl::StrCat("final read of ", op.key, ": ", op.error));
     }
@@ -530,6 +665,7 @@ RunResult RunOnce(const RunOptions& o) {
   // (1) linearizability of the whole history.
   const std::vector<Op> history = shared.recorder.Snapshot();
   for (const Op& op : history) {
+    if (absl::StartsWith(op.error, kMalformed)) fail(DescribeOp(op));
     ++result.ops;
     if (op.outcome == Outcome::kOk) ++result.ok;
     if (op.outcome == Outcome::kUnknown) ++result.unknown;

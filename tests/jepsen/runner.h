@@ -45,6 +45,31 @@
 // read that got no answer is `unknown` (the checker ignores it); a read sent
 // to one member is one call with a deadline of at most a second, never
 // retried or redirected.
+//
+// The etcd-API mode (RunOptions::api = Api::kEtcd) runs the same workload,
+// schedule and checks, but every client operation (the final reads and the
+// recovery probe too) speaks etcd's KV service (etcd_client.h): put ->
+// Put, get -> Range (linearizable through the client; the reads sent to one
+// member as in the native mode, serializable or not), delete -> DeleteRange
+// (found: deleted > 0), compare-and-swap -> Txn (compare VALUE == expected,
+// or MOD == expected mod_revision, 0 for an absent key; then Put, else a
+// Range of the key, which gives a failed CAS's current state), scan ->
+// Range of the prefix. Each client talks to one member (its own, round
+// robin) and moves to the next after a call with no answer, as etcd's
+// clients do; followers forward writes. What the checker's model
+// (checker.h) needs of `version` holds for etcd's mod_revision: one
+// store-wide revision per write, growing along the linearization, so
+// `version` is the key's mod_revision (a put's and a CAS's: the answer's
+// header.revision, the revision written; a read's: the kv's mod_revision)
+// and a read sent to one member records the answering member_id and the
+// header.revision of the view it read (the store's revision, at least every
+// mod_revision it returned) as its applied index. Values are unique per
+// write. Error mapping: a write is `failed` only on INVALID_ARGUMENT
+// (etcd's request checks, before proposing); everything else, notably
+// UNAVAILABLE ("leader changed", "request timed out", "no leader",
+// connection closed) and DEADLINE_EXCEEDED, is `unknown`. Writes are one
+// call each, never retried; linearizable gets through the client are
+// retried on the next member within the operation's timeout.
 #ifndef RAFTKV_TESTS_JEPSEN_RUNNER_H_
 #define RAFTKV_TESTS_JEPSEN_RUNNER_H_
 
@@ -61,6 +86,10 @@
 namespace raftkv::jepsen {
 
 struct RunOptions {
+  // Which API the clients speak: raftkv's own (client/client.h) or etcd's
+  // KV service (the etcd-API mode above).
+  enum class Api { kNative, kEtcd };
+  Api api = Api::kNative;
   int nodes = 3;
   uint64_t seed = 1;
   absl::Duration length = absl::Seconds(20);  // of load and faults

@@ -8,6 +8,7 @@
 //   torture --check_history=DIR/history.txt          re-checks a saved history
 //   torture --netns --minutes=10                     partitions by routes between
 //                                                    network namespaces (root)
+//   torture --api=etcd                               clients speak etcd's KV service
 //   torture --tls_dir=DIR                            client and peer mutual TLS with
 //                                                    `tools/make_certs DIR node client`
 //                                                    (tools/torture --tls makes them)
@@ -45,6 +46,9 @@ DEFINE_string(tls_dir, "",
               "Client and peer mutual TLS on every node and client, with the certificates "
               "`tools/make_certs DIR node client` made in this directory (tools/torture --tls "
               "makes a fresh set).");
+DEFINE_string(api, "native",
+              "What the clients speak: native (raftkv's client library) or etcd (etcd's KV "
+              "service: Put, Range, DeleteRange, Txn; runner.h).");
 DEFINE_string(out_dir, "/tmp/raftkv-torture", "Where failing runs keep their artifacts.");
 DEFINE_bool(keep_artifacts, false, "Keep artifacts of passing runs too.");
 DEFINE_bool(planted_stale_reads, false,
@@ -95,6 +99,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   RunOptions base;
+  if (FLAGS_api == "etcd") {
+    base.api = RunOptions::Api::kEtcd;
+  } else if (FLAGS_api != "native") {
+    std::cerr << "--api must be native or etcd, not \"" << FLAGS_api << "\"\n";
+    return 2;
+  }
   base.nodes = FLAGS_nodes;
   base.length = absl::Seconds(FLAGS_run_seconds);
   base.clients = FLAGS_clients;
