@@ -60,6 +60,30 @@ std::vector<LogStore::SstFile> LogStore::LiveSstFiles() const {
   return out;
 }
 
+LogStore::DataSize LogStore::DataSizes() const {
+  DataSize out;
+  // Properties of the open column family: no I/O. A missing one reads as 0.
+  uint64_t v = 0;
+  if (db_->GetIntProperty(data_cf_, rocksdb::DB::Properties::kLiveSstFilesSize, &v)) {
+    out.sst_bytes = v;
+  }
+  if (db_->GetIntProperty(data_cf_, rocksdb::DB::Properties::kSizeAllMemTables, &v)) {
+    out.memtable_bytes = v;
+  }
+  if (db_->GetIntProperty(data_cf_, rocksdb::DB::Properties::kEstimateLiveDataSize, &v)) {
+    out.live_bytes_estimate = v;
+  }
+  return out;
+}
+
+absl::Status LogStore::CompactData() {
+  rocksdb::CompactRangeOptions o;
+  o.exclusive_manual_compaction = false;
+  o.max_subcompactions = 1;
+  o.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  return FromRocks(db_->CompactRange(o, data_cf_, nullptr, nullptr), "compacting data");
+}
+
 // ---- Writes -----------------------------------------------------------------
 
 absl::Status LogStore::Write(rocksdb::WriteBatch* batch,

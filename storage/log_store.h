@@ -361,6 +361,22 @@ class LogStore final : public raft::LogReader {
   // listed file at any time.
   std::vector<SstFile> LiveSstFiles() const;
 
+  // ---- Space ----------------------------------------------------------------
+
+  // What `data` occupies (both generations): its live SST files and its
+  // memtables, and RocksDB's estimate of the live bytes among them.
+  struct DataSize {
+    uint64_t sst_bytes = 0;
+    uint64_t memtable_bytes = 0;
+    uint64_t live_bytes_estimate = 0;
+    uint64_t total() const { return sst_bytes + memtable_bytes; }
+  };
+  DataSize DataSizes() const;
+  // Compacts all of `data` down to the last level (RocksDB's CompactRange,
+  // one subcompaction, not exclusive: background compactions and writes go
+  // on), dropping deleted and overwritten records. Blocks until done.
+  absl::Status CompactData();
+
  private:
   LogStore(const Options& options, std::unique_ptr<rocksdb::Env> env, rocksdb::DB* db,
            std::vector<rocksdb::ColumnFamilyHandle*> handles);

@@ -38,6 +38,34 @@ TEST_F(LogStoreTest, NewStoreIsEmpty) {
   EXPECT_TRUE(entries->empty());
 }
 
+TEST_F(LogStoreTest, DataSizesCountWritesAndCompactDataDropsDeletedOnes) {
+  const LogStore::DataSize empty = store_->DataSizes();
+  DataBatch puts, deletes;
+  uint64_t x = 88172645463325252ull;  // xorshift: values that do not compress
+  for (int i = 0; i < 2048; ++i) {
+    const std::string key = "key" + std::to_string(i);
+    std::string value(1024, '\0');
+    for (char& c : value) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c = static_cast<char>(x);
+    }
+    puts.Put(key, value);
+    deletes.Delete(key);
+  }
+  ASSERT_TRUE(store_->ApplyBatch(puts, 1).ok());
+  const LogStore::DataSize full = store_->DataSizes();
+  EXPECT_GE(full.total(), empty.total() + (2u << 20)) << "2 MiB written";
+  ASSERT_TRUE(store_->CompactData().ok());  // flushes the memtable too
+  const LogStore::DataSize flushed = store_->DataSizes();
+  EXPECT_GE(flushed.sst_bytes, 2u << 20);
+  EXPECT_GT(flushed.live_bytes_estimate, 0u);
+
+  ASSERT_TRUE(store_->ApplyBatch(deletes, 2).ok());
+  ASSERT_TRUE(store_->CompactData().ok());
+  EXPECT_LT(store_->DataSizes().sst_bytes, flushed.sst_bytes / 16);
+  EXPECT_EQ(store_->Get("key7").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(LogStoreTest, AppendAndRead) {
   raftpb::HardState hs = MakeHardState(1, 1, 3);
   ASSERT_TRUE(store_->Append(MakeEntries(1, 6, 1), &hs).ok());
