@@ -517,6 +517,13 @@ bool Store::IsStoreKey(absl::string_view key) {
                           key == absl::string_view(&enc::kCompactRevision, 1));
 }
 
+bool Store::IsHistoryKey(absl::string_view key, int64_t* revision) {
+  enc::ParsedHistoryKey p;
+  if (!enc::ParseHistoryKey(key, &p)) return false;
+  *revision = p.revision;
+  return true;
+}
+
 bool Store::HashFilter::Include(absl::string_view key, absl::string_view value) {
   if (key.empty()) return true;
   if (key[0] == enc::kRevisionIndex) return false;  // derived from the history

@@ -171,6 +171,9 @@ class Store {
 
   // Whether `key` of `data` belongs to the store.
   static bool IsStoreKey(absl::string_view key);
+  // Whether `key` of `data` is a history record (one revision of a key);
+  // if so, sets `*revision` to its revision.
+  static bool IsHistoryKey(absl::string_view key, int64_t* revision);
   // Whether the history record at data key `key` with value `value` is a
   // live key's latest revision (for counting a backup's keys): only the
   // newest record of a key, and not a delete. Calls in key order.

@@ -70,6 +70,13 @@ absl::StatusOr<BackupSummary> StreamBackup(const KvStateMachine& sm,
   });
   if (!scan.ok()) return scan;
   if (gone) return absl::CancelledError("the backup's receiver went away");
+  if (options.etcd_size) {
+    // The record (tag, two u32 lengths, key, value) and the trailer (tag,
+    // two u64 counts, SHA-256) bring the size to 32 mod 512.
+    constexpr uint64_t kTrailer = 1 + 16 + 32;
+    const uint64_t fixed = writer.bytes() + 9 + KvStateMachine::kBackupPaddingKey.size() + kTrailer;
+    writer.Add(KvStateMachine::kBackupPaddingKey, std::string((512 + 32 - fixed % 512) % 512, '\0'));
+  }
   writer.Finish(keys.count());
   if (!sink(std::move(buf))) return absl::CancelledError("the backup's receiver went away");
   BackupSummary out;

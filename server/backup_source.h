@@ -23,6 +23,11 @@ struct BackupSourceOptions {
   uint64_t bytes_per_sec = 64 << 20;
   // Bytes per chunk handed to the sink (the last one may be shorter).
   size_t chunk_bytes = 1 << 20;
+  // Pads the backup (with one record a restore drops, KvStateMachine::
+  // kBackupPaddingKey) to a size of 32 modulo 512 bytes: `etcdctl snapshot
+  // save` refuses a file of another size (etcd's is bbolt pages plus their
+  // SHA-256; a backup too ends with the SHA-256 of all before it).
+  bool etcd_size = false;
 
   // OK, or InvalidArgument naming the field.
   absl::Status Validate() const;

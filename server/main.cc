@@ -52,6 +52,7 @@
 #include "server/etcd/cluster_service.h"
 #include "server/etcd/context.h"
 #include "server/etcd/kv_service.h"
+#include "server/etcd/maintenance_service.h"
 #include "server/etcd/members.h"
 #include "server/forwarding.h"
 #include "server/fd_limit.h"
@@ -201,6 +202,12 @@ DEFINE_uint64(min_free_bytes, 256 << 20,
               "writes, a follower stops taking the leader's), serves reads, and resumes by "
               "itself once space is back. It covers what a node still writes meanwhile "
               "(a WAL, memtable flushes, a compaction). 0: no reserve.");
+DEFINE_uint64(quota_backend_bytes, 0,
+              "etcd's space quota, as etcd's --quota-backend-bytes: once the data's bytes "
+              "(RocksDB's live SST files and memtables) exceed it, this member raises NOSPACE "
+              "through the log and every member refuses etcd's Put and writing Txns (reads, "
+              "deletes and Compact go on) until `etcdctl alarm disarm`. 0: etcd's default, "
+              "2 GiB.");
 DEFINE_string(scrub_interval, "24h",
               "Verify the checksum of every block of every SST file of the data dir this "
               "often, in the background (a Go-style duration: 24h, 90m; 0: never). "
@@ -1087,6 +1094,10 @@ int main(int argc, char** argv) {
   builder.RegisterService(&admin);
   server::etcd::ClusterService etcd_cluster(etcd_ctx);
   builder.RegisterService(&etcd_cluster);
+  server::etcd::MaintenanceOptions maintenance_opts;
+  if (FLAGS_quota_backend_bytes != 0) maintenance_opts.quota.quota_bytes = FLAGS_quota_backend_bytes;
+  server::etcd::MaintenanceService maintenance(etcd_ctx, maintenance_opts);
+  builder.RegisterService(&maintenance);
   builder.RegisterService(&peer);
   builder.RegisterService(&forward);
   builder.RegisterService(&etcd_kv);

@@ -97,6 +97,7 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
 
 absl::Status KvStateMachine::Reload() {
   if (absl::Status s = mvcc_->Reload(); !s.ok()) return s;
+  if (absl::Status s = etcd_alarms_.Load(*store_); !s.ok()) return s;
   sessions_.clear();
   by_last_index_.clear();
   absl::Status parse = absl::OkStatus();
@@ -224,7 +225,8 @@ void KvStateMachine::RecordIncarnation(const kvpb::MemberIncarnation& r, uint64_
 
 bool KvStateMachine::KeptOnRestore(absl::string_view k) {
   if (k.empty()) return false;
-  return (k[0] != kMemberPrefix && k[0] != kIncarnationPrefix && k != kConfIndexKey);
+  return (k[0] != kMemberPrefix && k[0] != kIncarnationPrefix && k != kConfIndexKey &&
+          !etcd::AlarmStore::IsAlarmKey(k) && k != kBackupPaddingKey);
 }
 
 absl::StatusOr<std::map<uint64_t, std::string>> KvStateMachine::MemberAddresses() const {
@@ -338,6 +340,8 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::ExecuteEtcd(const kvpb::EtcdWr
                                                               uint64_t index, Overlay* overlay) {
   kvpb::WriteResult out;
   kvpb::EtcdWriteResult* r = out.mutable_etcd();
+  // While NOSPACE is raised, etcd's writes that may add data are refused.
+  if (absl::Status s = etcd_alarms_.AdmitWrite(w); !s.ok()) return s;
   if (w.request_case() == kvpb::EtcdWrite::kCompaction) {
     if (overlay->keys == nullptr) overlay->keys = mvcc_->BeginBatch();
     absl::Status s = etcd::FromMvcc(overlay->keys->Compact(w.compaction().revision()));
@@ -492,6 +496,12 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     }
     case kvpb::Command::kEtcd:
       return ExecuteEtcd(cmd.etcd(), index, overlay);
+    case kvpb::Command::kAlarm: {
+      auto resp = etcd_alarms_.Apply(cmd.alarm(), &overlay->batch);
+      if (!resp.ok()) return resp.status();
+      *out.mutable_etcd()->mutable_alarm() = *std::move(resp);
+      return out;
+    }
     case kvpb::Command::kIncarnation:  // handled by Apply
     case kvpb::Command::kHashCheck:
     case kvpb::Command::OP_NOT_SET:

@@ -13,6 +13,7 @@
 //   "i" + node id    -> the member's incarnation (fixed64): the first one
 //                       recorded while it is a member; dropped on removal
 //   "c"              -> index of the last applied membership change (fixed64)
+//   "a" + ...        -> etcd's alarms (server/etcd/alarm_store.h)
 //
 // Apply() is deterministic: every replica applying the same entries reaches
 // the same bytes, including session eviction. It is called by one thread
@@ -39,6 +40,7 @@
 #include "proto/kv.pb.h"
 #include "proto/raft.pb.h"
 #include "proto/state.pb.h"
+#include "server/etcd/alarm_store.h"
 #include "storage/log_store.h"
 
 namespace raftkv::server {
@@ -148,6 +150,13 @@ class KvStateMachine {
   // The multi-version store the keys live in (reads: any thread).
   mvcc::Store* mvcc() const { return mvcc_.get(); }
 
+  // etcd's alarms as of the applied index (reads: any thread).
+  const etcd::AlarmStore& etcd_alarms() const { return etcd_alarms_; }
+  // The key of a record a backup may end with to reach a size it needs
+  // (server/backup_source.h); no data key sorts after it, and a restore
+  // drops it.
+  static constexpr absl::string_view kBackupPaddingKey = "\xff" "padding";
+
   // Backups (server/backup_file.h) carry the raw pairs of `data`. A
   // KeyCounter counts the live keys among pairs given in key order (a
   // backup's key count); KeptOnRestore says whether a restore into a new
@@ -202,6 +211,7 @@ class KvStateMachine {
 
   storage::LogStore* const store_;
   std::unique_ptr<mvcc::Store> mvcc_;
+  etcd::AlarmStore etcd_alarms_;
   CheckpointHook checkpoint_hook_;
   mutable absl::Mutex incarnations_mu_;
   std::map<uint64_t, uint64_t> incarnations_ ABSL_GUARDED_BY(incarnations_mu_);

@@ -252,6 +252,42 @@ TEST_F(StateMachineTest, EtcdWritesShareTheKeysAndRevisions) {
   EXPECT_EQ(old->kvs[0].value, "2");
 }
 
+// etcd's NOSPACE alarm, raised through the log, caps etcd's writes on every
+// replica (etcd's capped applier) until cleared, across a restart; native
+// writes and etcd's deletes go on.
+TEST_F(StateMachineTest, EtcdNoSpaceAlarmRefusesEtcdPutsUntilCleared) {
+  kvpb::Command put;
+  put.mutable_etcd()->mutable_put()->set_key("a");
+  put.mutable_etcd()->mutable_put()->set_value("1");
+  ASSERT_TRUE(ApplyOne(put).result.ok());
+  kvpb::Command raise;
+  raise.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
+  raise.mutable_alarm()->set_memberid(2);
+  raise.mutable_alarm()->set_alarm(etcdserverpb::NOSPACE);
+  ApplyResult r = ApplyOne(raise);
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  ASSERT_EQ(r.result->etcd().alarm().alarms_size(), 1);
+  const int64_t rev = sm_->mvcc()->revision();
+  EXPECT_EQ(ApplyOne(put).result.status().message(), "etcdserver: mvcc: database space exceeded");
+  EXPECT_EQ(sm_->mvcc()->revision(), rev);
+
+  Open();  // a restart keeps the alarm
+  ASSERT_EQ(sm_->etcd_alarms().List().size(), 1u);
+  EXPECT_EQ(ApplyOne(put).result.status().code(), absl::StatusCode::kResourceExhausted);
+  kvpb::Command del;
+  del.mutable_etcd()->mutable_delete_range()->set_key("a");
+  r = ApplyOne(del);
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->etcd().delete_range().deleted(), 1);
+  EXPECT_TRUE(ApplyOne(Put("n", "native")).result.ok());
+
+  kvpb::Command clear = raise;
+  clear.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::DEACTIVATE);
+  ASSERT_TRUE(ApplyOne(clear).result.ok());
+  EXPECT_TRUE(ApplyOne(put).result.ok());
+  EXPECT_TRUE(sm_->etcd_alarms().List().empty());
+}
+
 // The state machine over a store whose data SST files were damaged on disk:
 // every read that meets a bad block fails with DataLoss, never answers with
 // keys missing; applying an entry that must read one fails and writes

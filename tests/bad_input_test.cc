@@ -288,6 +288,28 @@ TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
   EXPECT_TRUE(Put(leader_, "k", "v").ok());
 }
 
+// etcd's Maintenance service (server/etcd/maintenance_service.h): every
+// method, on the leader and a follower.
+TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryEtcdMaintenanceMethod) {
+  const google::protobuf::ServiceDescriptor* service =
+      etcdserverpb::StatusRequest::descriptor()->file()->FindServiceByName("Maintenance");
+  ASSERT_NE(service, nullptr);
+  ASSERT_EQ(service->method_count(), 7);
+  for (int node : {leader_, follower_}) {
+    for (int i = 0; i < service->method_count(); ++i) {
+      const google::protobuf::MethodDescriptor* m = service->method(i);
+      SCOPED_TRACE(absl::StrCat("node ", node, " ", m->full_name()));
+      grpc::Status s = RawUnary(c_.address(node),
+                                absl::StrCat("/", service->full_name(), "/", m->name()), kMalformed);
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << s.error_code() << ": " << s.error_message();
+      EXPECT_EQ(s.error_message(), absl::StrCat("request body is not a valid ",
+                                                m->input_type()->full_name(), " (4 bytes)"));
+    }
+  }
+  EXPECT_TRUE(RawUnary(c_.address(follower_), "/etcdserverpb.Maintenance/Status", "").ok());
+}
+
 TEST_F(BadInputTest, ParseableButMalformedFields) {
   const std::string long_key(kMaxKey + 1, 'k');
   for (int node : {leader_, follower_}) {

@@ -52,7 +52,8 @@ bool PollUntil(const std::function<bool()>& pred, absl::Duration timeout,
 // Three /usr/bin/etcd processes on 127.0.0.1 with a static initial cluster.
 class RealEtcd : public EtcdTarget {
  public:
-  explicit RealEtcd(const std::string& name) : dir_(absl::StrCat(TmpBase(), "/", name)) {
+  RealEtcd(const std::string& name, EtcdTargetOptions options)
+      : options_(std::move(options)), dir_(absl::StrCat(TmpBase(), "/", name)) {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
     std::filesystem::create_directories(dir_, ec);
@@ -89,6 +90,7 @@ class RealEtcd : public EtcdTarget {
     for (int i = 1; i <= kSize; ++i) {
       if (absl::Status s = Launch(i); !s.ok()) return s;
     }
+    if (options_.maintenance_only) return WaitForLeader(absl::Seconds(60)).status();
     return WaitHealthy(absl::Seconds(60));
   }
 
@@ -171,6 +173,7 @@ class RealEtcd : public EtcdTarget {
         "--logger=zap",
         "--log-outputs=stderr",
     };
+    argv.insert(argv.end(), options_.extra_flags.begin(), options_.extra_flags.end());
     AppendLine(m.log_path, absl::StrCat("=== harness: starting ", absl::StrJoin(argv, " ")));
     auto pid = SpawnLogged(argv, m.log_path);
     if (!pid.ok()) return pid.status();
@@ -178,6 +181,7 @@ class RealEtcd : public EtcdTarget {
     return absl::OkStatus();
   }
 
+  const EtcdTargetOptions options_;
   std::string dir_;
   std::string token_;
   std::map<int, Member> members_;
@@ -186,7 +190,8 @@ class RealEtcd : public EtcdTarget {
 // raftkv's cluster harness; etcd's services share the raftkv client port.
 class Raftkv : public EtcdTarget {
  public:
-  explicit Raftkv(const std::string& name) : cluster_(MakeOptions(name)) {}
+  Raftkv(const std::string& name, const EtcdTargetOptions& options)
+      : maintenance_only_(options.maintenance_only), cluster_(MakeOptions(name, options)) {}
 
   std::string kind() const override { return "raftkv"; }
   int size() const override { return cluster_.size(); }
@@ -196,6 +201,7 @@ class Raftkv : public EtcdTarget {
   absl::Status Start() override {
     if (absl::Status s = cluster_.StartAll(); !s.ok()) return s;
     if (auto l = cluster_.WaitForLeader(absl::Seconds(30)); !l.ok()) return l.status();
+    if (maintenance_only_) return WaitForLeader(absl::Seconds(30)).status();
     return WaitHealthy(absl::Seconds(30));
   }
   void Kill(int member) override { cluster_.Kill(member); }
@@ -207,12 +213,14 @@ class Raftkv : public EtcdTarget {
   void PrintLogs() const override { cluster_.PrintLogs(); }
 
  private:
-  static ClusterOptions MakeOptions(const std::string& name) {
+  static ClusterOptions MakeOptions(const std::string& name, const EtcdTargetOptions& options) {
     ClusterOptions o;
     o.size = 3;
     o.name = name;
+    o.extra_flags = options.extra_flags;
     return o;
   }
+  const bool maintenance_only_;
   Cluster cluster_;
 };
 
@@ -340,8 +348,13 @@ absl::Status EtcdTarget::WaitHealthy(absl::Duration timeout) {
 }
 
 std::unique_ptr<EtcdTarget> MakeEtcdTarget(const std::string& kind, const std::string& name) {
-  if (kind == "etcd") return std::make_unique<RealEtcd>(name);
-  if (kind == "raftkv") return std::make_unique<Raftkv>(name);
+  return MakeEtcdTarget(kind, name, EtcdTargetOptions());
+}
+
+std::unique_ptr<EtcdTarget> MakeEtcdTarget(const std::string& kind, const std::string& name,
+                                           const EtcdTargetOptions& options) {
+  if (kind == "etcd") return std::make_unique<RealEtcd>(name, options);
+  if (kind == "raftkv") return std::make_unique<Raftkv>(name, options);
   return nullptr;
 }
 

@@ -86,6 +86,18 @@ class EtcdTarget {
 // `name`: a directory name under $TEST_TMPDIR.
 std::unique_ptr<EtcdTarget> MakeEtcdTarget(const std::string& kind, const std::string& name);
 
+struct EtcdTargetOptions {
+  // Extra flags for every member, in the target's own spelling (etcd:
+  // --quota-backend-bytes=N; raftkv: --quota_backend_bytes=N).
+  std::vector<std::string> extra_flags;
+  // Start() waits only for a leader agreed on through Maintenance.Status,
+  // not for `etcdctl endpoint health` (a KV read): for tests of the
+  // Maintenance service alone.
+  bool maintenance_only = false;
+};
+std::unique_ptr<EtcdTarget> MakeEtcdTarget(const std::string& kind, const std::string& name,
+                                           const EtcdTargetOptions& options);
+
 }  // namespace raftkv::testing
 
 #endif  // RAFTKV_TESTS_ETCD_TARGET_H_

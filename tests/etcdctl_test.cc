@@ -46,28 +46,33 @@ class EtcdctlTest : public ::testing::TestWithParam<std::string> {
 
   void SetUp() override {
     const std::string kind = GetParam();
-    auto& t = (*targets())[kind];
-    if (t == nullptr && start_errors()->count(kind) == 0) {
-      t = MakeEtcdTarget(kind, absl::StrCat("etcdctl_test_", kind));
+    const std::string name = absl::StrCat(ClusterName(), "_", kind);
+    auto& t = (*targets())[name];
+    if (t == nullptr && start_errors()->count(name) == 0) {
+      t = MakeEtcdTarget(kind, name, TargetOptions(kind));
       ASSERT_NE(t, nullptr) << "unknown target " << kind;
       if (absl::Status s = t->Start(); !s.ok()) {
         t->PrintLogs();
-        (*start_errors())[kind] = s;
+        (*start_errors())[name] = s;
       }
     }
     // A target that did not start fails every case, with the same reason.
-    if (auto it = start_errors()->find(kind); it != start_errors()->end()) {
+    if (auto it = start_errors()->find(name); it != start_errors()->end()) {
       FAIL() << "the " << kind << " cluster did not start: " << it->second;
     }
     target_ = t.get();
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::replace(name.begin(), name.end(), '/', '-');
-    prefix_ = name + "/";
+    std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(test.begin(), test.end(), '/', '-');
+    prefix_ = test + "/";
   }
 
   void TearDown() override {
     if (HasFailure() && target_ != nullptr) target_->PrintLogs();
   }
+
+  // A derived suite's own cluster: its name and how it starts.
+  virtual std::string ClusterName() const { return "etcdctl_test"; }
+  virtual EtcdTargetOptions TargetOptions(const std::string& /*kind*/) const { return {}; }
 
   // A key of this case.
   std::string K(const std::string& suffix) const { return prefix_ + suffix; }
@@ -840,10 +845,209 @@ TEST_P(EtcdctlTest, KillLeaderThenRestartIt) {
   EXPECT_EQ(CtlJson({"member", "list"})["members"].size(), 3u);
 }
 
+// ---- Maintenance ----
+// etcdctl's maintenance commands on a cluster of their own, started without
+// waiting for `endpoint health` (a KV read): they need the Maintenance
+// service alone, so they run against raftkv already.
+class EtcdctlMaintenanceTest : public EtcdctlTest {
+ protected:
+  std::string ClusterName() const override { return "etcdctl_maintenance"; }
+  EtcdTargetOptions TargetOptions(const std::string&) const override {
+    EtcdTargetOptions o;
+    o.maintenance_only = true;
+    return o;
+  }
+  // Member number -> member id, from `endpoint status`.
+  std::map<int, uint64_t> MemberIds() {
+    std::map<int, uint64_t> out;
+    const Json st = CtlJson({"endpoint", "status"});
+    for (const Json& e : st.items()) {
+      out[target_->MemberOf(e["Endpoint"].text())] = e["Status"]["header"]["member_id"].u64();
+    }
+    return out;
+  }
+};
+
+TEST_P(EtcdctlMaintenanceTest, EndpointStatusFields) {
+  const Json st = CtlJson({"endpoint", "status"});
+  ASSERT_EQ(st.size(), 3u) << st.Dump();
+  std::set<uint64_t> ids;
+  for (const Json& e : st.items()) ids.insert(e["Status"]["header"]["member_id"].u64());
+  EXPECT_EQ(ids.size(), 3u) << st.Dump();
+  EXPECT_EQ(ids.count(0), 0u) << st.Dump();
+  const uint64_t leader = st[0]["Status"]["leader"].u64();
+  const uint64_t cluster = st[0]["Status"]["header"]["cluster_id"].u64();
+  EXPECT_EQ(ids.count(leader), 1u) << st.Dump();
+  EXPECT_NE(cluster, 0u);
+  for (const Json& e : st.items()) {
+    const Json& s = e["Status"];
+    EXPECT_EQ(s["leader"].u64(), leader) << st.Dump();
+    EXPECT_EQ(s["header"]["cluster_id"].u64(), cluster) << st.Dump();
+    EXPECT_TRUE(absl::StartsWith(s["version"].text(), "3.")) << st.Dump();
+    EXPECT_GT(s["dbSize"].u64(), 0u) << st.Dump();
+    EXPECT_GT(s["raftTerm"].u64(), 0u) << st.Dump();
+    EXPECT_EQ(s["header"]["raft_term"].u64(), s["raftTerm"].u64()) << st.Dump();
+    EXPECT_GT(s["raftIndex"].u64(), 0u) << st.Dump();
+    EXPECT_GT(s["raftAppliedIndex"].u64(), 0u) << st.Dump();
+    EXPECT_FALSE(s["isLearner"].boolean()) << st.Dump();
+    EXPECT_EQ(s["errors"].size(), 0u) << "no alarms: " << st.Dump();
+  }
+}
+
+// Members with the same data answer the same hash (as soon as they applied
+// the same entries: poll), and etcd's revision checks.
+TEST_P(EtcdctlMaintenanceTest, HashKVEqualOnEveryMember) {
+  std::string last;
+  bool equal = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (!equal && absl::Now() < deadline) {
+    const Json h = CtlJson({"endpoint", "hashkv"});
+    last = h.Dump();
+    ASSERT_EQ(h.size(), 3u) << last;
+    std::set<uint64_t> hashes, revisions;
+    for (const Json& e : h.items()) {
+      hashes.insert(e["HashKV"]["hash"].u64());
+      revisions.insert(e["HashKV"]["header"]["revision"].u64());
+      EXPECT_EQ(e["HashKV"]["compact_revision"].i64(), -1) << "never compacted: " << last;
+    }
+    equal = hashes.size() == 1 && revisions.size() == 1;
+    if (!equal) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(equal) << last;
+  ProgramResult future = CtlAt(target_->endpoint(1), {"endpoint", "hashkv", "--rev=1000000"});
+  EXPECT_EQ(future.exit_code, 1) << future.Describe();
+  EXPECT_THAT(future.err, HasSubstr("etcdserver: mvcc: required revision is a future revision"));
+}
+
+// `etcdctl snapshot save` takes a file whose size is 32 mod 512 (etcd's
+// bbolt pages and their SHA-256); raftkv's is its own backup format, sized
+// to pass (docs/ETCD_MAINTENANCE.md).
+TEST_P(EtcdctlMaintenanceTest, SnapshotSaveWritesAFileEtcdctlAccepts) {
+  const std::string path =
+      absl::StrCat(std::getenv("TEST_TMPDIR"), "/", GetParam(), "-maintenance.snap");
+  ProgramResult r = CtlAt(target_->endpoint(2), {"snapshot", "save", path});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.out, absl::StrCat("Snapshot saved at ", path, "\n"));
+  struct stat sb;
+  ASSERT_EQ(stat(path.c_str(), &sb), 0) << path;
+  EXPECT_GT(sb.st_size, 0);
+  EXPECT_EQ(sb.st_size % 512, 32);
+}
+
+TEST_P(EtcdctlMaintenanceTest, AlarmListIsEmptyAndDefragSucceedsOnEveryMember) {
+  ProgramResult list = Ctl({"alarm", "list"});
+  ASSERT_TRUE(list.ok()) << list.Describe();
+  EXPECT_EQ(list.out, "");
+  ProgramResult disarm = Ctl({"alarm", "disarm"});
+  ASSERT_TRUE(disarm.ok()) << disarm.Describe();
+  EXPECT_EQ(disarm.out, "");
+
+  ProgramResult defrag = Ctl({"defrag"});
+  ASSERT_TRUE(defrag.ok()) << defrag.Describe();
+  for (int i = 1; i <= 3; ++i) {
+    EXPECT_THAT(defrag.out, HasSubstr(absl::StrCat("Finished defragmenting etcd member[",
+                                                   target_->endpoint(i), "]\n")));
+  }
+}
+
+TEST_P(EtcdctlMaintenanceTest, MoveLeaderHandsLeadershipToTheTarget) {
+  auto leader = target_->WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  const std::map<int, uint64_t> ids = MemberIds();
+  ASSERT_EQ(ids.size(), 3u);
+  const int to = *leader % 3 + 1;
+  // etcdctl finds the leader among the endpoints and asks it.
+  ProgramResult r = Ctl({"move-leader", absl::StrCat(absl::Hex(ids.at(to)))});
+  ASSERT_TRUE(r.ok()) << r.Describe();
+  EXPECT_EQ(r.out, absl::StrCat("Leadership transferred from ", absl::Hex(ids.at(*leader)),
+                                " to ", absl::Hex(ids.at(to)), "\n"));
+  auto now = target_->WaitForLeader();
+  ASSERT_TRUE(now.ok()) << now.status();
+  EXPECT_EQ(*now, to);
+
+  // Given only a follower's endpoint, etcdctl finds no leader to ask (by
+  // each member's Status).
+  const int follower = to % 3 + 1;
+  ProgramResult refused =
+      CtlAt(target_->endpoint(follower), {"move-leader", absl::StrCat(absl::Hex(ids.at(to)))});
+  EXPECT_EQ(refused.exit_code, 128) << refused.Describe();
+  EXPECT_EQ(refused.err, absl::StrCat("Error: no leader endpoint given at [",
+                                      target_->endpoint(follower), "]\n"));
+}
+
+// etcd's space quota: past it, NOSPACE is raised for the cluster; puts are
+// refused while reads and deletes are served; etcd's recovery (delete,
+// compact, defragment, disarm) makes writes work again.
+class EtcdctlQuotaTest : public EtcdctlTest {
+ protected:
+  static constexpr int kQuota = 2 << 20;
+  std::string ClusterName() const override { return "etcdctl_quota"; }
+  EtcdTargetOptions TargetOptions(const std::string& kind) const override {
+    EtcdTargetOptions o;
+    o.extra_flags = {kind == "etcd" ? absl::StrCat("--quota-backend-bytes=", kQuota)
+                                    : absl::StrCat("--quota_backend_bytes=", kQuota)};
+    return o;
+  }
+};
+
+TEST_P(EtcdctlQuotaTest, NoSpaceRefusesPutsUntilSpaceIsFreedAndTheAlarmDisarmed) {
+  // 64 KiB values that do not compress, until a put is refused.
+  std::string value(64 << 10, 'x');
+  uint64_t x = 88172645463325252ull;
+  ProgramResult refused;
+  int puts = 0;
+  for (; puts < 4 * kQuota / static_cast<int>(value.size()); ++puts) {
+    for (char& c : value) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c = static_cast<char>('a' + x % 26);
+    }
+    refused = Ctl({"put", K(absl::StrCat("k", puts)), value});
+    if (!refused.ok()) break;
+  }
+  ExpectError(refused, "etcdserver: mvcc: database space exceeded");
+  ASSERT_GT(puts, 0);
+
+  // Every member refuses (the alarm is the cluster's); reads and deletes go on.
+  for (int i = 1; i <= 3; ++i) {
+    ExpectError(CtlAt(target_->endpoint(i), {"put", K("small"), "v"}),
+                "etcdserver: mvcc: database space exceeded");
+  }
+  ProgramResult list = Ctl({"alarm", "list"});
+  ASSERT_TRUE(list.ok()) << list.Describe();
+  EXPECT_THAT(list.out, ::testing::MatchesRegex("(memberID:[0-9]+ alarm:NOSPACE \n)+"));
+  EXPECT_EQ(Ctl({"get", K("k0"), "--print-value-only"}).out.size(), value.size() + 1);
+  const Json st = CtlJson({"endpoint", "status"});
+  for (const Json& e : st.items()) {
+    EXPECT_GE(e["Status"]["errors"].size(), 1u) << st.Dump();
+  }
+
+  // etcd's way out: free the space, then disarm.
+  ProgramResult del = Ctl({"del", "--prefix", K("")});
+  ASSERT_TRUE(del.ok()) << del.Describe();
+  const int64_t rev = Revision();
+  ASSERT_TRUE(Ctl({"compact", std::to_string(rev), "--physical"}).ok());
+  ProgramResult defrag = Ctl({"defrag"});
+  ASSERT_TRUE(defrag.ok()) << defrag.Describe();
+  ProgramResult disarm = Ctl({"alarm", "disarm"});
+  ASSERT_TRUE(disarm.ok()) << disarm.Describe();
+  // It prints the alarms it cleared: those listed, and on raftkv those other
+  // members raised since (each raises its own as its data cross the quota).
+  EXPECT_THAT(disarm.out, ::testing::MatchesRegex("(memberID:[0-9]+ alarm:NOSPACE \n)+"));
+  for (absl::string_view line : absl::StrSplit(list.out, '\n', absl::SkipEmpty())) {
+    EXPECT_THAT(disarm.out, HasSubstr(line));
+  }
+  ProgramResult after = Ctl({"alarm", "list"});
+  EXPECT_EQ(after.out, "") << after.Describe();
+  ProgramResult put = Ctl({"put", K("again"), "v"});
+  EXPECT_TRUE(put.ok()) << put.Describe();
+}
+
 // Each value is one target; its cases run as one suite on one cluster. To run
 // them against raftkv too, add:
 //   INSTANTIATE_TEST_SUITE_P(Raftkv, EtcdctlTest, ::testing::Values("raftkv"));
 INSTANTIATE_TEST_SUITE_P(Etcd, EtcdctlTest, ::testing::Values("etcd"));
+INSTANTIATE_TEST_SUITE_P(Etcd, EtcdctlQuotaTest, ::testing::Values("etcd", "raftkv"));
+INSTANTIATE_TEST_SUITE_P(Targets, EtcdctlMaintenanceTest, ::testing::Values("etcd", "raftkv"));
 
 }  // namespace
 }  // namespace raftkv::testing
