@@ -158,8 +158,8 @@ TEST_P(Clientv3Test, LeaderKilledMidRun) {
   EXPECT_EQ(last, want);
 }
 
-// Each value is one target. To run against raftkv too, add:
-//   INSTANTIATE_TEST_SUITE_P(Raftkv, Clientv3Test, ::testing::Values("raftkv"));
+// Each value is one target; its cases run as one suite on one cluster.
+INSTANTIATE_TEST_SUITE_P(Raftkv, Clientv3Test, ::testing::Values("raftkv"));
 INSTANTIATE_TEST_SUITE_P(Etcd, Clientv3Test, ::testing::Values("etcd"));
 
 }  // namespace

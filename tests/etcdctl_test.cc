@@ -1042,9 +1042,8 @@ TEST_P(EtcdctlQuotaTest, NoSpaceRefusesPutsUntilSpaceIsFreedAndTheAlarmDisarmed)
   EXPECT_TRUE(put.ok()) << put.Describe();
 }
 
-// Each value is one target; its cases run as one suite on one cluster. To run
-// them against raftkv too, add:
-//   INSTANTIATE_TEST_SUITE_P(Raftkv, EtcdctlTest, ::testing::Values("raftkv"));
+// Each value is one target; its cases run as one suite on one cluster.
+INSTANTIATE_TEST_SUITE_P(Raftkv, EtcdctlTest, ::testing::Values("raftkv"));
 INSTANTIATE_TEST_SUITE_P(Etcd, EtcdctlTest, ::testing::Values("etcd"));
 INSTANTIATE_TEST_SUITE_P(Etcd, EtcdctlQuotaTest, ::testing::Values("etcd", "raftkv"));
 INSTANTIATE_TEST_SUITE_P(Targets, EtcdctlMaintenanceTest, ::testing::Values("etcd", "raftkv"));
