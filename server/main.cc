@@ -1068,6 +1068,13 @@ int main(int argc, char** argv) {
       [&peer](const grpc::ServerContextBase& context) { return peer.AdmitCaller(context); },
       fwd.propose_local, fwd.change_local);
   etcd_ctx.answer_budget = kv.answer_budget();  // one budget for both APIs' answers
+  server::etcd::ClusterService etcd_cluster(etcd_ctx);
+  server::etcd::MaintenanceOptions maintenance_opts;
+  if (FLAGS_quota_backend_bytes != 0) maintenance_opts.quota.quota_bytes = FLAGS_quota_backend_bytes;
+  server::etcd::MaintenanceService maintenance(etcd_ctx, maintenance_opts);
+  etcd_ctx.admit_write = [quota = maintenance.space_quota()](uint64_t cost) {
+    return quota->Admit(cost);
+  };
   server::etcd::KvService etcd_kv(etcd_ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -1092,11 +1099,7 @@ int main(int argc, char** argv) {
   server::ApplyGrpcLimits(grpc_limits, &builder);
   builder.RegisterService(&kv);
   builder.RegisterService(&admin);
-  server::etcd::ClusterService etcd_cluster(etcd_ctx);
   builder.RegisterService(&etcd_cluster);
-  server::etcd::MaintenanceOptions maintenance_opts;
-  if (FLAGS_quota_backend_bytes != 0) maintenance_opts.quota.quota_bytes = FLAGS_quota_backend_bytes;
-  server::etcd::MaintenanceService maintenance(etcd_ctx, maintenance_opts);
   builder.RegisterService(&maintenance);
   builder.RegisterService(&peer);
   builder.RegisterService(&forward);

@@ -385,6 +385,12 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::ExecuteEtcd(const kvpb::EtcdWr
   return out;
 }
 
+absl::Status KvStateMachine::AdmitNativeWrite() const {
+  // The quota bounds the store, whichever API writes: as etcd's Put and Txn.
+  if (etcd_alarms_.Active(etcdserverpb::NOSPACE)) return etcd::EtcdError(etcd::Error::kNoSpace);
+  return absl::OkStatus();
+}
+
 absl::Status KvStateMachine::StorageError(const absl::Status& s, Overlay* overlay) const {
   overlay->storage_error = s;
   return s;
@@ -446,6 +452,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     case kvpb::Command::kPut: {
       const auto& put = cmd.put();
       if (absl::Status s = ValidateKey(put.key()); !s.ok()) return s;
+      if (absl::Status s = AdmitNativeWrite(); !s.ok()) return s;
       std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
       if (auto prev = txn->Put(put.key(), put.value(), 0); !prev.ok()) {
         return StorageError(prev.status(), overlay);
@@ -467,6 +474,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     case kvpb::Command::kCas: {
       const auto& cas = cmd.cas();
       if (absl::Status s = ValidateKey(cas.key()); !s.ok()) return s;
+      if (absl::Status s = AdmitNativeWrite(); !s.ok()) return s;
       std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
       absl::StatusOr<mvcc::RangeResult> read = txn->Range(cas.key(), "", mvcc::RangeOptions());
       if (!read.ok()) return StorageError(read.status(), overlay);

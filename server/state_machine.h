@@ -194,6 +194,9 @@ class KvStateMachine {
   // An etcd write (server/etcd/kv_apply.h): its answer, or etcd's error.
   absl::StatusOr<kvpb::WriteResult> ExecuteEtcd(const kvpb::EtcdWrite& w, uint64_t index,
                                                 Overlay* overlay);
+  // OK, or etcd's ErrNoSpace for a native Put or CAS while a NOSPACE alarm
+  // (server/etcd/alarm_store.h) is active; deletes go on.
+  absl::Status AdmitNativeWrite() const;
   // A write transaction of `overlay`'s MVCC batch for entry `index`.
   std::unique_ptr<mvcc::Store::Txn> BeginTxn(uint64_t index, Overlay* overlay);
   // Writes `overlay` (its MVCC batch included) with applied index `index`.

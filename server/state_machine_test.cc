@@ -254,7 +254,7 @@ TEST_F(StateMachineTest, EtcdWritesShareTheKeysAndRevisions) {
 
 // etcd's NOSPACE alarm, raised through the log, caps etcd's writes on every
 // replica (etcd's capped applier) until cleared, across a restart; native
-// writes and etcd's deletes go on.
+// puts are capped too; etcd's and native deletes go on.
 TEST_F(StateMachineTest, EtcdNoSpaceAlarmRefusesEtcdPutsUntilCleared) {
   kvpb::Command put;
   put.mutable_etcd()->mutable_put()->set_key("a");
@@ -279,12 +279,23 @@ TEST_F(StateMachineTest, EtcdNoSpaceAlarmRefusesEtcdPutsUntilCleared) {
   r = ApplyOne(del);
   ASSERT_TRUE(r.result.ok()) << r.result.status();
   EXPECT_EQ(r.result->etcd().delete_range().deleted(), 1);
-  EXPECT_TRUE(ApplyOne(Put("n", "native")).result.ok());
+  EXPECT_EQ(ApplyOne(Put("n", "native")).result.status().code(),
+            absl::StatusCode::kResourceExhausted);
+  kvpb::Command cas;
+  cas.mutable_cas()->set_key("n");
+  cas.mutable_cas()->set_expected_version(0);
+  cas.mutable_cas()->set_new_value("x");
+  EXPECT_EQ(ApplyOne(cas).result.status().code(), absl::StatusCode::kResourceExhausted);
+  kvpb::Command native_del;
+  native_del.mutable_delete_()->set_key("n");
+  EXPECT_TRUE(ApplyOne(native_del).result.ok());
+  EXPECT_EQ(sm_->mvcc()->revision(), rev + 1) << "only etcd's delete wrote";
 
   kvpb::Command clear = raise;
   clear.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::DEACTIVATE);
   ASSERT_TRUE(ApplyOne(clear).result.ok());
   EXPECT_TRUE(ApplyOne(put).result.ok());
+  EXPECT_TRUE(ApplyOne(Put("n", "native")).result.ok());
   EXPECT_TRUE(sm_->etcd_alarms().List().empty());
 }
 

@@ -51,6 +51,9 @@ struct EtcdContext {
   // Each member's address (host:port) by id, as of the applied index.
   std::function<std::map<uint64_t, std::string>()> member_addresses;
   bool client_tls = false;  // member URLs are https:// (else http://)
+  // etcd's quota check for a write that adds about `cost` bytes, before it is
+  // proposed (server/etcd/space_quota.h): OK or ErrNoSpace. Empty: none.
+  std::function<absl::Status(uint64_t cost)> admit_write;
 
   // A call without a deadline of its own gets this one.
   absl::Duration default_deadline = absl::Seconds(10);

@@ -193,6 +193,7 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
   kvpb::EtcdWrite w;
   absl::Status s = CheckSize(c_, *in);
   if (s.ok()) s = ParseAndCheck(*in, w.mutable_put(), CheckPutRequest);
+  if (s.ok() && c_.admit_write) s = c_.admit_write(in->Length());
   if (!s.ok()) {
     reactor->Finish(ToGrpc(s));
     return reactor;
@@ -251,6 +252,7 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
     return reactor;
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (s.ok() && c_.admit_write) s = c_.admit_write(in->Length());
   if (!s.ok()) {
     reactor->Finish(ToGrpc(s));
     return reactor;
