@@ -224,7 +224,7 @@ TEST_F(BackupSourceTest, EtcdSizedBackupsVerifyAndRestoreWithoutThePadding) {
   kvpb::Command alarm;
   alarm.mutable_alarm()->set_action(etcdserverpb::AlarmRequest::ACTIVATE);
   alarm.mutable_alarm()->set_memberid(1);
-  alarm.mutable_alarm()->set_alarm(etcdserverpb::NOSPACE);
+  alarm.mutable_alarm()->set_alarm(etcdserverpb::CORRUPT);  // NOSPACE would refuse the puts
   raftpb::Entry e;
   e.set_data(alarm.SerializeAsString());
   Commit(e);
