@@ -47,6 +47,21 @@ std::string Backup(int records, uint8_t damage) {
   return o.str();
 }
 
+// etcd_requests_fuzzer (its Step(): op, then the request's choices, then
+// the encoding: 0 as protobuf serializes it). Keys by index: 0 "a", 1 "ab",
+// 2 "abc", 3 "b", 4 "c", 5 "\0", 9 ""; values: 0 "", 1 "v", 2 "w", 3 "vv".
+FuzzOutput& EtcdPut(FuzzOutput& o, uint8_t key, uint8_t value, uint8_t flags = 0) {
+  o.U8(2).U8(key).U8(flags);
+  if (!(flags & 1)) o.U8(value);
+  return o.U8(0);
+}
+// A range of `key` with range_end choice `end` (0: the key, 2: "\0", 3: its
+// prefix), option bits `f` and what they read next in `more`.
+FuzzOutput& EtcdRange(FuzzOutput& o, uint8_t key, uint8_t end, uint8_t f,
+                      const std::string& more = "") {
+  return o.U8(0).U8(key).U8(end).U8(f).Raw(more).U8(0);
+}
+
 }  // namespace
 
 Seeds MakeSeeds() {
@@ -76,6 +91,84 @@ Seeds MakeSeeds() {
     o.U8(0).U8(2);  // a batch of three
     o.U8(13).U8(14).Bytes("junk", 12).U8(15).U8(1).U8(2).Bytes("addr", 6).U8(1).U8(1);
     kv["noop_junk_conf"] = o.str();
+  }
+
+  auto& etcd = s["etcd_requests_fuzzer"];
+  const std::string defaults = FuzzOutput().U8(1).U8(1).U8(1).str();  // etcd's limits
+  {
+    FuzzOutput o;
+    o.Raw(defaults);
+    EtcdPut(o, 0, 1);
+    EtcdPut(o, 1, 2, 2);  // prev_kv
+    EtcdPut(o, 2, 3);
+    EtcdPut(o, 3, 1);
+    EtcdPut(o, 0, 2, 2);
+    EtcdRange(o, 0, 3, 5, std::string("\x01\x02\x03", 3));  // prefix a, limit 2, by mod desc
+    EtcdRange(o, 5, 2, 2, std::string("\x02", 1));  // every key at the latest revision - 1
+    EtcdRange(o, 0, 2, 64 | 16, std::string("\x01\x02", 2));  // from a, keys only, min mod
+    // A read-only txn (compare a's version > 1; a range), also through the log.
+    o.U8(5).U8(1).U8(0).U8(0).U8(0).U8(1).U8(0).U8(1).U8(0x01).U8(0).U8(1).U8(0).U8(0).U8(0);
+    o.U8(1);
+    o.U8(13);  // compare everything
+    etcd["puts_ranges"] = o.str();
+  }
+  {
+    FuzzOutput o;
+    o.Raw(defaults);
+    EtcdPut(o, 0, 1);
+    EtcdPut(o, 1, 1);
+    EtcdPut(o, 4, 3);
+    // if a == "v": put b = "w"; if ab's version > 0 { delete c } else { range
+    // prefix a } -- else: range a.
+    o.U8(5).U8(1).U8(0).U8(0).U8(3).U8(0).U8(0).U8(1);
+    o.U8(0x11);  // 2 ops then, 1 else
+    o.U8(2).U8(3).U8(0).U8(2);
+    o.U8(5).U8(1).U8(1).U8(0).U8(0).U8(1).U8(0).U8(0).U8(0x10);
+    o.U8(4).U8(4).U8(0).U8(1);
+    o.U8(0).U8(0).U8(3).U8(0);
+    o.U8(0).U8(0).U8(0).U8(0);
+    o.U8(0);
+    o.U8(4).U8(5).U8(2).U8(1).U8(0);  // delete every key, prev_kv
+    etcd["txn_nested"] = o.str();
+  }
+  {
+    FuzzOutput o;
+    o.Raw(defaults);
+    for (int i = 0; i < 4; ++i) EtcdPut(o, i % 2, 1 + i % 3);
+    o.U8(8).U8(2).U8(0).U8(0);  // compact at the latest - 1
+    o.U8(10).U8(3);             // a physical step
+    EtcdRange(o, 0, 0, 2, std::string("\x04", 1));  // below the compacted revision
+    o.U8(11);                   // restart
+    o.U8(4).U8(0).U8(3).U8(0).U8(0);  // delete prefix a
+    o.U8(8).U8(1).U8(1).U8(0);  // compact at the latest, physically
+    o.U8(11);
+    EtcdPut(o, 0, 3);
+    etcd["compact_restart"] = o.str();
+  }
+  {
+    FuzzOutput o;
+    o.Raw(defaults);
+    // A batch of 4: an etcd put, a native put, a compaction at the latest,
+    // a native delete.
+    o.U8(9).U8(2);
+    o.U8(0).U8(0).U8(0).U8(1);
+    o.U8(4).U8(1).U8(2);
+    o.U8(3).U8(1);
+    o.U8(5).U8(0);
+    o.U8(12);  // replay it
+    o.U8(13);
+    etcd["batch"] = o.str();
+  }
+  {
+    FuzzOutput o;
+    o.U8(0).U8(0).U8(0).U8(20).U8(0).U8(8);  // 1 txn op, 20+16 request bytes, 8 range bytes
+    EtcdPut(o, 0, 3);
+    EtcdPut(o, 1, 3);
+    o.U8(2).U8(2).U8(0).U8(1).U8(7).U8(0).U16(2).U8(0x55).U8(0);  // put abc, a byte replaced
+    EtcdRange(o, 5, 2, 0);  // every key: over 8 bytes
+    o.U8(0).U8(0).U8(0).U8(0).U8(7).U8(0).U16(0).U8(0).U8(3).Bytes("\x0a\x01a\x12\x01b", 64);
+    o.U8(5).U8(0).U8(2).U8(2).U8(0).U8(0).U8(1).U8(2).U8(3).U8(0).U8(1).U8(0);  // 2 ops: too many
+    etcd["limits_raw"] = o.str();
   }
 
   auto& raw = s["raw_request_fuzzer"];
