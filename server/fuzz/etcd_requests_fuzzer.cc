@@ -654,6 +654,47 @@ class Run {
       CHECK_LE(kv.mod_revision(), at) << a.text;
       CHECK_LE(kv.create_revision(), kv.mod_revision()) << a.text;
       CHECK_GE(kv.version(), 1) << a.text;
+      CHECK_GE(kv.key(), req.key()) << a.text;
+      if (req.range_end().empty()) CHECK_EQ(kv.key(), req.key()) << a.text;
+      if (!req.range_end().empty() && req.range_end() != kZero) {
+        CHECK_LT(kv.key(), req.range_end()) << a.text;
+      }
+      if (req.min_mod_revision() != 0) CHECK_GE(kv.mod_revision(), req.min_mod_revision());
+      if (req.max_mod_revision() != 0) CHECK_LE(kv.mod_revision(), req.max_mod_revision());
+      if (req.min_create_revision() != 0) {
+        CHECK_GE(kv.create_revision(), req.min_create_revision());
+      }
+      if (req.max_create_revision() != 0) {
+        CHECK_LE(kv.create_revision(), req.max_create_revision());
+      }
+    }
+    // The order asked for: by key when unsorted; a target other than KEY
+    // with no order sorts ascending.
+    RangeRequest::SortOrder order = req.sort_order();
+    if (req.sort_target() != RangeRequest::KEY && order == RangeRequest::NONE) {
+      order = RangeRequest::ASCEND;
+    }
+    auto sort_key = [&](const mvccpb::KeyValue& kv) -> std::string {
+      switch (req.sort_target()) {
+        case RangeRequest::VERSION:
+          return absl::StrCat(absl::Hex(kv.version(), absl::kZeroPad16));
+        case RangeRequest::CREATE:
+          return absl::StrCat(absl::Hex(kv.create_revision(), absl::kZeroPad16));
+        case RangeRequest::MOD:
+          return absl::StrCat(absl::Hex(kv.mod_revision(), absl::kZeroPad16));
+        default:
+          return kv.key();  // VALUE: the values are not all there (keys_only)
+      }
+    };
+    if (req.sort_target() == RangeRequest::VALUE) return;
+    for (int i = 1; i < r.kvs_size(); ++i) {
+      const std::string prev = sort_key(r.kvs(i - 1)), cur = sort_key(r.kvs(i));
+      if (order == RangeRequest::DESCEND) {
+        CHECK_GE(prev, cur) << "out of order: " << a.text;
+      } else {
+        CHECK_LE(prev, cur) << "out of order: " << a.text;
+      }
+      if (req.sort_target() == RangeRequest::KEY) CHECK_NE(prev, cur) << a.text;
     }
   }
 
