@@ -16,7 +16,7 @@
 // range ends "" / "\0" / prefixes, revisions around the compacted and latest
 // ones, limits, sorts, filters), each sent as protobuf bytes that may be
 // edited or replaced by raw input bytes; batches of several writes (native
-// puts and deletes among them) in one Apply; physical compaction steps
+// puts and deletes, and etcd's alarms, among them) in one Apply; physical compaction steps
 // (reads and the state hash unchanged); restarts (the state machine reopened
 // from its store); replays of applied entries; full comparisons of every
 // readable revision. The run's limits (max txn ops, request and range bytes)
@@ -32,6 +32,7 @@
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -601,7 +602,14 @@ class Run {
     std::vector<kvpb::Command> cmds;
     for (int n = 2 + in_.U8() % 3; n > 0; --n) {
       kvpb::Command cmd;
-      switch (in_.U8() % 6) {
+      switch (in_.U8() % 7) {
+        case 6: {  // etcd's alarms: NOSPACE refuses puts and writing txns
+          etcdserverpb::AlarmRequest* a = cmd.mutable_alarm();
+          a->set_action(static_cast<etcdserverpb::AlarmRequest::AlarmAction>(in_.U8() % 4));
+          a->set_memberid(in_.Range(0, 2));
+          a->set_alarm(static_cast<etcdserverpb::AlarmType>(in_.U8() % 4));
+          break;
+        }
         case 0:
           *cmd.mutable_etcd()->mutable_put() = MakePut();
           if (!etcd::CheckPutRequest(cmd.etcd().put()).ok()) continue;
@@ -732,6 +740,17 @@ class Run {
       const int64_t before = model_.revision();
       const Answer want = AnswerOf(ModelApply(cmds[i], entries[i].index()));
       const Answer have = AnswerOf(res.result);
+      if (cmds[i].has_alarm()) {  // the alarm store's own rules; the model follows them
+        const etcdserverpb::AlarmRequest& a = cmds[i].alarm();
+        if (have.status.ok() && a.alarm() == etcdserverpb::NOSPACE) {
+          if (a.action() == etcdserverpb::AlarmRequest::ACTIVATE) nospace_.insert(a.memberid());
+          if (a.action() == etcdserverpb::AlarmRequest::DEACTIVATE) nospace_.erase(a.memberid());
+        }
+        if (Trace()) fprintf(stderr, "alarm %s -> %s\n", a.ShortDebugString().c_str(),
+                             have.status.ToString().c_str());
+        answers.push_back(have);
+        continue;
+      }
       if (!cmds[i].has_etcd() && !want.status.ok()) {  // a native write's own words
         CHECK(have.status.code() == want.status.code()) << have.status << " vs " << want.status;
       } else {
@@ -741,6 +760,7 @@ class Run {
       answers.push_back(have);
     }
     CHECK_EQ(sm_->applied_index(), entries.back().index());
+    CHECK_EQ(sm_->etcd_alarms().Active(etcdserverpb::NOSPACE), !nospace_.empty());
     CHECK_EQ(sm_->mvcc()->revision(), model_.revision());
     CHECK_EQ(sm_->mvcc()->compact_revision(), model_.compact_revision());
     last_batch_ = std::move(entries);
@@ -783,6 +803,7 @@ class Run {
   // does, on the model: one write transaction, kept when it succeeds.
   absl::StatusOr<kvpb::WriteResult> ModelApply(const kvpb::Command& cmd, uint64_t index) {
     kvpb::WriteResult out;
+    if (cmd.has_alarm()) return out;  // not called: Apply follows the alarm store
     if (cmd.has_put() || cmd.has_delete_()) {  // native
       const std::string& key = cmd.has_put() ? cmd.put().key() : cmd.delete_().key();
       if (key.empty() || key.size() > Limits::kMaxKeyBytes) {
@@ -802,6 +823,9 @@ class Run {
     }
     const kvpb::EtcdWrite& w = cmd.etcd();
     kvpb::EtcdWriteResult* r = out.mutable_etcd();
+    if (!nospace_.empty() && (w.has_put() || (w.has_txn() && !etcd::IsReadOnly(w.txn())))) {
+      return etcd::EtcdError(etcd::Error::kNoSpace);
+    }
     if (w.has_compaction()) {
       absl::Status s = etcd::FromMvcc(model_.Compact(w.compaction().revision()));
       if (!s.ok()) return s;
@@ -868,6 +892,7 @@ class Run {
     CHECK(sm.ok()) << sm.status();
     sm_ = std::move(*sm);
     next_index_ = store_.applied_index() + 1;
+    CHECK_EQ(sm_->etcd_alarms().Active(etcdserverpb::NOSPACE), !nospace_.empty());
   }
 
   FuzzInput& in_;
@@ -876,6 +901,7 @@ class Run {
   mvcc::Model model_;
   uint64_t next_index_ = 1;
   std::vector<raftpb::Entry> last_batch_;
+  std::set<uint64_t> nospace_;  // members whose NOSPACE alarm is active
   int64_t max_txn_ops_ = etcd::kDefaultMaxTxnOps;
   size_t max_request_bytes_ = 0;
   int64_t max_range_bytes_ = 0;

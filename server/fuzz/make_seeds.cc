@@ -161,6 +161,16 @@ Seeds MakeSeeds() {
   }
   {
     FuzzOutput o;
+    o.Raw(defaults);
+    o.U8(9).U8(0).U8(6).U8(1).U8(1).U8(1).U8(0).U8(0).U8(0).U8(1);  // NOSPACE on; a put
+    EtcdPut(o, 1, 1);                                              // refused
+    o.U8(4).U8(0).U8(0).U8(0).U8(0);                               // delete a: served
+    o.U8(11);                                                      // restart: still on
+    o.U8(9).U8(0).U8(6).U8(2).U8(1).U8(1).U8(0).U8(1).U8(0).U8(2);  // NOSPACE off; a put
+    etcd["nospace"] = o.str();
+  }
+  {
+    FuzzOutput o;
     o.U8(0).U8(0).U8(0).U8(20).U8(0).U8(8);  // 1 txn op, 20+16 request bytes, 8 range bytes
     EtcdPut(o, 0, 3);
     EtcdPut(o, 1, 3);
