@@ -809,6 +809,8 @@ class Run {
       if (key.empty() || key.size() > Limits::kMaxKeyBytes) {
         return absl::InvalidArgumentError("key");
       }
+      // NOSPACE bounds the store whichever API writes; deletes go on.
+      if (cmd.has_put() && !nospace_.empty()) return etcd::EtcdError(etcd::Error::kNoSpace);
       std::unique_ptr<mvcc::ModelTxn> txn = model_.Write(index);
       if (cmd.has_put()) {
         CHECK(txn->Put(key, cmd.put().value(), 0).ok());
