@@ -94,6 +94,26 @@ class Reader {
 // revision until the first write changes something, then the revision the
 // transaction writes at. A transaction that changes nothing (only reads, or
 // a delete that found no key) takes no revision.
+// A view of `view` (not owned; must outlive it) whose Ranges hold at most
+// `max_bytes` of keys and values (RangeOptions::max_bytes; a caller's
+// smaller bound wins): what a server gives a client's read.
+class BoundedReader final : public Reader {
+ public:
+  BoundedReader(const Reader& view, int64_t max_bytes) : view_(view), max_(max_bytes) {}
+  int64_t revision() const override { return view_.revision(); }
+  int64_t compact_revision() const override { return view_.compact_revision(); }
+  absl::StatusOr<RangeResult> Range(absl::string_view key, absl::string_view end,
+                                    const RangeOptions& options) const override {
+    RangeOptions o = options;
+    if (o.max_bytes <= 0 || o.max_bytes > max_) o.max_bytes = max_;
+    return view_.Range(key, end, o);
+  }
+
+ private:
+  const Reader& view_;
+  const int64_t max_;
+};
+
 class WriteTxn : public Reader {
  public:
   // Writes `key` (not empty); returns the key's previous value if it had one.

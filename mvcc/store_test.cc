@@ -156,6 +156,15 @@ TEST_F(StoreTest, RangesFollowEtcdsRules) {
   o.limit = 0;
   o.count_only = true;  // holds nothing
   EXPECT_TRUE(v->Range("a", std::string("\0", 1), o).ok());
+
+  // A BoundedReader applies its bound to every Range; a smaller one wins.
+  BoundedReader bounded(*v, 17);
+  EXPECT_TRUE(IsTooLarge(bounded.Range("a", std::string("\0", 1), RangeOptions()).status()));
+  o = RangeOptions();
+  o.limit = 2;
+  EXPECT_TRUE(bounded.Range("a", std::string("\0", 1), o).ok());
+  o.max_bytes = 3;
+  EXPECT_TRUE(IsTooLarge(bounded.Range("a", std::string("\0", 1), o).status()));
 }
 
 TEST_F(StoreTest, TxnSeesItsWritesAtOneRevisionAndDroppedTxnLeavesNothing) {

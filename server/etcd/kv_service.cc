@@ -40,23 +40,6 @@ void Answer(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* out,
   reactor->Finish(ToGrpc(s));
 }
 
-// A view whose Ranges hold at most `max_bytes` of keys and values.
-class BoundedReader final : public mvcc::Reader {
- public:
-  BoundedReader(const mvcc::Reader& view, int64_t max_bytes) : view_(view), max_(max_bytes) {}
-  int64_t revision() const override { return view_.revision(); }
-  int64_t compact_revision() const override { return view_.compact_revision(); }
-  absl::StatusOr<mvcc::RangeResult> Range(absl::string_view key, absl::string_view end,
-                                          const mvcc::RangeOptions& options) const override {
-    mvcc::RangeOptions o = options;
-    if (o.max_bytes <= 0 || o.max_bytes > max_) o.max_bytes = max_;
-    return view_.Range(key, end, o);
-  }
-
- private:
-  const mvcc::Reader& view_;
-  const int64_t max_;
-};
 
 // A unary call whose answer is charged to the answer budget until gRPC is
 // done with it. Deletes itself.
@@ -126,7 +109,7 @@ void KvService::ReadThen(bool serializable, absl::Time deadline,
   auto answer = std::make_shared<Done<Resp>>(std::move(done));
   auto run = [this, read = std::move(read), answer]() {
     std::unique_ptr<mvcc::View> view = c_.sm->mvcc()->Read();
-    absl::StatusOr<Resp> r = read(BoundedReader(*view, c_.max_range_bytes));
+    absl::StatusOr<Resp> r = read(mvcc::BoundedReader(*view, c_.max_range_bytes));
     if (!r.ok()) {
       if (mvcc::IsTooLarge(r.status())) {
         (*answer)(absl::ResourceExhaustedError(absl::StrCat(

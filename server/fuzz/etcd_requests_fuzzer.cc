@@ -108,24 +108,6 @@ void ClearData(storage::LogStore& store) {
   CHECK(store.ApplyBatch(batch, store.applied_index() + 1).ok());
 }
 
-// A view whose Ranges hold at most `max_bytes` of keys and values, as the
-// service reads (kv_service.cc's BoundedReader).
-class BoundedReader final : public mvcc::Reader {
- public:
-  BoundedReader(const mvcc::Reader& view, int64_t max_bytes) : view_(view), max_(max_bytes) {}
-  int64_t revision() const override { return view_.revision(); }
-  int64_t compact_revision() const override { return view_.compact_revision(); }
-  absl::StatusOr<mvcc::RangeResult> Range(absl::string_view key, absl::string_view end,
-                                          const mvcc::RangeOptions& options) const override {
-    mvcc::RangeOptions o = options;
-    if (o.max_bytes <= 0 || o.max_bytes > max_) o.max_bytes = max_;
-    return view_.Range(key, end, o);
-  }
-
- private:
-  const mvcc::Reader& view_;
-  const int64_t max_;
-};
 
 // An answer as the client sees it: the error, or the response's bytes.
 struct Answer {
@@ -653,8 +635,8 @@ class Run {
   void Read(const ReadFn& read, const std::string& what, const Then& then) {
     std::unique_ptr<mvcc::View> view = sm_->mvcc()->Read();
     std::unique_ptr<mvcc::Reader> want_view = model_.Read();
-    const Answer got = read(BoundedReader(*view, max_range_bytes_));
-    const Answer want = read(BoundedReader(*want_view, max_range_bytes_));
+    const Answer got = read(mvcc::BoundedReader(*view, max_range_bytes_));
+    const Answer want = read(mvcc::BoundedReader(*want_view, max_range_bytes_));
     CheckSame(got, want, what);
     then(got);
   }
