@@ -14,6 +14,7 @@
 #include "glog/logging.h"
 #include "raft/membership.h"
 #include "server/backup_source.h"
+#include "server/await_node.h"
 #include "server/raw_message.h"
 
 namespace raftkv::server {
@@ -696,27 +697,6 @@ grpc::Status AdminService::Status(grpc::ServerContext* /*ctx*/,
 }
 
 namespace {
-
-// Runs start(callback) and waits for the callback (run on the node's loop
-// thread, possibly after this returns: the state is shared).
-template <typename T>
-absl::StatusOr<T> AwaitNode(absl::Time deadline,
-                            const std::function<void(std::function<void(absl::StatusOr<T>)>)>& start) {
-  struct State {
-    absl::Notification done;
-    absl::StatusOr<T> result = absl::UnknownError("no answer");
-  };
-  auto state = std::make_shared<State>();
-  start([state](absl::StatusOr<T> r) {
-    state->result = std::move(r);
-    state->done.Notify();
-  });
-  // The node fails its callbacks at their deadline (checked every tick).
-  if (!state->done.WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
-    return absl::DeadlineExceededError("no answer from the node in time; outcome unknown");
-  }
-  return std::move(state->result);
-}
 
 template <typename Resp>
 void FillConf(const raftpb::ConfState& cs, Resp* resp) {

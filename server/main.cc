@@ -43,6 +43,7 @@
 #include "proto/admin.grpc.pb.h"
 #include "raft/membership.h"
 #include "server/alarms.h"
+#include "server/await_node.h"
 #include "server/answer_budget.h"
 #include "server/cluster_spec.h"
 #include "server/connection_listener.h"
@@ -971,23 +972,12 @@ int main(int argc, char** argv) {
     node->Propose(std::move(command), deadline, std::move(done));
   };
   fwd.change_local = [node = node->get()](raftkv::raftpb::ConfChange cc, absl::Time deadline) {
-    struct Result {
-      absl::Notification done;
-      absl::StatusOr<raftkv::raftpb::ConfState> conf = absl::UnknownError("no answer");
-    };
-    auto r = std::make_shared<Result>();
-    node->ProposeConfChange(std::move(cc), deadline,
-                            [r](absl::StatusOr<raftkv::raftpb::ConfState> c) {
-                              r->conf = std::move(c);
-                              r->done.Notify();
-                            });
-    // The node fails its callbacks at their deadline (checked every tick).
-    if (!r->done.WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
-      return absl::StatusOr<raftkv::raftpb::ConfState>(absl::DeadlineExceededError(
-          "no answer from the node in time; outcome unknown"));
-    }
-    return r->conf;
+    return server::AwaitNode<raftkv::raftpb::ConfState>(
+        deadline, [&](std::function<void(absl::StatusOr<raftkv::raftpb::ConfState>)> done) {
+          node->ProposeConfChange(std::move(cc), deadline, std::move(done));
+        });
   };
+
   // etcd's MemberPromote readiness rule, where the leader proposes.
   fwd.change_local = server::etcd::CheckingPromotions(
       std::move(fwd.change_local),
@@ -1028,18 +1018,13 @@ int main(int argc, char** argv) {
       raftkv::kvpb::Command cmd;
       cmd.mutable_etcd()->mutable_compaction()->set_revision(revision);
       const absl::Time deadline = absl::Now() + absl::Seconds(30);
-      auto done = std::make_shared<absl::Notification>();
-      auto result = std::make_shared<absl::Status>(absl::UnknownError("no answer"));
-      leader_proposer.Propose(cmd.SerializeAsString(), deadline,
-                              [done, result](absl::StatusOr<raftkv::kvpb::WriteResult> r) {
-                                *result = r.status();
-                                done->Notify();
-                              });
-      if (!done->WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
-        return absl::DeadlineExceededError("no answer in time");
-      }
-      return *result;
+      return server::AwaitNode<raftkv::kvpb::WriteResult>(
+                 deadline, [&](server::WriteDone done) {
+                   leader_proposer.Propose(cmd.SerializeAsString(), deadline, std::move(done));
+                 })
+          .status();
     };
+
     auto_compactor = std::make_unique<server::etcd::AutoCompactor>(**auto_compaction, hooks);
     LOG(INFO) << "auto compaction: " << FLAGS_auto_compaction_mode << ", keeping "
               << FLAGS_auto_compaction_retention;

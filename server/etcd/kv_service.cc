@@ -8,6 +8,7 @@
 #include "google/protobuf/descriptor.h"
 #include "server/etcd/errors.h"
 #include "server/etcd/kv_apply.h"
+#include "server/await_node.h"
 #include "server/raw_message.h"
 #include "server/raw_unary.h"
 
@@ -255,21 +256,16 @@ grpc::Status KvService::Compact(grpc::ServerContext* ctx,
   const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
   kvpb::EtcdWrite w;
   *w.mutable_compaction() = req;
-  struct Outcome {
-    absl::Notification done;
-    absl::StatusOr<kvpb::EtcdWriteResult> result = absl::UnknownError("no answer");
-  };
-  auto outcome = std::make_shared<Outcome>();
-  Write(std::move(w), deadline, [outcome](absl::StatusOr<kvpb::EtcdWriteResult> r) {
-    outcome->result = std::move(r);
-    outcome->done.Notify();
-  });
-  // The node fails its callbacks at their deadline (checked every tick).
-  if (!outcome->done.WaitForNotificationWithDeadline(deadline + absl::Seconds(2))) {
-    return ToGrpc(EtcdError(Error::kTimeout));
+  absl::StatusOr<kvpb::EtcdWriteResult> result = AwaitNode<kvpb::EtcdWriteResult>(
+      deadline,
+      [&](std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done) {
+        Write(std::move(w), deadline, std::move(done));
+      });
+  if (!result.ok()) {
+    return ToGrpc(absl::IsDeadlineExceeded(result.status()) ? EtcdError(Error::kTimeout)
+                                                            : result.status());
   }
-  if (!outcome->result.ok()) return ToGrpc(outcome->result.status());
-  *resp = std::move(*outcome->result->mutable_compaction());
+  *resp = std::move(*result->mutable_compaction());
   if (req.physical()) {
     // The compaction was applied on the member that answered (the leader);
     // this member removes the history once it applied it too.
