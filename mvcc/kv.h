@@ -114,11 +114,17 @@ class BoundedReader final : public Reader {
   const int64_t max_;
 };
 
+// Whether a Put returns the key's previous value (etcd's prev_kv). Skipping
+// it saves a read of the old record.
+enum class PrevKv { kSkip, kReturn };
+
 class WriteTxn : public Reader {
  public:
-  // Writes `key` (not empty); returns the key's previous value if it had one.
+  // Writes `key` (not empty). With PrevKv::kReturn, returns the key's
+  // previous value if it had one; with kSkip, always nullopt.
   virtual absl::StatusOr<std::optional<KeyValue>> Put(absl::string_view key,
-                                                      absl::string_view value, int64_t lease) = 0;
+                                                      absl::string_view value, int64_t lease,
+                                                      PrevKv prev) = 0;
   // Deletes the keys in the range as of now; returns them (their last values).
   virtual absl::StatusOr<std::vector<KeyValue>> DeleteRange(absl::string_view key,
                                                             absl::string_view end) = 0;

@@ -90,7 +90,8 @@ absl::StatusOr<RangeResult> ModelTxn::Range(absl::string_view key, absl::string_
 // etcd's storeTxnWrite.put: the key's create_revision survives while it
 // lives; a put after a delete (or on a new key) creates it again.
 absl::StatusOr<std::optional<KeyValue>> ModelTxn::Put(absl::string_view key,
-                                                      absl::string_view value, int64_t lease) {
+                                                      absl::string_view value, int64_t lease,
+                                                      PrevKv want) {
   if (committed_) return absl::FailedPreconditionError("mvcc model: Put after Commit");
   if (key.empty()) return absl::InvalidArgumentError("mvcc model: empty key");
   const int64_t rev = begin_revision_ + 1;
@@ -109,6 +110,7 @@ absl::StatusOr<std::optional<KeyValue>> ModelTxn::Put(absl::string_view key,
   r.kv.index = index_;
   records.push_back(std::move(r));
   changed_ = true;
+  if (want == PrevKv::kSkip) return std::optional<KeyValue>();
   return prev;
 }
 

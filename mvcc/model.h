@@ -60,7 +60,7 @@ class ModelTxn : public WriteTxn {
   absl::StatusOr<RangeResult> Range(absl::string_view key, absl::string_view end,
                                     const RangeOptions& options) const override;
   absl::StatusOr<std::optional<KeyValue>> Put(absl::string_view key, absl::string_view value,
-                                              int64_t lease) override;
+                                              int64_t lease, PrevKv want) override;
   absl::StatusOr<std::vector<KeyValue>> DeleteRange(absl::string_view key,
                                                     absl::string_view end) override;
 

@@ -29,7 +29,7 @@ KeyValue Kv(std::string key, std::string value, int64_t create, int64_t mod, int
 std::optional<KeyValue> Put(Model* m, const std::string& key, const std::string& value,
                             int64_t lease = 0, uint64_t index = 0) {
   auto txn = m->Write(index);
-  auto prev = txn->Put(key, value, lease);
+  auto prev = txn->Put(key, value, lease, PrevKv::kReturn);
   EXPECT_TRUE(prev.ok()) << prev.status();
   txn->Commit();
   return prev.ok() ? *prev : std::nullopt;
@@ -134,9 +134,9 @@ TEST(ModelTest, ATransactionIsOneRevision) {
   Put(&m, "x", "0");
   auto txn = m.Write(5);
   EXPECT_EQ(txn->revision(), 2);  // nothing changed yet
-  ASSERT_TRUE(txn->Put("a", "1", 0).ok());
+  ASSERT_TRUE(txn->Put("a", "1", 0, PrevKv::kSkip).ok());
   EXPECT_EQ(txn->revision(), 3);
-  ASSERT_TRUE(txn->Put("b", "1", 0).ok());
+  ASSERT_TRUE(txn->Put("b", "1", 0, PrevKv::kSkip).ok());
   auto deleted = txn->DeleteRange("x", "");
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, std::vector<KeyValue>{Kv("x", "0", 2, 2, 1)});
@@ -176,8 +176,8 @@ TEST(ModelTest, UncommittedWritesAreOnlyVisibleToTheirTxn) {
   Put(&m, "a", "1");
   {
     auto txn = m.Write(0);
-    ASSERT_TRUE(txn->Put("a", "2", 0).ok());
-    ASSERT_TRUE(txn->Put("b", "2", 0).ok());
+    ASSERT_TRUE(txn->Put("a", "2", 0, PrevKv::kSkip).ok());
+    ASSERT_TRUE(txn->Put("b", "2", 0, PrevKv::kSkip).ok());
     // The txn sees its own writes, at its revision too.
     EXPECT_EQ(Get(*txn, "a").kvs.at(0).value, "2");
     EXPECT_EQ(GetAt(*txn, 3, "b").kvs.at(0).value, "2");
@@ -299,8 +299,8 @@ TEST(ModelTest, CompactKeepsEveryReadFromItsRevision) {
   Delete(&m, "a", "c");  // 8: a and b
   {
     auto txn = m.Write(0);  // 9
-    ASSERT_TRUE(txn->Put("a", "3", 0).ok());
-    ASSERT_TRUE(txn->Put("d", "1", 0).ok());
+    ASSERT_TRUE(txn->Put("a", "3", 0, PrevKv::kSkip).ok());
+    ASSERT_TRUE(txn->Put("d", "1", 0, PrevKv::kSkip).ok());
     txn->Commit();
   }
   Put(&m, "c", "2");  // 10

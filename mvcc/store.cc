@@ -165,49 +165,112 @@ absl::Status VisitAt(Source* s, absl::string_view key, absl::string_view end, in
   return s->status();
 }
 
-// Range over `s` whose latest revision is `latest`.
-absl::StatusOr<RangeResult> RangeIn(Source* s, int64_t latest, int64_t compact,
-                                    absl::string_view key, absl::string_view end,
-                                    const RangeOptions& opts) {
+// A Range's answer, gathered from the live keys in key order by
+// RangeOptions' rules.
+class RangeCollector {
+ public:
+  explicit RangeCollector(const RangeOptions& opts) : opts_(opts) {}
+
+  // Counts one live key; `make` gives its KeyValue if the answer holds it.
+  // False to stop (status() says why).
+  bool Add(absl::FunctionRef<absl::StatusOr<KeyValue>()> make) {
+    ++out_.count;
+    if (opts_.count_only) return true;
+    if (opts_.limit > 0 && static_cast<int64_t>(out_.kvs.size()) >= opts_.limit) {
+      out_.more = true;
+      return true;
+    }
+    absl::StatusOr<KeyValue> kv = make();
+    if (!kv.ok()) {
+      stop_ = kv.status();
+      return false;
+    }
+    if (opts_.keys_only) kv->value.clear();
+    bytes_held_ += kv->key.size() + kv->value.size();
+    out_.kvs.push_back(*std::move(kv));
+    if (opts_.max_bytes > 0 && bytes_held_ > opts_.max_bytes) {
+      stop_ = TooLargeError();
+      return false;
+    }
+    return true;
+  }
+  const absl::Status& status() const { return stop_; }
+  RangeResult Take() { return std::move(out_); }
+
+ private:
+  const RangeOptions& opts_;
+  RangeResult out_;
+  int64_t bytes_held_ = 0;
+  absl::Status stop_;
+};
+
+// The revision a Range with `opts` reads at, in a state whose latest
+// revision is `latest`; etcd's errors for one out of reach.
+absl::StatusOr<int64_t> ReadRevision(const RangeOptions& opts, int64_t latest, int64_t compact) {
   int64_t rev = opts.revision;
   if (rev > latest) return FutureRevisionError();
   if (rev <= 0) rev = latest;
   if (rev < compact) return CompactedError();
-  RangeResult out;
-  int64_t bytes_held = 0;
-  absl::Status stop;
-  absl::Status s2 = VisitAt(s, key, end, rev,
-                            [&](absl::string_view prefix, int64_t revision,
-                                absl::string_view bytes) {
-                              if (bytes.empty() || bytes[0] == 1) return true;  // a delete
-                              ++out.count;
-                              if (opts.count_only) return true;
-                              if (opts.limit > 0 &&
-                                  static_cast<int64_t>(out.kvs.size()) >= opts.limit) {
-                                out.more = true;
-                                return true;
-                              }
-                              absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
-                              std::string k;
-                              if (!r.ok() || !enc::Unescape(prefix, &k)) {
-                                stop =
-                                    r.ok() ? Corrupt("malformed history key") : r.status();
-                                return false;
-                              }
-                              out.kvs.push_back(
-                                  ToKeyValue(std::move(k), revision, *std::move(r),
-                                             opts.keys_only));
-                              bytes_held += out.kvs.back().key.size() +
-                                            out.kvs.back().value.size();
-                              if (opts.max_bytes > 0 && bytes_held > opts.max_bytes) {
-                                stop = TooLargeError();
-                                return false;
-                              }
-                              return true;
-                            });
-  if (!s2.ok()) return s2;
-  if (!stop.ok()) return stop;
-  return out;
+  return rev;
+}
+
+// Range over `s` whose latest revision is `latest`.
+absl::StatusOr<RangeResult> RangeIn(Source* s, int64_t latest, int64_t compact,
+                                    absl::string_view key, absl::string_view end,
+                                    const RangeOptions& opts) {
+  absl::StatusOr<int64_t> rev = ReadRevision(opts, latest, compact);
+  if (!rev.ok()) return rev.status();
+  RangeCollector c(opts);
+  absl::Status visit = VisitAt(
+      s, key, end, *rev,
+      [&](absl::string_view prefix, int64_t revision, absl::string_view bytes) {
+        if (bytes.empty() || bytes[0] == 1) return true;  // a delete
+        return c.Add([&]() -> absl::StatusOr<KeyValue> {
+          absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
+          if (!r.ok()) return r.status();
+          std::string k;
+          if (!enc::Unescape(prefix, &k)) return Corrupt("malformed history key");
+          return ToKeyValue(std::move(k), revision, *std::move(r), opts.keys_only);
+        });
+      });
+  if (!visit.ok()) return visit;
+  if (!c.status().ok()) return c.status();
+  return c.Take();
+}
+
+// The newest record of `key` in `s` (tombstones included).
+absl::StatusOr<Newest> SeekNewest(Source* s, absl::string_view key) {
+  const std::string prefix = enc::HistoryPrefix(key);
+  s->Seek(prefix);
+  Newest n;
+  if (!s->Valid() || !absl::StartsWith(s->key(), prefix)) {
+    if (absl::Status st = s->status(); !st.ok()) return st;
+    return n;  // never written (or compacted away after a delete)
+  }
+  enc::ParsedHistoryKey p;
+  if (!enc::ParseHistoryKey(s->key(), &p) || p.prefix != prefix) {
+    return Corrupt("malformed history key");
+  }
+  absl::StatusOr<enc::Record> r = enc::DecodeRecord(s->value());
+  if (!r.ok()) return r.status();
+  n.live = !r->tombstone;
+  n.mod_revision = p.revision;
+  n.create_revision = r->create_revision;
+  n.version = r->version;
+  n.lease = r->lease;
+  n.index = r->index;
+  return n;
+}
+
+KeyValue FromNewest(absl::string_view key, const Newest& n) {
+  KeyValue kv;
+  kv.key = std::string(key);
+  kv.create_revision = n.create_revision;
+  kv.mod_revision = n.mod_revision;
+  kv.version = n.version;
+  kv.lease = n.lease;
+  kv.index = n.index;
+  return kv;
 }
 
 }  // namespace
@@ -283,8 +346,9 @@ absl::Status View::ForEachLatest(absl::string_view key, absl::string_view end,
 
 // ---- Store ----------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(storage::LogStore* log_store) {
-  std::unique_ptr<Store> store(new Store(log_store));
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(storage::LogStore* log_store,
+                                                   const Options& options) {
+  std::unique_ptr<Store> store(new Store(log_store, options));
   if (absl::Status s = store->Reload(); !s.ok()) return s;
   return store;
 }
@@ -301,10 +365,50 @@ absl::Status Store::Reload() {
   if (*compact > *latest) return Corrupt("compact revision past the latest revision");
   latest_.store(*latest);
   compact_.store(*compact);
-  absl::MutexLock l(&compact_mu_);
-  compact_cursor_.clear();
-  compact_pass_ = 0;
-  physically_compacted_.store(0);
+  {
+    absl::MutexLock l(&compact_mu_);
+    compact_cursor_.clear();
+    compact_pass_ = 0;
+    physically_compacted_.store(0);
+  }
+  return LoadLatestCache();
+}
+
+absl::Status Store::LoadLatestCache() {
+  latest_cache_.Clear();
+  latest_cache_.MarkComplete();  // until an entry does not fit
+  std::unique_ptr<storage::DataCursor> c = log_store_->OpenDataCursor();
+  CursorSource s(c.get());
+  absl::Status decode_error;
+  absl::Status st = VisitAt(&s, std::string("\0", 1), std::string("\0", 1),
+                            std::numeric_limits<int64_t>::max(),
+                            [&](absl::string_view prefix, int64_t revision,
+                                absl::string_view bytes) {
+                              if (bytes.empty() || bytes[0] == 1) return true;  // a delete
+                              absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
+                              std::string k;
+                              if (!r.ok() || !enc::Unescape(prefix, &k)) {
+                                decode_error =
+                                    r.ok() ? Corrupt("malformed history key") : r.status();
+                                return false;
+                              }
+                              Newest n;
+                              n.live = true;
+                              n.mod_revision = revision;
+                              n.create_revision = r->create_revision;
+                              n.version = r->version;
+                              n.lease = r->lease;
+                              n.index = r->index;
+                              latest_cache_.Set(k, n);
+                              return latest_cache_.complete();
+                            });
+  if (st.ok()) st = decode_error;
+  if (!st.ok()) {
+    // Not fatal here: without the cache every key is read from disk, and a
+    // read that meets the damage fails there, as it would have anyway.
+    LOG(WARNING) << "mvcc: the key cache is not loaded (keys are read from disk): " << st;
+    latest_cache_.Clear();
+  }
   return absl::OkStatus();
 }
 
@@ -328,11 +432,16 @@ std::unique_ptr<Store::Batch> Store::BeginBatch() {
 
 Store::Batch::Batch(Store* store)
     : store_(store),
-      base_(store->log_store_->OpenDataCursor()),
+
       latest_(store->latest_.load()),
       compact_(store->compact_.load()) {}
 
 Store::Batch::~Batch() = default;
+
+storage::DataCursor* Store::Batch::base() const {
+  if (base_ == nullptr) base_ = store_->log_store_->OpenDataCursor();
+  return base_.get();
+}
 
 std::unique_ptr<Store::Txn> Store::Batch::Begin(uint64_t index) {
   CHECK(!txn_open_) << "mvcc: one transaction at a time";
@@ -350,6 +459,7 @@ absl::Status Store::Batch::Compact(int64_t revision) {
 void Store::Batch::Finish(storage::DataBatch* out) {
   CHECK(!txn_open_) << "mvcc: a transaction is still open";
   for (const auto& [k, v] : writes_) out->Put(k, v);
+  for (const auto& [k, n] : newest_) store_->latest_cache_.Set(k, n);
   if (latest_ != store_->latest_.load()) {
     out->Put(std::string(1, enc::kLatestRevision), enc::FixedRevision(latest_));
   }
@@ -359,6 +469,7 @@ void Store::Batch::Finish(storage::DataBatch* out) {
   store_->latest_.store(latest_);
   store_->compact_.store(compact_);
   writes_.clear();
+  newest_.clear();
 }
 
 // ---- Txn ------------------------------------------------------------------------
@@ -372,45 +483,107 @@ int64_t Store::Txn::compact_revision() const { return batch_->compact_; }
 
 absl::StatusOr<RangeResult> Store::Txn::Range(absl::string_view key, absl::string_view end,
                                               const RangeOptions& options) const {
-  CursorSource base(batch_->base_.get());
+  if (end.empty() && (options.revision <= 0 || options.revision == revision())) {
+    return RangeLatestKey(key, options);
+  }
+  CursorSource base(batch_->base());
   MapSource pending(&batch_->writes_);
   MapSource own(&writes_);
   MergedSource s({&base, &pending, &own});
   return RangeIn(&s, revision(), batch_->compact_, key, end, options);
 }
 
-absl::StatusOr<std::optional<KeyValue>> Store::Txn::Latest(absl::string_view key) const {
-  RangeOptions o;
-  absl::StatusOr<RangeResult> r = Range(key, "", o);
-  if (!r.ok()) return r.status();
-  if (r->kvs.empty()) return std::optional<KeyValue>();
-  return std::optional<KeyValue>(std::move(r->kvs[0]));
+absl::StatusOr<Newest> Store::Txn::NewestOf(absl::string_view key) const {
+  // Every key a pending write touched has an entry in its newest_ map.
+  if (auto it = newest_.find(key); it != newest_.end()) return it->second;
+  if (auto it = batch_->newest_.find(key); it != batch_->newest_.end()) return it->second;
+  LatestCache& cache = batch_->store_->latest_cache_;
+  if (std::optional<Newest> n = cache.Find(key)) return *n;
+  if (cache.complete()) return Newest();  // no live record
+  CursorSource base(batch_->base());
+  absl::StatusOr<Newest> n = SeekNewest(&base, key);
+  if (n.ok()) cache.Set(key, *n);
+  return n;
 }
 
-void Store::Txn::Write(absl::string_view key, const std::string& record_key,
-                       std::string record) {
+absl::StatusOr<std::string> Store::Txn::ValueOf(absl::string_view key, const Newest& n) const {
+  const std::string record_key = enc::HistoryKey(key, n.mod_revision);
+  absl::StatusOr<std::string> bytes;
+  if (auto it = writes_.find(record_key); it != writes_.end()) {
+    bytes = it->second;
+  } else if (auto it = batch_->writes_.find(record_key); it != batch_->writes_.end()) {
+    bytes = it->second;
+  } else {
+    bytes = batch_->base()->Get(record_key);
+    if (absl::IsNotFound(bytes.status())) {
+      return Corrupt(absl::StrCat("the newest record of a key (revision ", n.mod_revision,
+                                  ") is missing"));
+    }
+    if (!bytes.ok()) return bytes.status();
+  }
+  absl::StatusOr<enc::Record> r = enc::DecodeRecord(*bytes);
+  if (!r.ok()) return r.status();
+  if (r->tombstone) return Corrupt("a live key's newest record is a delete");
+  return std::move(r->value);
+}
+
+absl::StatusOr<RangeResult> Store::Txn::RangeLatestKey(absl::string_view key,
+                                                       const RangeOptions& options) const {
+  absl::StatusOr<Newest> n = NewestOf(key);
+  if (!n.ok()) return n.status();
+  RangeCollector c(options);
+  if (n->live) {
+    c.Add([&]() -> absl::StatusOr<KeyValue> {
+      KeyValue kv = FromNewest(key, *n);
+      if (options.keys_only) return kv;
+      absl::StatusOr<std::string> v = ValueOf(key, *n);
+      if (!v.ok()) return v.status();
+      kv.value = *std::move(v);
+      return kv;
+    });
+  }
+  if (!c.status().ok()) return c.status();
+  return c.Take();
+}
+
+void Store::Txn::Write(absl::string_view key, const Newest& n, std::string record) {
   if (!changed_) {
     changed_ = true;
     revision_ = batch_->latest_ + 1;
   }
-  writes_[record_key] = std::move(record);
+  writes_[enc::HistoryKey(key, n.mod_revision)] = std::move(record);
   writes_[enc::RevisionIndexKey(revision_, sub_++)] = std::string(key);
+  newest_[key] = n;
 }
 
 absl::StatusOr<std::optional<KeyValue>> Store::Txn::Put(absl::string_view key,
-                                                        absl::string_view value,
-                                                        int64_t lease) {
+                                                        absl::string_view value, int64_t lease,
+                                                        PrevKv want) {
   if (key.empty()) return absl::InvalidArgumentError("mvcc: empty key");
-  absl::StatusOr<std::optional<KeyValue>> prev = Latest(key);
-  if (!prev.ok()) return prev.status();
+  absl::StatusOr<Newest> cur = NewestOf(key);
+  if (!cur.ok()) return cur.status();
+  std::optional<KeyValue> prev;
+  if (want == PrevKv::kReturn && cur->live) {
+    absl::StatusOr<std::string> v = ValueOf(key, *cur);
+    if (!v.ok()) return v.status();
+    prev = FromNewest(key, *cur);
+    prev->value = *std::move(v);
+  }
   const int64_t rev = changed_ ? revision_ : batch_->latest_ + 1;
+  Newest n;
+  n.live = true;
+  n.mod_revision = rev;
+  n.create_revision = cur->live ? cur->create_revision : rev;
+  n.version = cur->live ? cur->version + 1 : 1;
+  n.lease = lease;
+  n.index = index_;
   enc::Record r;
-  r.create_revision = prev->has_value() ? (*prev)->create_revision : rev;
-  r.version = prev->has_value() ? (*prev)->version + 1 : 1;
+  r.create_revision = n.create_revision;
+  r.version = n.version;
   r.lease = lease;
   r.index = index_;
   r.value = std::string(value);
-  Write(key, enc::HistoryKey(key, rev), enc::EncodeRecord(r));
+  Write(key, n, enc::EncodeRecord(r));
   return prev;
 }
 
@@ -424,7 +597,10 @@ absl::StatusOr<std::vector<KeyValue>> Store::Txn::DeleteRange(absl::string_view 
     enc::Record tomb;
     tomb.tombstone = true;
     tomb.index = index_;
-    Write(kv.key, enc::HistoryKey(kv.key, rev), enc::EncodeRecord(tomb));
+    Newest gone;
+    gone.mod_revision = rev;
+    gone.index = index_;
+    Write(kv.key, gone, enc::EncodeRecord(tomb));
   }
   return std::move(found->kvs);
 }
@@ -432,6 +608,8 @@ absl::StatusOr<std::vector<KeyValue>> Store::Txn::DeleteRange(absl::string_view 
 void Store::Txn::Commit() {
   for (auto& [k, v] : writes_) batch_->writes_[k] = std::move(v);
   writes_.clear();
+  for (auto& [k, n] : newest_) batch_->newest_[k] = n;
+  newest_.clear();
   if (changed_) batch_->latest_ = revision_;
   changed_ = false;
 }

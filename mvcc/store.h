@@ -18,6 +18,12 @@
 //
 // Reads (Read) run on any thread against a consistent view of the latest
 // applied state.
+//
+// A write learns a key's newest record (to number its version) from the
+// batch's own writes, then a bounded cache of recently written keys
+// (mvcc/latest_cache.h), then the disk; a read of one key at the latest
+// revision inside a write transaction (a compare, a delete) does too, and
+// fetches the value with a point read.
 #ifndef RAFTKV_MVCC_STORE_H_
 #define RAFTKV_MVCC_STORE_H_
 
@@ -34,7 +40,9 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/container/flat_hash_map.h"
 #include "mvcc/kv.h"
+#include "mvcc/latest_cache.h"
 #include "storage/data_batch.h"
 #include "storage/log_store.h"
 
@@ -63,14 +71,25 @@ class View : public Reader {
   std::unique_ptr<Impl> impl_;
 };
 
+struct StoreOptions {
+  // The cache of keys' newest records (see Store); 0 turns it off. An entry
+  // costs the key's bytes plus LatestCache::kEntryOverhead.
+  size_t latest_cache_bytes = 64 << 20;
+};
+
 class Store {
  public:
+  using Options = StoreOptions;
+
   // Reads the revision counters. `log_store` is not owned and must outlive
   // the store.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(storage::LogStore* log_store);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(storage::LogStore* log_store,
+                                                     const Options& options = Options());
   ~Store();
 
-  // Re-reads the counters after a snapshot replaced the data. Apply thread.
+  // Re-reads the counters and reloads the cache (one pass over the keys'
+  // newest records, while they fit) after a snapshot replaced the data.
+  // Apply thread.
   absl::Status Reload();
 
   // A view of the latest applied state. Any thread.
@@ -89,7 +108,7 @@ class Store {
     absl::StatusOr<RangeResult> Range(absl::string_view key, absl::string_view end,
                                       const RangeOptions& options) const override;
     absl::StatusOr<std::optional<KeyValue>> Put(absl::string_view key, absl::string_view value,
-                                                int64_t lease) override;
+                                                int64_t lease, PrevKv want) override;
     absl::StatusOr<std::vector<KeyValue>> DeleteRange(absl::string_view key,
                                                       absl::string_view end) override;
     // Whether a write changed something (the transaction took a revision).
@@ -99,8 +118,14 @@ class Store {
    private:
     friend class Batch;
     Txn(Batch* batch, uint64_t index);
-    absl::StatusOr<std::optional<KeyValue>> Latest(absl::string_view key) const;
-    void Write(absl::string_view key, const std::string& record_key, std::string record);
+    // The key's newest record as this transaction sees it.
+    absl::StatusOr<Newest> NewestOf(absl::string_view key) const;
+    // The value of the key's newest record `n`. REQUIRES: n.live.
+    absl::StatusOr<std::string> ValueOf(absl::string_view key, const Newest& n) const;
+    // Range of the single key `key` at the latest revision.
+    absl::StatusOr<RangeResult> RangeLatestKey(absl::string_view key,
+                                               const RangeOptions& options) const;
+    void Write(absl::string_view key, const Newest& n, std::string record);
 
     Batch* const batch_;
     const uint64_t index_;
@@ -108,6 +133,7 @@ class Store {
     int64_t revision_ = 0;  // the revision it writes at, once changed_
     uint32_t sub_ = 0;
     std::map<std::string, std::string> writes_;  // data key -> value
+    absl::flat_hash_map<std::string, Newest> newest_;  // of the keys it wrote
   };
 
   // The writes of one LogStore::ApplyBatch. Apply thread; one at a time.
@@ -132,8 +158,12 @@ class Store {
     explicit Batch(Store* store);
 
     Store* const store_;
-    std::unique_ptr<storage::DataCursor> base_;  // the state before the batch
+    // The state before the batch, opened on first use (the apply thread is
+    // the only writer, so a cursor opened later sees the same state).
+    storage::DataCursor* base() const;
+    mutable std::unique_ptr<storage::DataCursor> base_;
     std::map<std::string, std::string> writes_;  // committed txns' records
+    absl::flat_hash_map<std::string, Newest> newest_;  // of the keys they wrote
     int64_t latest_;
     int64_t compact_;
     bool txn_open_ = false;
@@ -181,9 +211,15 @@ class Store {
                            std::string* last_prefix);
 
  private:
-  explicit Store(storage::LogStore* log_store) : log_store_(log_store) {}
+  Store(storage::LogStore* log_store, const Options& options)
+      : log_store_(log_store), latest_cache_(options.latest_cache_bytes) {}
 
   storage::LogStore* const log_store_;
+  // Fills the cache with every live key's newest record while they fit
+  // (a storage error leaves it empty: keys are then read from disk).
+  absl::Status LoadLatestCache();
+
+  LatestCache latest_cache_;  // apply thread (Batch, Txn, Reload)
   std::atomic<int64_t> latest_{1};
   std::atomic<int64_t> compact_{0};
   std::atomic<int64_t> physically_compacted_{0};

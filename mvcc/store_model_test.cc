@@ -42,7 +42,18 @@ class StoreModelTest : public ::testing::TestWithParam<uint32_t> {
     auto l = storage::LogStore::Open(o);
     ASSERT_TRUE(l.ok()) << l.status();
     log_ = *std::move(l);
-    auto s = Store::Open(log_.get());
+    // Seeds take turns: no cache, a cache of a few keys (constant misses
+    // and evictions), and the default.
+    Store::Options so;
+    switch (GetParam() % 3) {
+      case 0:
+        so.latest_cache_bytes = 0;
+        break;
+      case 1:
+        so.latest_cache_bytes = 6 * (4 + LatestCache::kEntryOverhead);
+        break;
+    }
+    auto s = Store::Open(log_.get(), so);
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = *std::move(s);
   }
@@ -142,8 +153,9 @@ TEST_P(StoreModelTest, AnswersAsTheModel) {
           const std::string key = RandomKey();
           const std::string value = absl::StrCat("v", index, ".", o);
           const int64_t lease = rng_() % 4 == 0 ? 7 : 0;
-          auto g = st->Put(key, value, lease);
-          auto w = mt->Put(key, value, lease);
+          const PrevKv want = rng_() % 2 == 0 ? PrevKv::kReturn : PrevKv::kSkip;
+          auto g = st->Put(key, value, lease, want);
+          auto w = mt->Put(key, value, lease, want);
           ASSERT_TRUE(g.ok() && w.ok()) << where;
           ASSERT_EQ(g->has_value(), w->has_value()) << where;
           if (g->has_value()) ASSERT_EQ(**g, **w) << where;

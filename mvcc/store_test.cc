@@ -46,7 +46,7 @@ class StoreTest : public ::testing::Test {
     ASSERT_TRUE(log_->ApplyBatch(out, index).ok());
   }
   void Put(uint64_t index, const std::string& k, const std::string& v) {
-    Apply(index, [&](Store::Txn* t) { ASSERT_TRUE(t->Put(k, v, 0).ok()); });
+    Apply(index, [&](Store::Txn* t) { ASSERT_TRUE(t->Put(k, v, 0, PrevKv::kSkip).ok()); });
   }
   std::vector<std::string> Keys(const Reader& r, const std::string& key, const std::string& end,
                                 int64_t rev = 0) {
@@ -112,7 +112,7 @@ TEST_F(StoreTest, RangesFollowEtcdsRules) {
   Apply(1, [](Store::Txn* t) {
     for (std::string k : {std::string("a"), std::string("b"), std::string("b\0x", 3),
                           std::string("ba"), std::string("c"), std::string("d")}) {
-      ASSERT_TRUE(t->Put(k, k, 0).ok());
+      ASSERT_TRUE(t->Put(k, k, 0, PrevKv::kSkip).ok());
     }
   });
   ASSERT_TRUE(store_->revision() == 2);
@@ -173,8 +173,8 @@ TEST_F(StoreTest, TxnSeesItsWritesAtOneRevisionAndDroppedTxnLeavesNothing) {
   {
     std::unique_ptr<Store::Txn> t = b->Begin(2);
     EXPECT_EQ(t->revision(), 2);
-    ASSERT_TRUE(t->Put("x", "1", 0).ok());
-    ASSERT_TRUE(t->Put("y", "2", 7).ok());
+    ASSERT_TRUE(t->Put("x", "1", 0, PrevKv::kSkip).ok());
+    ASSERT_TRUE(t->Put("y", "2", 7, PrevKv::kSkip).ok());
     EXPECT_EQ(t->revision(), 3);
     EXPECT_THAT(Keys(*t, "k", "z"), ElementsAre("k=v0", "x=1", "y=2"));
     auto d = t->DeleteRange("k", "l");
@@ -185,7 +185,7 @@ TEST_F(StoreTest, TxnSeesItsWritesAtOneRevisionAndDroppedTxnLeavesNothing) {
   {
     std::unique_ptr<Store::Txn> t = b->Begin(3);
     EXPECT_THAT(Keys(*t, "a", "z"), ElementsAre("x=1", "y=2"));  // the batch's earlier txn
-    ASSERT_TRUE(t->Put("x", "dropped", 0).ok());
+    ASSERT_TRUE(t->Put("x", "dropped", 0, PrevKv::kSkip).ok());
     // Not committed: dropped.
   }
   {
@@ -291,6 +291,71 @@ TEST_F(StoreTest, CorruptRecordFailsTheReadAsAWhole) {
   ASSERT_TRUE(log_->ApplyBatch(bad, 3).ok());
   auto r = store_->Read()->Range("a", "z", RangeOptions());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss) << r.status();
+}
+
+}  // namespace
+}  // namespace raftkv::mvcc
+
+namespace raftkv::mvcc {
+namespace {
+
+// A snapshot that replaces the data must leave nothing of what the store
+// knew of the old data (the cache of keys' newest records included).
+TEST_F(StoreTest, ReloadAfterASnapshotForgetsTheOldState) {
+  Put(1, "k", "old1");  // rev 2
+  Put(2, "k", "old2");  // rev 3: "k" is at version 2, cached
+
+  // The snapshot: another history, where "k" was written once, at rev 2.
+  const std::string other_dir = storage::testing::TestDir() + "-other";
+  {
+    storage::Options o;
+    o.dir = other_dir;
+    auto other_log = storage::LogStore::Open(o);
+    ASSERT_TRUE(other_log.ok()) << other_log.status();
+    auto other = Store::Open(other_log->get());
+    ASSERT_TRUE(other.ok());
+    std::unique_ptr<Store::Batch> b = (*other)->BeginBatch();
+    {
+      std::unique_ptr<Store::Txn> t = b->Begin(1);
+      ASSERT_TRUE(t->Put("k", "snap", 0, PrevKv::kSkip).ok());
+      t->Commit();
+    }
+    storage::DataBatch out;
+    b->Finish(&out);
+    b.reset();
+    ASSERT_TRUE((*other_log)->ApplyBatch(out, 1).ok());
+    storage::DataBatch staged;
+    ASSERT_TRUE((*other_log)
+                    ->ScanData("",
+                               [&](absl::string_view k, absl::string_view v) {
+                                 staged.Put(std::string(k), std::string(v));
+                                 return true;
+                               })
+                    .ok());
+    ASSERT_TRUE(log_->BeginStaging().ok());
+    ASSERT_TRUE(log_->StageData(staged).ok());
+  }
+  raftpb::SnapshotMetadata meta;
+  meta.set_index(10);
+  meta.set_term(1);
+  ASSERT_TRUE(log_->InstallStaged(meta).ok());
+  ASSERT_TRUE(store_->Reload().ok());
+
+  std::optional<KeyValue> prev;
+  Apply(11, [&](Store::Txn* t) {
+    auto p = t->Put("k", "new", 0, PrevKv::kReturn);
+    ASSERT_TRUE(p.ok()) << p.status();
+    prev = *p;
+  });
+  ASSERT_TRUE(prev.has_value());
+  EXPECT_EQ(prev->value, "snap");
+  EXPECT_EQ(prev->version, 1);
+  auto r = store_->Read()->Range("k", "", RangeOptions());
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs[0].version, 2) << "numbered from the snapshot's history, not the old one";
+  EXPECT_EQ(r->kvs[0].create_revision, 2);
+  EXPECT_EQ(r->kvs[0].mod_revision, 3);
 }
 
 }  // namespace

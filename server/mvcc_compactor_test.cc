@@ -23,7 +23,7 @@ TEST(MvccCompactorTest, RemovesCompactedHistoryInStepsAndWakesWaiters) {
     auto b = (*store)->BeginBatch();
     {
       auto t = b->Begin(++index);
-      ASSERT_TRUE(t->Put("k", std::to_string(i), 0).ok());
+      ASSERT_TRUE(t->Put("k", std::to_string(i), 0, mvcc::PrevKv::kSkip).ok());
       t->Commit();
     }
     storage::DataBatch out;

@@ -454,7 +454,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       if (absl::Status s = ValidateKey(put.key()); !s.ok()) return s;
       if (absl::Status s = AdmitNativeWrite(); !s.ok()) return s;
       std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
-      if (auto prev = txn->Put(put.key(), put.value(), 0); !prev.ok()) {
+      if (auto prev = txn->Put(put.key(), put.value(), 0, mvcc::PrevKv::kSkip); !prev.ok()) {
         return StorageError(prev.status(), overlay);
       }
       txn->Commit();
@@ -489,7 +489,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       kvpb::CasResponse* r = out.mutable_cas();
       r->set_succeeded(match);
       if (match) {
-        if (auto prev = txn->Put(cas.key(), cas.new_value(), 0); !prev.ok()) {
+        if (auto prev = txn->Put(cas.key(), cas.new_value(), 0, mvcc::PrevKv::kSkip); !prev.ok()) {
           return StorageError(prev.status(), overlay);
         }
         txn->Commit();

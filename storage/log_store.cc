@@ -545,13 +545,20 @@ absl::Status LogStore::ScanData(absl::string_view start,
 
 std::unique_ptr<DataCursor> LogStore::OpenDataCursor() const {
   rocksdb::Iterator* it = nullptr;
+  const rocksdb::Snapshot* snap = nullptr;
   char g = 0;
   const uint64_t applied = ReadConsistent([&] {
     delete it;
-    it = db_->NewIterator(ReadOpts(), data_cf_);
+    if (snap != nullptr) db_->ReleaseSnapshot(snap);
+    // An explicit snapshot, so the cursor's point reads see its view.
+    snap = db_->GetSnapshot();
+    rocksdb::ReadOptions ro = ReadOpts();
+    ro.snapshot = snap;
+    it = db_->NewIterator(ro, data_cf_);
     g = generation_.load();
   });
-  return std::unique_ptr<DataCursor>(new DataCursor(this, it, g, applied));
+  return std::unique_ptr<DataCursor>(
+      new DataCursor(this, it, snap, /*owns_snapshot=*/true, g, applied));
 }
 
 absl::Status LogStore::RemoveUnreachable(const std::vector<std::string>& keys,
@@ -570,7 +577,24 @@ absl::Status LogStore::RemoveUnreachable(const std::vector<std::string>& keys,
   return Write(&batch, "RemoveUnreachable", /*sync=*/false);
 }
 
-DataCursor::~DataCursor() { delete static_cast<rocksdb::Iterator*>(it_); }
+DataCursor::~DataCursor() {
+  delete static_cast<rocksdb::Iterator*>(it_);
+  if (owns_snapshot_) {
+    store_->db_->ReleaseSnapshot(static_cast<const rocksdb::Snapshot*>(snapshot_));
+  }
+}
+
+absl::StatusOr<std::string> DataCursor::Get(absl::string_view key) const {
+  rocksdb::ReadOptions ro = LogStore::ReadOpts();
+  ro.snapshot = static_cast<const rocksdb::Snapshot*>(snapshot_);
+  std::string k(1, generation_);
+  k.append(key.data(), key.size());
+  std::string value;
+  rocksdb::Status s = store_->db_->Get(ro, store_->data_cf_, k, &value);
+  if (s.IsNotFound()) return absl::NotFoundError("key not found");
+  if (!s.ok()) return store_->Annotate(FromRocks(s, "reading data"));
+  return value;
+}
 
 void DataCursor::Seek(absl::string_view key) {
   std::string k(1, generation_);

@@ -581,6 +581,10 @@ class DataCursor {
   uint64_t applied_index() const { return applied_index_; }
   void Seek(absl::string_view key);  // to the first key >= key
   void Next();                       // REQUIRES: Valid()
+  // The value of `key` in the cursor's view (a point read: cheaper than a
+  // Seek, which positions every level of the tree); NotFound if absent.
+  // Leaves the cursor's position alone.
+  absl::StatusOr<std::string> Get(absl::string_view key) const;
   bool Valid() const;
   absl::string_view key() const;    // REQUIRES: Valid()
   absl::string_view value() const;  // REQUIRES: Valid()
@@ -589,11 +593,19 @@ class DataCursor {
  private:
   friend class LogStore;
   friend class DataSnapshot;
-  DataCursor(const LogStore* store, void* iterator, char generation, uint64_t applied_index)
-      : store_(store), it_(iterator), generation_(generation), applied_index_(applied_index) {}
+  DataCursor(const LogStore* store, void* iterator, const void* snapshot, bool owns_snapshot,
+             char generation, uint64_t applied_index)
+      : store_(store),
+        it_(iterator),
+        snapshot_(snapshot),
+        owns_snapshot_(owns_snapshot),
+        generation_(generation),
+        applied_index_(applied_index) {}
 
   const LogStore* store_;
   void* it_;  // an owned rocksdb::Iterator*
+  const void* snapshot_;  // the rocksdb::Snapshot* the iterator reads
+  bool owns_snapshot_;
   char generation_;
   uint64_t applied_index_;
 };

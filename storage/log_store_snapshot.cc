@@ -69,8 +69,10 @@ absl::Status DataSnapshot::Scan(
 std::unique_ptr<DataCursor> DataSnapshot::OpenCursor() const {
   rocksdb::ReadOptions ro = LogStore::ReadOpts();
   ro.snapshot = static_cast<const rocksdb::Snapshot*>(snapshot_);
-  return std::unique_ptr<DataCursor>(new DataCursor(
-      store_, store_->db_->NewIterator(ro, store_->data_cf_), generation_, applied_index_));
+  return std::unique_ptr<DataCursor>(new DataCursor(store_,
+                                                    store_->db_->NewIterator(ro, store_->data_cf_),
+                                                    snapshot_, /*owns_snapshot=*/false,
+                                                    generation_, applied_index_));
 }
 
 absl::Status LogStore::BeginStaging() {

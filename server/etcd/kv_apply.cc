@@ -151,7 +151,8 @@ absl::StatusOr<PutResponse> ApplyPut(mvcc::WriteTxn* txn, const PutRequest& req)
     if (req.ignore_value()) value = rr->kvs[0].value;
     if (req.ignore_lease()) lease = rr->kvs[0].lease;
   }
-  absl::StatusOr<std::optional<mvcc::KeyValue>> prev = txn->Put(req.key(), value, lease);
+  absl::StatusOr<std::optional<mvcc::KeyValue>> prev = txn->Put(req.key(), value, lease,
+                                                              req.prev_kv() ? mvcc::PrevKv::kReturn : mvcc::PrevKv::kSkip);
   if (!prev.ok()) return FromMvcc(prev.status());
   if (req.prev_kv() && prev->has_value()) ToProto(**prev, resp.mutable_prev_kv());
   resp.mutable_header()->set_revision(txn->revision());

@@ -795,7 +795,7 @@ class Run {
       if (cmd.has_put() && !nospace_.empty()) return etcd::EtcdError(etcd::Error::kNoSpace);
       std::unique_ptr<mvcc::ModelTxn> txn = model_.Write(index);
       if (cmd.has_put()) {
-        CHECK(txn->Put(key, cmd.put().value(), 0).ok());
+        CHECK(txn->Put(key, cmd.put().value(), 0, mvcc::PrevKv::kSkip).ok());
         out.mutable_put()->set_version(index);
       } else {
         auto gone = txn->DeleteRange(key, "");
