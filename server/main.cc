@@ -151,6 +151,9 @@ DEFINE_int32(max_concurrent_snapshots, 2, "Snapshot transfers a leader runs at o
 DEFINE_int32(read_threads, 1,
              "Threads that answer linearizable reads once confirmed, beside the Raft loop "
              "(0: the loop answers them).");
+DEFINE_bool(write_answer_thread, true,
+            "Answer applied writes on a thread of their own (in apply order) rather than on the "
+            "Raft loop's thread.");
 DEFINE_int32(default_deadline_ms, 10000,
              "Deadline for a request that carries none, in milliseconds.");
 DEFINE_string(join, "",
@@ -871,6 +874,7 @@ int main(int argc, char** argv) {
   no.async_log_writes = FLAGS_async_log_writes;
   no.commit_notices = FLAGS_commit_notices;
   no.read_threads = FLAGS_read_threads;
+  no.write_answer_thread = FLAGS_write_answer_thread;
   no.auto_promote_gap = FLAGS_auto_promote_gap;
   no.disk_space = &disk_space;
   no.on_conf_change = [&book, &reconcile](const raftpb::ConfChange& cc, bool applied) {

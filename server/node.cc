@@ -116,6 +116,7 @@ Node::Node(const NodeOptions& options, storage::LogStore* store, KvStateMachine*
       hard_state_(store->hard_state()),
       read_nonce_(absl::ToUnixNanos(absl::Now())) {
   if (options_.read_threads > 0) read_pool_ = std::make_unique<CallbackPool>(options_.read_threads);
+  if (options_.write_answer_thread) write_answers_ = std::make_unique<CallbackPool>(1);
 }
 
 Node::~Node() { Stop(); }
@@ -154,6 +155,7 @@ void Node::Stop() {
   }
   writer_.reset();  // finishes the writes the loop queued
   read_pool_.reset();  // runs what it holds
+  write_answers_.reset();
 }
 
 template <typename Pending>
@@ -832,16 +834,29 @@ void Node::Apply(const std::vector<raftpb::Entry>& entries) {
   std::map<uint64_t, ApplyResult*> by_index;
   for (auto& r : *results) by_index[r.index] = &r;
   const uint64_t last = entries.back().index();
+  using Answer = std::pair<WriteCallback, absl::StatusOr<kvpb::WriteResult>>;
+  auto answers = std::make_shared<std::vector<Answer>>();
   for (auto it = waiters_.begin(); it != waiters_.end() && it->first <= last;) {
     Waiter& w = it->second;
     auto r = by_index.find(it->first);
     if (r != by_index.end() && r->second->term == w.term) {
-      w.done(std::move(r->second->result));
+      answers->emplace_back(std::move(w.done), std::move(r->second->result));
     } else {
       // Another leader's entry took this index: ours was never committed.
-      w.done(absl::UnavailableError("the write was superseded by a new leader; retry"));
+      answers->emplace_back(std::move(w.done),
+                            absl::UnavailableError("the write was superseded by a new leader; retry"));
     }
     it = waiters_.erase(it);
+  }
+  if (answers->empty()) return;
+  auto answer_all = [answers] {
+    FlushScope batch;  // one write per client stream, not one per answer
+    for (auto& [done, result] : *answers) done(std::move(result));
+  };
+  if (write_answers_ != nullptr) {
+    write_answers_->Post(std::move(answer_all));
+  } else {
+    answer_all();
   }
 }
 

@@ -92,6 +92,10 @@ struct NodeOptions {
   // the reply), so the loop goes on to the next round meanwhile. 0: the
   // loop thread answers them itself.
   int read_threads = 1;
+  // Answer applied writes (the callbacks: the reply's serialization and
+  // send) on a thread of their own, in apply order, so the loop goes on to
+  // the next round meanwhile. False: the loop thread answers them itself.
+  bool write_answer_thread = true;
   // The leader promotes a learner to voter once its match index is within
   // this many entries of the leader's last index (checked every tick).
   // 0: never automatically (PromoteMember only).
@@ -372,6 +376,9 @@ class Node {
   // Answers safe reads (options_.read_threads > 0); destroyed after the loop
   // stops, running every read already handed to it.
   std::unique_ptr<CallbackPool> read_pool_;
+  // Answers applied writes (options_.write_answer_thread; one thread, so in
+  // apply order); destroyed like read_pool_.
+  std::unique_ptr<CallbackPool> write_answers_;
 };
 
 }  // namespace raftkv::server
