@@ -439,7 +439,7 @@ Store::Batch::Batch(Store* store)
 Store::Batch::~Batch() = default;
 
 storage::DataCursor* Store::Batch::base() const {
-  if (base_ == nullptr) base_ = store_->log_store_->OpenDataCursor();
+  if (base_ == nullptr) base_ = store_->log_store_->OpenDataCursor(/*point_reads=*/true);
   return base_.get();
 }
 

@@ -543,15 +543,15 @@ absl::Status LogStore::ScanData(absl::string_view start,
   return absl::OkStatus();
 }
 
-std::unique_ptr<DataCursor> LogStore::OpenDataCursor() const {
+std::unique_ptr<DataCursor> LogStore::OpenDataCursor(bool point_reads) const {
   rocksdb::Iterator* it = nullptr;
   const rocksdb::Snapshot* snap = nullptr;
   char g = 0;
   const uint64_t applied = ReadConsistent([&] {
     delete it;
     if (snap != nullptr) db_->ReleaseSnapshot(snap);
-    // An explicit snapshot, so the cursor's point reads see its view.
-    snap = db_->GetSnapshot();
+    // Without a snapshot the iterator takes an implicit one of its own.
+    snap = point_reads ? db_->GetSnapshot() : nullptr;
     rocksdb::ReadOptions ro = ReadOpts();
     ro.snapshot = snap;
     it = db_->NewIterator(ro, data_cf_);
@@ -579,12 +579,13 @@ absl::Status LogStore::RemoveUnreachable(const std::vector<std::string>& keys,
 
 DataCursor::~DataCursor() {
   delete static_cast<rocksdb::Iterator*>(it_);
-  if (owns_snapshot_) {
+  if (owns_snapshot_ && snapshot_ != nullptr) {
     store_->db_->ReleaseSnapshot(static_cast<const rocksdb::Snapshot*>(snapshot_));
   }
 }
 
 absl::StatusOr<std::string> DataCursor::Get(absl::string_view key) const {
+  CHECK(snapshot_ != nullptr) << "DataCursor::Get on a cursor opened without point reads";
   rocksdb::ReadOptions ro = LogStore::ReadOpts();
   ro.snapshot = static_cast<const rocksdb::Snapshot*>(snapshot_);
   std::string k(1, generation_);

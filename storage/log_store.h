@@ -325,8 +325,10 @@ class LogStore final : public raft::LogReader {
 
   // A seekable cursor over one consistent point-in-time view of `data`, and
   // the applied index of that view (as ScanData's). Must not outlive the
-  // store. Safe alongside ApplyBatch on another thread.
-  std::unique_ptr<DataCursor> OpenDataCursor() const;
+  // store. Safe alongside ApplyBatch on another thread. With `point_reads`
+  // the cursor holds an explicit RocksDB snapshot (a lock of the DB's mutex
+  // to take and to release), so DataCursor::Get reads the same view.
+  std::unique_ptr<DataCursor> OpenDataCursor(bool point_reads = false) const;
 
   // Removes `keys` from `data` as the cursor `read_from` saw it, unsynced,
   // without touching the applied index: for records no read can reach any
@@ -583,7 +585,8 @@ class DataCursor {
   void Next();                       // REQUIRES: Valid()
   // The value of `key` in the cursor's view (a point read: cheaper than a
   // Seek, which positions every level of the tree); NotFound if absent.
-  // Leaves the cursor's position alone.
+  // Leaves the cursor's position alone. REQUIRES: opened with point reads
+  // (OpenDataCursor(true), or DataSnapshot::OpenCursor).
   absl::StatusOr<std::string> Get(absl::string_view key) const;
   bool Valid() const;
   absl::string_view key() const;    // REQUIRES: Valid()

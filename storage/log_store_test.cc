@@ -367,6 +367,26 @@ TEST_F(LogStoreTest, DataCursorSeeksWithinOneView) {
   EXPECT_EQ(now->value(), "new");
 }
 
+TEST_F(LogStoreTest, DataCursorPointReadsSeeItsView) {
+  DataBatch b;
+  b.Put("k", "old");
+  b.Put("gone", "x");
+  ASSERT_TRUE(store_->ApplyBatch(b, 1).ok());
+  std::unique_ptr<DataCursor> c = store_->OpenDataCursor(/*point_reads=*/true);
+  DataBatch later;
+  later.Put("k", "new");
+  later.Put("born", "y");
+  later.Delete("gone");
+  ASSERT_TRUE(store_->ApplyBatch(later, 2).ok());
+
+  EXPECT_EQ(c->Get("k").value(), "old");
+  EXPECT_EQ(c->Get("gone").value(), "x");
+  EXPECT_EQ(c->Get("born").status().code(), absl::StatusCode::kNotFound);
+  std::unique_ptr<DataCursor> now = store_->OpenDataCursor(/*point_reads=*/true);
+  EXPECT_EQ(now->Get("k").value(), "new");
+  EXPECT_EQ(now->Get("gone").status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(LogStoreTest, RemoveUnreachableDeletesOnlyInTheCursorsGeneration) {
   DataBatch b;
   b.Put("old1", "x");
