@@ -214,6 +214,27 @@ absl::StatusOr<int64_t> ReadRevision(const RangeOptions& opts, int64_t latest, i
   return rev;
 }
 
+// Calls fn with the latest value of each live key of [key, end) in `s`, in
+// key order, until it returns false.
+absl::Status VisitLatestLive(Source* s, absl::string_view key, absl::string_view end,
+                             absl::FunctionRef<bool(KeyValue)> fn) {
+  absl::Status decode_error;
+  absl::Status st = VisitAt(
+      s, key, end, std::numeric_limits<int64_t>::max(),
+      [&](absl::string_view prefix, int64_t revision, absl::string_view bytes) {
+        if (bytes.empty() || bytes[0] == 1) return true;  // a delete
+        absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
+        std::string k;
+        if (!r.ok() || !enc::Unescape(prefix, &k)) {
+          decode_error = r.ok() ? Corrupt("malformed history key") : r.status();
+          return false;
+        }
+        return fn(ToKeyValue(std::move(k), revision, *std::move(r), /*keys_only=*/false));
+      });
+  if (!st.ok()) return st;
+  return decode_error;
+}
+
 // Range over `s` whose latest revision is `latest`.
 absl::StatusOr<RangeResult> RangeIn(Source* s, int64_t latest, int64_t compact,
                                     absl::string_view key, absl::string_view end,
@@ -325,23 +346,7 @@ absl::StatusOr<RangeResult> View::Range(absl::string_view key, absl::string_view
 absl::Status View::ForEachLatest(absl::string_view key, absl::string_view end,
                                  absl::FunctionRef<bool(const KeyValue&)> fn) const {
   CursorSource s(impl_->cursor.get());
-  absl::Status decode_error;
-  absl::Status st = VisitAt(&s, key, end, std::numeric_limits<int64_t>::max(),
-                            [&](absl::string_view prefix, int64_t revision,
-                                absl::string_view bytes) {
-                              if (bytes.empty() || bytes[0] == 1) return true;
-                              absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
-                              std::string k;
-                              if (!r.ok() || !enc::Unescape(prefix, &k)) {
-                                decode_error =
-                                    r.ok() ? Corrupt("malformed history key") : r.status();
-                                return false;
-                              }
-                              return fn(ToKeyValue(std::move(k), revision, *std::move(r),
-                                                   /*keys_only=*/false));
-                            });
-  if (!st.ok()) return st;
-  return decode_error;
+  return VisitLatestLive(&s, key, end, [&](KeyValue kv) { return fn(kv); });
 }
 
 // ---- Store ----------------------------------------------------------------------
@@ -379,30 +384,18 @@ absl::Status Store::LoadLatestCache() {
   latest_cache_.MarkComplete();  // until an entry does not fit
   std::unique_ptr<storage::DataCursor> c = log_store_->OpenDataCursor();
   CursorSource s(c.get());
-  absl::Status decode_error;
-  absl::Status st = VisitAt(&s, std::string("\0", 1), std::string("\0", 1),
-                            std::numeric_limits<int64_t>::max(),
-                            [&](absl::string_view prefix, int64_t revision,
-                                absl::string_view bytes) {
-                              if (bytes.empty() || bytes[0] == 1) return true;  // a delete
-                              absl::StatusOr<enc::Record> r = enc::DecodeRecord(bytes);
-                              std::string k;
-                              if (!r.ok() || !enc::Unescape(prefix, &k)) {
-                                decode_error =
-                                    r.ok() ? Corrupt("malformed history key") : r.status();
-                                return false;
-                              }
-                              Newest n;
-                              n.live = true;
-                              n.mod_revision = revision;
-                              n.create_revision = r->create_revision;
-                              n.version = r->version;
-                              n.lease = r->lease;
-                              n.index = r->index;
-                              latest_cache_.Set(k, n);
-                              return latest_cache_.complete();
-                            });
-  if (st.ok()) st = decode_error;
+  const std::string all(1, '\0');
+  absl::Status st = VisitLatestLive(&s, all, all, [&](KeyValue kv) {
+    Newest n;
+    n.live = true;
+    n.mod_revision = kv.mod_revision;
+    n.create_revision = kv.create_revision;
+    n.version = kv.version;
+    n.lease = kv.lease;
+    n.index = kv.index;
+    latest_cache_.Set(kv.key, n);
+    return latest_cache_.complete();
+  });
   if (!st.ok()) {
     // Not fatal here: without the cache every key is read from disk, and a
     // read that meets the damage fails there, as it would have anyway.
