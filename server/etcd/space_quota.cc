@@ -49,20 +49,13 @@ void SpaceQuota::Loop() {
 }
 
 absl::Status SpaceQuota::Admit(uint64_t cost) {
-  int64_t size = measured_.load();
-  if (size < 0) {
-    size = static_cast<int64_t>(size_());
-    measured_.store(size);
-  }
-  if (static_cast<uint64_t>(size) + cost <= options_.quota_bytes) return absl::OkStatus();
+  if (size_() + cost <= options_.quota_bytes) return absl::OkStatus();
   MaybeRaise();
   return EtcdError(Error::kNoSpace);
 }
 
 bool SpaceQuota::Check() {
-  const uint64_t size = size_();
-  measured_.store(static_cast<int64_t>(size));
-  if (size <= options_.quota_bytes) return false;
+  if (size_() <= options_.quota_bytes) return false;
   MaybeRaise();
   return true;
 }
@@ -75,7 +68,7 @@ void SpaceQuota::MaybeRaise() {
     if (now - last_raise_ < options_.check_interval) return;
     last_raise_ = now;
   }
-  LOG(WARNING) << "the data (" << measured_.load() << " bytes) exceed the space quota ("
+  LOG(WARNING) << "the data (" << size_() << " bytes) exceed the space quota ("
                << options_.quota_bytes << " bytes, --quota_backend_bytes): raising NOSPACE";
   raise_();
 }

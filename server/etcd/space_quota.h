@@ -5,18 +5,13 @@
 // data (server/etcd/alarm_store.h) until an operator clears the alarm.
 //
 // It checks every check_interval on its own thread, and on demand (Admit,
-// for a write about to be proposed, as etcd's quotaKVServer). Admit uses the
-// size the last check measured (measuring costs more than a write should
-// pay), so the data may pass the quota by one interval's writes before
-// writes are refused, as in etcd, whose size also grows only at commits. A
-// raise is proposed at most once per check_interval while the alarm is not
-// active.
+// for a write about to be proposed, as etcd's quotaKVServer). A raise is
+// proposed at most once per check_interval while the alarm is not active.
 //
 // Thread safety: every method may be called from any thread.
 #ifndef RAFTKV_SERVER_ETCD_SPACE_QUOTA_H_
 #define RAFTKV_SERVER_ETCD_SPACE_QUOTA_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <thread>
@@ -55,8 +50,8 @@ class SpaceQuota {
   // ErrNoSpace (and the alarm raised) if the data and the write would
   // exceed the quota.
   absl::Status Admit(uint64_t cost) ABSL_LOCKS_EXCLUDED(mu_);
-  // One check now: measures the data, raises the alarm if they exceed the
-  // quota. Returns whether they do.
+  // One check now: raises the alarm if the data exceed the quota. Returns
+  // whether they do.
   bool Check() ABSL_LOCKS_EXCLUDED(mu_);
 
   uint64_t quota_bytes() const { return options_.quota_bytes; }
@@ -69,7 +64,6 @@ class SpaceQuota {
   const std::function<uint64_t()> size_;
   const std::function<bool()> alarm_active_;
   const std::function<void()> raise_;
-  std::atomic<int64_t> measured_{-1};  // the last check's size (-1: none yet)
   absl::Mutex mu_;
   absl::Time last_raise_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -35,24 +35,6 @@ TEST(SpaceQuotaTest, AdmitRefusesPastTheQuotaAndRaisesOncePerInterval) {
   EXPECT_EQ(f.raises, 1);
 }
 
-TEST(SpaceQuotaTest, AdmitUsesTheLastChecksSize) {
-  Fake f;
-  std::atomic<int> measures{0};
-  SpaceQuotaOptions o;
-  o.quota_bytes = 1000;
-  o.check_interval = absl::Hours(1);
-  SpaceQuota q(o, [&] { ++measures; return f.size.load(); }, [&f] { return f.active.load(); },
-               [&f] { f.raises++; });
-  f.size = 500;
-  for (int i = 0; i < 100; ++i) ASSERT_TRUE(q.Admit(10).ok());
-  EXPECT_EQ(measures, 1) << "measured once, not per write";
-  f.size = 995;
-  EXPECT_TRUE(q.Admit(10).ok()) << "not measured again before the next check";
-  EXPECT_FALSE(q.Check());
-  EXPECT_TRUE(IsEtcdError(q.Admit(10), Error::kNoSpace));
-  EXPECT_EQ(measures, 2);
-}
-
 TEST(SpaceQuotaTest, NoRaiseWhileTheAlarmIsActive) {
   Fake f;
   SpaceQuotaOptions o;
