@@ -98,6 +98,7 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
 absl::Status KvStateMachine::Reload() {
   if (absl::Status s = mvcc_->Reload(); !s.ok()) return s;
   if (absl::Status s = etcd_alarms_.Load(*store_); !s.ok()) return s;
+  if (absl::Status s = etcd_auth_.Load(*store_); !s.ok()) return s;
   sessions_.clear();
   by_last_index_.clear();
   absl::Status parse = absl::OkStatus();
@@ -342,6 +343,11 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::ExecuteEtcd(const kvpb::EtcdWr
   kvpb::EtcdWriteResult* r = out.mutable_etcd();
   // While NOSPACE is raised, etcd's writes that may add data are refused.
   if (absl::Status s = etcd_alarms_.AdmitWrite(w); !s.ok()) return s;
+  // Rights were checked at the revision the request carries: refused if
+  // auth changed since (the member checks again and re-proposes).
+  if (w.has_auth() && etcd_auth_.enabled() && w.auth().revision() < etcd_auth_.revision()) {
+    return etcd::EtcdError(etcd::Error::kAuthOldRevision);
+  }
   if (w.request_case() == kvpb::EtcdWrite::kCompaction) {
     if (overlay->keys == nullptr) overlay->keys = mvcc_->BeginBatch();
     absl::Status s = etcd::FromMvcc(overlay->keys->Compact(w.compaction().revision()));
@@ -385,7 +391,13 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::ExecuteEtcd(const kvpb::EtcdWr
   return out;
 }
 
-absl::Status KvStateMachine::AdmitNativeWrite() const {
+absl::Status KvStateMachine::AdmitNativeWrite(bool deletes) const {
+  if (etcd_auth_.enabled()) {
+    return absl::PermissionDeniedError(
+        "etcd's auth is enabled: raftkv's native API has no credentials; write through etcd's "
+        "API with a user");
+  }
+  if (deletes) return absl::OkStatus();
   // The quota bounds the store, whichever API writes: as etcd's Put and Txn.
   if (etcd_alarms_.Active(etcdserverpb::NOSPACE)) return etcd::EtcdError(etcd::Error::kNoSpace);
   return absl::OkStatus();
@@ -464,6 +476,7 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
     case kvpb::Command::kDelete: {
       const auto& del = cmd.delete_();
       if (absl::Status s = ValidateKey(del.key()); !s.ok()) return s;
+      if (absl::Status s = AdmitNativeWrite(/*deletes=*/true); !s.ok()) return s;
       std::unique_ptr<mvcc::Store::Txn> txn = BeginTxn(index, overlay);
       absl::StatusOr<std::vector<mvcc::KeyValue>> gone = txn->DeleteRange(del.key(), "");
       if (!gone.ok()) return StorageError(gone.status(), overlay);
@@ -508,6 +521,12 @@ absl::StatusOr<kvpb::WriteResult> KvStateMachine::Execute(const kvpb::Command& c
       auto resp = etcd_alarms_.Apply(cmd.alarm(), &overlay->batch);
       if (!resp.ok()) return resp.status();
       *out.mutable_etcd()->mutable_alarm() = *std::move(resp);
+      return out;
+    }
+    case kvpb::Command::kAuth: {
+      auto rev = etcd_auth_.Apply(cmd.auth(), &overlay->batch);
+      if (!rev.ok()) return rev.status();
+      out.mutable_etcd()->set_auth_revision(*rev);
       return out;
     }
     case kvpb::Command::kIncarnation:  // handled by Apply

@@ -14,6 +14,7 @@
 //                       recorded while it is a member; dropped on removal
 //   "c"              -> index of the last applied membership change (fixed64)
 //   "a" + ...        -> etcd's alarms (server/etcd/alarm_store.h)
+//   "A" + ...        -> etcd's users, roles, auth switch (server/etcd/auth_store.h)
 //
 // Apply() is deterministic: every replica applying the same entries reaches
 // the same bytes, including session eviction. It is called by one thread
@@ -41,6 +42,7 @@
 #include "proto/raft.pb.h"
 #include "proto/state.pb.h"
 #include "server/etcd/alarm_store.h"
+#include "server/etcd/auth_store.h"
 #include "storage/log_store.h"
 
 namespace raftkv::server {
@@ -152,6 +154,10 @@ class KvStateMachine {
 
   // etcd's alarms as of the applied index (reads: any thread).
   const etcd::AlarmStore& etcd_alarms() const { return etcd_alarms_; }
+  // etcd's auth state as of the applied index (reads: any thread; its
+  // invalidation hook is set before the node starts).
+  etcd::AuthStore* etcd_auth() { return &etcd_auth_; }
+  const etcd::AuthStore& etcd_auth() const { return etcd_auth_; }
   // The key of a record a backup may end with to reach a size it needs
   // (server/backup_source.h); no data key sorts after it, and a restore
   // drops it.
@@ -195,8 +201,9 @@ class KvStateMachine {
   absl::StatusOr<kvpb::WriteResult> ExecuteEtcd(const kvpb::EtcdWrite& w, uint64_t index,
                                                 Overlay* overlay);
   // OK, or etcd's ErrNoSpace for a native Put or CAS while a NOSPACE alarm
-  // (server/etcd/alarm_store.h) is active; deletes go on.
-  absl::Status AdmitNativeWrite() const;
+  // (server/etcd/alarm_store.h) is active; deletes go on. With etcd's auth
+  // on, every native write is refused (the native API has no credentials).
+  absl::Status AdmitNativeWrite(bool deletes = false) const;
   // A write transaction of `overlay`'s MVCC batch for entry `index`.
   std::unique_ptr<mvcc::Store::Txn> BeginTxn(uint64_t index, Overlay* overlay);
   // Writes `overlay` (its MVCC batch included) with applied index `index`.
@@ -215,6 +222,7 @@ class KvStateMachine {
   storage::LogStore* const store_;
   std::unique_ptr<mvcc::Store> mvcc_;
   etcd::AlarmStore etcd_alarms_;
+  etcd::AuthStore etcd_auth_;
   CheckpointHook checkpoint_hook_;
   mutable absl::Mutex incarnations_mu_;
   std::map<uint64_t, uint64_t> incarnations_ ABSL_GUARDED_BY(incarnations_mu_);

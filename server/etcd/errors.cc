@@ -14,7 +14,7 @@ struct Entry {
 };
 
 // Codes and messages as etcd's rpctypes/error.go (v3.4; the sort option
-// error from v3.6).
+// error from v3.6, permission not given from v3.5).
 Entry Lookup(Error e) {
   using C = absl::StatusCode;
   switch (e) {
@@ -89,6 +89,40 @@ Entry Lookup(Error e) {
       return {C::kDataLoss, "etcdserver: corrupt cluster"};
     case Error::kBadLeaderTransferee:
       return {C::kFailedPrecondition, "etcdserver: bad leader transferee"};
+    case Error::kRootUserNotExist:
+      return {C::kFailedPrecondition, "etcdserver: root user does not exist"};
+    case Error::kRootRoleNotExist:
+      return {C::kFailedPrecondition, "etcdserver: root user does not have root role"};
+    case Error::kUserAlreadyExist:
+      return {C::kFailedPrecondition, "etcdserver: user name already exists"};
+    case Error::kUserEmpty:
+      return {C::kInvalidArgument, "etcdserver: user name is empty"};
+    case Error::kUserNotFound:
+      return {C::kFailedPrecondition, "etcdserver: user name not found"};
+    case Error::kRoleAlreadyExist:
+      return {C::kFailedPrecondition, "etcdserver: role name already exists"};
+    case Error::kRoleNotFound:
+      return {C::kFailedPrecondition, "etcdserver: role name not found"};
+    case Error::kRoleEmpty:
+      return {C::kInvalidArgument, "etcdserver: role name is empty"};
+    case Error::kAuthFailed:
+      return {C::kInvalidArgument, "etcdserver: authentication failed, invalid user ID or password"};
+    case Error::kPermissionDenied:
+      return {C::kPermissionDenied, "etcdserver: permission denied"};
+    case Error::kRoleNotGranted:
+      return {C::kFailedPrecondition, "etcdserver: role is not granted to the user"};
+    case Error::kPermissionNotGranted:
+      return {C::kFailedPrecondition, "etcdserver: permission is not granted to the role"};
+    case Error::kAuthNotEnabled:
+      return {C::kFailedPrecondition, "etcdserver: authentication is not enabled"};
+    case Error::kInvalidAuthToken:
+      return {C::kUnauthenticated, "etcdserver: invalid auth token"};
+    case Error::kInvalidAuthMgmt:
+      return {C::kInvalidArgument, "etcdserver: invalid auth management"};
+    case Error::kAuthOldRevision:
+      return {C::kInvalidArgument, "etcdserver: revision of auth store is old"};
+    case Error::kPermissionNotGiven:
+      return {C::kInvalidArgument, "etcdserver: permission not given"};
   }
   return {C::kInternal, "etcdserver: unknown error"};  // unreachable: every enumerator above
 }

@@ -51,6 +51,24 @@ enum class Error {
   kNotSupportedForLearner,
   kCorrupt,              // DataLoss "etcdserver: corrupt cluster"
   kBadLeaderTransferee,  // FailedPrecondition
+  // Auth (etcd's messages; codes as rpctypes).
+  kRootUserNotExist,       // FailedPrecondition "etcdserver: root user does not exist"
+  kRootRoleNotExist,       // FailedPrecondition "etcdserver: root user does not have root role"
+  kUserAlreadyExist,       // FailedPrecondition "etcdserver: user name already exists"
+  kUserEmpty,              // InvalidArgument "etcdserver: user name is empty"
+  kUserNotFound,           // FailedPrecondition "etcdserver: user name not found"
+  kRoleAlreadyExist,       // FailedPrecondition "etcdserver: role name already exists"
+  kRoleNotFound,           // FailedPrecondition "etcdserver: role name not found"
+  kRoleEmpty,              // InvalidArgument "etcdserver: role name is empty"
+  kAuthFailed,             // InvalidArgument "etcdserver: authentication failed, ..."
+  kPermissionDenied,       // PermissionDenied "etcdserver: permission denied"
+  kRoleNotGranted,         // FailedPrecondition "etcdserver: role is not granted to the user"
+  kPermissionNotGranted,   // FailedPrecondition "etcdserver: permission is not granted to the role"
+  kAuthNotEnabled,         // FailedPrecondition "etcdserver: authentication is not enabled"
+  kInvalidAuthToken,       // Unauthenticated "etcdserver: invalid auth token"
+  kInvalidAuthMgmt,        // InvalidArgument "etcdserver: invalid auth management"
+  kAuthOldRevision,        // InvalidArgument "etcdserver: revision of auth store is old"
+  kPermissionNotGiven,     // InvalidArgument "etcdserver: permission not given" (etcd 3.5)
 };
 
 // The Status etcd's server answers for `e`: its gRPC code and message.

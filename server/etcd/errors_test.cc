@@ -32,6 +32,16 @@ TEST(EtcdErrorsTest, CodesAndMessagesAreEtcds) {
       {Error::kNotLeader, absl::StatusCode::kFailedPrecondition, "etcdserver: not leader"},
       {Error::kTimeout, absl::StatusCode::kUnavailable, "etcdserver: request timed out"},
       {Error::kMemberNotFound, absl::StatusCode::kNotFound, "etcdserver: member not found"},
+      {Error::kPermissionDenied, absl::StatusCode::kPermissionDenied,
+       "etcdserver: permission denied"},
+      {Error::kInvalidAuthToken, absl::StatusCode::kUnauthenticated,
+       "etcdserver: invalid auth token"},
+      {Error::kAuthFailed, absl::StatusCode::kInvalidArgument,
+       "etcdserver: authentication failed, invalid user ID or password"},
+      {Error::kRootUserNotExist, absl::StatusCode::kFailedPrecondition,
+       "etcdserver: root user does not exist"},
+      {Error::kAuthOldRevision, absl::StatusCode::kInvalidArgument,
+       "etcdserver: revision of auth store is old"},
   };
   for (const Case& c : cases) {
     absl::Status s = EtcdError(c.e);
