@@ -49,6 +49,9 @@
 #include "server/connection_listener.h"
 #include "server/corruption_guard.h"
 #include "server/disk_space.h"
+#include "server/etcd/auth_service.h"
+#include "server/etcd/auth_tokens.h"
+#include "server/etcd/authorizer.h"
 #include "server/etcd/auto_compactor.h"
 #include "server/etcd/cluster_service.h"
 #include "server/etcd/context.h"
@@ -124,6 +127,9 @@ DEFINE_int64(max_range_bytes, int64_t{128} << 20,
              "limit) rather than hold more memory.");
 DEFINE_int64(max_txn_ops, 128,
              "etcd API: most operations in one Txn (etcd's --max-txn-ops).");
+DEFINE_int32(auth_token_ttl, 300,
+             "etcd API: seconds an Authenticate token lives past its last use (etcd's "
+             "--auth-token-ttl); tokens are kept in memory by the member that issued them.");
 DEFINE_bool(commit_notices, false,
             "The leader tells followers of each new commit index at once with an empty "
             "append; false: they learn it from the next append or heartbeat (less CPU "
@@ -1008,6 +1014,15 @@ int main(int argc, char** argv) {
   etcd_ctx.max_request_bytes = FLAGS_max_request_bytes;
   etcd_ctx.max_txn_ops = FLAGS_max_txn_ops;
   etcd_ctx.max_range_bytes = FLAGS_max_range_bytes;
+  // etcd's auth: tokens of this member, dropped as the replicated state says.
+  server::etcd::AuthTokenOptions token_opts;
+  token_opts.ttl = absl::Seconds(FLAGS_auth_token_ttl);
+  if (absl::Status s = token_opts.Validate(); !s.ok()) Die(std::string(s.message()));
+  server::etcd::AuthTokens auth_tokens(token_opts);
+  sm_ptr->etcd_auth()->set_invalidate_hook(
+      [&auth_tokens](const std::string& user) { auth_tokens.Invalidate(user); });
+  server::etcd::Authorizer authorizer(sm_ptr->etcd_auth(), &auth_tokens, FLAGS_client_cert_auth);
+  etcd_ctx.auth = &authorizer;
   if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
   auto auto_compaction = server::etcd::ParseAutoCompaction(FLAGS_auto_compaction_mode,
                                                             FLAGS_auto_compaction_retention);
@@ -1065,6 +1080,7 @@ int main(int argc, char** argv) {
     return quota->Admit(cost);
   };
   server::etcd::KvService etcd_kv(etcd_ctx);
+  server::etcd::AuthService etcd_auth(etcd_ctx);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -1093,6 +1109,7 @@ int main(int argc, char** argv) {
   builder.RegisterService(&peer);
   builder.RegisterService(&forward);
   builder.RegisterService(&etcd_kv);
+  builder.RegisterService(&etcd_auth);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server) Die(absl::StrCat("cannot start the gRPC server for ", listen));
   (*listener)->Start(std::move(acceptor));

@@ -143,6 +143,7 @@ grpc::Status ClusterService::List(grpc::ServerContext* ctx, const MemberListRequ
 
 grpc::Status ClusterService::Add(grpc::ServerContext* ctx, const MemberAddRequest& req,
                                  MemberAddResponse* resp) {
+  if (absl::Status s = CheckAdmin(c_, *ctx); !s.ok()) return Answer(ctx, "MemberAdd", s);  // etcd: root
   std::string why;
   absl::StatusOr<std::string> address =
       AddressOfPeerURLs(ToVector(req.peerurls()), c_.client_tls, &why);
@@ -177,6 +178,7 @@ grpc::Status ClusterService::Add(grpc::ServerContext* ctx, const MemberAddReques
 
 grpc::Status ClusterService::Remove(grpc::ServerContext* ctx, const MemberRemoveRequest& req,
                                     MemberRemoveResponse* resp) {
+  if (absl::Status s = CheckAdmin(c_, *ctx); !s.ok()) return Answer(ctx, "MemberRemove", s);  // etcd: root
   if (!raft::IsMember(Membership(), req.id())) {
     return Answer(ctx, "MemberRemove", EtcdError(Error::kMemberNotFound));
   }
@@ -192,6 +194,7 @@ grpc::Status ClusterService::Remove(grpc::ServerContext* ctx, const MemberRemove
 
 grpc::Status ClusterService::Update(grpc::ServerContext* ctx, const MemberUpdateRequest& req,
                                     MemberUpdateResponse* resp) {
+  if (absl::Status s = CheckAdmin(c_, *ctx); !s.ok()) return Answer(ctx, "MemberUpdate", s);  // etcd: root
   const raftpb::ConfState conf = Membership();
   if (!raft::IsMember(conf, req.id())) {
     return Answer(ctx, "MemberUpdate", EtcdError(Error::kMemberNotFound));
@@ -224,6 +227,7 @@ grpc::Status ClusterService::Update(grpc::ServerContext* ctx, const MemberUpdate
 
 grpc::Status ClusterService::Promote(grpc::ServerContext* ctx, const MemberPromoteRequest& req,
                                      MemberPromoteResponse* resp) {
+  if (absl::Status s = CheckAdmin(c_, *ctx); !s.ok()) return Answer(ctx, "MemberPromote", s);  // etcd: root
   const raftpb::ConfState applied = Membership();
   if (raft::IsVoter(applied, req.id())) {
     return Answer(ctx, "MemberPromote", EtcdError(Error::kMemberNotLearner));

@@ -54,6 +54,10 @@ absl::Status FromNode(const absl::Status& s) {
   return s;
 }
 
+absl::Status CheckAdmin(const EtcdContext& c, const grpc::ServerContextBase& ctx) {
+  return c.auth != nullptr ? c.auth->CheckAdmin(ctx) : absl::OkStatus();
+}
+
 grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }

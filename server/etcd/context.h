@@ -22,6 +22,7 @@
 #include "server/alarms.h"
 #include "server/answer_budget.h"
 #include "server/corruption_guard.h"
+#include "server/etcd/authorizer.h"
 #include "server/mvcc_compactor.h"
 #include "server/node.h"
 #include "server/state_machine.h"
@@ -39,6 +40,9 @@ struct EtcdContext {
   CorruptionGuard* corruption = nullptr;  // may be null
   // Read answers are charged to it until sent (may be null: not charged).
   AnswerBudget* answer_budget = nullptr;
+  // etcd's auth checks (server/etcd/authorizer.h); null: none (every call
+  // is allowed, as with auth disabled).
+  const Authorizer* auth = nullptr;
 
   // Proposes `command` (a serialized kvpb::Command) through the log: on this
   // node while it leads, else forwarded to the leader (server/forwarding.h).
@@ -76,6 +80,10 @@ void FillHeader(const EtcdContext& c, int64_t revision, etcdserverpb::ResponseHe
 // down -> ErrStopped, no space -> ErrNoSpace, corrupt data -> ErrCorrupt.
 // etcd's own errors and OK pass unchanged; others keep their code and text.
 absl::Status FromNode(const absl::Status& s);
+
+// OK, or why the caller may not make an admin call (root only once auth is
+// enabled).
+absl::Status CheckAdmin(const EtcdContext& c, const grpc::ServerContextBase& ctx);
 
 // `s` as a gRPC status (same code and message).
 grpc::Status ToGrpc(const absl::Status& s);

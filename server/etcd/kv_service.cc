@@ -138,13 +138,30 @@ void KvService::ReadThen(bool serializable, absl::Time deadline,
   });
 }
 
-void KvService::Write(kvpb::EtcdWrite w, absl::Time deadline,
-                      std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done) {
+absl::StatusOr<AuthInfo> KvService::Caller(const grpc::ServerContextBase& ctx) const {
+  if (c_.auth == nullptr) return AuthInfo();
+  return c_.auth->Caller(ctx);
+}
+
+void KvService::Write(kvpb::EtcdWrite w, AuthInfo who, absl::Time deadline,
+                      std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done,
+                      int attempts) {
+  if (c_.auth != nullptr) {
+    if (absl::Status s = c_.auth->CheckWrite(who, &w); !s.ok()) {
+      done(s);
+      return;
+    }
+  }
   kvpb::Command cmd;
-  *cmd.mutable_etcd() = std::move(w);
+  *cmd.mutable_etcd() = w;
   c_.propose(cmd.SerializeAsString(), deadline,
-             [done = std::move(done)](absl::StatusOr<kvpb::WriteResult> r) {
+             [this, w = std::move(w), who = std::move(who), deadline, done = std::move(done),
+              attempts](absl::StatusOr<kvpb::WriteResult> r) mutable {
                if (!r.ok()) {
+                 if (attempts > 1 && IsEtcdError(r.status(), Error::kAuthOldRevision)) {
+                   Write(std::move(w), std::move(who), deadline, std::move(done), attempts - 1);
+                   return;
+                 }
                  done(FromNode(r.status()));
                } else if (!r->has_etcd()) {
                  done(absl::InternalError("an etcd write was applied without an etcd result"));
@@ -162,9 +179,20 @@ grpc::ServerUnaryReactor* KvService::Range(grpc::CallbackServerContext* ctx,
     reactor->Finish(ToGrpc(s));
     return reactor;
   }
+  absl::StatusOr<AuthInfo> who = Caller(*ctx);
+  if (!who.ok()) {
+    reactor->Finish(ToGrpc(who.status()));
+    return reactor;
+  }
   ReadThen<etcdserverpb::RangeResponse>(
       req->serializable(), DeadlineOf(c_, ctx->deadline()),
-      [req](const mvcc::Reader& view) { return etcd::Range(view, *req); },
+      [this, req, who = *who](const mvcc::Reader& view) -> absl::StatusOr<etcdserverpb::RangeResponse> {
+        // Checked once the read is due, against the auth state of then.
+        if (c_.auth != nullptr) {
+          if (absl::Status s = c_.auth->CheckRead(who, *req); !s.ok()) return s;
+        }
+        return etcd::Range(view, *req);
+      },
       [reactor, out](absl::StatusOr<etcdserverpb::RangeResponse> r) {
         AnswerRead(reactor, out, r);
       });
@@ -178,11 +206,13 @@ grpc::ServerUnaryReactor* KvService::Put(grpc::CallbackServerContext* ctx,
   absl::Status s = CheckSize(c_, *in);
   if (s.ok()) s = ParseAndCheck(*in, w.mutable_put(), CheckPutRequest);
   if (s.ok() && c_.admit_write) s = c_.admit_write(in->Length());
+  absl::StatusOr<AuthInfo> who = Caller(*ctx);
+  if (s.ok()) s = who.status();
   if (!s.ok()) {
     reactor->Finish(ToGrpc(s));
     return reactor;
   }
-  Write(std::move(w), DeadlineOf(c_, ctx->deadline()),
+  Write(std::move(w), *std::move(who), DeadlineOf(c_, ctx->deadline()),
         [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
           if (!r.ok()) return Answer<etcdserverpb::PutResponse>(reactor, out, r.status());
           etcdserverpb::PutResponse* resp = r->mutable_put();
@@ -199,11 +229,13 @@ grpc::ServerUnaryReactor* KvService::DeleteRange(grpc::CallbackServerContext* ct
   kvpb::EtcdWrite w;
   absl::Status s = CheckSize(c_, *in);
   if (s.ok()) s = ParseAndCheck(*in, w.mutable_delete_range(), CheckDeleteRangeRequest);
+  absl::StatusOr<AuthInfo> who = Caller(*ctx);
+  if (s.ok()) s = who.status();
   if (!s.ok()) {
     reactor->Finish(ToGrpc(s));
     return reactor;
   }
-  Write(std::move(w), DeadlineOf(c_, ctx->deadline()),
+  Write(std::move(w), *std::move(who), DeadlineOf(c_, ctx->deadline()),
         [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
           if (!r.ok()) return Answer<etcdserverpb::DeleteRangeResponse>(reactor, out, r.status());
           etcdserverpb::DeleteRangeResponse* resp = r->mutable_delete_range();
@@ -224,12 +256,19 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
     });
   }
   const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
+  absl::StatusOr<AuthInfo> who = Caller(*ctx);
+  if (s.ok()) s = who.status();
   if (s.ok() && IsReadOnly(*req)) {
     auto* reactor = new BudgetedReactor(c_.answer_budget);
     auto shared = std::make_shared<etcdserverpb::TxnRequest>(std::move(*req));
     ReadThen<etcdserverpb::TxnResponse>(
         IsSerializable(*shared), deadline,
-        [shared](const mvcc::Reader& view) { return ReadOnlyTxn(view, *shared); },
+        [this, shared, who = *who](const mvcc::Reader& view) -> absl::StatusOr<etcdserverpb::TxnResponse> {
+          if (c_.auth != nullptr) {
+            if (absl::Status s = c_.auth->CheckRead(who, *shared); !s.ok()) return s;
+          }
+          return ReadOnlyTxn(view, *shared);
+        },
         [reactor, out](absl::StatusOr<etcdserverpb::TxnResponse> r) {
           AnswerRead(reactor, out, r);
         });
@@ -241,7 +280,8 @@ grpc::ServerUnaryReactor* KvService::Txn(grpc::CallbackServerContext* ctx,
     reactor->Finish(ToGrpc(s));
     return reactor;
   }
-  Write(std::move(w), deadline, [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
+  Write(std::move(w), *std::move(who), deadline,
+        [this, reactor, out](absl::StatusOr<kvpb::EtcdWriteResult> r) {
     if (!r.ok()) return Answer<etcdserverpb::TxnResponse>(reactor, out, r.status());
     etcdserverpb::TxnResponse* resp = r->mutable_txn();
     FillHeader(c_, resp->header().revision(), resp->mutable_header());
@@ -256,10 +296,12 @@ grpc::Status KvService::Compact(grpc::ServerContext* ctx,
   const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
   kvpb::EtcdWrite w;
   *w.mutable_compaction() = req;
+  absl::StatusOr<AuthInfo> who = Caller(*ctx);
+  if (!who.ok()) return ToGrpc(who.status());
   absl::StatusOr<kvpb::EtcdWriteResult> result = AwaitNode<kvpb::EtcdWriteResult>(
       deadline,
       [&](std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done) {
-        Write(std::move(w), deadline, std::move(done));
+        Write(std::move(w), *who, deadline, std::move(done));
       });
   if (!result.ok()) {
     return ToGrpc(absl::IsDeadlineExceeded(result.status()) ? EtcdError(Error::kTimeout)

@@ -55,9 +55,14 @@ class KvService final : public RawKvBase {
   template <typename Resp>
   void ReadThen(bool serializable, absl::Time deadline,
                 std::function<absl::StatusOr<Resp>(const mvcc::Reader&)> read, Done<Resp> done);
-  // A write: proposes `w` and hands the applied result to `done`.
-  void Write(kvpb::EtcdWrite w, absl::Time deadline,
-             std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done);
+  // A write by `who`: checks its rights (server/etcd/authorizer.h),
+  // proposes `w` and hands the applied result to `done`. Refused at apply
+  // because auth changed since the check, it is checked and proposed again
+  // (`attempts` in all).
+  void Write(kvpb::EtcdWrite w, AuthInfo who, absl::Time deadline,
+             std::function<void(absl::StatusOr<kvpb::EtcdWriteResult>)> done, int attempts = 5);
+  // Who the call runs as (server/etcd/authorizer.h).
+  absl::StatusOr<AuthInfo> Caller(const grpc::ServerContextBase& ctx) const;
   // Compact, on a sync thread.
   grpc::Status Compact(grpc::ServerContext* ctx, const etcdserverpb::CompactionRequest& req,
                        etcdserverpb::CompactionResponse* resp);

@@ -133,6 +133,10 @@ grpc::Status MaintenanceService::Alarm(grpc::ServerContext* ctx,
                                        const etcdserverpb::AlarmRequest* req,
                                        etcdserverpb::AlarmResponse* resp) {
   const etcdserverpb::AlarmType type = req->alarm();
+  // etcd 3.4 lets any user raise or clear alarms; raftkv keeps that to root.
+  if (req->action() != etcdserverpb::AlarmRequest::GET) {
+    if (absl::Status s = CheckAdmin(ctx_, *ctx); !s.ok()) return ToGrpc(s);
+  }
   switch (req->action()) {
     case etcdserverpb::AlarmRequest::GET: {
       // The replicated alarms (as of this member's applied index) and this
@@ -226,6 +230,7 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext* /*ctx*/,
 grpc::Status MaintenanceService::Defragment(grpc::ServerContext* ctx,
                                             const etcdserverpb::DefragmentRequest* /*req*/,
                                             etcdserverpb::DefragmentResponse* resp) {
+  if (absl::Status s = CheckAdmin(ctx_, *ctx); !s.ok()) return ToGrpc(s);  // etcd: root
   // RocksDB has no file to rewrite as bbolt does; the closest is compacting
   // all of the data, which drops deleted and overwritten records. One at a
   // time; writes and background compactions go on.
@@ -243,9 +248,10 @@ grpc::Status MaintenanceService::Defragment(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
-grpc::Status MaintenanceService::Hash(grpc::ServerContext* /*ctx*/,
+grpc::Status MaintenanceService::Hash(grpc::ServerContext* ctx,
                                       const etcdserverpb::HashRequest* /*req*/,
                                       etcdserverpb::HashResponse* resp) {
+  if (absl::Status s = CheckAdmin(ctx_, *ctx); !s.ok()) return ToGrpc(s);  // etcd: root
   auto view = ctx_.sm->store()->OpenDataSnapshot();
   if (!view.ok()) return ToGrpc(view.status());
   auto h = KvStateMachine::StateHash(**view);
@@ -255,9 +261,10 @@ grpc::Status MaintenanceService::Hash(grpc::ServerContext* /*ctx*/,
   return grpc::Status::OK;
 }
 
-grpc::Status MaintenanceService::HashKV(grpc::ServerContext* /*ctx*/,
+grpc::Status MaintenanceService::HashKV(grpc::ServerContext* ctx,
                                         const etcdserverpb::HashKVRequest* req,
                                         etcdserverpb::HashKVResponse* resp) {
+  if (absl::Status s = CheckAdmin(ctx_, *ctx); !s.ok()) return ToGrpc(s);  // etcd: root
   auto view = ctx_.sm->store()->OpenDataSnapshot();
   if (!view.ok()) return ToGrpc(view.status());
   std::unique_ptr<mvcc::View> keys = mvcc::Store::ReadSnapshot(**view);
@@ -293,6 +300,8 @@ grpc::Status MaintenanceService::HashKV(grpc::ServerContext* /*ctx*/,
 grpc::Status MaintenanceService::MoveLeader(grpc::ServerContext* ctx,
                                             const etcdserverpb::MoveLeaderRequest* req,
                                             etcdserverpb::MoveLeaderResponse* resp) {
+  // etcd 3.4 lets any user move the leader; raftkv keeps that to root.
+  if (absl::Status s = CheckAdmin(ctx_, *ctx); !s.ok()) return ToGrpc(s);
   if (!ctx_.node->is_leader()) return ToGrpc(EtcdError(Error::kNotLeader));
   const uint64_t target = req->targetid();
   if (!raft::IsVoter(ctx_.sm->Membership().second, target)) {
@@ -330,6 +339,7 @@ void MaintenanceService::MarkRawSnapshot() {
                                       ? ParseRequest(in, &req)
                                       : absl::InvalidArgumentError("request has no body");
             if (!parsed.ok()) return ToGrpc(parsed);
+            if (absl::Status s = CheckAdmin(ctx_, *ctx); !s.ok()) return ToGrpc(s);  // etcd: root
             BackupSourceOptions bo;
             bo.cluster_id = ctx_.cluster_id;
             bo.member_id = ctx_.member_id;
