@@ -122,9 +122,15 @@ grpc::Status AuthService::Disable(grpc::ServerContext* ctx, const AuthDisableReq
 
 grpc::Status AuthService::Authenticate(grpc::ServerContext* ctx, const AuthenticateRequest& req,
                                        AuthenticateResponse* resp) {
+  const absl::Time deadline = DeadlineOf(c_, ctx->deadline());
   absl::Status s = Linearize(ctx);
-  if (s.ok() && !store_.enabled()) s = EtcdError(Error::kAuthNotEnabled);
-  if (s.ok()) {
+  for (int attempt = 0; s.ok() && attempt < kAttempts; ++attempt) {
+    if (!store_.enabled()) {
+      s = EtcdError(Error::kAuthNotEnabled);
+      break;
+    }
+    // The revision first: a change between it and the check shows at apply.
+    const uint64_t revision = store_.revision();
     std::optional<authpb::User> user = store_.GetUser(req.name());
     // etcd: no such user, a user without a password, a wrong password: all
     // the same answer.
@@ -133,13 +139,36 @@ grpc::Status AuthService::Authenticate(grpc::ServerContext* ctx, const Authentic
       LOG(INFO) << "etcd Authenticate from " << ctx->peer() << ": refused for user \""
                 << absl::CEscape(req.name()) << "\"";
       s = EtcdError(Error::kAuthFailed);
+      break;
     }
-  }
-  if (s.ok()) {
-    absl::StatusOr<std::string> token = c_.auth->tokens()->Issue(req.name());
-    s = token.status();
+    absl::StatusOr<std::string> token = AuthTokens::New();
+    if (!token.ok()) {
+      s = token.status();
+      break;
+    }
+    kvpb::Command command;
+    kvpb::AuthCommand* cmd = command.mutable_auth();
+    cmd->set_auth_revision(revision);
+    cmd->mutable_authenticate()->set_name(req.name());
+    cmd->set_token(*token);
+    absl::StatusOr<kvpb::WriteResult> r = AwaitNode<kvpb::WriteResult>(
+        deadline, [&](std::function<void(absl::StatusOr<kvpb::WriteResult>)> done) {
+          c_.propose(command.SerializeAsString(), deadline, std::move(done));
+        });
+    s = r.status();
+    if (IsEtcdError(s, Error::kAuthOldRevision)) {
+      s = absl::OkStatus();
+      continue;
+    }
+    if (absl::IsDeadlineExceeded(s)) s = EtcdError(Error::kTimeout);
+    s = FromNode(s);
+    // The token is this member's once it applied the entry: a ReadIndex
+    // waits for that.
+    if (s.ok()) s = Linearize(ctx);
     if (s.ok()) resp->set_token(*std::move(token));
+    break;
   }
+  if (s.ok() && resp->token().empty()) s = EtcdError(Error::kAuthOldRevision);
   if (s.ok()) FillHeader(c_, c_.sm->mvcc()->revision(), resp->mutable_header());
   return Answer(ctx, "Authenticate", s);
 }

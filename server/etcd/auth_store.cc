@@ -158,6 +158,15 @@ absl::StatusOr<uint64_t> AuthStore::Apply(const kvpb::AuthCommand& cmd,
   {
     absl::MutexLock l(&mu_);
     if (enabled() && cmd.auth_revision() < revision()) return EtcdError(Error::kAuthOldRevision);
+    if (cmd.request_case() == kvpb::AuthCommand::kAuthenticate) {
+      // The password was checked at this revision; the user still exists.
+      if (!enabled()) return EtcdError(Error::kAuthNotEnabled);
+      if (users_.count(cmd.authenticate().name()) == 0 || cmd.token().empty()) {
+        return EtcdError(Error::kAuthFailed);
+      }
+      if (token_) token_(cmd.token(), cmd.authenticate().name());
+      return revision();
+    }
     const uint64_t before = revision();
     if (absl::Status s = ApplyLocked(cmd, batch); !s.ok()) return s;
     if (revision() == before) return before;  // nothing changed
@@ -353,6 +362,7 @@ absl::Status AuthStore::ApplyLocked(const kvpb::AuthCommand& cmd, storage::DataB
       bump();
       return absl::OkStatus();
     }
+    case kvpb::AuthCommand::kAuthenticate:  // handled by Apply
     case kvpb::AuthCommand::REQUEST_NOT_SET:
       break;
   }

@@ -79,6 +79,10 @@ class AuthStore {
   void set_invalidate_hook(std::function<void(const std::string& user)> hook) {
     invalidate_ = std::move(hook);
   }
+  // Called with each token an applied Authenticate issued and its user.
+  void set_token_hook(std::function<void(const std::string& token, const std::string& user)> hook) {
+    token_ = std::move(hook);
+  }
 
   bool enabled() const { return enabled_.load(std::memory_order_acquire); }
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
@@ -117,6 +121,7 @@ class AuthStore {
   std::atomic<bool> enabled_{false};
   std::atomic<uint64_t> revision_{0};
   std::function<void(const std::string&)> invalidate_;
+  std::function<void(const std::string&, const std::string&)> token_;
 };
 
 }  // namespace raftkv::server::etcd

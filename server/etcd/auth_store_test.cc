@@ -325,6 +325,33 @@ TEST_F(AuthStoreTest, ChecksAndOldRevisions) {
   EXPECT_FALSE(a_.GetRole("stale").has_value());
 }
 
+TEST_F(AuthStoreTest, AuthenticateHandsEveryMemberTheToken) {
+  std::vector<std::pair<std::string, std::string>> tokens;
+  a_.set_token_hook([&](const std::string& token, const std::string& user) {
+    tokens.emplace_back(token, user);
+  });
+  kvpb::AuthCommand auth;
+  auth.mutable_authenticate()->set_name("root");
+  auth.set_token("tok");
+  EXPECT_TRUE(IsEtcdError(Apply(auth), Error::kAuthNotEnabled));
+  ASSERT_TRUE(AddUser("root").ok());
+  ASSERT_TRUE(Grant("root", "root").ok());
+  ASSERT_TRUE(Enable().ok());
+  const uint64_t rev = a_.revision();
+  ASSERT_TRUE(Apply(auth).ok());
+  EXPECT_EQ(a_.revision(), rev) << "a token is no change of the auth state";
+  ASSERT_EQ(tokens.size(), 1u);
+  EXPECT_EQ(tokens[0], std::make_pair(std::string("tok"), std::string("root")));
+  kvpb::AuthCommand nobody = auth;
+  nobody.mutable_authenticate()->set_name("nobody");
+  EXPECT_TRUE(IsEtcdError(Apply(nobody), Error::kAuthFailed));
+  // The password was checked before a change: checked again.
+  auth.set_auth_revision(rev);
+  ASSERT_TRUE(AddRole("r").ok());
+  EXPECT_TRUE(IsEtcdError(Apply(auth), Error::kAuthOldRevision));
+  EXPECT_EQ(tokens.size(), 1u);
+}
+
 TEST_F(AuthStoreTest, StateSurvivesReload) {
   ASSERT_TRUE(AddUser("root").ok());
   ASSERT_TRUE(Grant("root", "root").ok());

@@ -22,7 +22,7 @@ AuthTokens::AuthTokens(AuthTokenOptions options) : options_(std::move(options)) 
   CHECK(valid.ok()) << valid;
 }
 
-absl::StatusOr<std::string> AuthTokens::Issue(const std::string& user) {
+absl::StatusOr<std::string> AuthTokens::New() {
   static constexpr char kLetters[] =
       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   unsigned char random[32];
@@ -32,6 +32,10 @@ absl::StatusOr<std::string> AuthTokens::Issue(const std::string& user) {
   std::string token;
   // 62 letters: a small bias from the modulo, ~190 bits either way.
   for (unsigned char c : random) token.push_back(kLetters[c % (sizeof(kLetters) - 1)]);
+  return token;
+}
+
+void AuthTokens::Add(const std::string& token, const std::string& user) {
   const absl::Time now = options_.now();
   absl::MutexLock l(&mu_);
   // Expired ones first, then the least recently used while full.
@@ -39,10 +43,10 @@ absl::StatusOr<std::string> AuthTokens::Issue(const std::string& user) {
          (by_expiry_.begin()->first <= now || tokens_.size() >= options_.max_tokens)) {
     EraseLocked(tokens_.find(by_expiry_.begin()->second));
   }
+  if (auto it = tokens_.find(token); it != tokens_.end()) EraseLocked(it);
   const absl::Time expires = now + options_.ttl;
   tokens_[token] = Entry{user, expires};
   by_expiry_.emplace(expires, token);
-  return token;
 }
 
 std::optional<std::string> AuthTokens::User(const std::string& token) {

@@ -1,10 +1,11 @@
 // AuthTokens: etcd's "simple" tokens, as one member keeps them: a random
 // opaque string per Authenticate, mapped in memory to the user it was issued
-// to. A token lives `ttl` (etcd's --auth-token-ttl, 300 s) past its last
-// use, and only on the member that issued it (clientv3 authenticates again
-// on "invalid auth token"). At most `max_tokens` are kept: issuing one more
-// evicts the one unused the longest, so no client can grow the table
-// without bound. Tokens of a deleted user or a changed password, and all of
+// to. Each Authenticate goes through the log (server/etcd/auth_store.h), and
+// every member adds its token, so any member accepts it, as with etcd 3.4. A
+// token lives `ttl` (etcd's --auth-token-ttl, 300 s) past its last use on a
+// member; a restart forgets them (clientv3 authenticates again on "invalid
+// auth token"). At most `max_tokens` are kept: adding one more evicts the
+// one unused the longest, so no client can grow the table without bound. Tokens of a deleted user or a changed password, and all of
 // them when auth is disabled, go at once (AuthStore's invalidation hook).
 //
 // Thread safety: thread-safe.
@@ -40,8 +41,10 @@ class AuthTokens {
   // REQUIRES: options.Validate().ok().
   explicit AuthTokens(AuthTokenOptions options);
 
-  // A new token for `user` (32 random letters and digits).
-  absl::StatusOr<std::string> Issue(const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
+  // A new random token (32 letters and digits), not yet added.
+  static absl::StatusOr<std::string> New();
+  // Takes `token` for `user`.
+  void Add(const std::string& token, const std::string& user) ABSL_LOCKS_EXCLUDED(mu_);
   // The user of a live `token` (its lifetime starts again), or none.
   std::optional<std::string> User(const std::string& token) ABSL_LOCKS_EXCLUDED(mu_);
   // Drops `user`'s tokens; "" drops every token.
