@@ -241,6 +241,7 @@ TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
       adminpb::StatusRequest::descriptor()->file()->FindServiceByName("Admin"),
       etcdserverpb::RangeRequest::descriptor()->file()->FindServiceByName("KV"),
       etcdserverpb::MemberListRequest::descriptor()->file()->FindServiceByName("Cluster"),
+      etcdserverpb::AuthEnableRequest::descriptor()->file()->FindServiceByName("Auth"),
   };
   int methods = 0;
   for (int node : {leader_, follower_}) {
@@ -267,7 +268,8 @@ TEST_F(BadInputTest, MalformedBodiesGetInvalidArgumentOnEveryMethod) {
       }
     }
   }
-  EXPECT_EQ(methods, 2 * (13 + 5 + 5));  // raftkv's KV and Admin, etcd's KV and Cluster
+  // raftkv's KV and Admin, etcd's KV, Cluster and Auth
+  EXPECT_EQ(methods, 2 * (13 + 5 + 5 + 16));
 
   // A Batch stream answers the ops it read before a malformed message, then
   // ends INVALID_ARGUMENT.
