@@ -166,6 +166,13 @@ absl::Time KvService::DeadlineFrom(std::chrono::system_clock::time_point stream_
 
 absl::Status KvService::Admit(OpKind kind, absl::Status valid) const {
   if (!valid.ok()) return valid;
+  // etcd's auth on: this API has no credentials (writes are refused at
+  // apply as well, server/state_machine.h).
+  if (sm_->etcd_auth().enabled()) {
+    return absl::PermissionDeniedError(
+        "etcd's auth is enabled: raftkv's native API has no credentials; use etcd's API "
+        "with a user");
+  }
   if (kind == OpKind::kWrite && !node_->is_leader()) {
     return absl::FailedPreconditionError(absl::StrCat("not leader; leader is ", node_->leader()));
   }

@@ -1019,13 +1019,13 @@ int main(int argc, char** argv) {
   token_opts.ttl = absl::Seconds(FLAGS_auth_token_ttl);
   if (absl::Status s = token_opts.Validate(); !s.ok()) Die(std::string(s.message()));
   server::etcd::AuthTokens auth_tokens(token_opts);
-  sm_ptr->etcd_auth()->set_invalidate_hook(
+  sm_ptr->mutable_etcd_auth()->set_invalidate_hook(
       [&auth_tokens](const std::string& user) { auth_tokens.Invalidate(user); });
-  sm_ptr->etcd_auth()->set_token_hook([&auth_tokens](const std::string& token,
+  sm_ptr->mutable_etcd_auth()->set_token_hook([&auth_tokens](const std::string& token,
                                                      const std::string& user) {
     auth_tokens.Add(token, user);
   });
-  server::etcd::Authorizer authorizer(sm_ptr->etcd_auth(), &auth_tokens, FLAGS_client_cert_auth);
+  server::etcd::Authorizer authorizer(&sm_ptr->etcd_auth(), &auth_tokens, FLAGS_client_cert_auth);
   etcd_ctx.auth = &authorizer;
   if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
   auto auto_compaction = server::etcd::ParseAutoCompaction(FLAGS_auto_compaction_mode,

@@ -156,8 +156,8 @@ class KvStateMachine {
   const etcd::AlarmStore& etcd_alarms() const { return etcd_alarms_; }
   // etcd's auth state as of the applied index (reads: any thread; its
   // invalidation hook is set before the node starts).
-  etcd::AuthStore* etcd_auth() { return &etcd_auth_; }
   const etcd::AuthStore& etcd_auth() const { return etcd_auth_; }
+  etcd::AuthStore* mutable_etcd_auth() { return &etcd_auth_; }
   // The key of a record a backup may end with to reach a size it needs
   // (server/backup_source.h); no data key sorts after it, and a restore
   // drops it.

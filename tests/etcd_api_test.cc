@@ -299,6 +299,13 @@ TEST_F(EtcdApiTest, AuthStateSurvivesRestartsAndTravelsInSnapshots) {
   kvpb::PutResponse nr;
   grpc::Status ns = cluster_->kv(*leader)->Put(&ctx, native, &nr);
   EXPECT_EQ(ns.error_code(), grpc::StatusCode::PERMISSION_DENIED) << ns.error_message();
+  grpc::ClientContext gctx;
+  Deadline(&gctx);
+  kvpb::GetRequest get;
+  get.set_key("a/1");
+  kvpb::GetResponse gr;
+  grpc::Status gs = cluster_->kv(*leader)->Get(&gctx, get, &gr);
+  EXPECT_EQ(gs.error_code(), grpc::StatusCode::PERMISSION_DENIED) << gs.error_message();
 }
 
 }  // namespace

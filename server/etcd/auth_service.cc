@@ -36,7 +36,7 @@ void AuthService::Mark(const char* method,
                      }));
 }
 
-AuthService::AuthService(EtcdContext ctx) : c_(std::move(ctx)), store_(*c_.sm->etcd_auth()) {
+AuthService::AuthService(EtcdContext ctx) : c_(std::move(ctx)), store_(c_.sm->etcd_auth()) {
   CHECK(c_.auth != nullptr) << "the Auth service needs an authorizer";
   Mark("AuthEnable", &AuthService::Enable);
   Mark("AuthDisable", &AuthService::Disable);
