@@ -147,6 +147,48 @@ TEST_F(StateMachineTest, InvalidCommandsChangeNothing) {
   EXPECT_EQ(sm_->applied_index(), index_) << "still advances the applied index";
 }
 
+// etcd's auth (server/etcd/auth_store.h) as the state machine applies it:
+// in the data (a restart keeps it), native writes refused while it is on, an
+// etcd write checked at an older auth revision refused.
+TEST_F(StateMachineTest, EtcdAuthIsReplicatedStateThatGuardsWritesAtApply) {
+  auto auth = [&](auto fill) {
+    kvpb::Command c;
+    c.mutable_auth()->set_auth_revision(sm_->etcd_auth().revision());
+    fill(c.mutable_auth());
+    return ApplyOne(c);
+  };
+  ASSERT_TRUE(auth([](kvpb::AuthCommand* a) {
+                a->mutable_user_add()->set_name("root");
+                a->set_password_hash("$2b$04$hash");
+              }).result.ok());
+  ASSERT_TRUE(auth([](kvpb::AuthCommand* a) {
+                a->mutable_user_grant_role()->set_user("root");
+                a->mutable_user_grant_role()->set_role("root");
+              }).result.ok());
+  EXPECT_TRUE(ApplyOne(Put("k", "before")).result.ok());
+  ApplyResult on = auth([](kvpb::AuthCommand* a) { a->mutable_auth_enable(); });
+  ASSERT_TRUE(on.result.ok()) << on.result.status();
+  const uint64_t rev = sm_->etcd_auth().revision();
+  EXPECT_EQ(on.result->etcd().auth_revision(), rev);
+
+  EXPECT_EQ(ApplyOne(Put("k", "native")).result.status().code(),
+            absl::StatusCode::kPermissionDenied);
+  kvpb::Command etcd_put;
+  etcd_put.mutable_etcd()->mutable_put()->set_key("k");
+  etcd_put.mutable_etcd()->mutable_put()->set_value("etcd");
+  etcd_put.mutable_etcd()->mutable_auth()->set_revision(rev - 1);
+  absl::Status stale = ApplyOne(etcd_put).result.status();
+  EXPECT_EQ(stale.message(), "etcdserver: revision of auth store is old");
+  etcd_put.mutable_etcd()->mutable_auth()->set_revision(rev);
+  EXPECT_TRUE(ApplyOne(etcd_put).result.ok());
+
+  Open();  // a restart
+  EXPECT_TRUE(sm_->etcd_auth().enabled());
+  EXPECT_EQ(sm_->etcd_auth().revision(), rev);
+  EXPECT_EQ(sm_->Get("k")->value(), "etcd");
+  EXPECT_FALSE(ApplyOne(Put("k", "native")).result.ok());
+}
+
 TEST_F(StateMachineTest, ScanWithPrefixLimitAndPaging) {
   for (const char* k : {"app/a", "app/b", "app/c", "apq", "b"}) ApplyOne(Put(k, k));
   ScanResult r = *sm_->Scan("app/", "", 2);
