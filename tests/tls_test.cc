@@ -1,7 +1,7 @@
 // Clusters with client and peer mutual TLS on real processes (issue 23):
 // kvctl over TLS across a leader SIGKILL, the clients and callers that must
 // be refused (fast, in one line), and certificate rotation under load with
-// no failed request.
+// no failed request; the client certificate's CN as etcd's user.
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -18,6 +18,7 @@
 #include "client/kvctl_lib.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/etcd/rpc.grpc.pb.h"
 #include "tests/cluster_harness.h"
 
 namespace raftkv::testing {
@@ -278,6 +279,83 @@ TEST_F(TlsTest, RotatesCertificatesUnderLoadWithoutAFailedRequest) {
   for (auto& t : writers) t.join();
   EXPECT_EQ(failed.load(), 0) << "first error: " << first_error;
   EXPECT_GT(ok.load(), 300);
+}
+
+
+// With --client_cert_auth and etcd's auth on, a call without a token runs as
+// the user named by its certificate's CN (etcd's rule): "client" here.
+TEST_F(TlsTest, TheClientCertificatesCommonNameIsTheEtcdUser) {
+  std::unique_ptr<Cluster> c = StartTlsCluster();
+  auto leader = c->WaitForLeader();
+  ASSERT_TRUE(leader.ok()) << leader.status();
+  auto channel = grpc::CreateChannel(c->address(*leader % 3 + 1), ClientCredentials());
+  auto auth = etcdserverpb::Auth::NewStub(channel);
+  auto kv = etcdserverpb::KV::NewStub(channel);
+  auto ctx = [](const std::string& token = "") {
+    auto x = std::make_unique<grpc::ClientContext>();
+    x->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (!token.empty()) x->AddMetadata("token", token);
+    return x;
+  };
+  etcdserverpb::AuthUserAddRequest add;
+  etcdserverpb::AuthUserAddResponse added;
+  add.set_name("root");
+  add.set_password("rpw");
+  ASSERT_TRUE(auth->UserAdd(ctx().get(), add, &added).ok());
+  add.set_name("client");
+  add.clear_password();
+  add.mutable_options()->set_no_password(true);  // certificate only
+  ASSERT_TRUE(auth->UserAdd(ctx().get(), add, &added).ok());
+  etcdserverpb::AuthUserGrantRoleRequest grant;
+  etcdserverpb::AuthUserGrantRoleResponse granted;
+  grant.set_user("root");
+  grant.set_role("root");
+  ASSERT_TRUE(auth->UserGrantRole(ctx().get(), grant, &granted).ok());
+  etcdserverpb::AuthRoleAddRequest role;
+  etcdserverpb::AuthRoleAddResponse role_added;
+  role.set_name("c");
+  ASSERT_TRUE(auth->RoleAdd(ctx().get(), role, &role_added).ok());
+  etcdserverpb::AuthRoleGrantPermissionRequest perm;
+  etcdserverpb::AuthRoleGrantPermissionResponse perm_granted;
+  perm.set_name("c");
+  perm.mutable_perm()->set_permtype(authpb::Permission::READWRITE);
+  perm.mutable_perm()->set_key("c/");
+  perm.mutable_perm()->set_range_end("c0");
+  ASSERT_TRUE(auth->RoleGrantPermission(ctx().get(), perm, &perm_granted).ok());
+  grant.set_user("client");
+  grant.set_role("c");
+  ASSERT_TRUE(auth->UserGrantRole(ctx().get(), grant, &granted).ok());
+  etcdserverpb::AuthEnableRequest enable;
+  etcdserverpb::AuthEnableResponse enabled;
+  ASSERT_TRUE(auth->AuthEnable(ctx().get(), enable, &enabled).ok());
+
+  auto put = [&](const std::string& key, const std::string& token = "") {
+    etcdserverpb::PutRequest req;
+    req.set_key(key);
+    req.set_value("v");
+    etcdserverpb::PutResponse resp;
+    return kv->Put(ctx(token).get(), req, &resp);
+  };
+  grpc::Status mine = put("c/1");
+  EXPECT_TRUE(mine.ok()) << mine.error_message();
+  grpc::Status other = put("d");
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::PERMISSION_DENIED) << other.error_message();
+  etcdserverpb::AuthUserListRequest list;
+  etcdserverpb::AuthUserListResponse users;
+  EXPECT_EQ(auth->UserList(ctx().get(), list, &users).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // A user without a password cannot authenticate; a token wins over the CN.
+  etcdserverpb::AuthenticateRequest login;
+  etcdserverpb::AuthenticateResponse token;
+  login.set_name("client");
+  EXPECT_EQ(auth->Authenticate(ctx().get(), login, &token).error_message(),
+            "etcdserver: authentication failed, invalid user ID or password");
+  login.set_name("root");
+  login.set_password("rpw");
+  ASSERT_TRUE(auth->Authenticate(ctx().get(), login, &token).ok());
+  EXPECT_TRUE(put("d", token.token()).ok());
+  EXPECT_TRUE(auth->UserList(ctx(token.token()).get(), list, &users).ok());
+  EXPECT_EQ(users.users_size(), 2);
 }
 
 }  // namespace

@@ -93,7 +93,11 @@ absl::Status AuthService::Change(grpc::ServerContext* ctx, kvpb::AuthCommand cmd
           c_.propose(command.SerializeAsString(), deadline, std::move(done));
         });
     last = r.status();
-    if (IsEtcdError(last, Error::kAuthOldRevision)) continue;
+    if (IsEtcdError(last, Error::kAuthOldRevision)) {
+      // Checked again once this member applied the change.
+      if (absl::Status s = Linearize(ctx); !s.ok()) return s;
+      continue;
+    }
     if (absl::IsDeadlineExceeded(last)) return EtcdError(Error::kTimeout);
     if (!last.ok()) return FromNode(last);
     FillHeader(c_, c_.sm->mvcc()->revision(), header);
@@ -157,7 +161,7 @@ grpc::Status AuthService::Authenticate(grpc::ServerContext* ctx, const Authentic
         });
     s = r.status();
     if (IsEtcdError(s, Error::kAuthOldRevision)) {
-      s = absl::OkStatus();
+      s = Linearize(ctx);  // checked again once this member applied the change
       continue;
     }
     if (absl::IsDeadlineExceeded(s)) s = EtcdError(Error::kTimeout);

@@ -47,6 +47,7 @@ namespace raftkv::server::etcd {
 struct AuthInfo {
   std::string user;
   uint64_t revision = 0;
+  bool invalid_token = false;  // a token was given that is not live (user empty)
 };
 
 // etcd's permission semantics on plain data (no store): whether `perms`

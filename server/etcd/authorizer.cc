@@ -1,5 +1,11 @@
 #include "server/etcd/authorizer.h"
 
+#include <openssl/bio.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <memory>
 #include <string>
 
 #include "server/etcd/errors.h"
@@ -16,26 +22,51 @@ std::string Metadata(const grpc::ServerContextBase& ctx, const char* key) {
   return std::string(it->second.data(), it->second.size());
 }
 
+// The common name of the first certificate in `pem`; "" if none.
+std::string CommonName(absl::string_view pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
+                                                &BIO_free);
+  if (bio == nullptr) return "";
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (cert == nullptr) return "";
+  X509_NAME* subject = X509_get_subject_name(cert.get());
+  const int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (i < 0) return "";
+  ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) return "";
+  std::string out(reinterpret_cast<char*>(utf8), n);
+  OPENSSL_free(utf8);
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<AuthInfo> Authorizer::Caller(const grpc::ServerContextBase& ctx) const {
   AuthInfo who;
   who.revision = store_->revision();
-  if (!store_->enabled()) return who;
+  // Resolved whether or not auth is on now: a request may be checked again
+  // after auth came on (a write refused at apply, then retried).
   std::string token = Metadata(ctx, "token");
   if (token.empty()) token = Metadata(ctx, "authorization");  // etcd's gateway's name
   if (!token.empty()) {
     std::optional<std::string> user = tokens_->User(token);
-    if (!user.has_value()) return EtcdError(Error::kInvalidAuthToken);
-    who.user = *user;
+    if (user.has_value()) {
+      who.user = *user;
+    } else {
+      who.invalid_token = true;
+      if (store_->enabled()) return EtcdError(Error::kInvalidAuthToken);
+    }
     return who;
   }
   if (client_cert_auth_) {
     // The handshake verified the certificate (--client_cert_auth): its CN.
     std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
     if (auth != nullptr) {
-      std::vector<grpc::string_ref> cn = auth->FindPropertyValues("x509_common_name");
-      if (!cn.empty()) who.user.assign(cn[0].data(), cn[0].size());
+      std::vector<grpc::string_ref> pem = auth->FindPropertyValues("x509_pem_cert");
+      if (!pem.empty()) who.user = CommonName(absl::string_view(pem[0].data(), pem[0].size()));
     }
   }
   return who;
@@ -50,12 +81,14 @@ absl::Status Authorizer::CheckAdmin(const grpc::ServerContextBase& ctx) const {
 
 absl::Status Authorizer::CheckRead(const AuthInfo& who,
                                    const etcdserverpb::RangeRequest& r) const {
+  if (who.invalid_token && store_->enabled()) return EtcdError(Error::kInvalidAuthToken);
   AuthInfo now = who;
   now.revision = store_->revision();
   return store_->CheckRange(now, r.key(), r.range_end(), Permission::READ);
 }
 
 absl::Status Authorizer::CheckRead(const AuthInfo& who, const etcdserverpb::TxnRequest& t) const {
+  if (who.invalid_token && store_->enabled()) return EtcdError(Error::kInvalidAuthToken);
   AuthInfo now = who;
   now.revision = store_->revision();
   return CheckTxn(now, t);
@@ -105,6 +138,7 @@ absl::Status Authorizer::CheckWrite(AuthInfo who, kvpb::EtcdWrite* w) const {
   // old revision (here, or at apply), never as rights of a newer state
   // stamped with an older revision.
   who.revision = store_->revision();
+  if (who.invalid_token && store_->enabled()) return EtcdError(Error::kInvalidAuthToken);
   absl::Status s;
   switch (w->request_case()) {
     case kvpb::EtcdWrite::kPut:

@@ -35,9 +35,10 @@ class Authorizer {
   const AuthStore& store() const { return *store_; }
   AuthTokens* tokens() const { return tokens_; }
 
-  // The caller (revision: the store's now). kInvalidAuthToken for a token
-  // that is not live on this member; an empty user when there are no
-  // credentials or auth is off.
+  // The caller (revision: the store's now): the token's user, else the
+  // certificate's; an empty user without credentials. kInvalidAuthToken for
+  // a token that is not live on this member while auth is on (with auth off
+  // such a caller gets invalid_token, refused by the checks once it is on).
   absl::StatusOr<AuthInfo> Caller(const grpc::ServerContextBase& ctx) const;
 
   // The caller must hold the root role (auth off: anyone).

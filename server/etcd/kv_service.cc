@@ -159,7 +159,16 @@ void KvService::Write(kvpb::EtcdWrite w, AuthInfo who, absl::Time deadline,
               attempts](absl::StatusOr<kvpb::WriteResult> r) mutable {
                if (!r.ok()) {
                  if (attempts > 1 && IsEtcdError(r.status(), Error::kAuthOldRevision)) {
-                   Write(std::move(w), std::move(who), deadline, std::move(done), attempts - 1);
+                   // Auth changed: once this member applied the change (a
+                   // ReadIndex waits for it), checked and proposed again.
+                   w.clear_auth();
+                   c_.node->Read(deadline, [this, w = std::move(w), who = std::move(who),
+                                            deadline, done = std::move(done),
+                                            attempts](absl::Status s) mutable {
+                     if (!s.ok()) return done(FromNode(s));
+                     Write(std::move(w), std::move(who), deadline, std::move(done),
+                           attempts - 1);
+                   });
                    return;
                  }
                  done(FromNode(r.status()));
