@@ -541,13 +541,16 @@ void AdminService::MarkRaw(const char* method, grpc::Status (AdminService::*hand
   MarkMethodStreamed(
       m->index(),
       new grpc::internal::StreamedUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
-          [this, handler](grpc::ServerContext* ctx, Streamer* stream) {
+          [this, handler, method](grpc::ServerContext* ctx, Streamer* stream) {
             grpc::ByteBuffer in;
             Req req;
             absl::Status parsed = stream->Read(&in)
                                       ? ParseRequest(in, &req)
                                       : absl::InvalidArgumentError("request has no body");
             if (!parsed.ok()) return Answer(ctx, std::move(parsed));
+            if (options_.admit_admin && absl::string_view(method) != "Status") {
+              if (absl::Status a = options_.admit_admin(*ctx); !a.ok()) return Answer(ctx, a);
+            }
             Resp resp;
             grpc::Status s = (this->*handler)(ctx, &req, &resp);
             if (!s.ok()) return s;
@@ -585,6 +588,9 @@ void AdminService::MarkRawSnapshot() {
                                       ? ParseRequest(in, &req)
                                       : absl::InvalidArgumentError("request has no body");
             if (!parsed.ok()) return Answer(ctx, std::move(parsed));
+            if (options_.admit_admin) {
+              if (absl::Status a = options_.admit_admin(*ctx); !a.ok()) return Answer(ctx, a);
+            }
             BackupSourceOptions bo;
             bo.cluster_id = options_.cluster_id;
             bo.member_id = options_.node_id;

@@ -60,6 +60,10 @@ struct ServiceOptions {
   std::function<std::map<std::string, uint64_t>()> peer_refusals;
   // This member's latest state hashes, (index, hash). May be empty.
   std::function<std::vector<std::pair<uint64_t, uint64_t>>()> state_hashes;
+  // Whether a caller may use the Admin calls that change the cluster or
+  // read all of its data (all but Status): with etcd's auth on, only root
+  // (server/etcd/authorizer.h). Empty: everyone.
+  std::function<absl::Status(const grpc::ServerContextBase&)> admit_admin;
   // The node's alarms (not owned; outlives the services). Null: none.
   Alarms* alarms = nullptr;
   // Reads that meet corrupt data raise CORRUPT through it, and while CORRUPT

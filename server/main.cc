@@ -1027,6 +1027,11 @@ int main(int argc, char** argv) {
   });
   server::etcd::Authorizer authorizer(&sm_ptr->etcd_auth(), &auth_tokens, FLAGS_client_cert_auth);
   etcd_ctx.auth = &authorizer;
+  // Admin's membership changes, transfers, faults and backups: root only
+  // while etcd's auth is on (a token, or a client certificate's CN).
+  svc.admit_admin = [&authorizer](const grpc::ServerContextBase& ctx) {
+    return authorizer.CheckAdmin(ctx);
+  };
   if (absl::Status s = etcd_ctx.Validate(); !s.ok()) Die(absl::StrCat("etcd API: ", s.message()));
   auto auto_compaction = server::etcd::ParseAutoCompaction(FLAGS_auto_compaction_mode,
                                                             FLAGS_auto_compaction_retention);

@@ -306,6 +306,25 @@ TEST_F(EtcdApiTest, AuthStateSurvivesRestartsAndTravelsInSnapshots) {
   kvpb::GetResponse gr;
   grpc::Status gs = cluster_->kv(*leader)->Get(&gctx, get, &gr);
   EXPECT_EQ(gs.error_code(), grpc::StatusCode::PERMISSION_DENIED) << gs.error_message();
+  // Admin: Status for anyone; changes and backups for root only.
+  EXPECT_TRUE(cluster_->Status(*leader).ok());
+  grpc::ClientContext actx;
+  Deadline(&actx);
+  adminpb::TransferLeaderRequest transfer;
+  transfer.set_node_id(*leader % 3 + 1);
+  adminpb::TransferLeaderResponse tr;
+  grpc::Status as = cluster_->admin(*leader)->TransferLeader(&actx, transfer, &tr);
+  EXPECT_EQ(as.error_message(), "etcdserver: user name is empty");
+  grpc::ClientContext rctx;
+  Deadline(&rctx);
+  rctx.AddMetadata("token", token(*leader, "u", "upw"));
+  as = cluster_->admin(*leader)->TransferLeader(&rctx, transfer, &tr);
+  EXPECT_EQ(as.error_message(), "etcdserver: permission denied");
+  grpc::ClientContext root_ctx;
+  Deadline(&root_ctx);
+  root_ctx.AddMetadata("token", token(*leader, "root", "rpw"));
+  as = cluster_->admin(*leader)->TransferLeader(&root_ctx, transfer, &tr);
+  EXPECT_TRUE(as.ok()) << as.error_message();
 }
 
 }  // namespace
