@@ -152,22 +152,23 @@ void KvService::Write(kvpb::EtcdWrite w, AuthInfo who, absl::Time deadline,
       return;
     }
   }
-  kvpb::Command cmd;
-  *cmd.mutable_etcd() = w;
-  c_.propose(cmd.SerializeAsString(), deadline,
-             [this, w = std::move(w), who = std::move(who), deadline, done = std::move(done),
+  // Kept (not copied: a value may be large) to propose again after a refusal.
+  auto cmd = std::make_shared<kvpb::Command>();
+  *cmd->mutable_etcd() = std::move(w);
+  c_.propose(cmd->SerializeAsString(), deadline,
+             [this, cmd, who = std::move(who), deadline, done = std::move(done),
               attempts](absl::StatusOr<kvpb::WriteResult> r) mutable {
                if (!r.ok()) {
                  if (attempts > 1 && IsEtcdError(r.status(), Error::kAuthOldRevision)) {
                    // Auth changed: once this member applied the change (a
                    // ReadIndex waits for it), checked and proposed again.
-                   w.clear_auth();
-                   c_.node->Read(deadline, [this, w = std::move(w), who = std::move(who),
-                                            deadline, done = std::move(done),
+                   cmd->mutable_etcd()->clear_auth();
+                   c_.node->Read(deadline, [this, cmd, who = std::move(who), deadline,
+                                            done = std::move(done),
                                             attempts](absl::Status s) mutable {
                      if (!s.ok()) return done(FromNode(s));
-                     Write(std::move(w), std::move(who), deadline, std::move(done),
-                           attempts - 1);
+                     Write(std::move(*cmd->mutable_etcd()), std::move(who), deadline,
+                           std::move(done), attempts - 1);
                    });
                    return;
                  }
