@@ -154,6 +154,9 @@ DEFINE_uint64(snapshot_keep_entries, 1000,
 DEFINE_uint64(snapshot_chunk_bytes, 1 << 20, "Bytes per chunk of a snapshot transfer.");
 DEFINE_uint64(snapshot_max_bytes_per_sec, 0, "Cap on one snapshot transfer's rate (0: none).");
 DEFINE_int32(max_concurrent_snapshots, 2, "Snapshot transfers a leader runs at once.");
+DEFINE_uint64(mvcc_key_cache_bytes, raftkv::mvcc::StoreOptions().latest_cache_bytes,
+              "Memory for the keys' newest revisions (docs/MVCC.md): while every key fits, a "
+              "write reads nothing from disk. 0: none.");
 DEFINE_int32(read_threads, 1,
              "Threads that answer linearizable reads once confirmed, beside the Raft loop "
              "(0: the loop answers them).");
@@ -763,7 +766,9 @@ int main(int argc, char** argv) {
     LOG(WARNING) << server::DescribeForcedLog(*forced, FLAGS_id);
   }
   const uint64_t incarnation = store->identity()->incarnation();
-  auto sm = server::KvStateMachine::Open(store.get());
+  mvcc::StoreOptions mvcc_options;
+  mvcc_options.latest_cache_bytes = FLAGS_mvcc_key_cache_bytes;
+  auto sm = server::KvStateMachine::Open(store.get(), mvcc_options);
   if (!sm.ok()) {
     // Without its session table a node cannot apply as the others do.
     Die(absl::StrCat("state machine: ", sm.status().message(),

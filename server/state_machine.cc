@@ -72,7 +72,7 @@ absl::Status ValidateKey(const std::string& key) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
-    storage::LogStore* store) {
+    storage::LogStore* store, const mvcc::StoreOptions& mvcc_options) {
   std::unique_ptr<KvStateMachine> sm(new KvStateMachine(store));
   bool format1 = false;
   absl::Status scan =
@@ -88,15 +88,19 @@ absl::StatusOr<std::unique_ptr<KvStateMachine>> KvStateMachine::Open(
         "backup with `kvctl snapshot save`, and restore it into a cluster of that version; this "
         "version does not read it"));
   }
-  absl::StatusOr<std::unique_ptr<mvcc::Store>> keys = mvcc::Store::Open(store);
+  absl::StatusOr<std::unique_ptr<mvcc::Store>> keys = mvcc::Store::Open(store, mvcc_options);
   if (!keys.ok()) return keys.status();
   sm->mvcc_ = *std::move(keys);
-  if (absl::Status s = sm->Reload(); !s.ok()) return s;
+  if (absl::Status s = sm->LoadOwnState(); !s.ok()) return s;  // the store loaded its own
   return sm;
 }
 
 absl::Status KvStateMachine::Reload() {
   if (absl::Status s = mvcc_->Reload(); !s.ok()) return s;
+  return LoadOwnState();
+}
+
+absl::Status KvStateMachine::LoadOwnState() {
   if (absl::Status s = etcd_alarms_.Load(*store_); !s.ok()) return s;
   if (absl::Status s = etcd_auth_.Load(*store_); !s.ok()) return s;
   sessions_.clear();

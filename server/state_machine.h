@@ -75,7 +75,8 @@ class KvStateMachine {
   // Loads the session table. `store` is not owned and must outlive this.
   // FailedPrecondition for a store whose data an older raftkv wrote (keys
   // without revisions).
-  static absl::StatusOr<std::unique_ptr<KvStateMachine>> Open(storage::LogStore* store);
+  static absl::StatusOr<std::unique_ptr<KvStateMachine>> Open(
+      storage::LogStore* store, const mvcc::StoreOptions& mvcc_options = mvcc::StoreOptions());
 
   // Applies committed entries in order, as one ApplyBatch; returns a result
   // for each normal entry that carried a command. Empty entries only advance
@@ -184,6 +185,9 @@ class KvStateMachine {
 
  private:
   explicit KvStateMachine(storage::LogStore* store) : store_(store) {}
+
+  // Everything Reload loads but the MVCC store's own state.
+  absl::Status LoadOwnState();
 
   // The batch being built: later commands in a batch see earlier writes.
   struct Overlay {
