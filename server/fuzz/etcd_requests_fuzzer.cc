@@ -39,7 +39,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "fuzz/fuzz_input.h"
-#include "fuzz/scratch_env.h"
+#include "server/fuzz/scratch_store.h"
 #include "fuzz/temp_dir.h"
 #include "glog/logging.h"
 #include "grpcpp/support/byte_buffer.h"
@@ -84,29 +84,10 @@ storage::LogStore& Store() {
   delete store;
   std::error_code ec;
   std::filesystem::remove_all(base + std::to_string(generation), ec);
-  storage::Options o;
-  o.dir = base + std::to_string(++generation);
-  o.sync = false;
-  o.durable_mark_interval = absl::ZeroDuration();
-  o.data_memtable_bytes = 1 << 20;
-  o.data_block_cache_bytes = 0;
-  o.table_open_threads = 1;
-  o.env = fuzz::ScratchEnv();
-  auto s = storage::LogStore::Open(o);
-  CHECK(s.ok()) << s.status();
-  store = s->release();
+  store = fuzz::OpenScratchStore(base + std::to_string(++generation));
   return *store;
 }
 
-// Deletes everything in the store's data, as one applied batch.
-void ClearData(storage::LogStore& store) {
-  storage::DataBatch batch;
-  CHECK(store.ScanData("", [&](absl::string_view k, absl::string_view) {
-                 batch.Delete(std::string(k));
-                 return true;
-               }).ok());
-  CHECK(store.ApplyBatch(batch, store.applied_index() + 1).ok());
-}
 
 
 // An answer as the client sees it: the error, or the response's bytes.
@@ -151,7 +132,7 @@ std::string RangeText(const mvcc::RangeResult& r) {
 class Run {
  public:
   Run(FuzzInput* in, storage::LogStore* store) : in_(*in), store_(*store) {
-    ClearData(store_);
+    fuzz::ClearData(store_);
     Restart();
     max_txn_ops_ = in_.Bool() ? etcd::kDefaultMaxTxnOps : in_.Range(1, 8);
     max_request_bytes_ = in_.Bool() ? (3 << 19) : 16 + in_.U8();

@@ -19,7 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "fuzz/fuzz_input.h"
-#include "fuzz/scratch_env.h"
+#include "server/fuzz/scratch_store.h"
 #include "fuzz/temp_dir.h"
 #include "glog/logging.h"
 #include "proto/kv.pb.h"
@@ -32,30 +32,9 @@ namespace {
 using fuzz::FuzzInput;
 
 storage::LogStore& Store() {
-  static storage::LogStore* store = [] {
-    storage::Options o;
-    o.dir = fuzz::ProcessTempDir("kv_requests") + "/store";
-    o.sync = false;
-    o.durable_mark_interval = absl::ZeroDuration();
-    o.data_memtable_bytes = 1 << 20;
-    o.data_block_cache_bytes = 0;
-    o.table_open_threads = 1;
-    o.env = fuzz::ScratchEnv();
-    auto s = storage::LogStore::Open(o);
-    CHECK(s.ok()) << s.status();
-    return s->release();
-  }();
+  static storage::LogStore* store =
+      fuzz::OpenScratchStore(fuzz::ProcessTempDir("kv_requests") + "/store");
   return *store;
-}
-
-// Deletes everything in the store's data, as one applied batch.
-void ClearData(storage::LogStore& store) {
-  storage::DataBatch batch;
-  CHECK(store.ScanData("", [&](absl::string_view k, absl::string_view) {
-                 batch.Delete(std::string(k));
-                 return true;
-               }).ok());
-  CHECK(store.ApplyBatch(batch, store.applied_index() + 1).ok());
 }
 
 // The contract, as plainly as it can be written.
@@ -171,7 +150,7 @@ class Model {
 class Run {
  public:
   Run(FuzzInput* in, storage::LogStore* store) : in_(*in), store_(*store) {
-    ClearData(store_);
+    fuzz::ClearData(store_);
     Restart();
   }
 

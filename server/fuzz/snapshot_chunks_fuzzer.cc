@@ -28,7 +28,7 @@
 
 #include "absl/status/status.h"
 #include "fuzz/fuzz_input.h"
-#include "fuzz/scratch_env.h"
+#include "server/fuzz/scratch_store.h"
 #include "fuzz/temp_dir.h"
 #include "glog/logging.h"
 #include "proto/peer.pb.h"
@@ -47,19 +47,8 @@ uint32_t Crc(uint32_t crc, const std::string& data) {
 }
 
 storage::LogStore& Store() {
-  static storage::LogStore* store = [] {
-    storage::Options o;
-    o.dir = fuzz::ProcessTempDir("snapshot_chunks") + "/store";
-    o.sync = false;
-    o.durable_mark_interval = absl::ZeroDuration();
-    o.data_memtable_bytes = 1 << 20;
-    o.data_block_cache_bytes = 0;
-    o.table_open_threads = 1;
-    o.env = fuzz::ScratchEnv();
-    auto s = storage::LogStore::Open(o);
-    CHECK(s.ok()) << s.status();
-    return s->release();
-  }();
+  static storage::LogStore* store =
+      fuzz::OpenScratchStore(fuzz::ProcessTempDir("snapshot_chunks") + "/store");
   return *store;
 }
 
